@@ -1,0 +1,9 @@
+from django.urls import path
+
+from chat import views
+
+app_name = "console"
+
+urlpatterns = [
+    path("", views.console_home, name="home"),
+]

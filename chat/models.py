@@ -1,0 +1,143 @@
+"""The conversation itself: sessions, their messages and their append-only flow.
+
+`chat` knows nothing of tiers, stages or agents' groups: `escalation` decides where a chat waits
+and who holds it, and writes here only through `chat.services`.
+"""
+
+import uuid
+from typing import ClassVar
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class ChatSession(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        ACTIVE = "active", "Active"
+        ENDED = "ended", "Ended"
+        ABANDONED = "abandoned", "Abandoned"
+        MISSED = "missed", "Missed"
+
+    OPEN_STATUSES: ClassVar[tuple[str, ...]] = (Status.QUEUED, Status.ACTIVE)
+    TRANSITIONS: ClassVar[dict[str, tuple[str, ...]]] = {
+        Status.QUEUED: (
+            Status.ACTIVE,
+            Status.QUEUED,
+            Status.ENDED,
+            Status.ABANDONED,
+            Status.MISSED,
+        ),
+        Status.ACTIVE: (Status.QUEUED, Status.ENDED),
+        Status.ENDED: (),
+        Status.ABANDONED: (),
+        Status.MISSED: (),
+    }
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    visitor_name = models.CharField(max_length=100)
+    visitor_email = models.EmailField(blank=True)
+    topic = models.CharField(max_length=100)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    # Last sequence number given to any message of this chat, and to a visitor-visible one:
+    # internal notes take a `seq` but no `public_seq`, so the visitor's stream has no gaps either.
+    last_seq = models.PositiveIntegerField(default=0)
+    last_public_seq = models.PositiveIntegerField(default=0)
+    # What the visitor's browser told us at the start (page, user agent, language, ...).
+    visitor_context = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    ended_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "created_at"], name="chat_status_created")]
+
+    def __str__(self) -> str:
+        return f"Chat {self.pk} with {self.visitor_name} ({self.get_status_display()})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+    def can_transition_to(self, status: str) -> bool:
+        return status in self.TRANSITIONS[self.status]
+
+
+class Message(models.Model):
+    class Kind(models.TextChoices):
+        VISITOR = "visitor", "Visitor"
+        AGENT = "agent", "Agent"
+        SYSTEM = "system", "System notice"
+        INTERNAL = "internal", "Internal note"
+
+    chat = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="messages")
+    seq = models.PositiveIntegerField()
+    public_seq = models.PositiveIntegerField(null=True, blank=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # System notices carry the template event they came from (agent_joined, transfer, ...).
+    event = models.CharField(max_length=40, blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    author_name = models.CharField(max_length=100, blank=True)
+    text = models.TextField()
+    # NULL, not "": the uniqueness of client ids holds only where one was sent.
+    client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["chat", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["chat", "seq"], name="message_seq_unique_per_chat"),
+            models.UniqueConstraint(
+                fields=["chat", "public_seq"],
+                condition=Q(public_seq__isnull=False),
+                name="message_public_seq_unique_per_chat",
+            ),
+            models.UniqueConstraint(
+                fields=["chat", "client_id"],
+                condition=Q(client_id__isnull=False),
+                name="message_client_id_unique_per_chat",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.kind} in chat {self.chat_id}"
+
+    @property
+    def is_visible_to_visitor(self) -> bool:
+        return self.kind != self.Kind.INTERNAL
+
+
+class FlowEvent(models.Model):
+    """One step of a chat's append-only timeline; the Flow tab and the reports read these."""
+
+    class Kind(models.TextChoices):
+        CREATED = "created", "Created"
+        QUEUED = "queued", "Queued"
+        ASSIGNED = "assigned", "Assigned"
+        FIRST_AGENT_MESSAGE = "first_agent_message", "First agent message"
+        ESCALATED = "escalated", "Escalated"
+        RETURNED = "returned", "Returned to queue"
+        TIMED_OUT = "timed_out", "Timed out"
+        FELL_BACK = "fell_back", "Fell back"
+        AGENT_LEFT = "agent_left", "Agent left"
+        LEFT_MESSAGE = "left_message", "Visitor left a message"
+        ABANDONED = "abandoned", "Visitor left"
+        ENDED = "ended", "Ended"
+
+    chat = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="flow")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    at = models.DateTimeField(db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["chat", "id"]
+        indexes = [models.Index(fields=["kind", "at"], name="flow_kind_at")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of chat {self.chat_id} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,144 @@
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+
+from chat.admin import ReadOnlyAdmin
+from escalation.models import (
+    Agent,
+    AgentGroup,
+    Assignment,
+    Escalation,
+    EscalationOption,
+    EscalationReason,
+    MessageTemplate,
+    OfflineMessage,
+    Pipeline,
+    QueueEntry,
+    Stage,
+    Tier,
+    Topic,
+)
+from escalation.selectors import fallback_loop
+
+
+@admin.register(Tier)
+class TierAdmin(admin.ModelAdmin[Tier]):
+    list_display = ["level", "name"]
+
+
+@admin.register(AgentGroup)
+class AgentGroupAdmin(admin.ModelAdmin[AgentGroup]):
+    list_display = ["name", "tier", "routing_policy", "default_capacity"]
+    list_filter = ["tier", "routing_policy"]
+
+
+@admin.register(Agent)
+class AgentAdmin(admin.ModelAdmin[Agent]):
+    list_display = ["display_name", "user", "presence", "capacity"]
+    list_filter = ["presence", "groups"]
+    filter_horizontal = ["groups"]
+    search_fields = ["display_name", "user__username"]
+    readonly_fields = ["presence_changed_at", "last_assigned_at"]
+
+
+class TopicInline(admin.TabularInline[Topic, Pipeline]):
+    model = Topic
+    extra = 1
+
+
+@admin.register(Pipeline)
+class PipelineAdmin(admin.ModelAdmin[Pipeline]):
+    list_display = ["name", "is_active", "entry_stage"]
+    inlines = [TopicInline]
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "entry_stage":
+            kwargs["queryset"] = Stage.objects.select_related("pipeline")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class StageForm(forms.ModelForm[Stage]):
+    wait_timeout_seconds = forms.IntegerField(
+        min_value=1,
+        initial=300,
+        help_text=Stage._meta.get_field("wait_timeout_seconds").help_text,
+        error_messages={"min_value": "The wait-timeout must be at least 1 second."},
+    )
+
+    class Meta:
+        model = Stage
+        fields = "__all__"  # noqa: DJ007 - the admin edits every field of a stage
+        error_messages = {
+            "groups": {"required": "A stage must be served by at least one agent group."}
+        }
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        loop = fallback_loop(
+            stage=self.instance,
+            fallback_action=cleaned.get("fallback_action", ""),
+            fallback_stage=cleaned.get("fallback_stage"),
+        )
+        if loop:
+            names = " → ".join(stage.name or "this stage" for stage in loop)
+            self.add_error("fallback_stage", f"This fallback makes a loop: {names}.")
+        return cleaned
+
+
+class EscalationOptionInline(admin.StackedInline[EscalationOption, Stage]):
+    model = EscalationOption
+    fk_name = "stage"
+    extra = 0
+    filter_horizontal = ["target_agents"]
+
+
+class StageTemplateInline(admin.TabularInline[MessageTemplate, Stage]):
+    model = MessageTemplate
+    fk_name = "stage"
+    fields = ["event", "text"]
+    extra = 0
+    verbose_name = "message override"
+    verbose_name_plural = "message overrides for this stage"
+
+
+@admin.register(Stage)
+class StageAdmin(admin.ModelAdmin[Stage]):
+    form = StageForm
+    list_display = ["name", "pipeline", "tier", "wait_timeout_seconds", "fallback_action"]
+    list_filter = ["pipeline", "tier"]
+    filter_horizontal = ["groups"]
+    inlines = [EscalationOptionInline, StageTemplateInline]
+
+
+@admin.register(EscalationReason)
+class EscalationReasonAdmin(admin.ModelAdmin[EscalationReason]):
+    list_display = ["label", "is_active", "position"]
+
+
+@admin.register(MessageTemplate)
+class MessageTemplateAdmin(admin.ModelAdmin[MessageTemplate]):
+    list_display = ["event", "pipeline", "stage", "text"]
+    list_filter = ["event", "pipeline"]
+
+
+@admin.register(Escalation)
+class EscalationAdmin(ReadOnlyAdmin):
+    list_display = ["chat", "from_tier", "from_agent", "target_label", "requested_at", "outcome"]
+    list_filter = ["outcome", "requested_by", "from_tier"]
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(ReadOnlyAdmin):
+    list_display = ["chat", "agent", "tier", "started_at", "ended_at", "end_reason"]
+
+
+@admin.register(QueueEntry)
+class QueueEntryAdmin(ReadOnlyAdmin):
+    list_display = ["chat", "stage", "entered_at", "deadline", "left_at", "outcome"]
+
+
+@admin.register(OfflineMessage)
+class OfflineMessageAdmin(ReadOnlyAdmin):
+    list_display = ["chat", "email", "created_at"]

@@ -1,0 +1,261 @@
+"""The demo configuration: tiers, groups, two pipelines exercising every fallback kind, people.
+
+Idempotent: every row is found by its natural key and brought to the values below, so running it
+again changes nothing (and repairs demo rows an admin has edited).
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import transaction
+
+from escalation.models import (
+    Agent,
+    AgentGroup,
+    EscalationOption,
+    EscalationReason,
+    FallbackAction,
+    Pipeline,
+    RoutingPolicy,
+    Stage,
+    TargetKind,
+    Tier,
+    Topic,
+)
+
+DEMO_PASSWORD = "tierline-demo"  # noqa: S105 - the documented demo login, printed by make run
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    username: str
+    role: str
+    detail: str
+
+
+TIERS = {1: "Level 1", 2: "Level 2", 3: "Level 3"}
+GROUPS = {
+    "L1 General": (1, RoutingPolicy.ROUND_ROBIN, 3),
+    "L2 Billing": (2, RoutingPolicy.MANUAL, 2),
+    "L2 Technical": (2, RoutingPolicy.LEAST_BUSY, 2),
+    "L3 Engineering": (3, RoutingPolicy.MANUAL, 2),
+}
+AGENTS = {  # username: (display name, groups)
+    "alex": ("Alex", ["L1 General"]),
+    "blair": ("Blair", ["L1 General"]),
+    "sam": ("Sam", ["L2 Billing"]),
+    "kim": ("Kim", ["L2 Billing", "L2 Technical"]),
+    "taylor": ("Taylor", ["L2 Technical"]),
+    "jordan": ("Jordan", ["L3 Engineering"]),
+}
+REASONS = [
+    "Billing question",
+    "Technical fault",
+    "Needs engineering",
+    "Customer asked for a specialist",
+]
+
+
+def _user(username: str, **fields: Any) -> Any:
+    user_model = get_user_model()
+    user, _ = user_model.objects.update_or_create(username=username, defaults=fields)
+    if not user.check_password(DEMO_PASSWORD):
+        user.set_password(DEMO_PASSWORD)
+        user.save(update_fields=["password"])
+    return user
+
+
+@transaction.atomic
+def load_demo_configuration() -> list[DemoLogin]:
+    tiers = {
+        level: Tier.objects.update_or_create(level=level, defaults={"name": name})[0]
+        for level, name in TIERS.items()
+    }
+    groups = {
+        name: AgentGroup.objects.update_or_create(
+            name=name,
+            defaults={"tier": tiers[level], "routing_policy": policy, "default_capacity": capacity},
+        )[0]
+        for name, (level, policy, capacity) in GROUPS.items()
+    }
+    for position, label in enumerate(REASONS):
+        EscalationReason.objects.update_or_create(
+            label=label, defaults={"position": position, "is_active": True}
+        )
+
+    logins = []
+    agents_role = Group.objects.get(name="Agents")
+    agents: dict[str, Agent] = {}
+    for username, (display_name, group_names) in AGENTS.items():
+        user = _user(username, first_name=display_name, is_staff=False, is_superuser=False)
+        user.groups.add(agents_role)
+        agent, _ = Agent.objects.update_or_create(
+            user=user, defaults={"display_name": display_name}
+        )
+        agent.groups.set([groups[name] for name in group_names])
+        agents[username] = agent
+        logins.append(DemoLogin(username, "agent", ", ".join(group_names)))
+    manager = _user("morgan", first_name="Morgan", is_staff=False, is_superuser=False)
+    manager.groups.add(Group.objects.get(name="Managers"))
+    logins.append(DemoLogin("morgan", "manager", "reports"))
+    _user("admin", first_name="Admin", is_staff=True, is_superuser=True)
+    logins.append(DemoLogin("admin", "admin", "Django admin"))
+
+    support, _ = Pipeline.objects.get_or_create(name="Support")
+    sales, _ = Pipeline.objects.get_or_create(name="Sales")
+
+    def stage(
+        pipeline: Pipeline, name: str, position: int, level: int, group: str, **kw: Any
+    ) -> Stage:
+        row, _ = Stage.objects.update_or_create(
+            pipeline=pipeline,
+            name=name,
+            defaults={"tier": tiers[level], "position": position, **kw},
+        )
+        row.groups.set([groups[group]])
+        return row
+
+    # Every fallback kind is here: leave a message (L1), another stage (Billing → Technical),
+    # back to the previous tier (Technical), end as missed (Engineering), another group (Sales).
+    l3 = stage(
+        support,
+        "L3 Engineering",
+        3,
+        3,
+        "L3 Engineering",
+        wait_timeout_seconds=300,
+        fallback_action=FallbackAction.END,
+    )
+    l2_tech = stage(
+        support,
+        "L2 Technical",
+        2,
+        2,
+        "L2 Technical",
+        wait_timeout_seconds=120,
+        fallback_action=FallbackAction.PREVIOUS_TIER,
+    )
+    l2_billing = stage(
+        support,
+        "L2 Billing",
+        1,
+        2,
+        "L2 Billing",
+        wait_timeout_seconds=120,
+        fallback_action=FallbackAction.STAGE,
+        fallback_stage=l2_tech,
+    )
+    l1 = stage(
+        support,
+        "L1 General",
+        0,
+        1,
+        "L1 General",
+        wait_timeout_seconds=180,
+        fallback_action=FallbackAction.LEAVE_MESSAGE,
+    )
+    sales_l1 = stage(
+        sales,
+        "Sales",
+        0,
+        1,
+        "L1 General",
+        wait_timeout_seconds=120,
+        fallback_action=FallbackAction.GROUP,
+        fallback_group=groups["L2 Billing"],
+    )
+    Pipeline.objects.filter(pk=support.pk).update(entry_stage=l1, is_active=True)
+    Pipeline.objects.filter(pk=sales.pk).update(entry_stage=sales_l1, is_active=True)
+    for position, (topic, pipeline) in enumerate(
+        [
+            ("Billing", support),
+            ("Technical problem", support),
+            ("Something else", support),
+            ("Buying", sales),
+        ]
+    ):
+        Topic.objects.update_or_create(
+            name=topic, defaults={"pipeline": pipeline, "position": position}
+        )
+
+    def option(
+        at: Stage, keyword: str, label: str, kind: str, position: int, **kw: Any
+    ) -> EscalationOption:
+        agents_list = kw.pop("agents", [])
+        row, _ = EscalationOption.objects.update_or_create(
+            stage=at,
+            keyword=keyword,
+            defaults={"label": label, "target_kind": kind, "position": position, **kw},
+        )
+        row.target_agents.set(agents_list)
+        return row
+
+    option(
+        l1,
+        "billing",
+        "Billing specialists",
+        TargetKind.STAGE,
+        0,
+        target_stage=l2_billing,
+        no_agent_rule=EscalationOption.NoAgentRule.QUEUE,
+    )
+    option(
+        l1,
+        "technical",
+        "Technical support",
+        TargetKind.STAGE,
+        1,
+        target_stage=l2_tech,
+        no_agent_rule=EscalationOption.NoAgentRule.FALLBACK,
+    )
+    option(
+        l1,
+        "engineering",
+        "Engineering",
+        TargetKind.GROUP,
+        2,
+        target_group=groups["L3 Engineering"],
+        queue_stage=l3,
+        no_agent_rule=EscalationOption.NoAgentRule.REFUSE,
+    )
+    option(
+        l1,
+        "seniors",
+        "Senior billing agents (Sam, Kim)",
+        TargetKind.AGENTS,
+        3,
+        agents=[agents["sam"], agents["kim"]],
+        queue_stage=l2_billing,
+        no_agent_rule=EscalationOption.NoAgentRule.REFUSE,
+        note_required=False,
+    )
+    option(
+        l2_billing,
+        "engineering",
+        "Engineering",
+        TargetKind.STAGE,
+        0,
+        target_stage=l3,
+        no_agent_rule=EscalationOption.NoAgentRule.QUEUE,
+    )
+    option(
+        l2_tech,
+        "engineering",
+        "Engineering",
+        TargetKind.STAGE,
+        0,
+        target_stage=l3,
+        no_agent_rule=EscalationOption.NoAgentRule.QUEUE,
+    )
+    option(
+        sales_l1,
+        "billing",
+        "Billing specialists",
+        TargetKind.STAGE,
+        0,
+        target_stage=l2_billing,
+        no_agent_rule=EscalationOption.NoAgentRule.QUEUE,
+    )
+    return logins

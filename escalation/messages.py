@@ -1,0 +1,102 @@
+"""User-facing texts: the shipped defaults, their placeholders, and how they are rendered.
+
+Admins edit the texts as MessageTemplate rows (a default row per event, overridable per pipeline
+and per stage). The defaults below are also what renders when no row exists at all.
+"""
+
+import string
+from typing import Final
+
+from django.core.exceptions import ValidationError
+
+DEFAULT_TEXTS: Final[dict[str, str]] = {
+    "queued": "Thanks, {visitor}. You are in the queue for {team}; an agent will be with you soon.",
+    "position": "You are number {position} in line, {wait}.",
+    "position_no_estimate": "You are number {position} in line.",
+    "agent_joined": "{agent} from {team} joined the chat.",
+    "transfer": "You are being transferred to {team} ({tier}). Estimated wait: {wait}.",
+    "new_wait": "You are number {position} in line for {team}, {wait}.",
+    "timeout": "Nobody from {team} could take your chat yet.",
+    "fallback": "We are moving your chat to {team} ({tier}).",
+    "previous_tier": "We are taking you back to {team} ({tier}).",
+    "offline": (
+        "Sorry, nobody is available right now. Please leave a message and we will get back to you."
+    ),
+    "message_left": "Thank you, we have your message and will reply by e-mail.",
+    "agent_left": "{agent} left the chat.",
+    "ended": "The chat has ended. Thank you for contacting us.",
+    "missed": "Sorry, nobody could take your chat. The chat has ended.",
+}
+
+PLACEHOLDER_HELP: Final[dict[str, str]] = {
+    "visitor": "the visitor's name",
+    "team": "the agent group or stage the chat waits for",
+    "tier": "that queue's tier, e.g. “Tier 2”",
+    "position": "the place in line (1 = next)",
+    "wait": "the wait estimate, e.g. “about 3 minutes” (or “wait not known yet”)",
+    "agent": "the agent's display name",
+}
+
+ALLOWED_PLACEHOLDERS: Final[dict[str, frozenset[str]]] = {
+    "queued": frozenset({"visitor", "team", "tier", "position", "wait"}),
+    "position": frozenset({"visitor", "team", "tier", "position", "wait"}),
+    "position_no_estimate": frozenset({"visitor", "team", "tier", "position"}),
+    "agent_joined": frozenset({"visitor", "agent", "team", "tier"}),
+    "transfer": frozenset({"visitor", "team", "tier", "position", "wait"}),
+    "new_wait": frozenset({"visitor", "team", "tier", "position", "wait"}),
+    "timeout": frozenset({"visitor", "team", "tier"}),
+    "fallback": frozenset({"visitor", "team", "tier", "position", "wait"}),
+    "previous_tier": frozenset({"visitor", "team", "tier", "position", "wait"}),
+    "offline": frozenset({"visitor", "team", "tier"}),
+    "message_left": frozenset({"visitor"}),
+    "agent_left": frozenset({"visitor", "agent", "team", "tier"}),
+    "ended": frozenset({"visitor", "agent"}),
+    "missed": frozenset({"visitor", "team", "tier"}),
+}
+
+
+def placeholders_in(text: str) -> list[str]:
+    """The placeholder names a template uses; raises ValidationError when braces are broken."""
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise ValidationError(
+            "The text has an unmatched “{” or “}”: %(error)s. Write “{{” or “}}” for a brace.",
+            params={"error": exc},
+            code="bad_braces",
+        ) from exc
+    return [field for _, field, _, _ in parsed if field is not None]
+
+
+def validate_template_text(*, event: str, text: str) -> None:
+    allowed = ALLOWED_PLACEHOLDERS.get(event, frozenset())
+    names = placeholders_in(text)
+    unknown = sorted({name for name in names if name not in allowed})
+    if unknown:
+        raise ValidationError(
+            "Unknown placeholder %(unknown)s. This message can use: %(allowed)s.",
+            params={
+                "unknown": ", ".join("{" + name + "}" for name in unknown),
+                "allowed": ", ".join("{" + name + "}" for name in sorted(allowed)) or "none",
+            },
+            code="unknown_placeholder",
+        )
+
+
+def placeholder_help_text() -> str:
+    return "Placeholders: " + "; ".join(
+        "{" + name + "} = " + meaning for name, meaning in PLACEHOLDER_HELP.items()
+    )
+
+
+class _KeepMissing(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def render_text(text: str, values: dict[str, str]) -> str:
+    """Fill placeholders; an unexpected one stays visible rather than failing a live chat."""
+    try:
+        return text.format_map(_KeepMissing(values))
+    except (ValueError, IndexError):
+        return text

@@ -1,0 +1,525 @@
+"""Where a chat waits and who holds it: tiers, groups, agents, pipelines, stages, escalation.
+
+Configuration models (Tier ... MessageTemplate) are edited in Django admin; runtime models
+(ChatRoute, QueueEntry, Assignment, Escalation, WaitEstimate, OfflineMessage) are written only by
+`escalation.services`.
+"""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from chat.models import ChatSession
+from escalation.messages import placeholder_help_text, validate_template_text
+
+# A fallback chain is checked for loops in admin; at run time a chat stops after this many hops.
+MAX_FALLBACK_HOPS = 5
+
+
+class Tier(models.Model):
+    level = models.PositiveSmallIntegerField(unique=True, validators=[MinValueValidator(1)])
+    name = models.CharField(max_length=60)
+
+    class Meta:
+        ordering = ["level"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (Tier {self.level})"
+
+
+class RoutingPolicy(models.TextChoices):
+    MANUAL = "manual", "Manual pick (agents take chats from the queue)"
+    ROUND_ROBIN = "round_robin", "Round robin (assign to the agent idle longest)"
+    LEAST_BUSY = "least_busy", "Least busy (assign to the agent with fewest chats)"
+
+
+class AgentGroup(models.Model):
+    name = models.CharField(max_length=80, unique=True)
+    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="groups")
+    routing_policy = models.CharField(
+        max_length=20, choices=RoutingPolicy.choices, default=RoutingPolicy.MANUAL
+    )
+    default_capacity = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MinValueValidator(1)],
+        help_text="Concurrent chats for a new member whose own capacity is not set.",
+    )
+
+    class Meta:
+        ordering = ["tier__level", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Agent(models.Model):
+    class Presence(models.TextChoices):
+        ONLINE = "online", "Online"
+        AWAY = "away", "Away"
+        OFFLINE = "offline", "Offline"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agent"
+    )
+    display_name = models.CharField(max_length=60, help_text="Shown to visitors, e.g. “Alex”.")
+    groups = models.ManyToManyField(AgentGroup, related_name="agents", blank=True)
+    capacity = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Maximum concurrent chats. Blank: the largest default capacity of its groups.",
+    )
+    presence = models.CharField(max_length=10, choices=Presence.choices, default=Presence.OFFLINE)
+    presence_changed_at = models.DateTimeField(null=True, blank=True)
+    # Round robin gives the next chat to the eligible agent assigned longest ago.
+    last_assigned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["display_name"]
+        permissions = [("use_console", "Can work in the agent console")]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def is_online(self) -> bool:
+        return self.presence == self.Presence.ONLINE
+
+
+class Pipeline(models.Model):
+    name = models.CharField(max_length=80, unique=True)
+    is_active = models.BooleanField(default=True)
+    entry_stage = models.ForeignKey(
+        "Stage",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Where a new chat of this pipeline waits first (its Level 1 queue).",
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.entry_stage is not None and self.entry_stage.pipeline_id != self.pk:
+            raise ValidationError(
+                {"entry_stage": "The entry stage must be a stage of this pipeline."}
+            )
+        if self.is_active and self.pk is not None and self.entry_stage_id is None:
+            raise ValidationError({"entry_stage": "An active pipeline needs an entry stage."})
+
+
+class Topic(models.Model):
+    """What the visitor picks on the start form; it selects the pipeline."""
+
+    name = models.CharField(max_length=80, unique=True)
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="topics")
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FallbackAction(models.TextChoices):
+    STAGE = "stage", "Move to another stage"
+    GROUP = "group", "Wait for another agent group"
+    PREVIOUS_TIER = "previous_tier", "Back to the previous tier"
+    LEAVE_MESSAGE = "leave_message", "Offer the “leave a message” form"
+    END = "end", "End the chat with a message (missed)"
+
+
+class Stage(models.Model):
+    class NoAgentRule(models.TextChoices):
+        QUEUE = "queue", "Queue anyway"
+        FALLBACK = "fallback", "Fall back at once"
+
+    class EscalatedOrder(models.TextChoices):
+        ORIGINAL_WAIT = "original_wait", "Keep their place by original waiting time"
+        PRIORITY = "priority", "Ahead of chats that were not escalated"
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="stages")
+    name = models.CharField(max_length=80)
+    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="stages")
+    groups = models.ManyToManyField(
+        AgentGroup, related_name="stages", help_text="The agent groups that serve this queue."
+    )
+    position = models.PositiveSmallIntegerField(default=0)
+    wait_timeout_seconds = models.PositiveIntegerField(
+        default=300,
+        validators=[MinValueValidator(1)],
+        help_text="How long a chat may wait here before the fallback runs.",
+    )
+    fallback_action = models.CharField(
+        max_length=20, choices=FallbackAction.choices, default=FallbackAction.LEAVE_MESSAGE
+    )
+    fallback_stage = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    fallback_group = models.ForeignKey(
+        AgentGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    no_agent_rule = models.CharField(
+        max_length=10,
+        choices=NoAgentRule.choices,
+        default=NoAgentRule.QUEUE,
+        help_text="When a chat arrives and no agent of the serving groups is online.",
+    )
+    escalated_order = models.CharField(
+        max_length=20, choices=EscalatedOrder.choices, default=EscalatedOrder.ORIGINAL_WAIT
+    )
+
+    class Meta:
+        ordering = ["pipeline__name", "position", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pipeline", "name"], name="stage_name_unique_in_pipeline"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pipeline.name} › {self.name}"  # noqa: RUF001 - a typographic separator
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.fallback_action == FallbackAction.STAGE:
+            if self.fallback_stage_id is None:
+                errors["fallback_stage"] = "Choose the stage to move to."
+            elif self.pk is not None and self.fallback_stage_id == self.pk:
+                errors["fallback_stage"] = "A stage cannot fall back to itself."
+        if self.fallback_action == FallbackAction.GROUP and self.fallback_group_id is None:
+            errors["fallback_group"] = "Choose the agent group to wait for."
+        if errors:
+            raise ValidationError(errors)
+
+
+class EscalationReason(models.Model):
+    label = models.CharField(max_length=80, unique=True)
+    is_active = models.BooleanField(default=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "label"]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class TargetKind(models.TextChoices):
+    STAGE = "stage", "A pipeline stage"
+    GROUP = "group", "An agent group"
+    AGENTS = "agents", "A named list of agents"
+
+
+class EscalationOption(models.Model):
+    class NoAgentRule(models.TextChoices):
+        REFUSE = "refuse", "Refuse, telling the agent nobody is available"
+        QUEUE = "queue", "Queue anyway"
+        FALLBACK = "fallback", "Fall back at once (the target stage's fallback)"
+
+    stage = models.ForeignKey(Stage, on_delete=models.CASCADE, related_name="escalation_options")
+    label = models.CharField(max_length=80, help_text="Shown on the Escalate dialog.")
+    keyword = models.SlugField(max_length=30, help_text="Typed after /escalate, e.g. “billing”.")
+    target_kind = models.CharField(max_length=10, choices=TargetKind.choices)
+    target_stage = models.ForeignKey(
+        Stage, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    target_group = models.ForeignKey(
+        AgentGroup, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    target_agents = models.ManyToManyField(Agent, blank=True, related_name="+")
+    queue_stage = models.ForeignKey(
+        Stage,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text=(
+            "For a group or agent-list target: the stage whose timeout, fallback and escalation "
+            "options apply while the chat waits there. Blank: the target group's first stage."
+        ),
+    )
+    note_required = models.BooleanField(default=True)
+    no_agent_rule = models.CharField(
+        max_length=10, choices=NoAgentRule.choices, default=NoAgentRule.REFUSE
+    )
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["stage", "position", "label"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["stage", "keyword"], name="option_keyword_unique_in_stage"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} (/escalate {self.keyword})"
+
+    def clean(self) -> None:
+        required = {
+            TargetKind.STAGE: ("target_stage", self.target_stage_id),
+            TargetKind.GROUP: ("target_group", self.target_group_id),
+        }
+        if self.target_kind in required:
+            field, value = required[TargetKind(self.target_kind)]
+            if value is None:
+                raise ValidationError({field: "Choose the target for this kind of option."})
+        if self.target_kind == TargetKind.STAGE and self.target_stage_id == self.stage_id:
+            raise ValidationError({"target_stage": "An option cannot escalate to its own stage."})
+
+
+class MessageTemplate(models.Model):
+    """A user-facing text. Rows without pipeline and stage are the defaults; a row for a pipeline
+    or a stage overrides it there."""
+
+    class Event(models.TextChoices):
+        QUEUED = "queued", "Chat queued"
+        POSITION = "position", "Queue position update"
+        POSITION_NO_ESTIMATE = "position_no_estimate", "Queue position, no estimate yet"
+        AGENT_JOINED = "agent_joined", "Agent joined"
+        TRANSFER = "transfer", "Transfer notice"
+        NEW_WAIT = "new_wait", "New wait estimate after a transfer"
+        TIMEOUT = "timeout", "Wait timed out"
+        FALLBACK = "fallback", "Fallback moved the chat"
+        PREVIOUS_TIER = "previous_tier", "Returned to the previous tier"
+        OFFLINE = "offline", "Nobody available, leave a message"
+        MESSAGE_LEFT = "message_left", "Message left, thanks"
+        AGENT_LEFT = "agent_left", "Agent left the chat"
+        ENDED = "ended", "Chat ended"
+        MISSED = "missed", "Chat ended, nobody available"
+
+    event = models.CharField(max_length=30, choices=Event.choices)
+    pipeline = models.ForeignKey(
+        Pipeline, null=True, blank=True, on_delete=models.CASCADE, related_name="templates"
+    )
+    stage = models.ForeignKey(
+        Stage, null=True, blank=True, on_delete=models.CASCADE, related_name="templates"
+    )
+    text = models.TextField(help_text=placeholder_help_text())
+
+    class Meta:
+        ordering = ["event"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event"],
+                condition=Q(pipeline__isnull=True, stage__isnull=True),
+                name="template_one_default_per_event",
+            ),
+            models.UniqueConstraint(
+                fields=["event", "pipeline"],
+                condition=Q(pipeline__isnull=False, stage__isnull=True),
+                name="template_one_per_event_and_pipeline",
+            ),
+            models.UniqueConstraint(
+                fields=["event", "stage"],
+                condition=Q(stage__isnull=False),
+                name="template_one_per_event_and_stage",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = self.stage or self.pipeline or "default"
+        return f"{self.get_event_display()} ({scope})"
+
+    def clean(self) -> None:
+        if self.stage_id is not None and self.pipeline_id is not None:
+            raise ValidationError("Override for a pipeline or for a stage, not both.")
+        try:
+            validate_template_text(event=self.event, text=self.text)
+        except ValidationError as exc:
+            raise ValidationError({"text": exc.messages}) from exc
+
+
+# --- Runtime ---------------------------------------------------------------------------------
+
+
+class QueueEntry(models.Model):
+    """One wait of a chat in one queue. The timer acts only on the entry it was armed for."""
+
+    class Reason(models.TextChoices):
+        START = "start", "Chat started"
+        ESCALATION = "escalation", "Escalated"
+        FALLBACK = "fallback", "Fallback"
+        RETURNED = "returned", "Returned to the queue"
+
+    class Outcome(models.TextChoices):
+        TAKEN = "taken", "Taken by an agent"
+        TIMED_OUT = "timed_out", "Timed out"
+        ABANDONED = "abandoned", "Visitor left"
+        ENDED = "ended", "Ended"
+        LEFT = "left", "Moved on"
+
+    chat = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="queue_entries")
+    stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="entries")
+    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+")
+    # Narrowing: when set, only this group, or only these agents, may take the chat.
+    group = models.ForeignKey(
+        AgentGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    agents = models.ManyToManyField(Agent, blank=True, related_name="+")
+    reason = models.CharField(max_length=12, choices=Reason.choices)
+    # Order in the queue: escalated chats keep their original wait or jump ahead (stage setting).
+    priority = models.SmallIntegerField(default=0)
+    waiting_since = models.DateTimeField()
+    entered_at = models.DateTimeField()
+    deadline = models.DateTimeField(null=True, blank=True)
+    left_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["stage", "left_at"], name="entry_stage_open"),
+            models.Index(
+                fields=["deadline"], condition=Q(left_at__isnull=True), name="entry_open_deadline"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Chat {self.chat_id} waiting at {self.stage}"
+
+
+class ChatRoute(models.Model):
+    """Where a chat is now. Locked (with its chat) by every routing change."""
+
+    chat = models.OneToOneField(ChatSession, on_delete=models.CASCADE, related_name="route")
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.PROTECT, related_name="+")
+    stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="+")
+    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+")
+    entry = models.ForeignKey(
+        QueueEntry, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    agent = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="routes"
+    )
+    hops = models.PositiveSmallIntegerField(default=0, help_text="Fallbacks run so far.")
+
+    def __str__(self) -> str:
+        return f"Route of chat {self.chat_id}"
+
+
+class Assignment(models.Model):
+    class EndReason(models.TextChoices):
+        RESOLVED = "resolved", "Resolved"
+        ESCALATED = "escalated", "Escalated"
+        TIMED_OUT = "timed_out", "Timed out"
+        AGENT_LEFT = "agent_left", "Agent left"
+        RETURNED = "returned", "Returned to the queue"
+        VISITOR_LEFT = "visitor_left", "Visitor left"
+
+    chat = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="assignments")
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="assignments")
+    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+")
+    stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="+")
+    group = models.ForeignKey(
+        AgentGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=16, choices=EndReason.choices, blank=True)
+    # Unread counts in the console: the last seq this agent has seen in the chat.
+    last_read_seq = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chat"],
+                condition=Q(ended_at__isnull=True),
+                name="one_open_assignment_per_chat",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["agent", "ended_at"], name="assignment_agent_open"),
+            models.Index(fields=["tier", "ended_at"], name="assignment_tier_ended"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent} on chat {self.chat_id}"
+
+
+class Escalation(models.Model):
+    class RequestedBy(models.TextChoices):
+        COMMAND = "command", "/escalate command"
+        BUTTON = "button", "Escalate button"
+        API = "api", "API"
+        TIMEOUT = "timeout", "Wait timeout"
+        FALLBACK = "fallback", "Fallback"
+
+    class Outcome(models.TextChoices):
+        WAITING = "waiting", "Waiting"
+        TAKEN = "taken", "Taken"
+        TIMED_OUT = "timed_out", "Timed out"
+        ABANDONED = "abandoned", "Visitor left"
+        ENDED = "ended", "Ended"
+
+    chat = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="escalations")
+    from_stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="+")
+    from_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+")
+    from_agent = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    from_group = models.ForeignKey(
+        AgentGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    option = models.ForeignKey(
+        EscalationOption, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    target_kind = models.CharField(max_length=10, choices=TargetKind.choices)
+    target_label = models.CharField(max_length=120)
+    to_stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="+")
+    to_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+")
+    to_group = models.ForeignKey(
+        AgentGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    entry = models.ForeignKey(QueueEntry, on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=80, blank=True)
+    note = models.TextField(blank=True)
+    requested_by = models.CharField(max_length=10, choices=RequestedBy.choices)
+    requested_at = models.DateTimeField(db_index=True)
+    taken_at = models.DateTimeField(null=True, blank=True)
+    taken_by = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    outcome = models.CharField(max_length=12, choices=Outcome.choices, default=Outcome.WAITING)
+
+    class Meta:
+        indexes = [models.Index(fields=["from_tier", "requested_at"], name="escalation_tier_time")]
+        permissions = [("view_reports", "Can read the reports")]
+
+    def __str__(self) -> str:
+        return f"Chat {self.chat_id} → {self.target_label}"
+
+
+class WaitEstimate(models.Model):
+    """Every estimate shown to a visitor, so predicted and actual waits can be compared."""
+
+    entry = models.ForeignKey(QueueEntry, on_delete=models.CASCADE, related_name="estimates")
+    position = models.PositiveIntegerField()
+    low_seconds = models.PositiveIntegerField(null=True, blank=True)
+    high_seconds = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Estimate for entry {self.entry_id}: #{self.position}"
+
+
+class OfflineMessage(models.Model):
+    """What a visitor left on the “leave a message” form when nobody could take the chat."""
+
+    chat = models.OneToOneField(
+        ChatSession, on_delete=models.CASCADE, related_name="offline_message"
+    )
+    email = models.EmailField(blank=True)
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Message left in chat {self.chat_id}"

@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from chat import views as chat_views
+
+admin.site.site_header = "Tierline administration"
+admin.site.site_title = "Tierline admin"
+
+urlpatterns = [
+    path("", chat_views.home, name="home"),
+    path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("chat/", include("chat.urls")),
+    path("console/", include("chat.console_urls")),
+    path("reports/", include("reporting.urls")),
+]

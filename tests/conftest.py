@@ -1,0 +1,132 @@
+"""Shared fixtures, personas and the rules for tests that need real services.
+
+Tests marked `postgres`, `redis`, `e2e` or `browser` are skipped, with the reason printed, when
+their service is not configured; with CI=true any skipped test fails the run (see
+pytest_sessionfinish), so CI always runs everything.
+"""
+
+import os
+import shutil
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _has_postgres() -> bool:
+    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+def _has_redis() -> bool:
+    return bool(settings.REDIS_URL)
+
+
+def _missing(item: pytest.Item) -> str | None:
+    needs_pg = item.get_closest_marker("postgres") or item.get_closest_marker("e2e")
+    needs_redis = item.get_closest_marker("redis") or item.get_closest_marker("e2e")
+    if needs_pg and not _has_postgres():
+        return "needs PostgreSQL: set DATABASE_URL=postgres://..."
+    if needs_redis and not _has_redis():
+        return "needs Redis: set REDIS_URL=redis://..."
+    if item.get_closest_marker("browser") and not (
+        os.path.exists(CHROMIUM) or shutil.which("chromium")
+    ):
+        return f"needs Chromium at {CHROMIUM} (apt-get install chromium)"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        reason = _missing(item)
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if os.environ.get("CI", "").lower() not in {"1", "true", "yes"}:
+        return
+    reporter: Any = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if skipped:
+        reporter.write_line(f"CI=true: {skipped} skipped test(s) count as failures.", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# --- Personas ------------------------------------------------------------------------------------
+@pytest.fixture
+def demo(db: None) -> None:
+    """The shipped demo configuration (escalation.demo), as `make run` loads it."""
+    from escalation.demo import load_demo_configuration
+
+    load_demo_configuration()
+
+
+@pytest.fixture
+def admin_user(db: None) -> Any:
+    from tests.factories import UserFactory
+
+    return UserFactory(username="ada_admin", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def admin_client_(client: Any, admin_user: Any) -> Any:
+    client.force_login(admin_user)
+    return client
+
+
+@pytest.fixture
+def manager_user(db: None) -> Any:
+    from tests.factories import UserFactory
+
+    return UserFactory(username="morgan_manager", roles=["Managers"])
+
+
+@pytest.fixture
+def l1_setup(db: None) -> Any:
+    """One pipeline, an L1 stage served by "L1 General" and an L2 stage served by "L2 Billing"."""
+    from tests.factories import (
+        AgentGroupFactory,
+        PipelineFactory,
+        StageFactory,
+        TierFactory,
+        TopicFactory,
+    )
+
+    t1, t2 = TierFactory(level=1), TierFactory(level=2)
+    g1 = AgentGroupFactory(name="L1 General", tier=t1)
+    g2 = AgentGroupFactory(name="L2 Billing", tier=t2)
+    pipeline = PipelineFactory(name="Support")
+    l1 = StageFactory(pipeline=pipeline, name="L1", tier=t1, served_by=[g1])
+    l2 = StageFactory(pipeline=pipeline, name="L2 Billing", tier=t2, served_by=[g2])
+    pipeline.entry_stage = l1
+    pipeline.save()
+    TopicFactory(name="Billing", pipeline=pipeline)
+    return type(
+        "Setup",
+        (),
+        {"t1": t1, "t2": t2, "g1": g1, "g2": g2, "pipeline": pipeline, "l1": l1, "l2": l2},
+    )
+
+
+@pytest.fixture
+def alice_agent(l1_setup: Any) -> Any:
+    from tests.factories import AgentFactory, UserFactory
+
+    return AgentFactory(
+        user=UserFactory(username="alice", roles=["Agents"]),
+        display_name="Alice",
+        member_of=[l1_setup.g1],
+    )
+
+
+@pytest.fixture
+def bob_agent_other_queue(l1_setup: Any) -> Any:
+    from tests.factories import AgentFactory, UserFactory
+
+    return AgentFactory(
+        user=UserFactory(username="bob", roles=["Agents"]),
+        display_name="Bob",
+        member_of=[l1_setup.g2],
+    )

@@ -1,0 +1,248 @@
+"""Admin validation: every refusal comes with a message that says what is wrong."""
+
+from typing import Any
+
+import pytest
+from django.urls import reverse
+
+from escalation.models import EscalationOption, FallbackAction, MessageTemplate, Stage
+from tests.factories import StageFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def stage_form(stage: Stage, **overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "pipeline": stage.pipeline_id,
+        "name": stage.name,
+        "tier": stage.tier_id,
+        "groups": [g.pk for g in stage.groups.all()],
+        "position": stage.position,
+        "wait_timeout_seconds": stage.wait_timeout_seconds,
+        "fallback_action": stage.fallback_action,
+        "fallback_stage": stage.fallback_stage_id or "",
+        "fallback_group": stage.fallback_group_id or "",
+        "no_agent_rule": stage.no_agent_rule,
+        "escalated_order": stage.escalated_order,
+        "escalation_options-TOTAL_FORMS": 0,
+        "escalation_options-INITIAL_FORMS": 0,
+        "templates-TOTAL_FORMS": 0,
+        "templates-INITIAL_FORMS": 0,
+    }
+    data.update(overrides)
+    return data
+
+
+def option_forms(*options: dict[str, Any]) -> dict[str, Any]:
+    data: dict[str, Any] = {"escalation_options-TOTAL_FORMS": len(options)}
+    for i, option in enumerate(options):
+        for key, value in option.items():
+            data[f"escalation_options-{i}-{key}"] = value
+    return data
+
+
+def change_url(stage: Stage) -> str:
+    return reverse("admin:escalation_stage_change", args=[stage.pk])
+
+
+def errors_of(response: Any) -> str:
+    """The error messages the admin shows, one per line."""
+    assert response.status_code == 200, "expected the form again, with errors"
+    messages = []
+    for form in [response.context["adminform"].form, *response.context["inline_admin_formsets"]]:
+        formset = getattr(form, "formset", None)
+        if formset is not None:
+            messages += [str(e) for e in formset.non_form_errors()]
+            messages += [str(m) for f in formset.forms for errs in f.errors.values() for m in errs]
+        else:
+            messages += [str(m) for errs in form.errors.values() for m in errs]
+    return "\n".join(messages)
+
+
+def test_valid_stage_change_is_saved(admin_client_, l1_setup):
+    response = admin_client_.post(
+        change_url(l1_setup.l1), stage_form(l1_setup.l1, wait_timeout_seconds=90)
+    )
+    assert response.status_code == 302
+    l1_setup.l1.refresh_from_db()
+    assert l1_setup.l1.wait_timeout_seconds == 90
+
+
+def test_fallback_loop_is_refused_naming_the_loop(admin_client_, l1_setup):
+    l2 = l1_setup.l2
+    l2.fallback_action, l2.fallback_stage = FallbackAction.STAGE, l1_setup.l1
+    l2.save()
+    response = admin_client_.post(
+        change_url(l1_setup.l1),
+        stage_form(l1_setup.l1, fallback_action=FallbackAction.STAGE, fallback_stage=l2.pk),
+    )
+    assert "This fallback makes a loop: L1 → L2 Billing → L1." in errors_of(response)
+    l1_setup.l1.refresh_from_db()
+    assert l1_setup.l1.fallback_action == FallbackAction.LEAVE_MESSAGE
+
+
+def test_fallback_to_itself_is_refused(admin_client_, l1_setup):
+    response = admin_client_.post(
+        change_url(l1_setup.l1),
+        stage_form(
+            l1_setup.l1, fallback_action=FallbackAction.STAGE, fallback_stage=l1_setup.l1.pk
+        ),
+    )
+    assert "A stage cannot fall back to itself." in errors_of(response)
+
+
+def test_a_longer_chain_without_loop_is_accepted(admin_client_, l1_setup):
+    l3 = StageFactory(
+        pipeline=l1_setup.pipeline, name="L3", tier=l1_setup.t2, served_by=[l1_setup.g2]
+    )
+    l1_setup.l2.fallback_action, l1_setup.l2.fallback_stage = FallbackAction.STAGE, l3
+    l1_setup.l2.save()
+    response = admin_client_.post(
+        change_url(l1_setup.l1),
+        stage_form(
+            l1_setup.l1, fallback_action=FallbackAction.STAGE, fallback_stage=l1_setup.l2.pk
+        ),
+    )
+    assert response.status_code == 302
+
+
+def test_fallback_stage_kind_needs_a_stage(admin_client_, l1_setup):
+    response = admin_client_.post(
+        change_url(l1_setup.l1), stage_form(l1_setup.l1, fallback_action=FallbackAction.STAGE)
+    )
+    assert "Choose the stage to move to." in errors_of(response)
+
+
+@pytest.mark.parametrize("timeout", [0, -5])
+def test_wait_timeout_must_be_positive(admin_client_, l1_setup, timeout):
+    response = admin_client_.post(
+        change_url(l1_setup.l1), stage_form(l1_setup.l1, wait_timeout_seconds=timeout)
+    )
+    assert "The wait-timeout must be at least 1 second." in errors_of(response)
+
+
+def test_stage_needs_at_least_one_group(admin_client_, l1_setup):
+    response = admin_client_.post(change_url(l1_setup.l1), stage_form(l1_setup.l1, groups=[]))
+    assert "A stage must be served by at least one agent group." in errors_of(response)
+    assert l1_setup.l1.groups.count() == 1
+
+
+def test_keywords_are_unique_within_a_stage(admin_client_, l1_setup):
+    option = {
+        "label": "Billing",
+        "keyword": "billing",
+        "target_kind": "stage",
+        "target_stage": l1_setup.l2.pk,
+        "no_agent_rule": "queue",
+        "position": 0,
+        "note_required": "on",
+    }
+    response = admin_client_.post(
+        change_url(l1_setup.l1),
+        stage_form(l1_setup.l1, **option_forms(option, {**option, "label": "Billing again"})),
+    )
+    assert "Please correct the duplicate data for keyword." in errors_of(response)
+    assert not EscalationOption.objects.exists()
+
+
+def test_the_same_keyword_in_another_stage_is_fine(admin_client_, l1_setup):
+    EscalationOption.objects.create(
+        stage=l1_setup.l2,
+        label="X",
+        keyword="billing",
+        target_kind="stage",
+        target_stage=l1_setup.l1,
+    )
+    option = {
+        "label": "Billing",
+        "keyword": "billing",
+        "target_kind": "stage",
+        "target_stage": l1_setup.l2.pk,
+        "no_agent_rule": "queue",
+        "position": 0,
+    }
+    response = admin_client_.post(
+        change_url(l1_setup.l1), stage_form(l1_setup.l1, **option_forms(option))
+    )
+    assert response.status_code == 302
+    assert EscalationOption.objects.filter(keyword="billing").count() == 2
+
+
+def test_option_needs_a_target_of_its_kind(admin_client_, l1_setup):
+    option = {
+        "label": "Group",
+        "keyword": "grp",
+        "target_kind": "group",
+        "no_agent_rule": "queue",
+        "position": 0,
+    }
+    response = admin_client_.post(
+        change_url(l1_setup.l1), stage_form(l1_setup.l1, **option_forms(option))
+    )
+    assert "Choose the target for this kind of option." in errors_of(response)
+
+
+def test_template_with_unknown_placeholder_is_refused(admin_client_):
+    response = admin_client_.post(
+        reverse("admin:escalation_messagetemplate_add"),
+        {
+            "event": "agent_joined",
+            "text": "{agent} joined, you are {position}",
+            "pipeline": "",
+            "stage": "",
+        },
+    )
+    body = errors_of(response)
+    assert (
+        "Unknown placeholder {position}. This message can use: {agent}, {team}, {tier}, {visitor}."
+        in body
+    )
+
+
+def test_template_with_a_broken_brace_is_refused(admin_client_):
+    default = MessageTemplate.objects.get(event="ended", pipeline=None, stage=None)
+    response = admin_client_.post(
+        reverse("admin:escalation_messagetemplate_change", args=[default.pk]),
+        {"event": "ended", "text": "Bye {visitor", "pipeline": "", "stage": ""},
+    )
+    assert "The text has an unmatched" in errors_of(response)
+
+
+def test_stage_override_of_a_template_is_saved(admin_client_, l1_setup):
+    response = admin_client_.post(
+        reverse("admin:escalation_messagetemplate_add"),
+        {
+            "event": "queued",
+            "text": "Hi {visitor}, the L1 team is on it.",
+            "pipeline": "",
+            "stage": l1_setup.l1.pk,
+        },
+    )
+    assert response.status_code == 302
+    assert MessageTemplate.objects.get(stage=l1_setup.l1).text.startswith("Hi {visitor}")
+
+
+def test_default_templates_are_shipped_for_every_event():
+    events = set(
+        MessageTemplate.objects.filter(stage=None, pipeline=None).values_list("event", flat=True)
+    )
+    assert events == set(MessageTemplate.Event.values)
+
+
+def test_every_admin_page_opens(admin_client_, demo):
+    for name in [
+        "tier",
+        "agentgroup",
+        "agent",
+        "pipeline",
+        "stage",
+        "escalationreason",
+        "messagetemplate",
+        "escalation",
+        "assignment",
+        "queueentry",
+        "offlinemessage",
+    ]:
+        assert admin_client_.get(reverse(f"admin:escalation_{name}_changelist")).status_code == 200
+    stage = Stage.objects.get(name="L1 General")
+    assert admin_client_.get(change_url(stage)).status_code == 200

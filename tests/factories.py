@@ -1,0 +1,93 @@
+from typing import Any
+
+import factory
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from escalation.models import Agent, AgentGroup, Pipeline, RoutingPolicy, Stage, Tier, Topic
+
+PASSWORD = "pw-for-tests"
+
+
+class UserFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @factory.post_generation
+    def roles(self, create: bool, extracted: list[str] | None, **kwargs: Any) -> None:
+        for name in extracted or []:
+            self.groups.add(Group.objects.get(name=name))
+        self.save()
+
+
+class TierFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
+    class Meta:
+        model = Tier
+        django_get_or_create = ("level",)
+
+    level = 1
+    name = factory.LazyAttribute(lambda o: f"Level {o.level}")
+
+
+class AgentGroupFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
+    class Meta:
+        model = AgentGroup
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"Group {n}")
+    tier = factory.SubFactory(TierFactory)
+    routing_policy = RoutingPolicy.MANUAL
+    default_capacity = 2
+
+
+class AgentFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
+    class Meta:
+        model = Agent
+        skip_postgeneration_save = True
+
+    user = factory.SubFactory(UserFactory, roles=["Agents"])
+    display_name = factory.LazyAttribute(lambda o: o.user.username.title())
+    presence = Agent.Presence.ONLINE
+
+    @factory.post_generation
+    def member_of(self, create: bool, extracted: list[AgentGroup] | None, **kwargs: Any) -> None:
+        if extracted:
+            self.groups.set(extracted)
+
+
+class PipelineFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
+    class Meta:
+        model = Pipeline
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"Pipeline {n}")
+
+
+class StageFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
+    class Meta:
+        model = Stage
+        skip_postgeneration_save = True
+
+    pipeline = factory.SubFactory(PipelineFactory)
+    name = factory.Sequence(lambda n: f"Stage {n}")
+    tier = factory.SubFactory(TierFactory)
+    wait_timeout_seconds = 300
+
+    @factory.post_generation
+    def served_by(self, create: bool, extracted: list[AgentGroup] | None, **kwargs: Any) -> None:
+        if extracted:
+            self.groups.set(extracted)
+
+
+class TopicFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
+    class Meta:
+        model = Topic
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"Topic {n}")
+    pipeline = factory.SubFactory(PipelineFactory)
