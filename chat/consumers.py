@@ -1,11 +1,370 @@
+"""Websocket consumers: authenticate, authorise, validate, call a service, forward events.
+
+The protocol (frame types, error codes, close codes) is in docs/protocol.md.
+"""
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+
+from chat import selectors as chat_selectors
+from chat import services as chat_services
+from chat.events import (
+    PROTOCOL_VERSION,
+    agent_group,
+    chat_agents_group,
+    chat_visitor_group,
+    message_payload,
+    stage_queue_group,
+)
+from chat.exceptions import ChatError, ChatNotFound
+from chat.models import Message
+from escalation import selectors, services
+from escalation.models import Agent
+
+logger = logging.getLogger(__name__)
+
+CLOSE_FORBIDDEN = 4403  # no or bad credentials for this socket
+CLOSE_FLOODING = 4429  # kept sending past the rate limit
+
+FieldSpec = dict[str, tuple[type | tuple[type, ...], bool]]
 
 
-class VisitorConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+class FrameError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def validate_frame(content: dict[str, Any], spec: FieldSpec) -> dict[str, Any]:
+    """Check a frame's fields against `spec` ({name: (types, required)}): no missing required
+    field, no unknown field, every value of its type (a bool is not an int here)."""
+    unknown = sorted(set(content) - set(spec) - {"type", "ref"})
+    if unknown:
+        raise FrameError("bad_frame", f"Unknown field(s): {', '.join(unknown)}.")
+    values: dict[str, Any] = {}
+    for name, (types, required) in spec.items():
+        if name not in content or content[name] is None:
+            if required:
+                raise FrameError("bad_frame", f"Field “{name}” is required.")
+            continue
+        value = content[name]
+        bad_bool = isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,))
+        if bad_bool or not isinstance(value, types):
+            raise FrameError("bad_frame", f"Field “{name}” has the wrong type.")
+        values[name] = value
+    return values
+
+
+class TokenBucket:
+    """Frames a client may send: `rate` a second on average, bursts up to `burst`."""
+
+    def __init__(self, *, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, float(burst)
+        self.tokens, self.stamp = float(burst), time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+class ProtocolConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+    """JSON frames with a `type`; every bad frame gets an error frame, never a crash."""
+
+    handlers: dict[str, str] = {}
+    max_rejections = 50
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        self.bucket = TokenBucket(rate=settings.WS_FRAMES_PER_SECOND, burst=settings.WS_FRAME_BURST)
+        self.rejections = 0
+        await super().websocket_connect(message)
+
+    async def refuse(self, code: int = CLOSE_FORBIDDEN) -> None:
+        # Accept first so that the client sees our close code, not a bare HTTP 403.
+        await self.accept()
+        await self.close(code=code)
+
+    async def error(self, code: str, message: str, ref: Any = None) -> None:
+        frame: dict[str, Any] = {"type": "error", "v": PROTOCOL_VERSION, "code": code, "message": message}
+        if isinstance(ref, str | int) and not isinstance(ref, bool):
+            frame["ref"] = ref
+        await self.send_json(frame)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not self.bucket.take():
+            self.rejections += 1
+            if self.rejections > self.max_rejections:
+                await self.close(code=CLOSE_FLOODING)
+                return
+            await self.error("rate_limited", "Too many frames; slow down and send this again.")
+            return
+        if text_data is None:
+            await self.error("bad_frame", "Binary frames are not supported; send JSON text.")
+            return
+        if len(text_data.encode("utf-8", "surrogatepass")) > settings.WS_FRAME_MAX_BYTES:
+            await self.error(
+                "frame_too_large", f"A frame may be at most {settings.WS_FRAME_MAX_BYTES} bytes."
+            )
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            await self.error("bad_json", "The frame is not valid JSON.")
+            return
+        if not isinstance(content, dict) or not isinstance(content.get("type"), str):
+            await self.error("bad_frame", "A frame is a JSON object with a string “type”.")
+            return
+        ref = content.get("ref", content.get("client_id"))
+        method_name = self.handlers.get(content["type"])
+        if method_name is None:
+            known = ", ".join(sorted(self.handlers))
+            await self.error("unknown_type", f"Unknown frame type; this socket takes: {known}.", ref)
+            return
+        handler: Handler = getattr(self, method_name)
+        try:
+            await handler(content)
+        except FrameError as exc:
+            await self.error(exc.code, exc.message, ref)
+        except ChatError as exc:
+            await self.error(exc.code, exc.message, ref)
+        except PermissionDenied as exc:
+            await self.error("forbidden", str(exc) or "Not allowed.", ref)
+
+    async def chat_event(self, event: dict[str, Any]) -> None:
+        await self.send_json(event["payload"])
+
+    async def send_replay(self, *, chat_id: int, since: int, for_visitor: bool) -> None:
+        """Send what the client missed after `since`, one page; `more` says if another follows
+        (the client asks with `resume` from the last seq it got)."""
+        messages = await database_sync_to_async(chat_selectors.messages_after)(
+            chat_id=chat_id, after=since, for_visitor=for_visitor
+        )
+        for message in messages:
+            await self.send_json(message_payload(message, for_visitor=for_visitor))
+        last = since
+        if messages:
+            last_message = messages[-1]
+            last = (last_message.public_seq if for_visitor else last_message.seq) or since
+        await self.send_json(
+            {
+                "type": "replay.done",
+                "v": PROTOCOL_VERSION,
+                "chat": chat_id,
+                "last": last,
+                "more": len(messages) >= settings.REPLAY_PAGE_SIZE,
+            }
+        )
+
+
+def _query_param(scope: dict[str, Any], name: str) -> str | None:
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
+    return values[0] if values else None
+
+
+def _since(value: Any) -> int:
+    """A resume point: a whole number ≥ 0; anything else is treated as 0 (replay everything)."""
+    if isinstance(value, bool):
+        return 0
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+class VisitorConsumer(ProtocolConsumer):
+    """/ws/chat/<chat_id>/?token=...&since=N: one visitor's chat."""
+
+    handlers = {"message": "on_message", "end": "on_end", "ping": "on_ping", "resume": "on_resume"}
+
     async def connect(self) -> None:
-        await self.close(code=4403)
+        self.chat_id = int(self.scope["url_route"]["kwargs"]["chat_id"])
+        self.joined = False
+        token = _query_param(self.scope, "token") or ""
+        try:
+            chat = await database_sync_to_async(chat_selectors.chat_for_visitor_token)(
+                token=token, chat_id=self.chat_id
+            )
+        except ChatNotFound:
+            await self.refuse()
+            return
+        # Join before reading the snapshot so that no event falls between the two.
+        await self.channel_layer.group_add(chat_visitor_group(self.chat_id), self.channel_name)
+        self.joined = True
+        await self.accept()
+        await database_sync_to_async(chat_services.mark_visitor_seen)(chat_id=self.chat_id)
+        state = await database_sync_to_async(selectors.visitor_state)(chat=chat)
+        await self.send_json({**state, "v": PROTOCOL_VERSION})
+        await self.send_replay(
+            chat_id=self.chat_id, since=_since(_query_param(self.scope, "since")), for_visitor=True
+        )
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "joined", False):
+            await self.channel_layer.group_discard(chat_visitor_group(self.chat_id), self.channel_name)
+            await database_sync_to_async(chat_services.mark_visitor_seen)(chat_id=self.chat_id)
+
+    async def on_message(self, content: dict[str, Any]) -> None:
+        values = validate_frame(content, {"text": (str, True), "client_id": (str, False)})
+        message = await database_sync_to_async(chat_services.post_visitor_message)(
+            chat_id=self.chat_id, text=values["text"], client_id=values.get("client_id")
+        )
+        await self.send_json(
+            {"type": "ack", "v": PROTOCOL_VERSION, "client_id": message.client_id,
+             "seq": message.public_seq}
+        )
+
+    async def on_end(self, content: dict[str, Any]) -> None:
+        validate_frame(content, {})
+        await database_sync_to_async(services.end_chat_by_visitor)(chat_id=self.chat_id)
+
+    async def on_ping(self, content: dict[str, Any]) -> None:
+        await database_sync_to_async(chat_services.mark_visitor_seen)(chat_id=self.chat_id)
+        await self.send_json({"type": "pong", "v": PROTOCOL_VERSION})
+
+    async def on_resume(self, content: dict[str, Any]) -> None:
+        values = validate_frame(content, {"since": (int, True)})
+        await self.send_replay(chat_id=self.chat_id, since=_since(values["since"]), for_visitor=True)
 
 
-class ConsoleConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+class ConsoleConsumer(ProtocolConsumer):
+    """/ws/console/: an agent's queues, chats and presence, over the Django session."""
+
+    handlers = {
+        "subscribe": "on_subscribe",
+        "resume": "on_subscribe",
+        "message": "on_message",
+        "take": "on_take",
+        "end": "on_end",
+        "presence": "on_presence",
+        "read": "on_read",
+        "queue": "on_queue",
+        "ping": "on_ping",
+    }
+    agent: Agent
+
     async def connect(self) -> None:
-        await self.close(code=4403)
+        self.groups_joined: set[str] = set()
+        try:
+            self.agent = await database_sync_to_async(selectors.get_agent_for_user)(self.scope["user"])
+        except PermissionDenied:
+            await self.refuse()
+            return
+        await self.join(agent_group(self.agent.pk))
+        for stage_id in await database_sync_to_async(selectors.served_stage_ids)(agent=self.agent):
+            await self.join(stage_queue_group(stage_id))
+        chat_ids = await database_sync_to_async(selectors.open_assignment_chat_ids)(agent=self.agent)
+        for chat_id in chat_ids:
+            await self.join(chat_agents_group(chat_id))
+        await self.accept()
+        state = await database_sync_to_async(selectors.console_state)(agent=self.agent)
+        await self.send_json({**state, "v": PROTOCOL_VERSION})
+
+    async def join(self, group: str) -> None:
+        if group not in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.add(group)
+
+    async def leave(self, group: str) -> None:
+        if group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+            self.groups_joined.discard(group)
+
+    async def disconnect(self, code: int) -> None:
+        for group in list(getattr(self, "groups_joined", ())):
+            await self.leave(group)
+
+    async def chat_event(self, event: dict[str, Any]) -> None:
+        payload = event["payload"]
+        kind = payload.get("type")
+        if kind == "chat.assigned":
+            await self.join(chat_agents_group(payload["chat"]))
+        elif kind == "chat.removed":
+            await self.leave(chat_agents_group(payload["chat"]))
+        elif kind == "queue.changed":
+            await self.on_queue({})
+            return
+        await self.send_json(payload)
+
+    async def _may_view(self, chat_id: int) -> None:
+        allowed = await database_sync_to_async(selectors.agent_may_view_chat)(
+            agent=self.agent, chat_id=chat_id
+        )
+        if not allowed:
+            raise FrameError("forbidden", "You cannot open this chat.")
+
+    async def on_subscribe(self, content: dict[str, Any]) -> None:
+        values = validate_frame(content, {"chat": (int, True), "since": (int, False)})
+        chat_id = values["chat"]
+        await self._may_view(chat_id)
+        await self.join(chat_agents_group(chat_id))
+        info = await database_sync_to_async(selectors.chat_info)(chat_id=chat_id)
+        await self.send_json({**info, "v": PROTOCOL_VERSION})
+        await self.send_replay(chat_id=chat_id, since=_since(values.get("since", 0)), for_visitor=False)
+
+    async def on_message(self, content: dict[str, Any]) -> None:
+        values = validate_frame(
+            content,
+            {"chat": (int, True), "text": (str, True), "client_id": (str, False),
+             "internal": (bool, False)},
+        )
+        message: Message = await database_sync_to_async(services.post_agent_message)(
+            chat_id=values["chat"],
+            agent=self.agent,
+            text=values["text"],
+            internal=values.get("internal", False),
+            client_id=values.get("client_id"),
+        )
+        await self.send_json(
+            {"type": "ack", "v": PROTOCOL_VERSION, "chat": message.chat_id,
+             "client_id": message.client_id, "seq": message.seq}
+        )
+
+    async def on_take(self, content: dict[str, Any]) -> None:
+        values = validate_frame(content, {"chat": (int, True)})
+        await database_sync_to_async(services.take_chat)(chat_id=values["chat"], agent=self.agent)
+        await self.join(chat_agents_group(values["chat"]))
+        await self.send_json({"type": "taken", "v": PROTOCOL_VERSION, "chat": values["chat"]})
+
+    async def on_end(self, content: dict[str, Any]) -> None:
+        values = validate_frame(content, {"chat": (int, True)})
+        await database_sync_to_async(services.end_chat_by_agent)(
+            chat_id=values["chat"], agent=self.agent
+        )
+
+    async def on_presence(self, content: dict[str, Any]) -> None:
+        values = validate_frame(content, {"presence": (str, True)})
+        if values["presence"] not in Agent.Presence.values:
+            raise FrameError("bad_frame", "Presence is one of: online, away, offline.")
+        self.agent = await database_sync_to_async(services.set_presence)(
+            agent=self.agent, presence=values["presence"]
+        )
+
+    async def on_read(self, content: dict[str, Any]) -> None:
+        values = validate_frame(content, {"chat": (int, True), "seq": (int, True)})
+        await database_sync_to_async(services.mark_read)(
+            chat_id=values["chat"], agent=self.agent, seq=values["seq"]
+        )
+
+    async def on_queue(self, content: dict[str, Any]) -> None:
+        state = await database_sync_to_async(selectors.console_state)(agent=self.agent)
+        await self.send_json(
+            {"type": "queue", "v": PROTOCOL_VERSION, "items": state["queue"], "chats": state["chats"]}
+        )
+
+    async def on_ping(self, content: dict[str, Any]) -> None:
+        await self.send_json({"type": "pong", "v": PROTOCOL_VERSION})

@@ -46,6 +46,9 @@ class ChatSession(models.Model):
     last_public_seq = models.PositiveIntegerField(default=0)
     # What the visitor's browser told us at the start (page, user agent, language, ...).
     visitor_context = models.JSONField(default=dict, blank=True)
+    # Refreshed by the visitor's socket (connect, ping, disconnect); a queued chat whose visitor
+    # has not been seen for VISITOR_GONE_SECONDS is abandoned by the sweep.
+    visitor_seen_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     ended_at = models.DateTimeField(null=True, blank=True, db_index=True)

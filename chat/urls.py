@@ -6,4 +6,6 @@ app_name = "chat"
 
 urlpatterns = [
     path("", views.visitor_start, name="start"),
+    path("room/", views.visitor_room, name="room"),
+    path("new/", views.visitor_new, name="new"),
 ]

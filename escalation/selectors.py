@@ -1,9 +1,39 @@
 """Reads of escalation configuration and state."""
 
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
+from django.db.models import (
+    Count,
+    F,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from escalation.models import Agent, FallbackAction, Stage
+from chat.models import ChatSession
+
+from escalation.estimates import WaitRange, estimate_wait
+from escalation.messages import DEFAULT_TEXTS, render_text
+from escalation.models import (
+    Agent,
+    AgentGroup,
+    Assignment,
+    ChatRoute,
+    FallbackAction,
+    MessageTemplate,
+    QueueEntry,
+    Stage,
+)
 
 
 def fallback_loop(
@@ -46,3 +76,316 @@ def get_agent_for_user(user: User | AnonymousUser) -> Agent:
         return Agent.objects.get(user=user)
     except Agent.DoesNotExist:
         raise PermissionDenied("This account has no agent profile.") from None
+
+
+def effective_capacity(agent: Agent) -> int:
+    if agent.capacity:
+        return agent.capacity
+    group_default = agent.groups.aggregate(m=Max("default_capacity"))["m"]
+    return int(group_default or 1)
+
+
+def agent_load(agent: Agent) -> int:
+    return Assignment.objects.filter(agent=agent, ended_at__isnull=True).count()
+
+
+def open_entry_q() -> Q:
+    return Q(left_at__isnull=True)
+
+
+def stages_served_by(agent: Agent) -> QuerySet[Stage]:
+    return Stage.objects.filter(groups__agents=agent).distinct()
+
+
+def can_serve(*, agent: Agent, entry: QueueEntry) -> bool:
+    """Whether `agent` may take the chat waiting in `entry` (membership, not presence or load)."""
+    if entry.agents.exists():
+        return entry.agents.filter(pk=agent.pk).exists()
+    if entry.group_id is not None:
+        return agent.groups.filter(pk=entry.group_id).exists()
+    return agent.groups.filter(stages=entry.stage_id).exists()
+
+
+def serving_group_for(*, agent: Agent, entry: QueueEntry) -> AgentGroup | None:
+    groups = agent.groups.all()
+    if entry.group_id is not None:
+        return groups.filter(pk=entry.group_id).first()
+    return groups.filter(stages=entry.stage_id).order_by("name").first()
+
+
+def available_agents() -> QuerySet[Agent]:
+    """Online, active agents under capacity, annotated with `load` and `free`."""
+    load = (
+        Assignment.objects.filter(agent=OuterRef("pk"), ended_at__isnull=True)
+        .order_by()
+        .values("agent")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    group_capacity = (
+        AgentGroup.objects.filter(agents=OuterRef("pk"))
+        .order_by("-default_capacity")
+        .values("default_capacity")[:1]
+    )
+    return (
+        Agent.objects.filter(presence=Agent.Presence.ONLINE, user__is_active=True)
+        .annotate(
+            load=Coalesce(Subquery(load, output_field=IntegerField()), Value(0)),
+            cap=Coalesce("capacity", Subquery(group_capacity), Value(1)),
+        )
+        .annotate(free=F("cap") - F("load"))
+        .filter(free__gt=0)
+    )
+
+
+def candidates_for(*, entry: QueueEntry, groups: QuerySet[AgentGroup]) -> QuerySet[Agent]:
+    """Available agents who may take `entry`, restricted to `groups` (the automatic ones)."""
+    agents = available_agents()
+    narrowed = list(entry.agents.values_list("pk", flat=True))
+    if narrowed:
+        return agents.filter(pk__in=narrowed)
+    if entry.group_id is not None:
+        return agents.filter(groups=entry.group_id).distinct()
+    return agents.filter(groups__in=groups).distinct()
+
+
+def waiting_entries(*, stage_id: int) -> QuerySet[QueueEntry]:
+    """The open entries of a stage in queue order: priority first, then the longest waiting."""
+    return (
+        QueueEntry.objects.filter(stage_id=stage_id, left_at__isnull=True)
+        .select_related("chat", "tier", "group")
+        .order_by("-priority", "waiting_since", "pk")
+    )
+
+
+def queue_position(*, entry: QueueEntry) -> int:
+    ahead = QueueEntry.objects.filter(stage_id=entry.stage_id, left_at__isnull=True).filter(
+        Q(priority__gt=entry.priority)
+        | Q(priority=entry.priority, waiting_since__lt=entry.waiting_since)
+        | Q(priority=entry.priority, waiting_since=entry.waiting_since, pk__lt=entry.pk)
+    )
+    return ahead.count() + 1
+
+
+def recent_take_times(*, stage_id: int, now: datetime, window_seconds: int) -> list[datetime]:
+    since = now - timedelta(seconds=window_seconds)
+    return list(
+        QueueEntry.objects.filter(
+            stage_id=stage_id, outcome=QueueEntry.Outcome.TAKEN, left_at__gte=since
+        ).values_list("left_at", flat=True)
+    )
+
+
+def wait_estimate(*, entry: QueueEntry, position: int, now: datetime) -> WaitRange | None:
+    window = settings.WAIT_ESTIMATE_WINDOW_SECONDS
+    return estimate_wait(
+        position=position,
+        take_times=recent_take_times(stage_id=entry.stage_id, now=now, window_seconds=window),
+        now=now,
+        window_seconds=window,
+    )
+
+
+def template_text(*, event: str, stage: Stage | None) -> str:
+    """The text for `event`: the stage's override, else its pipeline's, else the default."""
+    rows = MessageTemplate.objects.filter(event=event)
+    scope = Q(pipeline__isnull=True, stage__isnull=True)
+    if stage is not None:
+        scope |= Q(stage=stage) | Q(pipeline=stage.pipeline_id, stage__isnull=True)
+    best: tuple[int, str] | None = None
+    for row in rows.filter(scope):
+        rank = 0 if row.stage_id else 1 if row.pipeline_id else 2
+        if best is None or rank < best[0]:
+            best = (rank, row.text)
+    return best[1] if best else DEFAULT_TEXTS[event]
+
+
+def render_template(*, event: str, stage: Stage | None, **values: str) -> str:
+    return render_text(template_text(event=event, stage=stage), values)
+
+
+def team_name(entry: QueueEntry) -> str:
+    if entry.group_id is not None and entry.group is not None:
+        return entry.group.name
+    return entry.stage.name
+
+
+def tier_path(*, chat_id: int) -> list[str]:
+    """The tiers a chat has waited at, in order, without repeats in a row (e.g. L1 → L2)."""
+    path: list[str] = []
+    for name in (
+        QueueEntry.objects.filter(chat_id=chat_id).order_by("entered_at", "pk").values_list(
+            "tier__name", flat=True
+        )
+    ):
+        if not path or path[-1] != name:
+            path.append(name)
+    return path
+
+
+def queue_for_agent(*, agent: Agent, now: datetime) -> list[dict[str, Any]]:
+    """The waiting chats an agent may see: its groups' stages, and chats narrowed to it."""
+    entries = (
+        QueueEntry.objects.filter(left_at__isnull=True)
+        .filter(
+            Q(agents=agent)
+            | Q(group__in=agent.groups.all())
+            | Q(group__isnull=True, stage__groups__agents=agent) & ~Q(agents__isnull=False)
+        )
+        .select_related("chat", "stage", "tier", "group")
+        .distinct()
+        .order_by("-priority", "waiting_since", "pk")
+    )
+    rows = []
+    for entry in entries:
+        rows.append(
+            {
+                "chat": entry.chat_id,
+                "visitor": entry.chat.visitor_name,
+                "topic": entry.chat.topic,
+                "stage": entry.stage.name,
+                "stage_id": entry.stage_id,
+                "tier": entry.tier.name,
+                "team": team_name(entry),
+                "waiting_since": entry.waiting_since.isoformat(),
+                "waited_seconds": int((now - entry.waiting_since).total_seconds()),
+                "tier_path": tier_path(chat_id=entry.chat_id),
+                "position": queue_position(entry=entry),
+                "reason": entry.reason,
+            }
+        )
+    return rows
+
+
+def open_chats_for_agent(*, agent: Agent) -> list[dict[str, Any]]:
+    assignments = (
+        Assignment.objects.filter(agent=agent, ended_at__isnull=True)
+        .select_related("chat", "tier", "stage")
+        .order_by("started_at")
+    )
+    rows = []
+    for a in assignments:
+        unread = (
+            a.chat.messages.filter(kind="visitor", seq__gt=a.last_read_seq).count()
+        )
+        rows.append(
+            {
+                "chat": a.chat_id,
+                "visitor": a.chat.visitor_name,
+                "email": a.chat.visitor_email,
+                "topic": a.chat.topic,
+                "stage": a.stage.name,
+                "tier": a.tier.name,
+                "since": a.started_at.isoformat(),
+                "unread": unread,
+                "last_seq": a.chat.last_seq,
+                "context": a.chat.visitor_context,
+                "tier_path": tier_path(chat_id=a.chat_id),
+            }
+        )
+    return rows
+
+
+def agent_may_view_chat(*, agent: Agent, chat_id: int) -> bool:
+    """Agents see chats they hold or held, and chats waiting in their queues."""
+    if Assignment.objects.filter(agent=agent, chat_id=chat_id).exists():
+        return True
+    entry = QueueEntry.objects.filter(chat_id=chat_id, left_at__isnull=True).first()
+    return entry is not None and can_serve(agent=agent, entry=entry)
+
+
+def queue_position_payload(
+    *, entry: QueueEntry, position: int, estimate: WaitRange | None
+) -> dict[str, Any]:
+    values = {
+        "visitor": entry.chat.visitor_name,
+        "team": team_name(entry),
+        "tier": entry.tier.name,
+        "position": str(position),
+    }
+    if estimate is None:
+        text = render_template(event="position_no_estimate", stage=entry.stage, **values)
+    else:
+        text = render_template(
+            event="position", stage=entry.stage, wait=estimate.as_text(), **values
+        )
+    return {
+        "type": "queue.position",
+        "chat": entry.chat_id,
+        "position": position,
+        "estimate": (
+            {"low_seconds": estimate.low_seconds, "high_seconds": estimate.high_seconds}
+            if estimate
+            else None
+        ),
+        "text": text,
+    }
+
+
+def visitor_state(*, chat: ChatSession) -> dict[str, Any]:
+    """What the visitor's page shows on (re)connecting, besides the transcript."""
+    state: dict[str, Any] = {
+        "type": "hello",
+        "chat": chat.pk,
+        "status": chat.status,
+        "visitor": chat.visitor_name,
+        "topic": chat.topic,
+        "last_seq": chat.last_public_seq,
+        "queue": None,
+        "agent": None,
+    }
+    route = ChatRoute.objects.select_related("agent", "entry__stage", "entry__tier").filter(
+        chat=chat
+    ).first()
+    if route is None:
+        return state
+    if route.agent is not None:
+        state["agent"] = route.agent.display_name
+    if chat.status == ChatSession.Status.QUEUED and route.entry is not None:
+        entry = route.entry
+        position = queue_position(entry=entry)
+        estimate = wait_estimate(entry=entry, position=position, now=timezone.now())
+        state["queue"] = queue_position_payload(entry=entry, position=position, estimate=estimate)
+    return state
+
+
+def console_state(*, agent: Agent) -> dict[str, Any]:
+    return {
+        "type": "hello",
+        "agent": {"id": agent.pk, "name": agent.display_name, "presence": agent.presence},
+        "queue": queue_for_agent(agent=agent, now=timezone.now()),
+        "chats": open_chats_for_agent(agent=agent),
+    }
+
+
+def chat_info(*, chat_id: int) -> dict[str, Any]:
+    """The header of a chat in the console: visitor details, where it has been, its state."""
+    chat = ChatSession.objects.get(pk=chat_id)
+    route = ChatRoute.objects.select_related("agent", "stage").filter(chat=chat).first()
+    return {
+        "type": "chat.info",
+        "chat": chat.pk,
+        "status": chat.status,
+        "visitor": chat.visitor_name,
+        "email": chat.visitor_email,
+        "topic": chat.topic,
+        "context": chat.visitor_context,
+        "created_at": chat.created_at.isoformat(),
+        "stage": route.stage.name if route else None,
+        "agent": route.agent.display_name if route and route.agent else None,
+        "agent_id": route.agent_id if route else None,
+        "tier_path": tier_path(chat_id=chat.pk),
+        "last_seq": chat.last_seq,
+    }
+
+
+def open_assignment_chat_ids(*, agent: Agent) -> list[int]:
+    return list(
+        Assignment.objects.filter(agent=agent, ended_at__isnull=True).values_list(
+            "chat_id", flat=True
+        )
+    )
+
+
+def served_stage_ids(*, agent: Agent) -> list[int]:
+    return list(stages_served_by(agent).values_list("pk", flat=True))

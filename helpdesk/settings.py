@@ -203,17 +203,21 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 MAX_TIMER_COUNTDOWN_SECONDS = 600
 TIMER_SWEEP_SECONDS: int = env_positive_int("TIMER_SWEEP_SECONDS", 5)
 CELERY_BEAT_SCHEDULE = {
-    "sweep-overdue-timers": {
-        "task": "escalation.tasks.sweep_overdue_timers",
-        "schedule": float(TIMER_SWEEP_SECONDS),
-    },
+    "sweep-gone-visitors": {"task": "escalation.tasks.sweep_gone_visitors", "schedule": 15.0},
 }
 
 # --- Product limits -----------------------------------------------------------------------------
 MESSAGE_MAX_CHARS: int = env_positive_int("MESSAGE_MAX_CHARS", 4000)
 WS_FRAME_MAX_BYTES: int = env_positive_int("WS_FRAME_MAX_BYTES", 32768)
+# Per socket: frames a second on average and the burst allowed above it (flood control).
+WS_FRAMES_PER_SECOND: int = env_positive_int("WS_FRAMES_PER_SECOND", 10)
+WS_FRAME_BURST: int = env_positive_int("WS_FRAME_BURST", 30)
 VISITOR_TOKEN_MAX_AGE_SECONDS: int = env_positive_int("VISITOR_TOKEN_MAX_AGE_SECONDS", 86400)
 REPLAY_PAGE_SIZE = 200
+WAIT_ESTIMATE_WINDOW_SECONDS: int = env_positive_int("WAIT_ESTIMATE_WINDOW_SECONDS", 3600)
+# A queued chat whose visitor's page has not been seen (socket connect or ping) for this long is
+# abandoned: the visitor left before an agent connected.
+VISITOR_GONE_SECONDS: int = env_positive_int("VISITOR_GONE_SECONDS", 120)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],

@@ -1,7 +1,13 @@
-"""Test-only overrides. The services come from the environment as in production."""
+"""Test-only overrides. The services come from the environment as in production.
+
+With REDIS_URL, tests use their own Redis database (TEST_REDIS_DB, default 15) for channels,
+cache and broker, so that the end-to-end tests can flush it without touching a running server.
+"""
+
+from urllib.parse import urlsplit, urlunsplit
 
 from .settings import *  # noqa: F403
-from .settings import CHANNEL_LAYERS, REDIS_URL
+from .settings import CHANNEL_LAYERS, REDIS_URL, env
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {
@@ -10,5 +16,13 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+
 if REDIS_URL:
-    CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = "tierline-test"
+    _parts = urlsplit(REDIS_URL)
+    TEST_REDIS_URL = urlunsplit(_parts._replace(path=f"/{env.int('TEST_REDIS_DB', default=15)}"))
+    CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [TEST_REDIS_URL]
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": TEST_REDIS_URL}}
+    CELERY_BROKER_URL = TEST_REDIS_URL
+else:
+    TEST_REDIS_URL = ""

@@ -9,6 +9,7 @@ admin.site.site_title = "Tierline admin"
 
 urlpatterns = [
     path("", chat_views.home, name="home"),
+    path("healthz", chat_views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -1,0 +1,31 @@
+"""Domain errors. Each has a stable `code` that the websocket protocol and the API send as is."""
+
+
+class ChatError(Exception):
+    code = "chat_error"
+    message = "The chat cannot do that."
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+        self.message = message or self.message
+
+
+class ChatNotFound(ChatError):
+    code = "not_found"
+    message = "There is no such chat."
+
+
+class ChatClosed(ChatError):
+    code = "chat_closed"
+    message = "This chat has ended."
+
+
+class InvalidTransition(ChatError):
+    code = "invalid_transition"
+
+    def __init__(self, old: str, new: str) -> None:
+        super().__init__(f"A chat that is {old} cannot become {new}.")
+
+
+class InvalidMessage(ChatError):
+    code = "invalid_message"

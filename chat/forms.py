@@ -1,0 +1,29 @@
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.core.validators import MaxLengthValidator
+
+from escalation.models import Topic
+
+
+class StartChatForm(forms.Form):
+    name = forms.CharField(max_length=100, label="Your name")
+    email = forms.EmailField(required=False, label="E-mail (optional)")
+    topic = forms.ChoiceField(label="Topic")
+    message = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label="How can we help?")
+    page = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        topics = Topic.objects.filter(pipeline__is_active=True, pipeline__entry_stage__isnull=False)
+        self.fields["topic"].choices = [("", "Choose a topic…")] + [
+            (t.name, t.name) for t in topics
+        ]
+        self.fields["message"].validators.append(MaxLengthValidator(settings.MESSAGE_MAX_CHARS))
+
+    def clean_name(self) -> str:
+        name: str = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError("Please tell us your name.")
+        return name

@@ -1,0 +1,33 @@
+"""Routing errors; each has the stable `code` the protocol and the API send."""
+
+from chat.exceptions import ChatError
+
+
+class UnknownTopic(ChatError):
+    code = "unknown_topic"
+    message = "Choose one of the listed topics."
+
+
+class AlreadyTaken(ChatError):
+    code = "already_taken"
+    message = "This chat was already taken by another agent."
+
+
+class NotInYourQueues(ChatError):
+    code = "not_your_queue"
+    message = "This chat is not waiting in one of your queues."
+
+
+class NotYourChat(ChatError):
+    code = "not_your_chat"
+    message = "You are not holding this chat."
+
+
+class AgentNotOnline(ChatError):
+    code = "not_online"
+    message = "Set yourself online to take chats."
+
+
+class AtCapacity(ChatError):
+    code = "at_capacity"
+    message = "You are at your chat capacity; end a chat first."

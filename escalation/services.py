@@ -1,0 +1,492 @@
+"""Routing: starting chats, queues, taking and assigning, presence, ending.
+
+Every state change locks the chat row first (`lock_route`), then the agent row, and publishes its
+realtime events after commit. Dispatching (automatic assignment) locks with SKIP LOCKED, so it
+never waits on a row another transaction holds and two dispatchers cannot deadlock.
+"""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from chat import services as chat_services
+from chat.events import (
+    agent_group,
+    chat_agents_group,
+    chat_visitor_group,
+    send_event_on_commit,
+    stage_queue_group,
+)
+from chat.exceptions import ChatClosed
+from chat.models import ChatSession, FlowEvent, Message
+from escalation import selectors
+from escalation.exceptions import (
+    AgentNotOnline,
+    AlreadyTaken,
+    AtCapacity,
+    NotInYourQueues,
+    NotYourChat,
+    UnknownTopic,
+)
+from escalation.models import (
+    Agent,
+    AgentGroup,
+    Assignment,
+    ChatRoute,
+    Escalation,
+    QueueEntry,
+    RoutingPolicy,
+    Stage,
+    Topic,
+    WaitEstimate,
+)
+
+AUTOMATIC_POLICIES = (RoutingPolicy.ROUND_ROBIN, RoutingPolicy.LEAST_BUSY)
+QUEUE_PUBLISH_DELAY_SECONDS = 1.0
+
+
+def lock_route(*, chat_id: int) -> tuple[ChatSession, ChatRoute]:
+    """Lock the chat, then its route. Call inside a transaction."""
+    chat = chat_services.lock_chat(chat_id=chat_id)
+    route = (
+        ChatRoute.objects.select_for_update(of=("self",))
+        .select_related("stage", "tier", "agent", "entry")
+        .get(chat=chat)
+    )
+    return chat, route
+
+
+# --- Starting and queueing --------------------------------------------------------------------
+
+
+@transaction.atomic
+def start_chat(
+    *,
+    visitor_name: str,
+    visitor_email: str,
+    topic_name: str,
+    first_message: str,
+    visitor_context: dict[str, Any],
+) -> ChatSession:
+    topic = (
+        Topic.objects.select_related("pipeline__entry_stage")
+        .filter(name=topic_name, pipeline__is_active=True, pipeline__entry_stage__isnull=False)
+        .first()
+    )
+    if topic is None or topic.pipeline.entry_stage is None:
+        raise UnknownTopic()
+    stage = topic.pipeline.entry_stage
+    first_message = chat_services.clean_text(first_message)
+    chat = chat_services.create_chat(
+        visitor_name=visitor_name,
+        visitor_email=visitor_email,
+        topic=topic.name,
+        visitor_context=visitor_context,
+    )
+    route = ChatRoute.objects.create(
+        chat=chat, pipeline=topic.pipeline, stage=stage, tier=stage.tier
+    )
+    chat_services.append_message(
+        chat=chat, kind=Message.Kind.VISITOR, text=first_message, author_name=visitor_name
+    )
+    entry = enqueue(chat=chat, route=route, stage=stage, reason=QueueEntry.Reason.START)
+    chat_services.append_notice(
+        chat=chat,
+        event="queued",
+        text=selectors.render_template(
+            event="queued",
+            stage=stage,
+            visitor=visitor_name,
+            team=selectors.team_name(entry),
+            tier=stage.tier.name,
+            position=str(selectors.queue_position(entry=entry)),
+            wait=_wait_text(entry),
+        ),
+    )
+    dispatch(stage_ids=[stage.pk])
+    return chat
+
+
+def _wait_text(entry: QueueEntry) -> str:
+    position = selectors.queue_position(entry=entry)
+    estimate = selectors.wait_estimate(entry=entry, position=position, now=timezone.now())
+    return estimate.as_text() if estimate else "wait not known yet"
+
+
+def enqueue(
+    *,
+    chat: ChatSession,
+    route: ChatRoute,
+    stage: Stage,
+    reason: str,
+    group: AgentGroup | None = None,
+    agents: list[Agent] | None = None,
+    priority: int = 0,
+    waiting_since: datetime | None = None,
+) -> QueueEntry:
+    """Put the chat in `stage`'s queue with a deadline. Caller holds the chat row lock."""
+    now = timezone.now()
+    entry = QueueEntry.objects.create(
+        chat=chat,
+        stage=stage,
+        tier=group.tier if group is not None else stage.tier,
+        group=group,
+        reason=reason,
+        priority=priority,
+        waiting_since=waiting_since or now,
+        entered_at=now,
+        deadline=now + timedelta(seconds=stage.wait_timeout_seconds),
+    )
+    if agents:
+        entry.agents.set(agents)
+    route.stage, route.tier, route.entry, route.agent = stage, entry.tier, entry, None
+    route.save(update_fields=["stage", "tier", "entry", "agent"])
+    if chat.status != ChatSession.Status.QUEUED:
+        chat_services.change_status(chat=chat, to=ChatSession.Status.QUEUED)
+    chat_services.add_flow_event(
+        chat=chat,
+        kind=FlowEvent.Kind.QUEUED,
+        data={
+            "stage": stage.name,
+            "stage_id": stage.pk,
+            "tier": entry.tier.level,
+            "team": selectors.team_name(entry),
+            "reason": reason,
+            "deadline": entry.deadline.isoformat() if entry.deadline else None,
+        },
+    )
+    queue_changed(stage_id=stage.pk)
+    return entry
+
+
+def leave_queue(*, entry: QueueEntry, outcome: str) -> None:
+    """Close a waiting entry. Caller holds the chat row lock."""
+    entry.left_at = timezone.now()
+    entry.outcome = outcome
+    entry.save(update_fields=["left_at", "outcome"])
+    escalation_outcome = {
+        QueueEntry.Outcome.TAKEN: Escalation.Outcome.TAKEN,
+        QueueEntry.Outcome.TIMED_OUT: Escalation.Outcome.TIMED_OUT,
+        QueueEntry.Outcome.ABANDONED: Escalation.Outcome.ABANDONED,
+        QueueEntry.Outcome.ENDED: Escalation.Outcome.ENDED,
+    }.get(QueueEntry.Outcome(outcome))
+    if escalation_outcome is not None:
+        Escalation.objects.filter(entry=entry, outcome=Escalation.Outcome.WAITING).update(
+            outcome=escalation_outcome
+        )
+    queue_changed(stage_id=entry.stage_id)
+
+
+def queue_changed(*, stage_id: int) -> None:
+    """After commit, publish the stage's queue to its agents and waiting visitors, at most about
+    once a second per stage: the first change arms a delayed publish, later ones ride on it."""
+
+    def arm() -> None:
+        from escalation.tasks import publish_queue
+
+        if cache.add(f"queue-publish:{stage_id}", 1, timeout=5):
+            publish_queue.apply_async((stage_id,), countdown=QUEUE_PUBLISH_DELAY_SECONDS)
+
+    transaction.on_commit(arm, robust=True)
+
+
+def publish_queue_now(*, stage_id: int) -> int:
+    """Tell every visitor waiting at `stage_id` its position and estimate, and the stage's agents
+    that the queue changed. Returns how many visitors were told."""
+    cache.delete(f"queue-publish:{stage_id}")
+    now = timezone.now()
+    told = 0
+    entries = list(selectors.waiting_entries(stage_id=stage_id).select_related("stage"))
+    for position, entry in enumerate(entries, start=1):
+        estimate = selectors.wait_estimate(entry=entry, position=position, now=now)
+        _record_estimate(entry=entry, position=position, estimate=estimate, now=now)
+        send_event_on_commit(
+            chat_visitor_group(entry.chat_id),
+            selectors.queue_position_payload(entry=entry, position=position, estimate=estimate),
+        )
+        told += 1
+    send_event_on_commit(stage_queue_group(stage_id), {"type": "queue.changed", "stage": stage_id})
+    return told
+
+
+def _record_estimate(
+    *, entry: QueueEntry, position: int, estimate: selectors.WaitRange | None, now: datetime
+) -> None:
+    WaitEstimate.objects.create(
+        entry=entry,
+        position=position,
+        low_seconds=estimate.low_seconds if estimate else None,
+        high_seconds=estimate.high_seconds if estimate else None,
+        created_at=now,
+    )
+
+
+# --- Taking and assigning ---------------------------------------------------------------------
+
+
+@transaction.atomic
+def take_chat(*, chat_id: int, agent: Agent) -> Assignment:
+    """An agent picks a waiting chat. Exactly one of two agents taking at once wins."""
+    chat, route = lock_route(chat_id=chat_id)
+    if not chat.is_open:
+        raise ChatClosed()
+    entry = route.entry
+    if chat.status != ChatSession.Status.QUEUED or entry is None:
+        raise AlreadyTaken()
+    if not selectors.can_serve(agent=agent, entry=entry):
+        raise NotInYourQueues()
+    locked_agent = Agent.objects.select_for_update().get(pk=agent.pk)
+    if locked_agent.presence != Agent.Presence.ONLINE:
+        raise AgentNotOnline()
+    if selectors.agent_load(locked_agent) >= selectors.effective_capacity(locked_agent):
+        raise AtCapacity()
+    return assign(chat=chat, route=route, entry=entry, agent=locked_agent)
+
+
+def assign(*, chat: ChatSession, route: ChatRoute, entry: QueueEntry, agent: Agent) -> Assignment:
+    """Give the waiting chat to `agent`. Caller holds the chat and agent row locks and has
+    checked presence and capacity."""
+    now = timezone.now()
+    leave_queue(entry=entry, outcome=QueueEntry.Outcome.TAKEN)
+    Escalation.objects.filter(entry=entry, taken_at__isnull=True).update(taken_at=now, taken_by=agent)
+    group = selectors.serving_group_for(agent=agent, entry=entry)
+    assignment = Assignment.objects.create(
+        chat=chat, agent=agent, tier=entry.tier, stage=entry.stage, group=group, started_at=now
+    )
+    route.agent, route.entry = agent, None
+    route.save(update_fields=["agent", "entry"])
+    agent.last_assigned_at = now
+    agent.save(update_fields=["last_assigned_at"])
+    chat_services.change_status(chat=chat, to=ChatSession.Status.ACTIVE)
+    chat_services.add_flow_event(
+        chat=chat,
+        kind=FlowEvent.Kind.ASSIGNED,
+        actor=agent.user,
+        data={
+            "agent": agent.display_name,
+            "agent_id": agent.pk,
+            "tier": entry.tier.level,
+            "stage": entry.stage.name,
+            "group": group.name if group else None,
+            "waited_seconds": int((now - entry.entered_at).total_seconds()),
+        },
+    )
+    chat_services.append_notice(
+        chat=chat,
+        event="agent_joined",
+        text=selectors.render_template(
+            event="agent_joined",
+            stage=entry.stage,
+            agent=agent.display_name,
+            visitor=chat.visitor_name,
+            team=group.name if group else selectors.team_name(entry),
+            tier=entry.tier.name,
+        ),
+    )
+    send_event_on_commit(agent_group(agent.pk), {"type": "chat.assigned", "chat": chat.pk})
+    return assignment
+
+
+def _automatic_groups(stage: Stage) -> QuerySet[AgentGroup]:
+    return stage.groups.filter(routing_policy__in=AUTOMATIC_POLICIES).order_by("name")
+
+
+def dispatch(*, stage_ids: list[int]) -> int:
+    """Assign waiting chats of these stages to available agents where a serving group routes
+    automatically (round robin: the agent assigned longest ago; least busy: the fewest open
+    chats). Runs inside the caller's transaction; returns how many chats were assigned."""
+    assigned = 0
+    for stage in Stage.objects.filter(pk__in=stage_ids):
+        groups = _automatic_groups(stage)
+        policy = groups.values_list("routing_policy", flat=True).first()
+        if policy is None:
+            continue
+        for entry in list(selectors.waiting_entries(stage_id=stage.pk)):
+            if _dispatch_entry(entry_id=entry.pk, groups=groups, policy=policy):
+                assigned += 1
+    return assigned
+
+
+def _dispatch_entry(*, entry_id: int, groups: QuerySet[AgentGroup], policy: str) -> bool:
+    entry = QueueEntry.objects.filter(pk=entry_id, left_at__isnull=True).first()
+    if entry is None:
+        return False
+    chat = ChatSession.objects.select_for_update(skip_locked=True).filter(pk=entry.chat_id).first()
+    if chat is None:  # someone else is changing this chat right now; they will dispatch after
+        return False
+    route = ChatRoute.objects.select_for_update(of=("self",)).get(chat=chat)
+    if route.entry_id != entry.pk or chat.status != ChatSession.Status.QUEUED:
+        return False
+    order = ["load", "last_assigned_at", "pk"]
+    if policy == RoutingPolicy.ROUND_ROBIN:
+        order = ["last_assigned_at", "load", "pk"]
+    candidates = selectors.candidates_for(entry=entry, groups=groups)
+    for candidate in candidates.order_by(*[_nulls_first(o) for o in order])[:5]:
+        agent = Agent.objects.select_for_update(skip_locked=True).filter(pk=candidate.pk).first()
+        if agent is None or agent.presence != Agent.Presence.ONLINE:
+            continue
+        if selectors.agent_load(agent) >= selectors.effective_capacity(agent):
+            continue
+        assign(chat=chat, route=route, entry=entry, agent=agent)
+        return True
+    return False
+
+
+def _nulls_first(field: str) -> Any:
+    return F(field).asc(nulls_first=True)
+
+
+# --- Messages, presence, ending ----------------------------------------------------------------
+
+
+@transaction.atomic
+def post_agent_message(
+    *, chat_id: int, agent: Agent, text: str, internal: bool = False, client_id: str | None = None
+) -> Message:
+    chat, route = lock_route(chat_id=chat_id)
+    if client_id:
+        existing = Message.objects.filter(chat=chat, client_id=client_id).first()
+        if existing is not None:
+            return existing
+    if not chat.is_open:
+        raise ChatClosed()
+    if route.agent_id != agent.pk:
+        raise NotYourChat()
+    kind = Message.Kind.INTERNAL if internal else Message.Kind.AGENT
+    first_reply = (
+        not internal and not chat.messages.filter(kind=Message.Kind.AGENT, author=agent.user).exists()
+    )
+    message, _ = chat_services.append_message(
+        chat=chat,
+        kind=kind,
+        text=text,
+        author=agent.user,
+        author_name=agent.display_name,
+        client_id=client_id,
+    )
+    if first_reply:
+        chat_services.add_flow_event(
+            chat=chat, kind=FlowEvent.Kind.FIRST_AGENT_MESSAGE, actor=agent.user,
+            data={"agent": agent.display_name},
+        )
+    return message
+
+
+@transaction.atomic
+def mark_read(*, chat_id: int, agent: Agent, seq: int) -> None:
+    Assignment.objects.filter(
+        chat_id=chat_id, agent=agent, ended_at__isnull=True, last_read_seq__lt=seq
+    ).update(last_read_seq=seq)
+
+
+@transaction.atomic
+def set_presence(*, agent: Agent, presence: str) -> Agent:
+    """Going online makes the agent's automatic queues dispatch to it. Going away or offline keeps
+    the chats it holds (it can finish them); it is only left out of new assignments."""
+    if presence not in Agent.Presence.values:
+        raise ValueError(f"Unknown presence {presence!r}")
+    locked = Agent.objects.select_for_update().get(pk=agent.pk)
+    if locked.presence != presence:
+        locked.presence = presence
+        locked.presence_changed_at = timezone.now()
+        locked.save(update_fields=["presence", "presence_changed_at"])
+    send_event_on_commit(agent_group(locked.pk), {"type": "presence", "presence": presence})
+    if presence == Agent.Presence.ONLINE:
+        dispatch(stage_ids=list(selectors.stages_served_by(locked).values_list("pk", flat=True)))
+    return locked
+
+
+def _end_assignment(*, route: ChatRoute, reason: str) -> Assignment | None:
+    assignment = Assignment.objects.filter(chat_id=route.chat_id, ended_at__isnull=True).first()
+    if assignment is None:
+        return None
+    assignment.ended_at = timezone.now()
+    assignment.end_reason = reason
+    assignment.save(update_fields=["ended_at", "end_reason"])
+    send_event_on_commit(
+        agent_group(assignment.agent_id),
+        {"type": "chat.removed", "chat": route.chat_id, "reason": reason},
+    )
+    return assignment
+
+
+@transaction.atomic
+def end_chat_by_agent(*, chat_id: int, agent: Agent) -> None:
+    """The agent resolved the chat."""
+    chat, route = lock_route(chat_id=chat_id)
+    if not chat.is_open:
+        raise ChatClosed()
+    if route.agent_id != agent.pk:
+        raise NotYourChat()
+    _end_assignment(route=route, reason=Assignment.EndReason.RESOLVED)
+    _close(chat=chat, route=route, status=ChatSession.Status.ENDED, actor=agent.user,
+           data={"by": "agent", "agent": agent.display_name, "resolution": "resolved"})
+    dispatch(stage_ids=list(selectors.stages_served_by(agent).values_list("pk", flat=True)))
+
+
+@transaction.atomic
+def end_chat_by_visitor(*, chat_id: int) -> None:
+    """The visitor closed the chat: a waiting chat is abandoned, an active one ends."""
+    chat, route = lock_route(chat_id=chat_id)
+    if not chat.is_open:
+        return  # ending twice is not an error for the visitor: the chat is over either way
+    _visitor_leaves(chat=chat, route=route, why="visitor ended the chat")
+
+
+def _visitor_leaves(*, chat: ChatSession, route: ChatRoute, why: str) -> None:
+    if chat.status == ChatSession.Status.QUEUED and route.entry is not None:
+        leave_queue(entry=route.entry, outcome=QueueEntry.Outcome.ABANDONED)
+        chat_services.add_flow_event(
+            chat=chat, kind=FlowEvent.Kind.ABANDONED, data={"stage": route.stage.name, "why": why}
+        )
+        _close(chat=chat, route=route, status=ChatSession.Status.ABANDONED, actor=None,
+               data={"by": "visitor", "why": why})
+        return
+    assignment = _end_assignment(route=route, reason=Assignment.EndReason.VISITOR_LEFT)
+    _close(chat=chat, route=route, status=ChatSession.Status.ENDED, actor=None,
+           data={"by": "visitor", "why": why})
+    if assignment is not None:
+        dispatch(
+            stage_ids=list(selectors.stages_served_by(assignment.agent).values_list("pk", flat=True))
+        )
+
+
+def _close(
+    *, chat: ChatSession, route: ChatRoute, status: str, actor: User | None, data: dict[str, Any]
+) -> None:
+    agent_name = route.agent.display_name if route.agent else ""
+    route.agent, route.entry = None, None
+    route.save(update_fields=["agent", "entry"])
+    chat_services.change_status(chat=chat, to=status)
+    chat_services.add_flow_event(chat=chat, kind=FlowEvent.Kind.ENDED, actor=actor,
+                                 data={**data, "status": status})
+    chat_services.append_notice(
+        chat=chat,
+        event="ended",
+        text=selectors.render_template(
+            event="ended", stage=route.stage, visitor=chat.visitor_name, agent=agent_name
+        ),
+    )
+    send_event_on_commit(
+        chat_agents_group(chat.pk), {"type": "chat.status", "chat": chat.pk, "status": status}
+    )
+    send_event_on_commit(
+        chat_visitor_group(chat.pk), {"type": "chat.status", "chat": chat.pk, "status": status}
+    )
+
+
+@transaction.atomic
+def abandon_if_visitor_gone(*, chat_id: int, seen_before: datetime) -> bool:
+    """Abandon a waiting chat whose visitor has not been seen since `seen_before`."""
+    chat, route = lock_route(chat_id=chat_id)
+    if chat.status != ChatSession.Status.QUEUED:
+        return False
+    if chat.visitor_seen_at is not None and chat.visitor_seen_at >= seen_before:
+        return False
+    _visitor_leaves(chat=chat, route=route, why="visitor left the page")
+    return True

@@ -1,0 +1,28 @@
+"""Celery tasks: each takes ids, loads rows and calls one service."""
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from chat.models import ChatSession
+from escalation import services
+
+
+@shared_task(ignore_result=True)
+def publish_queue(stage_id: int) -> None:
+    services.publish_queue_now(stage_id=stage_id)
+
+
+@shared_task(ignore_result=True)
+def sweep_gone_visitors() -> int:
+    """Abandon waiting chats whose visitor's page stopped answering (closed tab, lost network)."""
+    seen_before = timezone.now() - timedelta(seconds=settings.VISITOR_GONE_SECONDS)
+    chat_ids = ChatSession.objects.filter(
+        status=ChatSession.Status.QUEUED, visitor_seen_at__lt=seen_before
+    ).values_list("pk", flat=True)[:500]
+    return sum(
+        services.abandon_if_visitor_gone(chat_id=chat_id, seen_before=seen_before)
+        for chat_id in list(chat_ids)
+    )

@@ -1,0 +1,250 @@
+/* The agent console: live queue, own chats with unread counts, several chat panes at once. */
+"use strict";
+
+(() => {
+  const root = document.getElementById("console");
+  const queueList = document.getElementById("queue-list");
+  const chatList = document.getElementById("chat-list");
+  const tabs = document.getElementById("tabs");
+  const panes = document.getElementById("panes");
+  const emptyPane = document.getElementById("empty-pane");
+  const toast = document.getElementById("toast");
+  const presence = document.getElementById("presence");
+  const paneTemplate = document.getElementById("pane-template");
+
+  const chats = new Map(); // chat id -> {id, info, lastSeq, unread, pane, tab, open, held}
+  const outbox = new Map(); // client_id -> frame
+  let activeChat = null;
+
+  function showToast(text) {
+    toast.textContent = text;
+    toast.hidden = false;
+    clearTimeout(showToast.timer);
+    showToast.timer = setTimeout(() => { toast.hidden = true; }, 6000);
+  }
+
+  function el(tag, props = {}, children = []) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(props)) {
+      if (k === "dataset") Object.assign(node.dataset, v); else node[k] = v;
+    }
+    node.append(...children);
+    return node;
+  }
+
+  function minutes(seconds) {
+    if (seconds < 60) return `${seconds}s`;
+    return `${Math.floor(seconds / 60)}m ${seconds % 60}s`;
+  }
+
+  function renderQueue(items) {
+    queueList.replaceChildren();
+    document.getElementById("queue-count").textContent = items.length;
+    if (!items.length) { queueList.append(el("li", { className: "empty", textContent: "No chats waiting." })); return; }
+    for (const q of items) {
+      const take = el("button", { type: "button", textContent: "Take", className: "take-btn" });
+      take.addEventListener("click", () => { take.disabled = true; socket.send({ type: "take", chat: q.chat }); });
+      const path = q.tier_path.join(" → ");
+      queueList.append(el("li", { className: "queue-item", dataset: { chat: q.chat } }, [
+        el("div", {}, [
+          el("strong", { textContent: q.visitor }),
+          el("span", { className: "muted small", textContent: ` · ${q.topic}` }),
+          el("div", { className: "muted small", textContent: `#${q.position} in ${q.team} · waiting ${minutes(q.waited_seconds)} · ${path}` }),
+        ]),
+        take,
+      ]));
+    }
+  }
+
+  function renderChatList(rows) {
+    const held = new Set(rows.map((r) => r.chat));
+    for (const row of rows) {
+      const c = ensureChat(row.chat);
+      c.held = true;
+      c.unread = row.unread;
+      c.summary = row;
+    }
+    for (const c of chats.values()) if (!held.has(c.id)) c.held = false;
+    drawChatList();
+  }
+
+  function drawChatList() {
+    chatList.replaceChildren();
+    const held = [...chats.values()].filter((c) => c.held);
+    document.getElementById("chats-count").textContent = held.length;
+    if (!held.length) { chatList.append(el("li", { className: "empty", textContent: "You hold no chats." })); return; }
+    for (const c of held) {
+      const name = (c.info && c.info.visitor) || (c.summary && c.summary.visitor) || `Chat ${c.id}`;
+      const topic = (c.info && c.info.topic) || (c.summary && c.summary.topic) || "";
+      const badge = el("span", { className: "badge", textContent: c.unread ? String(c.unread) : "" });
+      badge.hidden = !c.unread;
+      const item = el("li", { className: `chat-item${c.id === activeChat ? " active" : ""}`, dataset: { chat: c.id, unread: c.unread || 0 } }, [
+        el("span", {}, [el("strong", { textContent: name }), el("span", { className: "muted small", textContent: ` · ${topic}` })]),
+        badge,
+      ]);
+      item.addEventListener("click", () => openChat(c.id));
+      chatList.append(item);
+    }
+  }
+
+  function ensureChat(id) {
+    if (!chats.has(id)) chats.set(id, { id, info: null, lastSeq: 0, unread: 0, pane: null, tab: null, held: false });
+    return chats.get(id);
+  }
+
+  function buildPane(c) {
+    const pane = paneTemplate.content.firstElementChild.cloneNode(true);
+    pane.dataset.chat = c.id;
+    const form = pane.querySelector("form");
+    const textarea = form.querySelector("textarea");
+    textarea.maxLength = Number(root.dataset.maxChars);
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const text = textarea.value.trim();
+      pane.querySelector(".composer-error").textContent = "";
+      if (!text) return;
+      const frame = { type: "message", chat: c.id, text, internal: form.querySelector(".internal").checked, client_id: Tierline.newClientId() };
+      outbox.set(frame.client_id, frame);
+      socket.send(frame);
+      textarea.value = "";
+    });
+    textarea.addEventListener("keydown", (e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); } });
+    pane.querySelector(".end-btn").addEventListener("click", () => {
+      if (confirm("End this chat as resolved?")) socket.send({ type: "end", chat: c.id });
+    });
+    const tab = el("button", { type: "button", className: "tab", dataset: { chat: c.id } }, [
+      el("span", { className: "tab-name", textContent: `Chat ${c.id}` }),
+      el("span", { className: "tab-close", textContent: "×", title: "Close tab" }),
+    ]);
+    tab.addEventListener("click", (e) => {
+      if (e.target.classList.contains("tab-close")) closeTab(c.id); else openChat(c.id);
+    });
+    tabs.append(tab);
+    panes.append(pane);
+    c.pane = pane;
+    c.tab = tab;
+  }
+
+  function openChat(id) {
+    const c = ensureChat(id);
+    if (!c.pane) {
+      buildPane(c);
+      socket.send({ type: "subscribe", chat: id, since: 0 });
+    }
+    activeChat = id;
+    emptyPane.hidden = true;
+    for (const other of chats.values()) {
+      if (other.pane) other.pane.hidden = other.id !== id;
+      if (other.tab) other.tab.classList.toggle("active", other.id === id);
+    }
+    markRead(c);
+    drawChatList();
+  }
+
+  function closeTab(id) {
+    const c = chats.get(id);
+    if (!c || !c.pane) return;
+    c.pane.remove(); c.tab.remove(); c.pane = null; c.tab = null; c.lastSeq = 0;
+    if (activeChat === id) {
+      activeChat = null;
+      const next = [...chats.values()].find((o) => o.pane);
+      if (next) openChat(next.id); else emptyPane.hidden = false;
+    }
+  }
+
+  function markRead(c) {
+    if (c.held && c.lastSeq && c.unread) socket.send({ type: "read", chat: c.id, seq: c.lastSeq });
+    c.unread = 0;
+  }
+
+  function applyInfo(info) {
+    const c = ensureChat(info.chat);
+    c.info = info;
+    if (!c.pane) return;
+    c.pane.querySelector(".pane-title").textContent = `${info.visitor} · ${info.topic}`;
+    c.tab.querySelector(".tab-name").textContent = info.visitor;
+    const meta = [info.email || "no e-mail", `path: ${info.tier_path.join(" → ") || "–"}`];
+    if (info.context && info.context.page) meta.push(`page: ${info.context.page}`);
+    if (info.context && info.context.user_agent) meta.push(info.context.user_agent.slice(0, 80));
+    c.pane.querySelector(".pane-meta").textContent = meta.join(" · ");
+    setPaneStatus(c, info.status, info.agent_id === Number(root.dataset.agent));
+  }
+
+  function setPaneStatus(c, status, held) {
+    if (!c.pane) return;
+    const open = (status === "queued" || status === "active") && held;
+    c.pane.dataset.status = status;
+    c.pane.querySelector("form").hidden = !open;
+    c.pane.querySelector(".end-btn").hidden = !open;
+    const banner = c.pane.querySelector(".pane-banner");
+    banner.hidden = open;
+    if (!open) banner.textContent = status === "queued" ? "Waiting in the queue: take it to reply." : held ? "" : `This chat is ${status}.`;
+  }
+
+  function addMessage(m) {
+    const c = ensureChat(m.chat);
+    if (m.client_id) outbox.delete(m.client_id);
+    if (!c.pane) { if (m.kind === "visitor" && c.held) { c.unread += 1; drawChatList(); } return; }
+    if (m.seq <= c.lastSeq) return;
+    if (m.seq > c.lastSeq + 1) { socket.send({ type: "resume", chat: c.id, since: c.lastSeq }); return; }
+    c.lastSeq = m.seq;
+    const list = c.pane.querySelector(".transcript");
+    list.append(Tierline.messageItem(m));
+    list.scrollTop = list.scrollHeight;
+    if (m.kind === "visitor") {
+      if (activeChat === c.id && !document.hidden) markRead(c); else { c.unread += 1; drawChatList(); }
+    }
+  }
+
+  const socket = new Tierline.ReconnectingSocket({
+    url: () => `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/console/`,
+    stateEl: document.getElementById("conn"),
+    onOpen: () => {
+      for (const c of chats.values()) if (c.pane) socket.send({ type: "subscribe", chat: c.id, since: c.lastSeq });
+      outbox.forEach((frame) => socket.send(frame));
+    },
+    onFrame: (f) => {
+      switch (f.type) {
+        case "hello":
+          presence.value = f.agent.presence;
+          root.dataset.presence = f.agent.presence;
+          renderQueue(f.queue);
+          renderChatList(f.chats);
+          break;
+        case "queue": renderQueue(f.items); renderChatList(f.chats); break;
+        case "presence": presence.value = f.presence; root.dataset.presence = f.presence; break;
+        case "chat.info": applyInfo(f); break;
+        case "message": addMessage(f); break;
+        case "replay.done": if (f.more) socket.send({ type: "resume", chat: f.chat, since: f.last }); break;
+        case "taken": openChat(f.chat); socket.send({ type: "queue" }); break;
+        case "chat.assigned": {
+          const c = ensureChat(f.chat); c.held = true;
+          socket.send({ type: "queue" });
+          if (c.pane) socket.send({ type: "subscribe", chat: c.id, since: c.lastSeq }); else if (activeChat === null) openChat(c.id);
+          break;
+        }
+        case "chat.removed": {
+          const c = ensureChat(f.chat); c.held = false;
+          setPaneStatus(c, c.pane ? c.pane.dataset.status : "ended", false);
+          socket.send({ type: "queue" });
+          break;
+        }
+        case "chat.status": { const c = ensureChat(f.chat); setPaneStatus(c, f.status, c.held && f.status === "active"); break; }
+        case "ack": outbox.delete(f.client_id); break;
+        case "error": {
+          if (f.code === "rate_limited" && f.ref && outbox.has(f.ref)) { setTimeout(() => socket.send(outbox.get(f.ref)), 1500); break; }
+          const frame = f.ref && outbox.get(f.ref);
+          if (frame) outbox.delete(f.ref);
+          const c = frame && chats.get(frame.chat);
+          if (c && c.pane) c.pane.querySelector(".composer-error").textContent = f.message; else showToast(f.message);
+          queueList.querySelectorAll("button.take-btn").forEach((b) => { b.disabled = false; });
+          break;
+        }
+      }
+    },
+  });
+
+  presence.addEventListener("change", () => socket.send({ type: "presence", presence: presence.value }));
+  document.addEventListener("visibilitychange", () => { if (!document.hidden && activeChat) markRead(chats.get(activeChat)); });
+  setInterval(() => socket.send({ type: "queue" }), 15000); // refresh "waiting for" times
+})();

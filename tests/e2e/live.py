@@ -1,0 +1,148 @@
+"""Real processes for end-to-end tests: daphne and a Celery worker on the test database and the
+tests' Redis database, started and stopped (or killed) by the tests."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def service_env(**extra: str) -> dict[str, str]:
+    db = connection.settings_dict
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="helpdesk.test_settings",
+        DATABASE_URL=f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        REDIS_URL=settings.TEST_REDIS_URL,
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
+    return env
+
+
+class Process:
+    """A child process whose output is collected; `wait_for_line` waits for a line event."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        self.name, self.args, self.env = name, args, env
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            self.args, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, start_new_session=True,
+        )
+        threading.Thread(target=self._pump, args=(self.proc,), daemon=True).start()
+
+    def _pump(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            with self._cond:
+                self.lines.append(line.rstrip())
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_for_line(self, predicate: Callable[[str], bool], timeout: float = 30, start: int = 0) -> str:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            index = start
+            while True:
+                while index < len(self.lines):
+                    if predicate(self.lines[index]):
+                        return self.lines[index]
+                    index += 1
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited:\n" + "\n".join(self.lines[-40:]))
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"{self.name}: no such line:\n" + "\n".join(self.lines[-40:]))
+                self._cond.wait(remaining)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout)
+
+
+class Daphne(Process):
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        super().__init__(
+            "daphne",
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+             "helpdesk.asgi:application"],
+            service_env(),
+        )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        super().start()
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        """Until /healthz answers: the server is up and reaches the database."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(self.base_url + "/healthz", timeout=2) as response:  # noqa: S310
+                    if response.status == 200:
+                        return
+            except OSError:
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise RuntimeError("daphne exited:\n" + "\n".join(self.lines[-40:])) from None
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)  # connection refused: the port is not open yet
+
+    def restart(self, sig: int = signal.SIGTERM) -> None:
+        self.stop(sig)
+        self.start()
+
+
+class CeleryWorker(Process):
+    def __init__(self, *, beat: bool = False, name: str = "e2e") -> None:
+        args = [sys.executable, "-m", "celery", "-A", "helpdesk", "worker", "--pool=threads",
+                "--concurrency=4", "--loglevel=INFO", "--without-mingle", "--without-gossip",
+                f"--hostname={name}@%h"]
+        if beat:
+            args += ["--beat", f"--schedule={ROOT / 'var' / f'test-beat-{os.getpid()}'}"]
+        super().__init__("celery", args, service_env())
+
+    def start(self) -> None:
+        mark = len(self.lines)
+        super().start()
+        self.wait_for_line(lambda line: " ready." in line, timeout=60, start=mark)
