@@ -57,7 +57,9 @@ def validate_frame(content: dict[str, Any], spec: FieldSpec) -> dict[str, Any]:
                 raise FrameError("bad_frame", f"Field “{name}” is required.")
             continue
         value = content[name]
-        bad_bool = isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,))
+        bad_bool = isinstance(value, bool) and bool not in (
+            types if isinstance(types, tuple) else (types,)
+        )
         if bad_bool or not isinstance(value, types):
             raise FrameError("bad_frame", f"Field “{name}” has the wrong type.")
         values[name] = value
@@ -83,6 +85,7 @@ class TokenBucket:
 
 Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
+
 class ProtocolConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     """JSON frames with a `type`; every bad frame gets an error frame, never a crash."""
 
@@ -100,7 +103,12 @@ class ProtocolConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         await self.close(code=code)
 
     async def error(self, code: str, message: str, ref: Any = None) -> None:
-        frame: dict[str, Any] = {"type": "error", "v": PROTOCOL_VERSION, "code": code, "message": message}
+        frame: dict[str, Any] = {
+            "type": "error",
+            "v": PROTOCOL_VERSION,
+            "code": code,
+            "message": message,
+        }
         if isinstance(ref, str | int) and not isinstance(ref, bool):
             frame["ref"] = ref
         await self.send_json(frame)
@@ -133,7 +141,9 @@ class ProtocolConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         method_name = self.handlers.get(content["type"])
         if method_name is None:
             known = ", ".join(sorted(self.handlers))
-            await self.error("unknown_type", f"Unknown frame type; this socket takes: {known}.", ref)
+            await self.error(
+                "unknown_type", f"Unknown frame type; this socket takes: {known}.", ref
+            )
             return
         handler: Handler = getattr(self, method_name)
         try:
@@ -215,7 +225,9 @@ class VisitorConsumer(ProtocolConsumer):
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "joined", False):
-            await self.channel_layer.group_discard(chat_visitor_group(self.chat_id), self.channel_name)
+            await self.channel_layer.group_discard(
+                chat_visitor_group(self.chat_id), self.channel_name
+            )
             await database_sync_to_async(chat_services.mark_visitor_seen)(chat_id=self.chat_id)
 
     async def on_message(self, content: dict[str, Any]) -> None:
@@ -224,8 +236,12 @@ class VisitorConsumer(ProtocolConsumer):
             chat_id=self.chat_id, text=values["text"], client_id=values.get("client_id")
         )
         await self.send_json(
-            {"type": "ack", "v": PROTOCOL_VERSION, "client_id": message.client_id,
-             "seq": message.public_seq}
+            {
+                "type": "ack",
+                "v": PROTOCOL_VERSION,
+                "client_id": message.client_id,
+                "seq": message.public_seq,
+            }
         )
 
     async def on_end(self, content: dict[str, Any]) -> None:
@@ -238,7 +254,9 @@ class VisitorConsumer(ProtocolConsumer):
 
     async def on_resume(self, content: dict[str, Any]) -> None:
         values = validate_frame(content, {"since": (int, True)})
-        await self.send_replay(chat_id=self.chat_id, since=_since(values["since"]), for_visitor=True)
+        await self.send_replay(
+            chat_id=self.chat_id, since=_since(values["since"]), for_visitor=True
+        )
 
 
 class ConsoleConsumer(ProtocolConsumer):
@@ -260,14 +278,18 @@ class ConsoleConsumer(ProtocolConsumer):
     async def connect(self) -> None:
         self.groups_joined: set[str] = set()
         try:
-            self.agent = await database_sync_to_async(selectors.get_agent_for_user)(self.scope["user"])
+            self.agent = await database_sync_to_async(selectors.get_agent_for_user)(
+                self.scope["user"]
+            )
         except PermissionDenied:
             await self.refuse()
             return
         await self.join(agent_group(self.agent.pk))
         for stage_id in await database_sync_to_async(selectors.served_stage_ids)(agent=self.agent):
             await self.join(stage_queue_group(stage_id))
-        chat_ids = await database_sync_to_async(selectors.open_assignment_chat_ids)(agent=self.agent)
+        chat_ids = await database_sync_to_async(selectors.open_assignment_chat_ids)(
+            agent=self.agent
+        )
         for chat_id in chat_ids:
             await self.join(chat_agents_group(chat_id))
         await self.accept()
@@ -314,13 +336,19 @@ class ConsoleConsumer(ProtocolConsumer):
         await self.join(chat_agents_group(chat_id))
         info = await database_sync_to_async(selectors.chat_info)(chat_id=chat_id)
         await self.send_json({**info, "v": PROTOCOL_VERSION})
-        await self.send_replay(chat_id=chat_id, since=_since(values.get("since", 0)), for_visitor=False)
+        await self.send_replay(
+            chat_id=chat_id, since=_since(values.get("since", 0)), for_visitor=False
+        )
 
     async def on_message(self, content: dict[str, Any]) -> None:
         values = validate_frame(
             content,
-            {"chat": (int, True), "text": (str, True), "client_id": (str, False),
-             "internal": (bool, False)},
+            {
+                "chat": (int, True),
+                "text": (str, True),
+                "client_id": (str, False),
+                "internal": (bool, False),
+            },
         )
         message: Message = await database_sync_to_async(services.post_agent_message)(
             chat_id=values["chat"],
@@ -330,8 +358,13 @@ class ConsoleConsumer(ProtocolConsumer):
             client_id=values.get("client_id"),
         )
         await self.send_json(
-            {"type": "ack", "v": PROTOCOL_VERSION, "chat": message.chat_id,
-             "client_id": message.client_id, "seq": message.seq}
+            {
+                "type": "ack",
+                "v": PROTOCOL_VERSION,
+                "chat": message.chat_id,
+                "client_id": message.client_id,
+                "seq": message.seq,
+            }
         )
 
     async def on_take(self, content: dict[str, Any]) -> None:
@@ -363,7 +396,12 @@ class ConsoleConsumer(ProtocolConsumer):
     async def on_queue(self, content: dict[str, Any]) -> None:
         state = await database_sync_to_async(selectors.console_state)(agent=self.agent)
         await self.send_json(
-            {"type": "queue", "v": PROTOCOL_VERSION, "items": state["queue"], "chats": state["chats"]}
+            {
+                "type": "queue",
+                "v": PROTOCOL_VERSION,
+                "items": state["queue"],
+                "chats": state["chats"],
+            }
         )
 
     async def on_ping(self, content: dict[str, Any]) -> None:

@@ -71,7 +71,9 @@ def send_event_on_commit(group: str, payload: dict[str, Any]) -> None:
 
 
 def send_message_on_commit(message: Message) -> None:
-    send_event_on_commit(chat_agents_group(message.chat_id), message_payload(message, for_visitor=False))
+    send_event_on_commit(
+        chat_agents_group(message.chat_id), message_payload(message, for_visitor=False)
+    )
     if message.public_seq is not None:
         send_event_on_commit(
             chat_visitor_group(message.chat_id), message_payload(message, for_visitor=True)

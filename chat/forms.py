@@ -1,4 +1,4 @@
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
@@ -17,9 +17,8 @@ class StartChatForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         topics = Topic.objects.filter(pipeline__is_active=True, pipeline__entry_stage__isnull=False)
-        self.fields["topic"].choices = [("", "Choose a topic…")] + [
-            (t.name, t.name) for t in topics
-        ]
+        topic_field = cast(forms.ChoiceField, self.fields["topic"])
+        topic_field.choices = [("", "Choose a topic…")] + [(t.name, t.name) for t in topics]
         self.fields["message"].validators.append(MaxLengthValidator(settings.MESSAGE_MAX_CHARS))
 
     def clean_name(self) -> str:

@@ -28,7 +28,8 @@ def clean_text(text: str) -> str:
         raise InvalidMessage("The message is empty.")
     if len(text) > settings.MESSAGE_MAX_CHARS:
         raise InvalidMessage(
-            f"The message is {len(text)} characters long; the limit is {settings.MESSAGE_MAX_CHARS}."
+            f"The message is {len(text)} characters long; "
+            f"the limit is {settings.MESSAGE_MAX_CHARS}."
         )
     return text
 

@@ -21,7 +21,6 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from chat.models import ChatSession
-
 from escalation.estimates import WaitRange, estimate_wait
 from escalation.messages import DEFAULT_TEXTS, render_text
 from escalation.models import (
@@ -169,11 +168,10 @@ def queue_position(*, entry: QueueEntry) -> int:
 
 def recent_take_times(*, stage_id: int, now: datetime, window_seconds: int) -> list[datetime]:
     since = now - timedelta(seconds=window_seconds)
-    return list(
-        QueueEntry.objects.filter(
-            stage_id=stage_id, outcome=QueueEntry.Outcome.TAKEN, left_at__gte=since
-        ).values_list("left_at", flat=True)
-    )
+    taken = QueueEntry.objects.filter(
+        stage_id=stage_id, outcome=QueueEntry.Outcome.TAKEN, left_at__gte=since
+    ).values_list("left_at", flat=True)
+    return [at for at in taken if at is not None]
 
 
 def wait_estimate(*, entry: QueueEntry, position: int, now: datetime) -> WaitRange | None:
@@ -214,9 +212,9 @@ def tier_path(*, chat_id: int) -> list[str]:
     """The tiers a chat has waited at, in order, without repeats in a row (e.g. L1 → L2)."""
     path: list[str] = []
     for name in (
-        QueueEntry.objects.filter(chat_id=chat_id).order_by("entered_at", "pk").values_list(
-            "tier__name", flat=True
-        )
+        QueueEntry.objects.filter(chat_id=chat_id)
+        .order_by("entered_at", "pk")
+        .values_list("tier__name", flat=True)
     ):
         if not path or path[-1] != name:
             path.append(name)
@@ -265,9 +263,7 @@ def open_chats_for_agent(*, agent: Agent) -> list[dict[str, Any]]:
     )
     rows = []
     for a in assignments:
-        unread = (
-            a.chat.messages.filter(kind="visitor", seq__gt=a.last_read_seq).count()
-        )
+        unread = a.chat.messages.filter(kind="visitor", seq__gt=a.last_read_seq).count()
         rows.append(
             {
                 "chat": a.chat_id,
@@ -334,9 +330,11 @@ def visitor_state(*, chat: ChatSession) -> dict[str, Any]:
         "queue": None,
         "agent": None,
     }
-    route = ChatRoute.objects.select_related("agent", "entry__stage", "entry__tier").filter(
-        chat=chat
-    ).first()
+    route = (
+        ChatRoute.objects.select_related("agent", "entry__stage", "entry__tier")
+        .filter(chat=chat)
+        .first()
+    )
     if route is None:
         return state
     if route.agent is not None:

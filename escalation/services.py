@@ -25,6 +25,7 @@ from chat.events import (
 from chat.exceptions import ChatClosed
 from chat.models import ChatSession, FlowEvent, Message
 from escalation import selectors
+from escalation.estimates import WaitRange
 from escalation.exceptions import (
     AgentNotOnline,
     AlreadyTaken,
@@ -215,7 +216,7 @@ def publish_queue_now(*, stage_id: int) -> int:
 
 
 def _record_estimate(
-    *, entry: QueueEntry, position: int, estimate: selectors.WaitRange | None, now: datetime
+    *, entry: QueueEntry, position: int, estimate: WaitRange | None, now: datetime
 ) -> None:
     WaitEstimate.objects.create(
         entry=entry,
@@ -253,7 +254,9 @@ def assign(*, chat: ChatSession, route: ChatRoute, entry: QueueEntry, agent: Age
     checked presence and capacity."""
     now = timezone.now()
     leave_queue(entry=entry, outcome=QueueEntry.Outcome.TAKEN)
-    Escalation.objects.filter(entry=entry, taken_at__isnull=True).update(taken_at=now, taken_by=agent)
+    Escalation.objects.filter(entry=entry, taken_at__isnull=True).update(
+        taken_at=now, taken_by=agent
+    )
     group = selectors.serving_group_for(agent=agent, entry=entry)
     assignment = Assignment.objects.create(
         chat=chat, agent=agent, tier=entry.tier, stage=entry.stage, group=group, started_at=now
@@ -359,7 +362,8 @@ def post_agent_message(
         raise NotYourChat()
     kind = Message.Kind.INTERNAL if internal else Message.Kind.AGENT
     first_reply = (
-        not internal and not chat.messages.filter(kind=Message.Kind.AGENT, author=agent.user).exists()
+        not internal
+        and not chat.messages.filter(kind=Message.Kind.AGENT, author=agent.user).exists()
     )
     message, _ = chat_services.append_message(
         chat=chat,
@@ -371,7 +375,9 @@ def post_agent_message(
     )
     if first_reply:
         chat_services.add_flow_event(
-            chat=chat, kind=FlowEvent.Kind.FIRST_AGENT_MESSAGE, actor=agent.user,
+            chat=chat,
+            kind=FlowEvent.Kind.FIRST_AGENT_MESSAGE,
+            actor=agent.user,
             data={"agent": agent.display_name},
         )
     return message
@@ -424,8 +430,13 @@ def end_chat_by_agent(*, chat_id: int, agent: Agent) -> None:
     if route.agent_id != agent.pk:
         raise NotYourChat()
     _end_assignment(route=route, reason=Assignment.EndReason.RESOLVED)
-    _close(chat=chat, route=route, status=ChatSession.Status.ENDED, actor=agent.user,
-           data={"by": "agent", "agent": agent.display_name, "resolution": "resolved"})
+    _close(
+        chat=chat,
+        route=route,
+        status=ChatSession.Status.ENDED,
+        actor=agent.user,
+        data={"by": "agent", "agent": agent.display_name, "resolution": "resolved"},
+    )
     dispatch(stage_ids=list(selectors.stages_served_by(agent).values_list("pk", flat=True)))
 
 
@@ -444,15 +455,27 @@ def _visitor_leaves(*, chat: ChatSession, route: ChatRoute, why: str) -> None:
         chat_services.add_flow_event(
             chat=chat, kind=FlowEvent.Kind.ABANDONED, data={"stage": route.stage.name, "why": why}
         )
-        _close(chat=chat, route=route, status=ChatSession.Status.ABANDONED, actor=None,
-               data={"by": "visitor", "why": why})
+        _close(
+            chat=chat,
+            route=route,
+            status=ChatSession.Status.ABANDONED,
+            actor=None,
+            data={"by": "visitor", "why": why},
+        )
         return
     assignment = _end_assignment(route=route, reason=Assignment.EndReason.VISITOR_LEFT)
-    _close(chat=chat, route=route, status=ChatSession.Status.ENDED, actor=None,
-           data={"by": "visitor", "why": why})
+    _close(
+        chat=chat,
+        route=route,
+        status=ChatSession.Status.ENDED,
+        actor=None,
+        data={"by": "visitor", "why": why},
+    )
     if assignment is not None:
         dispatch(
-            stage_ids=list(selectors.stages_served_by(assignment.agent).values_list("pk", flat=True))
+            stage_ids=list(
+                selectors.stages_served_by(assignment.agent).values_list("pk", flat=True)
+            )
         )
 
 
@@ -463,8 +486,9 @@ def _close(
     route.agent, route.entry = None, None
     route.save(update_fields=["agent", "entry"])
     chat_services.change_status(chat=chat, to=status)
-    chat_services.add_flow_event(chat=chat, kind=FlowEvent.Kind.ENDED, actor=actor,
-                                 data={**data, "status": status})
+    chat_services.add_flow_event(
+        chat=chat, kind=FlowEvent.Kind.ENDED, actor=actor, data={**data, "status": status}
+    )
     chat_services.append_notice(
         chat=chat,
         event="ended",

@@ -10,12 +10,12 @@ from chat.models import ChatSession
 from escalation import services
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True)  # type: ignore[untyped-decorator]
 def publish_queue(stage_id: int) -> None:
     services.publish_queue_now(stage_id=stage_id)
 
 
-@shared_task(ignore_result=True)
+@shared_task(ignore_result=True)  # type: ignore[untyped-decorator]
 def sweep_gone_visitors() -> int:
     """Abandon waiting chats whose visitor's page stopped answering (closed tab, lost network)."""
     seen_before = timezone.now() - timedelta(seconds=settings.VISITOR_GONE_SECONDS)

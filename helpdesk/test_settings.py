@@ -21,8 +21,12 @@ if REDIS_URL:
     _parts = urlsplit(REDIS_URL)
     TEST_REDIS_URL = urlunsplit(_parts._replace(path=f"/{env.int('TEST_REDIS_DB', default=15)}"))
     CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [TEST_REDIS_URL]
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                          "LOCATION": TEST_REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": TEST_REDIS_URL,
+        }
+    }
     CELERY_BROKER_URL = TEST_REDIS_URL
 else:
     TEST_REDIS_URL = ""

@@ -71,8 +71,13 @@ Tierline.newClientId = () =>
 
 Tierline.formatTime = (iso) => {
   const d = new Date(iso);
-  return isNaN(d) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return isNaN(d) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false });
 };
+
+/* Server-rendered times are in the site's time zone; show every time in the reader's own. */
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("time[datetime]").forEach((t) => { t.textContent = Tierline.formatTime(t.dateTime); });
+});
 
 /* One transcript line, built with textContent. */
 Tierline.messageItem = (m) => {

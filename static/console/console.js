@@ -153,7 +153,7 @@
   }
 
   function markRead(c) {
-    if (c.held && c.lastSeq && c.unread) socket.send({ type: "read", chat: c.id, seq: c.lastSeq });
+    if (c.held && c.lastSeq) socket.send({ type: "read", chat: c.id, seq: c.lastSeq });
     c.unread = 0;
   }
 
@@ -192,7 +192,7 @@
     list.append(Tierline.messageItem(m));
     list.scrollTop = list.scrollHeight;
     if (m.kind === "visitor") {
-      if (activeChat === c.id && !document.hidden) markRead(c); else { c.unread += 1; drawChatList(); }
+      if (activeChat === c.id && !document.hidden) { markRead(c); drawChatList(); } else { c.unread += 1; drawChatList(); }
     }
   }
 
@@ -215,7 +215,12 @@
         case "presence": presence.value = f.presence; root.dataset.presence = f.presence; break;
         case "chat.info": applyInfo(f); break;
         case "message": addMessage(f); break;
-        case "replay.done": if (f.more) socket.send({ type: "resume", chat: f.chat, since: f.last }); break;
+        case "replay.done": {
+          if (f.more) { socket.send({ type: "resume", chat: f.chat, since: f.last }); break; }
+          const c = chats.get(f.chat);
+          if (c && activeChat === c.id) { markRead(c); drawChatList(); }
+          break;
+        }
         case "taken": openChat(f.chat); socket.send({ type: "queue" }); break;
         case "chat.assigned": {
           const c = ensureChat(f.chat); c.held = true;

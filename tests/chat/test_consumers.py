@@ -17,6 +17,7 @@ from chat.selectors import make_visitor_token
 from escalation import services
 from helpdesk.asgi import application
 
+
 @pytest.fixture(autouse=True)
 async def _close_thread_connections():
     """sync_to_async runs ORM calls on a worker thread; close its connection after each test so
@@ -33,12 +34,18 @@ ORIGIN = (b"origin", b"http://localhost")
 
 
 def start():
-    return services.start_chat(visitor_name="Carol", visitor_email="", topic_name="Billing",
-                               first_message="Hello", visitor_context={})
+    return services.start_chat(
+        visitor_name="Carol",
+        visitor_email="",
+        topic_name="Billing",
+        first_message="Hello",
+        visitor_context={},
+    )
 
 
-async def visitor_socket(chat, *, token: str | None = None, since: int = 0,
-                         origin: tuple[bytes, bytes] = ORIGIN) -> WebsocketCommunicator:
+async def visitor_socket(
+    chat, *, token: str | None = None, since: int = 0, origin: tuple[bytes, bytes] = ORIGIN
+) -> WebsocketCommunicator:
     token = token if token is not None else await sync_to_async(make_visitor_token)(chat)
     path = f"/ws/chat/{chat.pk}/?token={quote(token)}&since={since}"
     return WebsocketCommunicator(application, path, headers=[origin, (b"host", b"localhost")])
@@ -48,12 +55,16 @@ async def console_socket(client, user=None) -> WebsocketCommunicator:
     headers = [ORIGIN, (b"host", b"localhost")]
     if user is not None:
         await sync_to_async(client.force_login)(user)
-        cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+        cookie = (
+            f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+        )
         headers.append((b"cookie", cookie.encode()))
     return WebsocketCommunicator(application, "/ws/console/", headers=headers)
 
 
-async def frames_until(ws: WebsocketCommunicator, frame_type: str, timeout: float = 3) -> list[dict[str, Any]]:
+async def frames_until(
+    ws: WebsocketCommunicator, frame_type: str, timeout: float = 3
+) -> list[dict[str, Any]]:
     got = []
     while True:
         frame = await ws.receive_json_from(timeout=timeout)
@@ -80,8 +91,11 @@ async def test_visitor_connects_with_its_token_and_gets_state_and_history(l1_set
 async def test_visitor_with_a_bad_token_is_refused(l1_setup, token_kind):
     chat, other = await sync_to_async(start)(), await sync_to_async(start)()
     good = await sync_to_async(make_visitor_token)(chat)
-    token = {"missing": "", "tampered": good[:-2] + "xx",
-             "other_chat": await sync_to_async(make_visitor_token)(other)}[token_kind]
+    token = {
+        "missing": "",
+        "tampered": good[:-2] + "xx",
+        "other_chat": await sync_to_async(make_visitor_token)(other),
+    }[token_kind]
     ws = await visitor_socket(chat, token=token)
     connected, _ = await ws.connect()
     assert connected  # accepted only to say why
@@ -91,7 +105,9 @@ async def test_visitor_with_a_bad_token_is_refused(l1_setup, token_kind):
 async def test_an_expired_token_is_refused(l1_setup, settings):
     chat = await sync_to_async(start)()
     token = await sync_to_async(make_visitor_token)(chat)
-    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.VISITOR_TOKEN_MAX_AGE_SECONDS + 60)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(
+        seconds=settings.VISITOR_TOKEN_MAX_AGE_SECONDS + 60
+    )
     with time_machine.travel(later):
         ws = await visitor_socket(chat, token=token)
         await ws.connect()
@@ -109,17 +125,24 @@ async def test_visitor_resumes_from_the_last_seq_it_saw(alice_agent):
     chat = await sync_to_async(start)()
     await sync_to_async(services.take_chat)(chat_id=chat.pk, agent=alice_agent)
     for text in ["one", "two", "three"]:
-        await sync_to_async(services.post_agent_message)(chat_id=chat.pk, agent=alice_agent, text=text)
+        await sync_to_async(services.post_agent_message)(
+            chat_id=chat.pk, agent=alice_agent, text=text
+        )
     ws = await visitor_socket(chat, since=3)  # saw: first message, queued notice, agent joined
     await ws.connect()
     await ws.receive_json_from()  # hello
     frames = await frames_until(ws, "replay.done")
     assert [(f["seq"], f["text"]) for f in frames if f["type"] == "message"] == [
-        (4, "one"), (5, "two"), (6, "three")]
+        (4, "one"),
+        (5, "two"),
+        (6, "three"),
+    ]
     await ws.disconnect()
 
 
-async def test_visitor_message_is_acknowledged_and_reaches_the_agent_not_the_note(alice_agent, client):
+async def test_visitor_message_is_acknowledged_and_reaches_the_agent_not_the_note(
+    alice_agent, client
+):
     chat = await sync_to_async(start)()
     await sync_to_async(services.take_chat)(chat_id=chat.pk, agent=alice_agent)
     agent_ws = await console_socket(client, alice_agent.user)
@@ -130,10 +153,12 @@ async def test_visitor_message_is_acknowledged_and_reaches_the_agent_not_the_not
     await visitor.connect()
     await frames_until(visitor, "replay.done")
 
-    await agent_ws.send_json_to({"type": "message", "chat": chat.pk, "text": "psst", "internal": True,
-                                 "client_id": "n1"})
-    await agent_ws.send_json_to({"type": "message", "chat": chat.pk, "text": "Hello Carol",
-                                 "client_id": "a1"})
+    await agent_ws.send_json_to(
+        {"type": "message", "chat": chat.pk, "text": "psst", "internal": True, "client_id": "n1"}
+    )
+    await agent_ws.send_json_to(
+        {"type": "message", "chat": chat.pk, "text": "Hello Carol", "client_id": "a1"}
+    )
     await visitor.send_json_to({"type": "message", "text": "Hi!", "client_id": "v1"})
     agent_frames: list[dict[str, Any]] = []
     while len([f for f in agent_frames if f["type"] == "message"]) < 3:
@@ -189,7 +214,9 @@ async def test_binary_and_oversized_frames_get_errors(l1_setup, settings):
     await frames_until(ws, "replay.done")
     await ws.send_to(bytes_data=b"\x00\x01")
     assert (await ws.receive_json_from())["code"] == "bad_frame"
-    await ws.send_to(text_data=json.dumps({"type": "message", "text": "x" * settings.WS_FRAME_MAX_BYTES}))
+    await ws.send_to(
+        text_data=json.dumps({"type": "message", "text": "x" * settings.WS_FRAME_MAX_BYTES})
+    )
     assert (await ws.receive_json_from())["code"] == "frame_too_large"
     await ws.send_json_to({"type": "message", "text": "y" * (settings.MESSAGE_MAX_CHARS + 1)})
     assert (await ws.receive_json_from())["code"] == "invalid_message"

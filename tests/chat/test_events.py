@@ -40,8 +40,13 @@ class Listener:
 
 
 def start():
-    return services.start_chat(visitor_name="Carol", visitor_email="", topic_name="Billing",
-                               first_message="Hello", visitor_context={})
+    return services.start_chat(
+        visitor_name="Carol",
+        visitor_email="",
+        topic_name="Billing",
+        first_message="Hello",
+        visitor_context={},
+    )
 
 
 def test_nothing_is_published_before_commit(l1_setup, django_capture_on_commit_callbacks):
@@ -68,26 +73,40 @@ def test_a_visitor_message_reaches_both_streams_with_their_own_numbers(
 
     with django_capture_on_commit_callbacks(execute=True):
         message = post_visitor_message(chat_id=chat.pk, text="Hi there", client_id="c-1")
-    common = {"type": "message", "v": 1, "chat": chat.pk, "kind": "visitor", "event": "",
-              "author": "Carol", "text": "Hi there", "at": message.created_at.isoformat(),
-              "client_id": "c-1"}
+    common = {
+        "type": "message",
+        "v": 1,
+        "chat": chat.pk,
+        "kind": "visitor",
+        "event": "",
+        "author": "Carol",
+        "text": "Hi there",
+        "at": message.created_at.isoformat(),
+        "client_id": "c-1",
+    }
     assert visitor.receive_all() == [{**common, "seq": message.public_seq}]
     assert agents.receive_all() == [{**common, "seq": message.seq}]
     assert message.seq == message.public_seq + 1  # the internal note took one agent seq
 
 
-def test_an_internal_note_never_reaches_the_visitor_stream(alice_agent, django_capture_on_commit_callbacks):
+def test_an_internal_note_never_reaches_the_visitor_stream(
+    alice_agent, django_capture_on_commit_callbacks
+):
     chat = start()
     services.take_chat(chat_id=chat.pk, agent=alice_agent)
     visitor, agents = Listener(chat_visitor_group(chat.pk)), Listener(chat_agents_group(chat.pk))
     with django_capture_on_commit_callbacks(execute=True):
-        services.post_agent_message(chat_id=chat.pk, agent=alice_agent, text="secret", internal=True)
+        services.post_agent_message(
+            chat_id=chat.pk, agent=alice_agent, text="secret", internal=True
+        )
     assert visitor.receive_all() == []
     [note] = agents.receive_all()
     assert (note["kind"], note["text"]) == ("internal", "secret")
 
 
-def test_taking_a_chat_tells_the_agent_and_the_visitor(alice_agent, django_capture_on_commit_callbacks):
+def test_taking_a_chat_tells_the_agent_and_the_visitor(
+    alice_agent, django_capture_on_commit_callbacks
+):
     chat = start()
     me, visitor = Listener(agent_group(alice_agent.pk)), Listener(chat_visitor_group(chat.pk))
     with django_capture_on_commit_callbacks(execute=True):
@@ -95,7 +114,10 @@ def test_taking_a_chat_tells_the_agent_and_the_visitor(alice_agent, django_captu
     assert me.receive_all() == [{"type": "chat.assigned", "v": 1, "chat": chat.pk}]
     [joined] = visitor.receive_all()
     assert (joined["kind"], joined["event"], joined["text"]) == (
-        "system", "agent_joined", "Alice from L1 General joined the chat.")
+        "system",
+        "agent_joined",
+        "Alice from L1 General joined the chat.",
+    )
 
 
 def test_ending_a_chat_tells_everyone(alice_agent, django_capture_on_commit_callbacks):
@@ -105,11 +127,18 @@ def test_ending_a_chat_tells_everyone(alice_agent, django_capture_on_commit_call
     visitor, agents = Listener(chat_visitor_group(chat.pk)), Listener(chat_agents_group(chat.pk))
     with django_capture_on_commit_callbacks(execute=True):
         services.end_chat_by_agent(chat_id=chat.pk, agent=alice_agent)
-    assert me.receive_all() == [{"type": "chat.removed", "v": 1, "chat": chat.pk, "reason": "resolved"}]
+    assert me.receive_all() == [
+        {"type": "chat.removed", "v": 1, "chat": chat.pk, "reason": "resolved"}
+    ]
     got = visitor.receive_all()
     assert got[0]["event"] == "ended"
     assert got[1] == {"type": "chat.status", "v": 1, "chat": chat.pk, "status": "ended"}
-    assert agents.receive_all()[-1] == {"type": "chat.status", "v": 1, "chat": chat.pk, "status": "ended"}
+    assert agents.receive_all()[-1] == {
+        "type": "chat.status",
+        "v": 1,
+        "chat": chat.pk,
+        "status": "ended",
+    }
 
 
 def test_presence_change_is_published(alice_agent, django_capture_on_commit_callbacks):
@@ -119,7 +148,9 @@ def test_presence_change_is_published(alice_agent, django_capture_on_commit_call
     assert me.receive_all() == [{"type": "presence", "v": 1, "presence": "away"}]
 
 
-def test_queue_publication_tells_each_visitor_its_place(l1_setup, django_capture_on_commit_callbacks):
+def test_queue_publication_tells_each_visitor_its_place(
+    l1_setup, django_capture_on_commit_callbacks
+):
     from chat.events import stage_queue_group
     from escalation.models import WaitEstimate
 
@@ -128,8 +159,16 @@ def test_queue_publication_tells_each_visitor_its_place(l1_setup, django_capture
     queue = Listener(stage_queue_group(l1_setup.l1.pk))
     with django_capture_on_commit_callbacks(execute=True):
         assert services.publish_queue_now(stage_id=l1_setup.l1.pk) == 2
-    assert v1.receive_all() == [{"type": "queue.position", "v": 1, "chat": first.pk, "position": 1,
-                                 "estimate": None, "text": "You are number 1 in line."}]
+    assert v1.receive_all() == [
+        {
+            "type": "queue.position",
+            "v": 1,
+            "chat": first.pk,
+            "position": 1,
+            "estimate": None,
+            "text": "You are number 1 in line.",
+        }
+    ]
     assert v2.receive_all()[0]["position"] == 2
     assert queue.receive_all() == [{"type": "queue.changed", "v": 1, "stage": l1_setup.l1.pk}]
     assert WaitEstimate.objects.count() == 2

@@ -30,7 +30,9 @@ def service_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     env.update(
         DJANGO_SETTINGS_MODULE="helpdesk.test_settings",
-        DATABASE_URL=f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        DATABASE_URL=(
+            f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        ),
         REDIS_URL=settings.TEST_REDIS_URL,
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         PYTHONUNBUFFERED="1",
@@ -50,8 +52,13 @@ class Process:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            self.args, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, start_new_session=True,
+            self.args,
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
         )
         threading.Thread(target=self._pump, args=(self.proc,), daemon=True).start()
 
@@ -64,7 +71,9 @@ class Process:
         with self._cond:
             self._cond.notify_all()
 
-    def wait_for_line(self, predicate: Callable[[str], bool], timeout: float = 30, start: int = 0) -> str:
+    def wait_for_line(
+        self, predicate: Callable[[str], bool], timeout: float = 30, start: int = 0
+    ) -> str:
         deadline = time.monotonic() + timeout
         with self._cond:
             index = start
@@ -77,7 +86,9 @@ class Process:
                     raise RuntimeError(f"{self.name} exited:\n" + "\n".join(self.lines[-40:]))
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise TimeoutError(f"{self.name}: no such line:\n" + "\n".join(self.lines[-40:]))
+                    raise TimeoutError(
+                        f"{self.name}: no such line:\n" + "\n".join(self.lines[-40:])
+                    )
                 self._cond.wait(remaining)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
@@ -96,8 +107,16 @@ class Daphne(Process):
         self.port = port or free_port()
         super().__init__(
             "daphne",
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-             "helpdesk.asgi:application"],
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "helpdesk.asgi:application",
+            ],
             service_env(),
         )
 
@@ -135,12 +154,23 @@ class Daphne(Process):
 
 class CeleryWorker(Process):
     def __init__(self, *, beat: bool = False, name: str = "e2e") -> None:
-        args = [sys.executable, "-m", "celery", "-A", "helpdesk", "worker", "--pool=threads",
-                "--concurrency=4", "--loglevel=INFO", "--without-mingle", "--without-gossip",
-                f"--hostname={name}@%h"]
+        args = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "helpdesk",
+            "worker",
+            "--pool=threads",
+            "--concurrency=4",
+            "--loglevel=INFO",
+            "--without-mingle",
+            "--without-gossip",
+            f"--hostname={name}@%h",
+        ]
         if beat:
             args += ["--beat", f"--schedule={ROOT / 'var' / f'test-beat-{os.getpid()}'}"]
-        super().__init__("celery", args, service_env())
+        super().__init__("celery", args, service_env(CELERY_LOG_LEVEL="INFO"))
 
     def start(self) -> None:
         mark = len(self.lines)

@@ -15,6 +15,7 @@ from django.test import Client
 from chat.selectors import make_visitor_token
 from escalation import services
 
+
 @pytest.fixture(autouse=True)
 async def _close_thread_connections():
     """sync_to_async runs ORM calls on a worker thread; close its connection after each test so
@@ -39,8 +40,9 @@ class Peer:
 
     async def connect(self, url: str | None = None) -> None:
         headers = {"Cookie": self.cookie} if self.cookie else None
-        self.ws = await websockets.connect(url or self.url, origin=self.origin,
-                                           additional_headers=headers, open_timeout=10)
+        self.ws = await websockets.connect(
+            url or self.url, origin=self.origin, additional_headers=headers, open_timeout=10
+        )
 
     async def frame(self, timeout: float = 10) -> dict[str, Any]:
         frame = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
@@ -55,6 +57,7 @@ class Peer:
                 frame = await self.frame()
                 if predicate(frame):
                     return frame
+
         return await asyncio.wait_for(loop(), timeout)
 
     async def send(self, **frame: Any) -> None:
@@ -74,11 +77,17 @@ def seqs(peer: Peer) -> list[int]:
 
 async def open_chat(server, agent):
     chat = await sync_to_async(services.start_chat)(
-        visitor_name="Carol", visitor_email="", topic_name="Billing", first_message="Hello?",
-        visitor_context={})
+        visitor_name="Carol",
+        visitor_email="",
+        topic_name="Billing",
+        first_message="Hello?",
+        visitor_context={},
+    )
     token = await sync_to_async(make_visitor_token)(chat)
     visitor = Peer("", server.base_url)
-    visitor.url_for = lambda: f"{server.ws_url}/ws/chat/{chat.pk}/?token={quote(token)}&since={visitor.last_seq}"
+    visitor.url_for = lambda: (
+        f"{server.ws_url}/ws/chat/{chat.pk}/?token={quote(token)}&since={visitor.last_seq}"
+    )
     client = Client()
     await sync_to_async(client.force_login)(agent.user)
     cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
@@ -86,7 +95,9 @@ async def open_chat(server, agent):
     return chat, visitor, console
 
 
-async def test_live_chat_with_reconnect_and_server_restart(alice_agent, daphne_process, celery_worker_process):
+async def test_live_chat_with_reconnect_and_server_restart(
+    alice_agent, daphne_process, celery_worker_process
+):
     chat, visitor, agent = await open_chat(daphne_process, alice_agent)
 
     # Start: the visitor sees its place in line.
@@ -132,7 +143,8 @@ async def test_live_chat_with_reconnect_and_server_restart(alice_agent, daphne_p
     before_visitor, before_agent = visitor.last_seq, agent.last_seq
     daphne_process.restart(signal.SIGTERM)
     await sync_to_async(services.post_agent_message)(
-        chat_id=chat.pk, agent=alice_agent, text="sent during the restart")
+        chat_id=chat.pk, agent=alice_agent, text="sent during the restart"
+    )
     await visitor.connect(visitor.url_for())
     await agent.connect()
     await agent.frame()  # hello
@@ -156,11 +168,13 @@ async def test_live_chat_with_reconnect_and_server_restart(alice_agent, daphne_p
     await agent.close()
 
 
-async def test_queue_position_updates_live_as_the_queue_moves(alice_agent, daphne_process, celery_worker_process):
+async def test_queue_position_updates_live_as_the_queue_moves(
+    alice_agent, daphne_process, celery_worker_process
+):
     """Two visitors wait; when the first is taken the second is told it is now number 1 — the
     update comes from the real Celery worker's debounced publication."""
-    first, v1, agent = await open_chat(daphne_process, alice_agent)
-    second, v2, _ = await open_chat(daphne_process, alice_agent)
+    first, _, _ = await open_chat(daphne_process, alice_agent)
+    _, v2, _ = await open_chat(daphne_process, alice_agent)
     await v2.connect(v2.url_for())
     hello = await v2.frame()
     assert hello["queue"]["position"] == 2

@@ -23,10 +23,15 @@ from tests.factories import AgentFactory, UserFactory
 pytestmark = pytest.mark.django_db
 
 
-def start(name: str = "Carol", topic: str = "Billing", text: str = "My invoice is wrong") -> ChatSession:
+def start(
+    name: str = "Carol", topic: str = "Billing", text: str = "My invoice is wrong"
+) -> ChatSession:
     chat = services.start_chat(
-        visitor_name=name, visitor_email="carol@example.com", topic_name=topic,
-        first_message=text, visitor_context={"page": "/pricing"},
+        visitor_name=name,
+        visitor_email="carol@example.com",
+        topic_name=topic,
+        first_message=text,
+        visitor_context={"page": "/pricing"},
     )
     return ChatSession.objects.select_related("route__agent").get(pk=chat.pk)  # fresh, as stored
 
@@ -42,7 +47,9 @@ def test_start_chat_queues_at_the_entry_stage_with_the_first_message_and_notice(
     rows = transcript(chat)
     assert rows[0] == (1, 1, "visitor", "My invoice is wrong")
     assert rows[1][2] == "system"
-    assert rows[1][3] == ("Thanks, Carol. You are in the queue for L1; an agent will be with you soon.")
+    assert rows[1][3] == (
+        "Thanks, Carol. You are in the queue for L1; an agent will be with you soon."
+    )
     entry = QueueEntry.objects.get(chat=chat)
     assert entry.stage == l1_setup.l1 and entry.left_at is None
     assert entry.deadline == entry.entered_at + timedelta(seconds=300)
@@ -298,7 +305,9 @@ def test_text_is_cleaned_but_kept(alice_agent):
     from chat.services import post_visitor_message
 
     chat = start()
-    message = post_visitor_message(chat_id=chat.pk, text="  a\x00b <script>alert(1)</script>\ud800 ")
+    message = post_visitor_message(
+        chat_id=chat.pk, text="  a\x00b <script>alert(1)</script>\ud800 "
+    )
     assert message.text == "ab <script>alert(1)</script>\ufffd"
 
 

@@ -1,0 +1,94 @@
+"""A visitor and an agent in two real browsers (Playwright driving Debian's Chromium) against a
+real daphne, a real Celery worker, PostgreSQL and Redis. Screenshots go to test-artifacts/."""
+
+from pathlib import Path
+
+import pytest
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+XSS = "My invoice <img src=x onerror=alert(1)> <script>alert(2)</script> is wrong"
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def test_visitor_and_agent_chat_in_two_browsers(demo, browser, daphne_process, celery_worker_process):
+    base = daphne_process.base_url
+    dialogs: list[str] = []
+
+    visitor = browser.new_context().new_page()
+    visitor.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    visitor.goto(f"{base}/chat/")
+    visitor.click("text=Start chat")  # empty form: errors next to the fields
+    assert visitor.locator("#id_name-error").inner_text() == "This field is required."
+    assert visitor.locator("#id_topic-error").inner_text() == "This field is required."
+    visitor.fill("#id_name", "Carol")
+    visitor.select_option("#id_topic", "Billing")
+    visitor.fill("#id_message", XSS)
+    visitor.click("text=Start chat")
+    visitor.wait_for_selector("#conn[data-state=open]")
+    queue_box = visitor.locator("#queue-box")
+    queue_box.wait_for(state="visible")
+    assert queue_box.inner_text() == "You are number 1 in line."
+    visitor.screenshot(path=ARTIFACTS / "01-visitor-queued.png", full_page=True)
+
+    agent = browser.new_context().new_page()
+    agent.on("dialog", lambda d: d.accept())
+    agent.goto(f"{base}/console/")
+    agent.fill("#id_username", "alex")
+    agent.fill("#id_password", "tierline-demo")
+    agent.click("button[type=submit]")
+    agent.wait_for_selector("#conn[data-state=open]")
+    agent.locator("#queue-list .queue-item").wait_for()  # the live queue shows the waiting chat
+    assert agent.locator("#queue-list .queue-item").count() == 1
+    agent.select_option("#presence", "online")  # L1 General routes round robin: Alex gets it
+    pane = agent.locator(".pane:visible")
+    pane.locator("text=Alex from L1 General joined the chat.").wait_for()
+    assert pane.locator(".msg-visitor .text").first.inner_text() == XSS  # shown as text
+
+    visitor.locator("text=Alex from L1 General joined the chat.").wait_for()
+    assert queue_box.is_hidden()
+    pane.locator("textarea").fill("Hi Carol, let me look at that invoice.")
+    pane.locator("button[type=submit]").click()
+    visitor.locator("text=Hi Carol, let me look at that invoice.").wait_for()
+    pane.locator(".internal").check()
+    pane.locator("textarea").fill("Customer sounds annoyed")
+    pane.locator("button[type=submit]").click()
+    pane.locator("text=Customer sounds annoyed").wait_for()
+    visitor.fill("#composer-text", "Thank you!")
+    visitor.click("#send")
+    pane.locator("text=Thank you!").wait_for()
+    assert visitor.locator("text=Customer sounds annoyed").count() == 0  # internal stays inside
+    visitor.screenshot(path=ARTIFACTS / "02-visitor-chatting.png", full_page=True)
+    agent.screenshot(path=ARTIFACTS / "03-agent-console.png", full_page=True)
+
+    pane.locator(".end-btn").click()
+    visitor.locator("#room[data-status=ended]").wait_for()
+    assert visitor.locator("text=The chat has ended. Thank you for contacting us.").count() == 1
+    assert visitor.locator("#new-chat").is_visible()
+    assert visitor.locator("#composer-text").is_disabled()
+    visitor.screenshot(path=ARTIFACTS / "04-visitor-ended.png", full_page=True)
+    assert dialogs == [], "no script from a message ever ran"
+
+    # Back in the same browser later: the same chat and its whole history.
+    visitor.goto(f"{base}/chat/room/")
+    assert visitor.locator(".msg").count() >= 6
+    assert visitor.locator("text=Hi Carol, let me look at that invoice.").count() == 1
