@@ -1,0 +1,88 @@
+"""Two agents act on one chat at the same instant, on two real PostgreSQL connections."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from chat.exceptions import ChatError
+from escalation import services
+from escalation.models import Assignment
+from tests.factories import AgentFactory
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+ROUNDS = 25
+
+
+def race(*actions):
+    """Run the actions at once (a barrier releases them together); return each one's outcome."""
+    barrier = threading.Barrier(len(actions))
+    outcomes: list[str] = [""] * len(actions)
+
+    def run(i, action):
+        try:
+            barrier.wait(timeout=10)
+            action()
+            outcomes[i] = "won"
+        except ChatError as exc:
+            outcomes[i] = exc.code
+        finally:
+            connection.close()  # each thread had its own connection
+
+    threads = [threading.Thread(target=run, args=(i, a)) for i, a in enumerate(actions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return outcomes
+
+
+def test_two_agents_taking_the_same_chat_exactly_one_wins(l1_setup):
+    alice = AgentFactory(display_name="Alice", member_of=[l1_setup.g1], capacity=ROUNDS)
+    bob = AgentFactory(display_name="Bob", member_of=[l1_setup.g1], capacity=ROUNDS)
+    for _ in range(ROUNDS):
+        chat = services.start_chat(visitor_name="V", visitor_email="", topic_name="Billing",
+                                   first_message="hi", visitor_context={})
+        outcomes = race(
+            lambda chat=chat: services.take_chat(chat_id=chat.pk, agent=alice),
+            lambda chat=chat: services.take_chat(chat_id=chat.pk, agent=bob),
+        )
+        assert sorted(outcomes) == ["already_taken", "won"]
+        assert Assignment.objects.filter(chat=chat).count() == 1
+        assert chat.flow.filter(kind="assigned").count() == 1
+        assert chat.messages.filter(event="agent_joined").count() == 1
+
+
+def test_one_agent_at_capacity_one_taking_two_chats_at_once_gets_one(l1_setup):
+    alice = AgentFactory(display_name="Alice", member_of=[l1_setup.g1], capacity=1)
+    for _ in range(10):
+        a = services.start_chat(visitor_name="A", visitor_email="", topic_name="Billing",
+                                first_message="hi", visitor_context={})
+        b = services.start_chat(visitor_name="B", visitor_email="", topic_name="Billing",
+                                first_message="hi", visitor_context={})
+        outcomes = race(
+            lambda: services.take_chat(chat_id=a.pk, agent=alice),
+            lambda: services.take_chat(chat_id=b.pk, agent=alice),
+        )
+        assert sorted(outcomes) == ["at_capacity", "won"]
+        held = Assignment.objects.get(agent=alice, ended_at=None)
+        services.end_chat_by_agent(chat_id=held.chat_id, agent=alice)
+        services.end_chat_by_visitor(chat_id=a.pk if held.chat_id == b.pk else b.pk)
+
+
+def test_ending_and_messaging_at_once_leave_no_half_state(l1_setup):
+    alice = AgentFactory(display_name="Alice", member_of=[l1_setup.g1], capacity=ROUNDS)
+    for _ in range(10):
+        chat = services.start_chat(visitor_name="V", visitor_email="", topic_name="Billing",
+                                   first_message="hi", visitor_context={})
+        services.take_chat(chat_id=chat.pk, agent=alice)
+        outcomes = race(
+            lambda chat=chat: services.end_chat_by_agent(chat_id=chat.pk, agent=alice),
+            lambda chat=chat: services.post_agent_message(chat_id=chat.pk, agent=alice, text="x"),
+        )
+        assert outcomes[0] == "won"
+        assert outcomes[1] in {"won", "chat_closed"}
+        ended = chat.messages.get(event="ended")
+        late = chat.messages.filter(text="x").first()
+        assert late is None or late.seq < ended.seq  # nothing is written after the end
