@@ -13,8 +13,14 @@ pytestmark = [
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 XSS = "My invoice <img src=x onerror=alert(1)> <script>alert(2)</script> is wrong"
 
@@ -30,7 +36,9 @@ def browser():
         browser.close()
 
 
-def test_visitor_and_agent_chat_in_two_browsers(demo, browser, daphne_process, celery_worker_process):
+def test_visitor_and_agent_chat_in_two_browsers(
+    demo, browser, daphne_process, celery_worker_process
+):
     base = daphne_process.base_url
     dialogs: list[str] = []
 

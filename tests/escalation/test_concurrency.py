@@ -10,7 +10,10 @@ from escalation import services
 from escalation.models import Assignment
 from tests.factories import AgentFactory
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 ROUNDS = 25
 
@@ -42,8 +45,13 @@ def test_two_agents_taking_the_same_chat_exactly_one_wins(l1_setup):
     alice = AgentFactory(display_name="Alice", member_of=[l1_setup.g1], capacity=ROUNDS)
     bob = AgentFactory(display_name="Bob", member_of=[l1_setup.g1], capacity=ROUNDS)
     for _ in range(ROUNDS):
-        chat = services.start_chat(visitor_name="V", visitor_email="", topic_name="Billing",
-                                   first_message="hi", visitor_context={})
+        chat = services.start_chat(
+            visitor_name="V",
+            visitor_email="",
+            topic_name="Billing",
+            first_message="hi",
+            visitor_context={},
+        )
         outcomes = race(
             lambda chat=chat: services.take_chat(chat_id=chat.pk, agent=alice),
             lambda chat=chat: services.take_chat(chat_id=chat.pk, agent=bob),
@@ -57,13 +65,23 @@ def test_two_agents_taking_the_same_chat_exactly_one_wins(l1_setup):
 def test_one_agent_at_capacity_one_taking_two_chats_at_once_gets_one(l1_setup):
     alice = AgentFactory(display_name="Alice", member_of=[l1_setup.g1], capacity=1)
     for _ in range(10):
-        a = services.start_chat(visitor_name="A", visitor_email="", topic_name="Billing",
-                                first_message="hi", visitor_context={})
-        b = services.start_chat(visitor_name="B", visitor_email="", topic_name="Billing",
-                                first_message="hi", visitor_context={})
+        a = services.start_chat(
+            visitor_name="A",
+            visitor_email="",
+            topic_name="Billing",
+            first_message="hi",
+            visitor_context={},
+        )
+        b = services.start_chat(
+            visitor_name="B",
+            visitor_email="",
+            topic_name="Billing",
+            first_message="hi",
+            visitor_context={},
+        )
         outcomes = race(
-            lambda: services.take_chat(chat_id=a.pk, agent=alice),
-            lambda: services.take_chat(chat_id=b.pk, agent=alice),
+            lambda a=a: services.take_chat(chat_id=a.pk, agent=alice),
+            lambda b=b: services.take_chat(chat_id=b.pk, agent=alice),
         )
         assert sorted(outcomes) == ["at_capacity", "won"]
         held = Assignment.objects.get(agent=alice, ended_at=None)
@@ -74,8 +92,13 @@ def test_one_agent_at_capacity_one_taking_two_chats_at_once_gets_one(l1_setup):
 def test_ending_and_messaging_at_once_leave_no_half_state(l1_setup):
     alice = AgentFactory(display_name="Alice", member_of=[l1_setup.g1], capacity=ROUNDS)
     for _ in range(10):
-        chat = services.start_chat(visitor_name="V", visitor_email="", topic_name="Billing",
-                                   first_message="hi", visitor_context={})
+        chat = services.start_chat(
+            visitor_name="V",
+            visitor_email="",
+            topic_name="Billing",
+            first_message="hi",
+            visitor_context={},
+        )
         services.take_chat(chat_id=chat.pk, agent=alice)
         outcomes = race(
             lambda chat=chat: services.end_chat_by_agent(chat_id=chat.pk, agent=alice),
