@@ -31,3 +31,33 @@ class AgentNotOnline(ChatError):
 class AtCapacity(ChatError):
     code = "at_capacity"
     message = "You are at your chat capacity; end a chat first."
+
+
+class UnknownTarget(ChatError):
+    code = "unknown_target"
+    message = "That escalation target is not allowed here."
+
+
+class NoteRequired(ChatError):
+    code = "note_required"
+    message = "A hand-over note is required."
+
+
+class UnknownReason(ChatError):
+    code = "unknown_reason"
+    message = "Choose one of the listed reasons."
+
+
+class NobodyAvailable(ChatError):
+    code = "nobody_available"
+    message = "Nobody there is online with free capacity."
+
+
+class UnknownCommand(ChatError):
+    code = "unknown_command"
+    message = "Unknown command. Type /help for the list."
+
+
+class OfflineMessageNotOffered(ChatError):
+    code = "not_offered"
+    message = "This chat does not take a message."

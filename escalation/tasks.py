@@ -16,6 +16,17 @@ def publish_queue(stage_id: int) -> None:
 
 
 @shared_task(ignore_result=True)  # type: ignore[untyped-decorator]
+def wait_timeout(entry_id: int) -> str:
+    return services.handle_wait_timeout(entry_id=entry_id)
+
+
+@shared_task(ignore_result=True)  # type: ignore[untyped-decorator]
+def sweep_overdue_timers() -> int:
+    """Beat, every TIMER_SWEEP_SECONDS: the safety net for timer tasks that were lost."""
+    return services.sweep_overdue_entries()
+
+
+@shared_task(ignore_result=True)  # type: ignore[untyped-decorator]
 def sweep_gone_visitors() -> int:
     """Abandon waiting chats whose visitor's page stopped answering (closed tab, lost network)."""
     seen_before = timezone.now() - timedelta(seconds=settings.VISITOR_GONE_SECONDS)

@@ -203,6 +203,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 MAX_TIMER_COUNTDOWN_SECONDS = 600
 TIMER_SWEEP_SECONDS: int = env_positive_int("TIMER_SWEEP_SECONDS", 5)
 CELERY_BEAT_SCHEDULE = {
+    "sweep-overdue-timers": {
+        "task": "escalation.tasks.sweep_overdue_timers",
+        "schedule": float(TIMER_SWEEP_SECONDS),
+    },
     "sweep-gone-visitors": {"task": "escalation.tasks.sweep_gone_visitors", "schedule": 15.0},
 }
 

@@ -8,6 +8,7 @@ never waits on a row another transaction holds and two dispatchers cannot deadlo
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db import transaction
@@ -109,7 +110,10 @@ def start_chat(
             wait=_wait_text(entry),
         ),
     )
-    dispatch(stage_ids=[stage.pk])
+    from escalation.services.transfer import fall_back_if_nobody_serves
+
+    if not fall_back_if_nobody_serves(chat=chat, route=route, entry=entry):
+        dispatch(stage_ids=[stage.pk])
     return chat
 
 
@@ -149,6 +153,7 @@ def enqueue(
     route.save(update_fields=["stage", "tier", "entry", "agent"])
     if chat.status != ChatSession.Status.QUEUED:
         chat_services.change_status(chat=chat, to=ChatSession.Status.QUEUED)
+    arm_wait_timer(entry)
     chat_services.add_flow_event(
         chat=chat,
         kind=FlowEvent.Kind.QUEUED,
@@ -163,6 +168,22 @@ def enqueue(
     )
     queue_changed(stage_id=stage.pk)
     return entry
+
+
+def arm_wait_timer(entry: QueueEntry) -> None:
+    """After commit, schedule the wait-timeout task for the entry's deadline.
+
+    The countdown is capped far below the broker's visibility timeout (Redis would redeliver a
+    task held longer); a task that wakes before the deadline re-arms itself. The periodic sweep
+    catches any deadline whose task was lost."""
+    if entry.deadline is None:
+        return
+    from escalation.tasks import wait_timeout
+
+    seconds = max(0.0, (entry.deadline - timezone.now()).total_seconds())
+    wait_timeout.apply_async_on_commit(
+        args=(entry.pk,), countdown=min(seconds, settings.MAX_TIMER_COUNTDOWN_SECONDS)
+    )
 
 
 def leave_queue(*, entry: QueueEntry, outcome: str) -> None:
@@ -407,7 +428,9 @@ def set_presence(*, agent: Agent, presence: str) -> Agent:
     return locked
 
 
-def _end_assignment(*, route: ChatRoute, reason: str) -> Assignment | None:
+def end_assignment(
+    *, route: ChatRoute, reason: str, extra: dict[str, Any] | None = None
+) -> Assignment | None:
     assignment = Assignment.objects.filter(chat_id=route.chat_id, ended_at__isnull=True).first()
     if assignment is None:
         return None
@@ -416,7 +439,7 @@ def _end_assignment(*, route: ChatRoute, reason: str) -> Assignment | None:
     assignment.save(update_fields=["ended_at", "end_reason"])
     send_event_on_commit(
         agent_group(assignment.agent_id),
-        {"type": "chat.removed", "chat": route.chat_id, "reason": reason},
+        {"type": "chat.removed", "chat": route.chat_id, "reason": reason, **(extra or {})},
     )
     return assignment
 
@@ -429,8 +452,8 @@ def end_chat_by_agent(*, chat_id: int, agent: Agent) -> None:
         raise ChatClosed()
     if route.agent_id != agent.pk:
         raise NotYourChat()
-    _end_assignment(route=route, reason=Assignment.EndReason.RESOLVED)
-    _close(
+    end_assignment(route=route, reason=Assignment.EndReason.RESOLVED)
+    close_chat(
         chat=chat,
         route=route,
         status=ChatSession.Status.ENDED,
@@ -455,7 +478,7 @@ def _visitor_leaves(*, chat: ChatSession, route: ChatRoute, why: str) -> None:
         chat_services.add_flow_event(
             chat=chat, kind=FlowEvent.Kind.ABANDONED, data={"stage": route.stage.name, "why": why}
         )
-        _close(
+        close_chat(
             chat=chat,
             route=route,
             status=ChatSession.Status.ABANDONED,
@@ -463,8 +486,8 @@ def _visitor_leaves(*, chat: ChatSession, route: ChatRoute, why: str) -> None:
             data={"by": "visitor", "why": why},
         )
         return
-    assignment = _end_assignment(route=route, reason=Assignment.EndReason.VISITOR_LEFT)
-    _close(
+    assignment = end_assignment(route=route, reason=Assignment.EndReason.VISITOR_LEFT)
+    close_chat(
         chat=chat,
         route=route,
         status=ChatSession.Status.ENDED,
@@ -479,9 +502,17 @@ def _visitor_leaves(*, chat: ChatSession, route: ChatRoute, why: str) -> None:
         )
 
 
-def _close(
-    *, chat: ChatSession, route: ChatRoute, status: str, actor: User | None, data: dict[str, Any]
+def close_chat(
+    *,
+    chat: ChatSession,
+    route: ChatRoute,
+    status: str,
+    actor: User | None,
+    data: dict[str, Any],
+    notice: str = "ended",
+    notice_values: dict[str, str] | None = None,
 ) -> None:
+    """End the chat with `status` and tell both sides. Caller holds the chat row lock."""
     agent_name = route.agent.display_name if route.agent else ""
     route.agent, route.entry = None, None
     route.save(update_fields=["agent", "entry"])
@@ -489,12 +520,11 @@ def _close(
     chat_services.add_flow_event(
         chat=chat, kind=FlowEvent.Kind.ENDED, actor=actor, data={**data, "status": status}
     )
+    values = {"visitor": chat.visitor_name, "agent": agent_name, **(notice_values or {})}
     chat_services.append_notice(
         chat=chat,
-        event="ended",
-        text=selectors.render_template(
-            event="ended", stage=route.stage, visitor=chat.visitor_name, agent=agent_name
-        ),
+        event=notice,
+        text=selectors.render_template(event=notice, stage=route.stage, **values),
     )
     send_event_on_commit(
         chat_agents_group(chat.pk), {"type": "chat.status", "chat": chat.pk, "status": status}

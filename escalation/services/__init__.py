@@ -1,0 +1,50 @@
+"""Escalation services: routing (start, queue, take, assign, presence, end) and transfer
+(escalate, wait-timeouts, fallbacks). Import from here: `from escalation import services`."""
+
+from escalation.services.routing import (
+    abandon_if_visitor_gone,
+    assign,
+    dispatch,
+    end_chat_by_agent,
+    end_chat_by_visitor,
+    enqueue,
+    leave_queue,
+    lock_route,
+    mark_read,
+    post_agent_message,
+    publish_queue_now,
+    queue_changed,
+    set_presence,
+    start_chat,
+    take_chat,
+)
+from escalation.services.transfer import (
+    escalate_chat,
+    handle_wait_timeout,
+    leave_offline_message,
+    run_fallback,
+    sweep_overdue_entries,
+)
+
+__all__ = [
+    "abandon_if_visitor_gone",
+    "assign",
+    "dispatch",
+    "end_chat_by_agent",
+    "end_chat_by_visitor",
+    "enqueue",
+    "escalate_chat",
+    "handle_wait_timeout",
+    "leave_offline_message",
+    "leave_queue",
+    "lock_route",
+    "mark_read",
+    "post_agent_message",
+    "publish_queue_now",
+    "queue_changed",
+    "run_fallback",
+    "set_presence",
+    "start_chat",
+    "sweep_overdue_entries",
+    "take_chat",
+]
