@@ -1,6 +1,6 @@
 """Escalation, wait-timeouts and every fallback kind, on the shipped demo configuration.
 
-Demo (escalation/demo.py): Support › L1 General (round robin) → options billing (stage L2
+Demo (escalation/demo.py): Support, stage L1 General (round robin) → options billing (stage L2
 Billing, queue anyway), technical (stage L2 Technical, fall back at once), engineering (group L3
 Engineering, refuse), seniors (agents Sam + Kim, refuse). Timeouts: L1 → leave a message,
 L2 Billing → stage L2 Technical, L2 Technical → previous tier, L3 → end; Sales → group L2 Billing.
