@@ -6,4 +6,5 @@ app_name = "console"
 
 urlpatterns = [
     path("", views.console_home, name="home"),
+    path("messages/", views.offline_messages, name="offline_messages"),
 ]

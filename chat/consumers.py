@@ -28,7 +28,9 @@ from chat.events import (
 from chat.exceptions import ChatError, ChatNotFound
 from chat.models import Message
 from escalation import selectors, services
-from escalation.models import Agent
+from escalation.commands import COMMANDS_HELP, Command, parse_command
+from escalation.exceptions import UnknownCommand
+from escalation.models import Agent, Escalation
 
 logger = logging.getLogger(__name__)
 
@@ -271,6 +273,8 @@ class ConsoleConsumer(ProtocolConsumer):
         "presence": "on_presence",
         "read": "on_read",
         "queue": "on_queue",
+        "escalate": "on_escalate",
+        "escalation.options": "on_escalation_options",
         "ping": "on_ping",
     }
     agent: Agent
@@ -350,6 +354,10 @@ class ConsoleConsumer(ProtocolConsumer):
                 "internal": (bool, False),
             },
         )
+        command = parse_command(values["text"])
+        if command is not None:
+            await self.run_command(values["chat"], command, values.get("client_id"))
+            return
         message: Message = await database_sync_to_async(services.post_agent_message)(
             chat_id=values["chat"],
             agent=self.agent,
@@ -406,3 +414,76 @@ class ConsoleConsumer(ProtocolConsumer):
 
     async def on_ping(self, content: dict[str, Any]) -> None:
         await self.send_json({"type": "pong", "v": PROTOCOL_VERSION})
+
+    async def run_command(self, chat_id: int, command: Command, client_id: str | None) -> None:
+        """Slash commands: answered on this socket only, never stored in the transcript."""
+        if command.name == "help":
+            await self.send_json(
+                {
+                    "type": "command.result",
+                    "v": PROTOCOL_VERSION,
+                    "chat": chat_id,
+                    "client_id": client_id,
+                    "text": COMMANDS_HELP,
+                }
+            )
+            return
+        if command.name != "escalate":
+            raise UnknownCommand(f"Unknown command /{command.name}. {COMMANDS_HELP}")
+        await self.escalate(
+            chat_id, command.keyword, command.rest, "", Escalation.RequestedBy.COMMAND, client_id
+        )
+
+    async def escalate(
+        self,
+        chat_id: int,
+        keyword: str,
+        note: str,
+        reason: str,
+        via: str,
+        client_id: str | None = None,
+    ) -> None:
+        escalation = await database_sync_to_async(services.escalate_chat)(
+            chat_id=chat_id,
+            agent=self.agent,
+            keyword=keyword,
+            note=note,
+            reason=reason,
+            requested_by=via,
+        )
+        await self.leave(chat_agents_group(chat_id))
+        await self.send_json(
+            {
+                "type": "escalated",
+                "v": PROTOCOL_VERSION,
+                "chat": chat_id,
+                "client_id": client_id,
+                "to": escalation.target_label,
+                "text": f"Handed over to {escalation.target_label}. The visitor has been told.",
+            }
+        )
+
+    async def on_escalate(self, content: dict[str, Any]) -> None:
+        values = validate_frame(
+            content,
+            {
+                "chat": (int, True),
+                "target": (str, True),
+                "note": (str, False),
+                "reason": (str, False),
+            },
+        )
+        await self.escalate(
+            values["chat"],
+            values["target"],
+            values.get("note", ""),
+            values.get("reason", ""),
+            Escalation.RequestedBy.BUTTON,
+        )
+
+    async def on_escalation_options(self, content: dict[str, Any]) -> None:
+        values = validate_frame(content, {"chat": (int, True)})
+        options = await database_sync_to_async(selectors.escalation_options_for)(
+            agent=self.agent, chat_id=values["chat"]
+        )
+        await self.send_json({"type": "escalation.options", "v": PROTOCOL_VERSION, **options})

@@ -26,3 +26,8 @@ class StartChatForm(forms.Form):
         if not name:
             raise forms.ValidationError("Please tell us your name.")
         return name
+
+
+class OfflineMessageForm(forms.Form):
+    email = forms.EmailField(label="E-mail")
+    text = forms.CharField(label="Message", max_length=4000)

@@ -8,4 +8,5 @@ urlpatterns = [
     path("", views.visitor_start, name="start"),
     path("room/", views.visitor_room, name="room"),
     path("new/", views.visitor_new, name="new"),
+    path("room/leave-message/", views.visitor_leave_message, name="leave_message"),
 ]

@@ -2,17 +2,20 @@
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from chat.exceptions import ChatError, ChatNotFound
-from chat.forms import StartChatForm
+from chat.forms import OfflineMessageForm, StartChatForm
 from chat.models import ChatSession
 from chat.selectors import chat_for_visitor_token, make_visitor_token, transcript
 from escalation import services
-from escalation.selectors import get_agent_for_user
+from escalation.selectors import get_agent_for_user, left_messages
+from escalation.services.transfer import offers_message_form
 
 VISITOR_COOKIE = "tierline_chat"
 
@@ -72,6 +75,12 @@ def visitor_room(request: HttpRequest) -> HttpResponseBase:
     held = _visitor_chat(request)
     if held is None:
         return redirect("chat:start")
+    return _room(request, held)
+
+
+def _room(
+    request: HttpRequest, held: tuple[ChatSession, str], offline_error: str = ""
+) -> HttpResponse:
     chat, cookie = held
     return render(
         request,
@@ -81,8 +90,29 @@ def visitor_room(request: HttpRequest) -> HttpResponseBase:
             "token": cookie.split(":", 1)[1],
             "messages_": transcript(chat_id=chat.pk, for_visitor=True),
             "max_chars": settings.MESSAGE_MAX_CHARS,
+            "offer_message_form": offers_message_form(chat),
+            "offline_error": offline_error,
         },
     )
+
+
+@require_POST
+def visitor_leave_message(request: HttpRequest) -> HttpResponseBase:
+    """The "leave a message" form a fallback offered when nobody could take the chat."""
+    held = _visitor_chat(request)
+    if held is None:
+        return redirect("chat:start")
+    form = OfflineMessageForm(request.POST)
+    if not form.is_valid():
+        errors = " ".join(str(e) for errs in form.errors.values() for e in errs)
+        return _room(request, held, offline_error=errors)
+    try:
+        services.leave_offline_message(
+            chat_id=held[0].pk, text=form.cleaned_data["text"], email=form.cleaned_data["email"]
+        )
+    except ChatError as exc:
+        return _room(request, held, offline_error=exc.message)
+    return redirect("chat:room")
 
 
 @require_POST
@@ -108,3 +138,13 @@ def healthz(request: HttpRequest) -> HttpResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return HttpResponse("ok", content_type="text/plain")
+
+
+@login_required
+def offline_messages(request: HttpRequest) -> HttpResponse:
+    """What visitors left on the "leave a message" form: for agents and managers."""
+    user = request.user
+    if not (user.has_perm("escalation.use_console") or user.has_perm("escalation.view_reports")):
+        raise PermissionDenied("Only agents and managers can read left messages.")
+    page = Paginator(left_messages(), 25).get_page(request.GET.get("page"))
+    return render(request, "console/offline_messages.html", {"page": page})

@@ -20,7 +20,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from chat.models import ChatSession
+from chat.models import ChatSession, FlowEvent
 from escalation.estimates import WaitRange, estimate_wait
 from escalation.messages import DEFAULT_TEXTS, render_text
 from escalation.models import (
@@ -28,8 +28,11 @@ from escalation.models import (
     AgentGroup,
     Assignment,
     ChatRoute,
+    Escalation,
+    EscalationReason,
     FallbackAction,
     MessageTemplate,
+    OfflineMessage,
     QueueEntry,
     Stage,
 )
@@ -250,6 +253,9 @@ def queue_for_agent(*, agent: Agent, now: datetime) -> list[dict[str, Any]]:
                 "tier_path": tier_path(chat_id=entry.chat_id),
                 "position": queue_position(entry=entry),
                 "reason": entry.reason,
+                "handover": latest_handover(chat_id=entry.chat_id)
+                if entry.reason != QueueEntry.Reason.START
+                else None,
             }
         )
     return rows
@@ -374,6 +380,8 @@ def chat_info(*, chat_id: int) -> dict[str, Any]:
         "agent_id": route.agent_id if route else None,
         "tier_path": tier_path(chat_id=chat.pk),
         "last_seq": chat.last_seq,
+        "handover": latest_handover(chat_id=chat.pk),
+        "flow": flow_summary(chat_id=chat.pk),
     }
 
 
@@ -387,3 +395,81 @@ def open_assignment_chat_ids(*, agent: Agent) -> list[int]:
 
 def served_stage_ids(*, agent: Agent) -> list[int]:
     return list(stages_served_by(agent).values_list("pk", flat=True))
+
+
+def latest_handover(*, chat_id: int) -> dict[str, Any] | None:
+    """The hand-over the receiving agent reads first: the last escalation of the chat."""
+    escalation = (
+        Escalation.objects.filter(chat_id=chat_id)
+        .select_related("from_agent", "from_stage", "from_tier", "to_tier")
+        .order_by("-requested_at", "-pk")
+        .first()
+    )
+    if escalation is None:
+        return None
+    return {
+        "from_agent": escalation.from_agent.display_name if escalation.from_agent else None,
+        "from_stage": escalation.from_stage.name,
+        "from_tier": escalation.from_tier.name,
+        "to": escalation.target_label,
+        "to_tier": escalation.to_tier.name,
+        "reason": escalation.reason,
+        "note": escalation.note,
+        "requested_by": escalation.get_requested_by_display(),
+        "at": escalation.requested_at.isoformat(),
+    }
+
+
+FLOW_TEXT = {
+    "created": "Chat started ({topic})",
+    "queued": "Waiting at {stage}",
+    "assigned": "{agent} took it at {stage}",
+    "first_agent_message": "{agent} replied first",
+    "escalated": "{from_agent} escalated to {to}",
+    "agent_left": "{agent} left ({why})",
+    "timed_out": "Timed out at {stage}",
+    "fell_back": "Fallback: {action}",
+    "left_message": "Visitor left a message",
+    "abandoned": "Visitor left while waiting",
+    "ended": "Ended ({status})",
+}
+
+
+def flow_summary(*, chat_id: int, limit: int = 50) -> list[dict[str, Any]]:
+    """The chat's timeline in short sentences, for the console's compact view."""
+    events = FlowEvent.objects.filter(chat_id=chat_id).order_by("pk")[:limit]
+    rows = []
+    for event in events:
+        data = {k: v for k, v in event.data.items() if v is not None}
+        if event.kind == "fell_back":
+            data.setdefault("action", f"moved to {data.get('to', '?')}")
+        template = FLOW_TEXT.get(event.kind, event.kind)
+        try:
+            text = template.format_map(_Blank(data))
+        except (KeyError, ValueError):
+            text = event.get_kind_display()
+        rows.append({"kind": event.kind, "at": event.at.isoformat(), "text": text})
+    return rows
+
+
+class _Blank(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def escalation_options_for(*, agent: Agent, chat_id: int) -> dict[str, Any]:
+    """What the Escalate dialog lists for a chat the agent holds."""
+    from escalation.exceptions import NotYourChat
+    from escalation.services.transfer import escalation_choices
+
+    route = ChatRoute.objects.select_related("stage").filter(chat_id=chat_id, agent=agent).first()
+    if route is None:
+        raise NotYourChat()
+    reasons = list(EscalationReason.objects.filter(is_active=True).values_list("label", flat=True))
+    return {"chat": chat_id, "options": escalation_choices(stage=route.stage), "reasons": reasons}
+
+
+def left_messages() -> QuerySet[OfflineMessage]:
+    return OfflineMessage.objects.select_related("chat", "chat__route__stage").order_by(
+        "-created_at", "-pk"
+    )

@@ -60,3 +60,16 @@ def test_login_page_logs_an_agent_in(client, alice_agent):
 
 def test_visitor_page_is_public(client):
     assert client.get("/chat/").status_code == 200
+
+
+def test_left_messages_page_for_agents_and_managers_only(client, alice_agent, manager_user):
+    assert client.get("/console/messages/").status_code == 302
+    client.force_login(alice_agent.user)
+    page = client.get("/console/messages/")
+    assert page.status_code == 200 and "No messages have been left." in page.content.decode()
+    client.force_login(manager_user)
+    assert client.get("/console/messages/").status_code == 200
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory(username="nobody"))
+    assert client.get("/console/messages/").status_code == 403

@@ -44,6 +44,8 @@
     transcript.append(Tierline.messageItem(m));
     if (m.client_id) outbox.delete(m.client_id);
     if (m.kind === "agent" || m.event === "agent_joined") queueBox.hidden = true;
+    if (m.event === "offline") document.getElementById("offline-form").hidden = false;
+    if (m.event === "message_left") document.getElementById("offline-form").hidden = true;
     scrollDown();
   }
 

@@ -45,14 +45,17 @@
       const take = el("button", { type: "button", textContent: "Take", className: "take-btn" });
       take.addEventListener("click", () => { take.disabled = true; socket.send({ type: "take", chat: q.chat }); });
       const path = q.tier_path.join(" → ");
-      queueList.append(el("li", { className: "queue-item", dataset: { chat: q.chat } }, [
-        el("div", {}, [
-          el("strong", { textContent: q.visitor }),
-          el("span", { className: "muted small", textContent: ` · ${q.topic}` }),
-          el("div", { className: "muted small", textContent: `#${q.position} in ${q.team} · waiting ${minutes(q.waited_seconds)} · ${path}` }),
-        ]),
-        take,
-      ]));
+      const details = [
+        el("strong", { textContent: q.visitor }),
+        el("span", { className: "muted small", textContent: ` · ${q.topic}` }),
+        el("div", { className: "muted small", textContent: `#${q.position} in ${q.team} · waiting ${minutes(q.waited_seconds)} · ${path}` }),
+      ];
+      if (q.handover) {
+        details.push(el("div", { className: "small handover-line", textContent: `From ${q.handover.from_agent || q.handover.requested_by}${q.handover.reason ? ` · ${q.handover.reason}` : ""}${q.handover.note ? `: ${q.handover.note}` : ""}` }));
+      }
+      const info = el("div", { className: "queue-info", title: "Preview the transcript" }, details);
+      info.addEventListener("click", () => openChat(q.chat));
+      queueList.append(el("li", { className: "queue-item", dataset: { chat: q.chat } }, [info, take]));
     }
   }
 
@@ -95,7 +98,7 @@
   function buildPane(c) {
     const pane = paneTemplate.content.firstElementChild.cloneNode(true);
     pane.dataset.chat = c.id;
-    const form = pane.querySelector("form");
+    const form = pane.querySelector("form.composer");
     const textarea = form.querySelector("textarea");
     textarea.maxLength = Number(root.dataset.maxChars);
     form.addEventListener("submit", (e) => {
@@ -109,6 +112,21 @@
       textarea.value = "";
     });
     textarea.addEventListener("keydown", (e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); } });
+    pane.querySelector(".esc-btn").addEventListener("click", () => {
+      socket.send({ type: "escalation.options", chat: c.id });
+    });
+    const dialog = pane.querySelector(".esc-dialog");
+    pane.querySelector(".esc-cancel").addEventListener("click", () => dialog.close());
+    pane.querySelector(".esc-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const picked = dialog.querySelector("input[name=target]:checked");
+      const errorEl = dialog.querySelector(".esc-error");
+      if (!picked) { errorEl.textContent = "Choose a target."; return; }
+      errorEl.textContent = "";
+      c.pendingEscalation = true;
+      socket.send({ type: "escalate", chat: c.id, target: picked.value,
+        reason: dialog.querySelector(".esc-reason").value, note: dialog.querySelector(".esc-note").value });
+    });
     pane.querySelector(".end-btn").addEventListener("click", () => {
       if (confirm("End this chat as resolved?")) socket.send({ type: "end", chat: c.id });
     });
@@ -157,6 +175,46 @@
     c.unread = 0;
   }
 
+  function showOptions(f) {
+    const c = chats.get(f.chat);
+    if (!c || !c.pane) return;
+    const dialog = c.pane.querySelector(".esc-dialog");
+    const box = dialog.querySelector(".esc-targets");
+    box.replaceChildren(el("legend", { textContent: "Target" }));
+    if (!f.options.length) box.append(el("p", { className: "muted", textContent: "No escalation targets are configured for this stage." }));
+    for (const o of f.options) {
+      const input = el("input", { type: "radio", name: "target", value: o.keyword });
+      input.dataset.noteRequired = o.note_required;
+      box.append(el("label", { className: "inline esc-target" }, [
+        input,
+        el("span", { textContent: `${o.label} · ${o.tier} · ${o.available} online and free` }),
+        el("code", { className: "muted small", textContent: ` /escalate ${o.keyword}` }),
+      ]));
+    }
+    const reason = dialog.querySelector(".esc-reason");
+    reason.replaceChildren(el("option", { value: "", textContent: "(none)" }), ...f.reasons.map((r) => el("option", { value: r, textContent: r })));
+    dialog.querySelector(".esc-error").textContent = "";
+    if (!dialog.open) dialog.showModal();
+  }
+
+  function showHandover(c, h) {
+    const box = c.pane.querySelector(".handover");
+    if (!h) { box.hidden = true; return; }
+    box.hidden = false;
+    box.replaceChildren(
+      el("strong", { textContent: `Handed over from ${h.from_agent || h.requested_by} (${h.from_stage}, ${h.from_tier}) to ${h.to}` }),
+      el("div", { textContent: h.reason ? `Reason: ${h.reason}` : "No reason given" }),
+      el("div", { className: "note", textContent: h.note ? `Note: ${h.note}` : "No note" }),
+    );
+  }
+
+  function showTimeline(c, flow) {
+    const list = c.pane.querySelector(".timeline ol");
+    list.replaceChildren(...(flow || []).map((f) => el("li", {}, [
+      el("time", { dateTime: f.at, textContent: Tierline.formatTime(f.at) }), el("span", { textContent: ` ${f.text}` }),
+    ])));
+  }
+
   function applyInfo(info) {
     const c = ensureChat(info.chat);
     c.info = info;
@@ -167,6 +225,8 @@
     if (info.context && info.context.page) meta.push(`page: ${info.context.page}`);
     if (info.context && info.context.user_agent) meta.push(info.context.user_agent.slice(0, 80));
     c.pane.querySelector(".pane-meta").textContent = meta.join(" · ");
+    showHandover(c, info.handover);
+    showTimeline(c, info.flow);
     setPaneStatus(c, info.status, info.agent_id === Number(root.dataset.agent));
   }
 
@@ -174,8 +234,9 @@
     if (!c.pane) return;
     const open = (status === "queued" || status === "active") && held;
     c.pane.dataset.status = status;
-    c.pane.querySelector("form").hidden = !open;
+    c.pane.querySelector("form.composer").hidden = !open;
     c.pane.querySelector(".end-btn").hidden = !open;
+    c.pane.querySelector(".esc-btn").hidden = !open;
     const banner = c.pane.querySelector(".pane-banner");
     banner.hidden = open;
     if (!open) banner.textContent = status === "queued" ? "Waiting in the queue: take it to reply." : held ? "" : `This chat is ${status}.`;
@@ -230,18 +291,49 @@
         }
         case "chat.removed": {
           const c = ensureChat(f.chat); c.held = false;
-          setPaneStatus(c, c.pane ? c.pane.dataset.status : "ended", false);
+          setPaneStatus(c, f.handed_over_to ? "queued" : (c.pane ? c.pane.dataset.status : "ended"), false);
+          if (c.pane && f.handed_over_to) {
+            const banner = c.pane.querySelector(".pane-banner");
+            banner.hidden = false;
+            banner.textContent = `Handed over to ${f.handed_over_to}.`;
+            c.pane.dataset.handedOver = "true";
+          }
           socket.send({ type: "queue" });
           break;
         }
-        case "chat.status": { const c = ensureChat(f.chat); setPaneStatus(c, f.status, c.held && f.status === "active"); break; }
+        case "escalation.options": showOptions(f); break;
+        case "escalated": {
+          const c = chats.get(f.chat);
+          if (f.client_id) outbox.delete(f.client_id);
+          if (c && c.pane) {
+            const dialog = c.pane.querySelector(".esc-dialog");
+            if (dialog.open) dialog.close();
+            c.pane.querySelector(".command-result").textContent = f.text;
+          }
+          break;
+        }
+        case "command.result": {
+          if (f.client_id) outbox.delete(f.client_id);
+          const c = chats.get(f.chat);
+          if (c && c.pane) c.pane.querySelector(".command-result").textContent = f.text; else showToast(f.text);
+          break;
+        }
+        case "chat.status": {
+          const c = ensureChat(f.chat);
+          if (c.pane && c.pane.dataset.handedOver === "true" && !c.held) break;
+          setPaneStatus(c, f.status, c.held && f.status === "active");
+          break;
+        }
         case "ack": outbox.delete(f.client_id); break;
         case "error": {
           if (f.code === "rate_limited" && f.ref && outbox.has(f.ref)) { setTimeout(() => socket.send(outbox.get(f.ref)), 1500); break; }
           const frame = f.ref && outbox.get(f.ref);
           if (frame) outbox.delete(f.ref);
-          const c = frame && chats.get(frame.chat);
-          if (c && c.pane) c.pane.querySelector(".composer-error").textContent = f.message; else showToast(f.message);
+          const c = (frame && chats.get(frame.chat)) || (activeChat !== null && chats.get(activeChat));
+          const dialog = c && c.pane && c.pane.querySelector(".esc-dialog");
+          if (dialog && dialog.open) dialog.querySelector(".esc-error").textContent = f.message;
+          else if (c && c.pane) c.pane.querySelector(".composer-error").textContent = f.message;
+          else showToast(f.message);
           queueList.querySelectorAll("button.take-btn").forEach((b) => { b.disabled = false; });
           break;
         }
