@@ -201,11 +201,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # countdown longer than MAX_TIMER_COUNTDOWN_SECONDS, far below it, and re-arm themselves instead.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 MAX_TIMER_COUNTDOWN_SECONDS = 600
-TIMER_SWEEP_SECONDS: int = env_positive_int("TIMER_SWEEP_SECONDS", 5)
+# How often beat sweeps for deadlines whose timer task was lost: the worst lateness of a timeout
+# after a worker crash.
+TIMER_SWEEP_SECONDS: float = env.float("TIMER_SWEEP_SECONDS", default=2.0)
+if TIMER_SWEEP_SECONDS <= 0:
+    raise ImproperlyConfigured("TIMER_SWEEP_SECONDS must be a positive number of seconds")
 CELERY_BEAT_SCHEDULE = {
     "sweep-overdue-timers": {
         "task": "escalation.tasks.sweep_overdue_timers",
-        "schedule": float(TIMER_SWEEP_SECONDS),
+        "schedule": TIMER_SWEEP_SECONDS,
     },
     "sweep-gone-visitors": {"task": "escalation.tasks.sweep_gone_visitors", "schedule": 15.0},
 }

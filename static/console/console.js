@@ -64,7 +64,8 @@
     for (const row of rows) {
       const c = ensureChat(row.chat);
       c.held = true;
-      c.unread = row.unread;
+      // The chat on screen is read: the server's count may predate our last "read".
+      c.unread = c.id === activeChat && !document.hidden ? 0 : row.unread;
       c.summary = row;
     }
     for (const c of chats.values()) if (!held.has(c.id)) c.held = false;

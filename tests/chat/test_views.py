@@ -13,8 +13,13 @@ pytestmark = pytest.mark.django_db
 
 
 def start(client, **overrides):
-    data = {"name": "Carol", "email": "carol@example.com", "topic": "Billing",
-            "message": "Help please", "page": "/pricing"}
+    data = {
+        "name": "Carol",
+        "email": "carol@example.com",
+        "topic": "Billing",
+        "message": "Help please",
+        "page": "/pricing",
+    }
     data.update(overrides)
     return client.post("/chat/", data, HTTP_USER_AGENT="Firefox/1.0")
 

@@ -153,7 +153,7 @@ class Daphne(Process):
 
 
 class CeleryWorker(Process):
-    def __init__(self, *, beat: bool = False, name: str = "e2e") -> None:
+    def __init__(self, *, beat: bool = False, name: str = "e2e", **env: str) -> None:
         args = [
             sys.executable,
             "-m",
@@ -170,7 +170,7 @@ class CeleryWorker(Process):
         ]
         if beat:
             args += ["--beat", f"--schedule={ROOT / 'var' / f'test-beat-{os.getpid()}'}"]
-        super().__init__("celery", args, service_env(CELERY_LOG_LEVEL="INFO"))
+        super().__init__("celery", args, service_env(CELERY_LOG_LEVEL="INFO", **env))
 
     def start(self) -> None:
         mark = len(self.lines)

@@ -100,3 +100,65 @@ def test_visitor_and_agent_chat_in_two_browsers(
     visitor.goto(f"{base}/chat/room/")
     assert visitor.locator(".msg").count() >= 6
     assert visitor.locator("text=Hi Carol, let me look at that invoice.").count() == 1
+
+
+def log_in(browser, base: str, username: str):
+    page = browser.new_context().new_page()
+    page.on("dialog", lambda d: d.accept())
+    page.goto(f"{base}/console/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "tierline-demo")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#conn[data-state=open]")
+    return page
+
+
+def test_escalate_button_journey(demo, browser, daphne_process, celery_worker_process):
+    base = daphne_process.base_url
+    alex = log_in(browser, base, "alex")
+    alex.select_option("#presence", "online")
+    alex.wait_for_selector("#root, #console[data-presence=online]")
+
+    visitor = browser.new_context().new_page()
+    visitor.goto(f"{base}/chat/")
+    visitor.fill("#id_name", "Carol")
+    visitor.select_option("#id_topic", "Billing")
+    visitor.fill("#id_message", "I was charged twice")
+    visitor.click("text=Start chat")
+    visitor.locator("text=Alex from L1 General joined the chat.").wait_for()
+
+    pane = alex.locator(".pane:visible")
+    pane.locator("text=I was charged twice").wait_for()
+    pane.locator(".esc-btn").click()
+    dialog = pane.locator(".esc-dialog")
+    dialog.locator("text=Billing specialists · Level 2 · 0 online and free").wait_for()
+    dialog.locator(".esc-submit").click()  # nothing chosen: told so, nothing sent
+    assert dialog.locator(".esc-error").inner_text() == "Choose a target."
+    dialog.locator("input[value=billing]").check()
+    dialog.locator(".esc-submit").click()  # billing needs a note: the server says so
+    dialog.locator("text=A hand-over note is required").wait_for()
+    dialog.locator(".esc-reason").select_option("Billing question")
+    dialog.locator(".esc-note").fill("Charged twice on 3 March; refund needs L2.")
+    dialog.locator(".esc-submit").click()
+    pane.locator("text=Handed over to L2 Billing (Level 2).").wait_for()
+    assert alex.locator("#chat-list .chat-item").count() == 0  # the chat left Alex's list
+
+    visitor.locator("text=You are being transferred to L2 Billing (Level 2).").wait_for()
+    visitor.locator("#queue-box:visible").wait_for()
+    visitor.screenshot(path=ARTIFACTS / "05-visitor-transfer-notice.png", full_page=True)
+
+    sam = log_in(browser, base, "sam")
+    sam.select_option("#presence", "online")
+    item = sam.locator("#queue-list .queue-item")
+    item.wait_for()
+    assert "Charged twice on 3 March" in item.inner_text()
+    assert "Level 1 → Level 2" in item.inner_text()
+    item.locator(".take-btn").click()
+    sam_pane = sam.locator(".pane:visible")
+    handover = sam_pane.locator(".handover")
+    handover.wait_for()
+    assert "Handed over from Alex (L1 General, Level 1) to L2 Billing" in handover.inner_text()
+    assert "Reason: Billing question" in handover.inner_text()
+    sam_pane.locator("text=I was charged twice").wait_for()  # the whole transcript came along
+    visitor.locator("text=Sam from L2 Billing joined the chat.").wait_for()
+    sam.screenshot(path=ARTIFACTS / "06-receiving-agent.png", full_page=True)

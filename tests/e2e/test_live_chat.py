@@ -88,11 +88,15 @@ async def open_chat(server, agent):
     visitor.url_for = lambda: (
         f"{server.ws_url}/ws/chat/{chat.pk}/?token={quote(token)}&since={visitor.last_seq}"
     )
+    return chat, visitor, await console_peer(server, agent)
+
+
+async def console_peer(server, agent) -> Peer:
+    """An agent's console socket, logged in through a real session."""
     client = Client()
     await sync_to_async(client.force_login)(agent.user)
     cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
-    console = Peer(f"{server.ws_url}/ws/console/", server.base_url, cookie)
-    return chat, visitor, console
+    return Peer(f"{server.ws_url}/ws/console/", server.base_url, cookie)
 
 
 async def test_live_chat_with_reconnect_and_server_restart(

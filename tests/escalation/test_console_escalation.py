@@ -27,8 +27,15 @@ async def console(client, username: str) -> WebsocketCommunicator:
     user = await sync_to_async(lambda: Agent.objects.get(user__username=username).user)()
     await sync_to_async(client.force_login)(user)
     cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
-    ws = WebsocketCommunicator(application, "/ws/console/", headers=[
-        (b"origin", b"http://localhost"), (b"host", b"localhost"), (b"cookie", cookie.encode())])
+    ws = WebsocketCommunicator(
+        application,
+        "/ws/console/",
+        headers=[
+            (b"origin", b"http://localhost"),
+            (b"host", b"localhost"),
+            (b"cookie", cookie.encode()),
+        ],
+    )
     assert (await ws.connect())[0]
     await ws.receive_json_from()  # hello
     return ws
@@ -45,12 +52,19 @@ async def until(ws, frame_type: str) -> list[dict[str, Any]]:
 @sync_to_async
 def chat_held_by_alex():
     services.set_presence(agent=Agent.objects.get(user__username="alex"), presence="online")
-    return services.start_chat(visitor_name="Carol", visitor_email="", topic_name="Billing",
-                               first_message="Help", visitor_context={})
+    return services.start_chat(
+        visitor_name="Carol",
+        visitor_email="",
+        topic_name="Billing",
+        first_message="Help",
+        visitor_context={},
+    )
 
 
 async def send_text(ws, chat, text):
-    await ws.send_json_to({"type": "message", "chat": chat.pk, "text": text, "client_id": text[:20]})
+    await ws.send_json_to(
+        {"type": "message", "chat": chat.pk, "text": text, "client_id": text[:20]}
+    )
 
 
 async def test_help_lists_the_commands_and_stores_nothing(demo, client):
@@ -63,20 +77,30 @@ async def test_help_lists_the_commands_and_stores_nothing(demo, client):
     await ws.disconnect()
 
 
-@pytest.mark.parametrize(("text", "code", "says"), [
-    ("/escalate", "unknown_target", "Targets: billing = Billing specialists (Level 2, 0 online and free)"),
-    ("/escalate nope please", "unknown_target", "Unknown target “nope”."),
-    ("/escalate billing", "note_required", "A hand-over note is required: /escalate billing"),
-    ("/escalate engineering Needs a developer", "nobody_available", "Nobody in L3 Engineering"),
-    ("/frobnicate", "unknown_command", "Unknown command /frobnicate."),
-])
+@pytest.mark.parametrize(
+    ("text", "code", "says"),
+    [
+        (
+            "/escalate",
+            "unknown_target",
+            "Targets: billing = Billing specialists (Level 2, 0 online and free)",
+        ),
+        ("/escalate nope please", "unknown_target", "Unknown target “nope”."),
+        ("/escalate billing", "note_required", "A hand-over note is required: /escalate billing"),
+        ("/escalate engineering Needs a developer", "nobody_available", "Nobody in L3 Engineering"),
+        ("/frobnicate", "unknown_command", "Unknown command /frobnicate."),
+    ],
+)
 async def test_bad_commands_answer_in_the_console(demo, client, text, code, says):
     chat = await chat_held_by_alex()
     ws = await console(client, "alex")
     await send_text(ws, chat, text)
     error = (await until(ws, "error"))[-1]
     assert error["code"] == code and says in error["message"]
-    assert await sync_to_async(lambda: chat.route.__class__.objects.get(chat=chat).agent_id)() is not None
+    assert (
+        await sync_to_async(lambda: chat.route.__class__.objects.get(chat=chat).agent_id)()
+        is not None
+    )
     await ws.disconnect()
 
 
@@ -89,8 +113,15 @@ async def test_escalate_command_hands_over_and_the_console_drops_the_chat(demo, 
     if not any(f["type"] == "chat.removed" for f in frames):
         frames += await until(ws, "chat.removed")  # the group event may come after the reply
     removed = [f for f in frames if f["type"] == "chat.removed"]
-    assert removed == [{"type": "chat.removed", "v": 1, "chat": chat.pk, "reason": "escalated",
-                        "handed_over_to": "L2 Billing (Level 2)"}]
+    assert removed == [
+        {
+            "type": "chat.removed",
+            "v": 1,
+            "chat": chat.pk,
+            "reason": "escalated",
+            "handed_over_to": "L2 Billing (Level 2)",
+        }
+    ]
     escalation = await sync_to_async(Escalation.objects.get)()
     assert escalation.requested_by == "command"
     assert escalation.note == "Disputed invoice, already checked the account"
@@ -105,14 +136,32 @@ async def test_escalate_button_with_options_reason_and_note(demo, client):
     ws = await console(client, "alex")
     await ws.send_json_to({"type": "escalation.options", "chat": chat.pk})
     options = (await until(ws, "escalation.options"))[-1]
-    assert [o["keyword"] for o in options["options"]] == ["billing", "technical", "engineering",
-                                                           "seniors"]
+    assert [o["keyword"] for o in options["options"]] == [
+        "billing",
+        "technical",
+        "engineering",
+        "seniors",
+    ]
     assert options["options"][0] == {
-        "keyword": "billing", "label": "Billing specialists", "kind": "stage", "team": "L2 Billing",
-        "tier": "Level 2", "available": 0, "note_required": True, "no_agent_rule": "queue"}
+        "keyword": "billing",
+        "label": "Billing specialists",
+        "kind": "stage",
+        "team": "L2 Billing",
+        "tier": "Level 2",
+        "available": 0,
+        "note_required": True,
+        "no_agent_rule": "queue",
+    }
     assert "Billing question" in options["reasons"]
-    await ws.send_json_to({"type": "escalate", "chat": chat.pk, "target": "billing",
-                           "reason": "Billing question", "note": "Refund over limit"})
+    await ws.send_json_to(
+        {
+            "type": "escalate",
+            "chat": chat.pk,
+            "target": "billing",
+            "reason": "Billing question",
+            "note": "Refund over limit",
+        }
+    )
     await until(ws, "escalated")
     escalation = await sync_to_async(Escalation.objects.get)()
     assert (escalation.requested_by, escalation.reason) == ("button", "Billing question")
@@ -122,24 +171,35 @@ async def test_escalate_button_with_options_reason_and_note(demo, client):
 async def test_the_receiving_agent_sees_the_handover_note_and_the_path(demo, client):
     chat = await chat_held_by_alex()
     await sync_to_async(services.escalate_chat)(
-        chat_id=chat.pk, agent=await sync_to_async(Agent.objects.get)(user__username="alex"),
-        keyword="billing", note="Disputed invoice", reason="Billing question")
+        chat_id=chat.pk,
+        agent=await sync_to_async(Agent.objects.get)(user__username="alex"),
+        keyword="billing",
+        note="Disputed invoice",
+        reason="Billing question",
+    )
     sam = await sync_to_async(Agent.objects.get)(user__username="sam")
     await sync_to_async(services.set_presence)(agent=sam, presence="online")
     ws = await console(client, "sam")
     await ws.send_json_to({"type": "queue"})
     [item] = (await until(ws, "queue"))[-1]["items"]
     assert item["tier_path"] == ["Level 1", "Level 2"]
-    assert (item["handover"]["note"], item["handover"]["reason"]) == ("Disputed invoice",
-                                                                      "Billing question")
+    assert (item["handover"]["note"], item["handover"]["reason"]) == (
+        "Disputed invoice",
+        "Billing question",
+    )
     await ws.send_json_to({"type": "take", "chat": chat.pk})
     await until(ws, "taken")
     await ws.send_json_to({"type": "subscribe", "chat": chat.pk, "since": 0})
     frames = await until(ws, "replay.done")
     info = next(f for f in frames if f["type"] == "chat.info")
-    assert info["handover"]["from_agent"] == "Alex" and info["handover"]["note"] == "Disputed invoice"
+    assert (
+        info["handover"]["from_agent"] == "Alex" and info["handover"]["note"] == "Disputed invoice"
+    )
     assert [f["text"] for f in info["flow"]][:3] == [
-        "Chat started (Billing)", "Waiting at L1 General", "Alex took it at L1 General"]
+        "Chat started (Billing)",
+        "Waiting at L1 General",
+        "Alex took it at L1 General",
+    ]
     texts = [f["text"] for f in frames if f["type"] == "message"]
     assert texts[0] == "Help" and "Sam from L2 Billing joined the chat." in texts  # full history
     await ws.disconnect()
