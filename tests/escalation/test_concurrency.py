@@ -109,3 +109,104 @@ def test_ending_and_messaging_at_once_leave_no_half_state(l1_setup):
         ended = chat.messages.get(event="ended")
         late = chat.messages.filter(text="x").first()
         assert late is None or late.seq < ended.seq  # nothing is written after the end
+
+
+def _held_chat(l1_setup, holder):
+    from escalation.models import EscalationOption
+
+    EscalationOption.objects.get_or_create(
+        stage=l1_setup.l1,
+        keyword="billing",
+        defaults={
+            "label": "Billing",
+            "target_kind": "stage",
+            "target_stage": l1_setup.l2,
+            "no_agent_rule": "queue",
+            "note_required": False,
+        },
+    )
+    chat = services.start_chat(
+        visitor_name="V",
+        visitor_email="",
+        topic_name="Billing",
+        first_message="hi",
+        visitor_context={},
+    )
+    services.take_chat(chat_id=chat.pk, agent=holder)
+    return chat
+
+
+def test_escalating_twice_at_once_moves_the_chat_once(l1_setup):
+    from escalation.models import Escalation
+
+    alice = AgentFactory(display_name="Alice", member_of=[l1_setup.g1], capacity=ROUNDS)
+    for _ in range(ROUNDS):
+        chat = _held_chat(l1_setup, alice)
+        outcomes = race(
+            lambda chat=chat: services.escalate_chat(
+                chat_id=chat.pk, agent=alice, keyword="billing"
+            ),
+            lambda chat=chat: services.escalate_chat(
+                chat_id=chat.pk, agent=alice, keyword="billing"
+            ),
+        )
+        assert sorted(outcomes) == ["not_your_chat", "won"]
+        assert Escalation.objects.filter(chat=chat).count() == 1
+        assert chat.flow.filter(kind="escalated").count() == 1
+        assert chat.messages.filter(event="transfer").count() == 1
+        assert chat.queue_entries.filter(left_at__isnull=True).count() == 1
+
+
+def test_escalating_while_the_visitor_ends_has_one_outcome(l1_setup):
+    alice = AgentFactory(display_name="Alice", member_of=[l1_setup.g1], capacity=ROUNDS)
+    for _ in range(15):
+        chat = _held_chat(l1_setup, alice)
+        outcomes = race(
+            lambda chat=chat: services.escalate_chat(
+                chat_id=chat.pk, agent=alice, keyword="billing"
+            ),
+            lambda chat=chat: services.end_chat_by_visitor(chat_id=chat.pk),
+        )
+        chat.refresh_from_db()
+        assert outcomes[1] == "won"
+        if outcomes[0] == "won":  # escalated first, then the visitor left the new queue
+            assert chat.status == "abandoned"
+        else:
+            assert outcomes[0] == "chat_closed" and chat.status == "ended"
+        assert chat.queue_entries.filter(left_at__isnull=True).count() == 0
+        assert not chat.assignments.filter(ended_at__isnull=True).exists()
+
+
+def test_a_timeout_racing_a_take_has_one_outcome(l1_setup):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from escalation.models import QueueEntry
+
+    bob = AgentFactory(display_name="Bob", member_of=[l1_setup.g1], capacity=ROUNDS)
+    for _ in range(15):
+        chat = services.start_chat(
+            visitor_name="V",
+            visitor_email="",
+            topic_name="Billing",
+            first_message="hi",
+            visitor_context={},
+        )
+        entry = QueueEntry.objects.get(chat=chat, left_at__isnull=True)
+        QueueEntry.objects.filter(pk=entry.pk).update(
+            deadline=timezone.now() - timedelta(seconds=1)
+        )
+        results: list[str] = []
+        outcomes = race(
+            lambda chat=chat: services.take_chat(chat_id=chat.pk, agent=bob),
+            lambda entry=entry, results=results: results.append(
+                services.handle_wait_timeout(entry_id=entry.pk)
+            ),
+        )
+        chat.refresh_from_db()
+        if outcomes[0] == "won":
+            assert results == ["stale"] and chat.status == "active"
+        else:
+            assert results == ["fell back"] and chat.status == "missed"
+        assert chat.flow.filter(kind__in=["assigned", "timed_out"]).count() == 1
