@@ -186,7 +186,7 @@ class Stage(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.pipeline.name} › {self.name}"  # noqa: RUF001 - a typographic separator
+        return f"{self.pipeline.name} › {self.name}"
 
     def clean(self) -> None:
         errors: dict[str, str] = {}

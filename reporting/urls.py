@@ -6,4 +6,11 @@ app_name = "reporting"
 
 urlpatterns = [
     path("", views.reports_home, name="home"),
+    path("escalated/", views.escalated_chats, name="escalated"),
+    path("over-time/", views.over_time, name="over_time"),
+    path("by-agent/", views.by_agent, name="by_agent"),
+    path("reasons/", views.reasons_and_targets, name="reasons"),
+    path("waits/", views.waits, name="waits"),
+    path("fallbacks/", views.fallbacks, name="fallbacks"),
+    path("chats/<int:chat_id>/", views.chat_detail, name="chat"),
 ]

@@ -1,9 +1,228 @@
-from django.contrib.auth.decorators import login_required, permission_required
-from django.http import HttpRequest, HttpResponse
+"""Report pages for managers, each with its CSV export (?format=csv) of exactly what it shows."""
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
+
+from escalation.selectors import agent_may_view_chat
+from reporting import charts, selectors
+from reporting.exports import csv_response
+from reporting.forms import ReportFilterForm
+from reporting.selectors import ReportFilter
+
+View = Callable[..., HttpResponseBase]
+
+
+def manager_report(
+    view: Callable[[HttpRequest, ReportFilter, dict[str, Any]], HttpResponseBase],
+) -> View:
+    """Managers only; parses the filters (an invalid one shows the form's errors, no report)."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest) -> HttpResponseBase:
+        if not request.user.has_perm("escalation.view_reports"):
+            raise PermissionDenied("Reports are for managers.")
+        form = ReportFilterForm(request.GET or None)
+        if request.GET and not form.is_valid():
+            return render(request, "reporting/invalid.html", {"form": form}, status=400)
+        if not request.GET:
+            form = ReportFilterForm({})
+            form.is_valid()
+        query = request.GET.copy()
+        for volatile in ("format", "page", "sort", "by"):
+            query.pop(volatile, None)
+        context = {
+            "form": form,
+            "filters": form.to_filter(),
+            "query": query.urlencode(),
+            "time_zone": settings.TIME_ZONE,
+        }
+        return view(request, form.to_filter(), context)
+
+    return wrapper
+
+
+def wants_csv(request: HttpRequest) -> bool:
+    return request.GET.get("format") == "csv"
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.0f}"
+
+
+@manager_report
+def reports_home(request: HttpRequest, f: ReportFilter, context: dict[str, Any]) -> HttpResponse:
+    context["title"] = "Reports"
+    rows = selectors.handled_vs_escalated_over_time(f)
+    context["handled"] = sum(r["handled"] for r in rows)
+    context["escalated"] = sum(r["escalated"] for r in rows)
+    return render(request, "reporting/home.html", context)
+
+
+@manager_report
+def escalated_chats(
+    request: HttpRequest, f: ReportFilter, context: dict[str, Any]
+) -> HttpResponseBase:
+    context["title"] = f"Level {f.tier_level} escalated chats"
+    sort = request.GET.get("sort", "-when")
+    if wants_csv(request):
+        rows = (
+            (
+                r["chat_id"],
+                r["when"].isoformat(),
+                r["from_agent"],
+                r["from_group"],
+                r["to"],
+                r["reason"],
+                r["wait_seconds"],
+                r["taken_by"],
+                r["outcome"],
+            )
+            for r in selectors.escalated_rows(f, sort)
+        )
+        header = [
+            "chat",
+            "escalated_at",
+            "from_agent",
+            "from_group",
+            "to",
+            "reason",
+            "wait_after_escalation_seconds",
+            "taken_by",
+            "final_outcome",
+        ]
+        return csv_response(f"escalated-chats-{f.start}-{f.end}.csv", header, rows)
+    page = Paginator(selectors.escalated_chats(f, sort), 50).get_page(request.GET.get("page"))
+    context.update(page=page, rows=[selectors.row_of(e) for e in page.object_list], sort=sort)
+    return render(request, "reporting/escalated.html", context)
+
+
+@manager_report
+def over_time(request: HttpRequest, f: ReportFilter, context: dict[str, Any]) -> HttpResponseBase:
+    context["title"] = f"Level {f.tier_level} chats handled vs escalated over time"
+    by_week = request.GET.get("by") == "week"
+    rows = selectors.handled_vs_escalated_over_time(f, by_week=by_week)
+    if wants_csv(request):
+        return csv_response(
+            f"handled-vs-escalated-{'week' if by_week else 'day'}-{f.start}-{f.end}.csv",
+            ["week_starting" if by_week else "day", "handled", "escalated"],
+            ((r["bucket"].isoformat(), r["handled"], r["escalated"]) for r in rows),
+        )
+    context.update(
+        rows=rows,
+        by_week=by_week,
+        chart=charts.stacked_columns(rows, label_key="bucket", series=["handled", "escalated"]),
+    )
+    return render(request, "reporting/over_time.html", context)
+
+
+@manager_report
+def by_agent(request: HttpRequest, f: ReportFilter, context: dict[str, Any]) -> HttpResponseBase:
+    context["title"] = f"Tier {f.tier_level} chats handled vs escalated by agent"
+    rows = selectors.by_agent(f)
+    if wants_csv(request):
+        return csv_response(
+            f"by-agent-{f.start}-{f.end}.csv",
+            ["agent", "handled", "escalated", "escalation_rate"],
+            (
+                (
+                    r["agent"],
+                    r["handled"],
+                    r["escalated"],
+                    "" if r["escalation_rate"] is None else f"{r['escalation_rate']:.3f}",
+                )
+                for r in rows
+            ),
+        )
+    context.update(
+        rows=rows,
+        chart=charts.horizontal_bars(rows, label_key="agent", series=["handled", "escalated"]),
+    )
+    return render(request, "reporting/by_agent.html", context)
+
+
+@manager_report
+def reasons_and_targets(
+    request: HttpRequest, f: ReportFilter, context: dict[str, Any]
+) -> HttpResponseBase:
+    context["title"] = "Escalations by reason and by target"
+    reasons, targets = selectors.by_reason(f), selectors.by_target(f)
+    if wants_csv(request):
+        rows = [("reason", r["reason"], r["escalations"]) for r in reasons]
+        rows += [("target", t["target"], t["escalations"]) for t in targets]
+        return csv_response(
+            f"escalations-by-reason-and-target-{f.start}-{f.end}.csv",
+            ["kind", "name", "escalations"],
+            rows,
+        )
+    context.update(
+        reasons=reasons,
+        targets=targets,
+        reason_chart=charts.horizontal_bars(reasons, label_key="reason", series=["escalations"]),
+        target_chart=charts.horizontal_bars(targets, label_key="target", series=["escalations"]),
+    )
+    return render(request, "reporting/reasons.html", context)
+
+
+@manager_report
+def waits(request: HttpRequest, f: ReportFilter, context: dict[str, Any]) -> HttpResponseBase:
+    context["title"] = "Wait after escalation and time to escalate"
+    after, to_escalate = selectors.wait_after_escalation(f), selectors.time_to_escalate(f)
+    if wants_csv(request):
+        return csv_response(
+            f"escalation-times-{f.start}-{f.end}.csv",
+            ["measure", "count", "median_seconds", "p90_seconds"],
+            [
+                (
+                    "wait_after_escalation",
+                    after["taken"],
+                    _seconds(after["median_seconds"]),
+                    _seconds(after["p90_seconds"]),
+                ),
+                (
+                    "time_to_escalate",
+                    to_escalate["escalations"],
+                    _seconds(to_escalate["median_seconds"]),
+                    _seconds(to_escalate["p90_seconds"]),
+                ),
+            ],
+        )
+    context.update(after=after, to_escalate=to_escalate)
+    return render(request, "reporting/waits.html", context)
+
+
+@manager_report
+def fallbacks(request: HttpRequest, f: ReportFilter, context: dict[str, Any]) -> HttpResponseBase:
+    context["title"] = "Timeouts and fallbacks by stage"
+    rows = selectors.timeouts_and_fallbacks(f)
+    if wants_csv(request):
+        return csv_response(
+            f"timeouts-and-fallbacks-{f.start}-{f.end}.csv",
+            ["stage", "timed_out", "moved_on", "left_message_form", "ended_missed"],
+            ((r["stage"], r["timed_out"], r["moved"], r["left_message"], r["ended"]) for r in rows),
+        )
+    context.update(rows=rows)
+    return render(request, "reporting/fallbacks.html", context)
 
 
 @login_required
-@permission_required("escalation.view_reports", raise_exception=True)
-def reports_home(request: HttpRequest) -> HttpResponse:
-    return render(request, "reporting/home.html")
+def chat_detail(request: HttpRequest, chat_id: int) -> HttpResponse:
+    """One chat's Metadata and Flow tabs: managers, and agents who may see the chat."""
+    user = request.user
+    if not user.has_perm("escalation.view_reports"):
+        from escalation.selectors import get_agent_for_user
+
+        agent = get_agent_for_user(user)
+        if not agent_may_view_chat(agent=agent, chat_id=chat_id):
+            raise PermissionDenied("You cannot open this chat.")
+    detail = selectors.chat_detail(chat_id=chat_id)
+    tab = "flow" if request.GET.get("tab") == "flow" else "metadata"
+    return render(request, "reporting/chat.html", {**detail, "tab": tab})

@@ -130,7 +130,11 @@ class Daphne(Process):
 
     def start(self) -> None:
         super().start()
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop(signal.SIGKILL)  # never leave a half-started server behind
+            raise
 
     def wait_ready(self, timeout: float = 30) -> None:
         """Until /healthz answers: the server is up and reaches the database."""
@@ -175,4 +179,8 @@ class CeleryWorker(Process):
     def start(self) -> None:
         mark = len(self.lines)
         super().start()
-        self.wait_for_line(lambda line: " ready." in line, timeout=60, start=mark)
+        try:
+            self.wait_for_line(lambda line: " ready." in line, timeout=60, start=mark)
+        except BaseException:
+            self.stop(signal.SIGKILL)  # never leave a half-started worker behind
+            raise

@@ -4,6 +4,7 @@ real daphne, a real Celery worker, PostgreSQL and Redis. Screenshots go to test-
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = [
     pytest.mark.e2e,
@@ -141,7 +142,7 @@ def test_escalate_button_journey(demo, browser, daphne_process, celery_worker_pr
     dialog.locator(".esc-note").fill("Charged twice on 3 March; refund needs L2.")
     dialog.locator(".esc-submit").click()
     pane.locator("text=Handed over to L2 Billing (Level 2).").wait_for()
-    assert alex.locator("#chat-list .chat-item").count() == 0  # the chat left Alex's list
+    expect(alex.locator("#chat-list .chat-item")).to_have_count(0)  # the chat left Alex's list
 
     visitor.locator("text=You are being transferred to L2 Billing (Level 2).").wait_for()
     visitor.locator("#queue-box:visible").wait_for()

@@ -1,0 +1,115 @@
+"""Server-rendered SVG charts: geometry computed here, drawn by templates/reporting/_*.svg.
+
+Series are told apart by pattern (solid, hatched) and by labels, not by colour alone."""
+
+from typing import Any
+
+WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 760, 260, 44, 40, 12
+
+
+def nice_max(value: int) -> int:
+    if value <= 5:
+        return 5
+    magnitude = 10 ** (len(str(value)) - 1)
+    for step in (1, 2, 5, 10):
+        if step * magnitude >= value:
+            return int(step * magnitude)
+    return value
+
+
+def stacked_columns(
+    rows: list[dict[str, Any]], *, label_key: str, series: list[str]
+) -> dict[str, Any]:
+    """Columns of stacked series (bottom first) with axis ticks; empty when all are zero."""
+    totals = [sum(r[s] for s in series) for r in rows]
+    top = nice_max(max(totals, default=0))
+    plot_w, plot_h = WIDTH - LEFT - 10, HEIGHT - BOTTOM - TOP
+    slot = plot_w / max(len(rows), 1)
+    bar_w = max(2.0, slot * 0.7)
+    columns = []
+    every = max(1, len(rows) // 12)  # at most ~12 axis labels
+    for i, row in enumerate(rows):
+        x = LEFT + i * slot + (slot - bar_w) / 2
+        y = TOP + plot_h
+        parts = []
+        for name in series:
+            h = plot_h * row[name] / top if top else 0
+            y -= h
+            parts.append(
+                {
+                    "series": name,
+                    "x": round(x, 1),
+                    "y": round(y, 1),
+                    "w": round(bar_w, 1),
+                    "h": round(h, 1),
+                    "value": row[name],
+                }
+            )
+        columns.append(
+            {
+                "parts": parts,
+                "label": str(row[label_key]) if i % every == 0 else "",
+                "label_x": round(x + bar_w / 2, 1),
+                "total": totals[i],
+                "title": f"{row[label_key]}: " + ", ".join(f"{s} {row[s]}" for s in series),
+            }
+        )
+    ticks = [
+        {"y": round(TOP + plot_h - plot_h * t / 4, 1), "value": top * t // 4} for t in range(5)
+    ]
+    return {
+        "width": WIDTH,
+        "height": HEIGHT,
+        "left": LEFT,
+        "axis_y": TOP + plot_h,
+        "columns": columns,
+        "ticks": ticks,
+        "series": series,
+        "empty": not any(totals),
+    }
+
+
+def horizontal_bars(
+    rows: list[dict[str, Any]], *, label_key: str, series: list[str]
+) -> dict[str, Any]:
+    totals = [sum(r[s] for s in series) for r in rows]
+    top = nice_max(max(totals, default=0))
+    label_w, bar_h, gap = 170, 18, 8
+    plot_w = WIDTH - label_w - 60
+    bars = []
+    for i, row in enumerate(rows):
+        y = TOP + i * (bar_h + gap)
+        x = label_w
+        parts = []
+        for name in series:
+            w = plot_w * row[name] / top if top else 0
+            parts.append(
+                {
+                    "series": name,
+                    "x": round(x, 1),
+                    "y": y,
+                    "w": round(w, 1),
+                    "h": bar_h,
+                    "value": row[name],
+                }
+            )
+            x += w
+        bars.append(
+            {
+                "label": str(row[label_key]),
+                "y": y,
+                "text_y": y + 13,
+                "parts": parts,
+                "end_x": round(x + 6, 1),
+                "total": totals[i],
+            }
+        )
+    height = TOP + len(rows) * (bar_h + gap) + 10
+    return {
+        "width": WIDTH,
+        "height": height,
+        "label_w": label_w,
+        "bars": bars,
+        "series": series,
+        "empty": not any(totals),
+    }

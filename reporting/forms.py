@@ -1,0 +1,54 @@
+from datetime import date, timedelta
+from typing import Any
+
+from django import forms
+from django.utils import timezone
+
+from escalation.models import Agent, AgentGroup, Pipeline, Tier
+from reporting.selectors import ReportFilter
+
+MAX_RANGE_DAYS = 400
+
+
+class ReportFilterForm(forms.Form):
+    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    tier = forms.TypedChoiceField(coerce=int, required=False, empty_value=None)
+    group = forms.ModelChoiceField(
+        AgentGroup.objects.all(), required=False, empty_label="All groups"
+    )
+    agent = forms.ModelChoiceField(Agent.objects.all(), required=False, empty_label="All agents")
+    pipeline = forms.ModelChoiceField(
+        Pipeline.objects.all(), required=False, empty_label="All pipelines"
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        tier_field = self.fields["tier"]
+        assert isinstance(tier_field, forms.TypedChoiceField)  # noqa: S101 - narrowing for mypy
+        tier_field.choices = [(t.level, str(t)) for t in Tier.objects.order_by("level")] or [
+            (1, "Tier 1")
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        today = timezone.localdate()
+        end: date = cleaned.get("end") or today
+        start: date = cleaned.get("start") or end - timedelta(days=29)
+        if start > end:
+            raise forms.ValidationError("The start date is after the end date.")
+        if (end - start).days + 1 > MAX_RANGE_DAYS:
+            raise forms.ValidationError(f"Choose a period of at most {MAX_RANGE_DAYS} days.")
+        cleaned["start"], cleaned["end"] = start, end
+        return cleaned
+
+    def to_filter(self) -> ReportFilter:
+        data = self.cleaned_data
+        return ReportFilter(
+            start=data["start"],
+            end=data["end"],
+            tier_level=data.get("tier") or 1,
+            group_id=data["group"].pk if data.get("group") else None,
+            agent_id=data["agent"].pk if data.get("agent") else None,
+            pipeline_id=data["pipeline"].pk if data.get("pipeline") else None,
+        )

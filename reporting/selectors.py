@@ -1,0 +1,506 @@
+"""Report queries. Read-only; the definitions here are part of the product (README, "Reports").
+
+- The reports are about one tier, level 1 unless the tier filter says otherwise.
+- *Escalated*: an agent of that tier escalated the chat (command, button or API), counted at the
+  time it was requested; a chat that came back and was escalated again counts each time (each
+  tier-1 assignment has one outcome), while the escalated-chats list has one row per chat.
+  Moves made by timeouts and fallbacks are not escalations: they are in the
+  timeouts-and-fallbacks report.
+- *Handled*: an assignment at that tier ended with the chat ending there (the agent resolved it,
+  or the visitor closed it while talking to the agent), counted when the assignment ended.
+- Days and weeks are those of the site's time zone (TIME_ZONE); a period is from the start of its
+  first day to the end of its last day there.
+"""
+
+import statistics
+import zoneinfo
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import (
+    Count,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+)
+from django.db.models.functions import TruncDay, TruncWeek
+
+from chat.models import ChatSession, FlowEvent
+from escalation.models import Agent, Assignment, Escalation, QueueEntry, Tier
+
+AGENT_REQUESTS = (
+    Escalation.RequestedBy.COMMAND,
+    Escalation.RequestedBy.BUTTON,
+    Escalation.RequestedBy.API,
+)
+HANDLED_ENDINGS = (Assignment.EndReason.RESOLVED, Assignment.EndReason.VISITOR_LEFT)
+
+
+@dataclass(frozen=True)
+class ReportFilter:
+    start: date
+    end: date
+    tier_level: int = 1
+    group_id: int | None = None
+    agent_id: int | None = None
+    pipeline_id: int | None = None
+
+    @property
+    def site_tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+
+    @property
+    def since(self) -> datetime:
+        return datetime.combine(self.start, time.min, tzinfo=self.site_tz)
+
+    @property
+    def until(self) -> datetime:
+        return datetime.combine(self.end + timedelta(days=1), time.min, tzinfo=self.site_tz)
+
+    def days(self) -> list[date]:
+        return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
+
+
+def escalations(f: ReportFilter) -> QuerySet[Escalation]:
+    """Agent escalations out of the report's tier in the period, filtered."""
+    rows = Escalation.objects.filter(
+        from_tier__level=f.tier_level,
+        requested_by__in=AGENT_REQUESTS,
+        requested_at__gte=f.since,
+        requested_at__lt=f.until,
+    )
+    if f.group_id:
+        rows = rows.filter(from_group_id=f.group_id)
+    if f.agent_id:
+        rows = rows.filter(from_agent_id=f.agent_id)
+    if f.pipeline_id:
+        rows = rows.filter(from_stage__pipeline_id=f.pipeline_id)
+    return rows
+
+
+def handled(f: ReportFilter) -> QuerySet[Assignment]:
+    rows = Assignment.objects.filter(
+        tier__level=f.tier_level,
+        end_reason__in=HANDLED_ENDINGS,
+        ended_at__gte=f.since,
+        ended_at__lt=f.until,
+    )
+    if f.group_id:
+        rows = rows.filter(group_id=f.group_id)
+    if f.agent_id:
+        rows = rows.filter(agent_id=f.agent_id)
+    if f.pipeline_id:
+        rows = rows.filter(stage__pipeline_id=f.pipeline_id)
+    return rows
+
+
+# --- Level 1 escalated chats -------------------------------------------------------------------
+
+ESCALATED_SORTS: dict[str, tuple[Any, ...]] = {
+    "when": ("requested_at", "pk"),
+    "-when": ("-requested_at", "-pk"),
+    "agent": ("from_agent__display_name", "requested_at"),
+    "wait": (F("wait").asc(nulls_last=True), "requested_at"),
+    "-wait": (F("wait").desc(nulls_last=True), "requested_at"),
+}
+
+
+def escalated_chats(f: ReportFilter, sort: str = "-when") -> QuerySet[Escalation]:
+    """One row per chat that left the tier by escalation in the period: its first such
+    escalation there (a chat escalated twice from tier 1 is one row)."""
+    matching = escalations(f)
+    earlier = matching.filter(chat_id=OuterRef("chat_id")).filter(
+        Q(requested_at__lt=OuterRef("requested_at"))
+        | Q(requested_at=OuterRef("requested_at"), pk__lt=OuterRef("pk"))
+    )
+    order = ESCALATED_SORTS.get(sort, ESCALATED_SORTS["-when"])
+    return (
+        matching.filter(~Exists(earlier))
+        .select_related("chat", "from_agent", "from_group", "to_tier", "taken_by")
+        .annotate(
+            wait=ExpressionWrapper(F("taken_at") - F("requested_at"), output_field=DurationField())
+        )
+        .order_by(*order)
+    )
+
+
+def final_outcome(escalation: Escalation) -> str:
+    chat = escalation.chat
+    if chat.status == ChatSession.Status.ENDED:
+        return "Ended"
+    if chat.status == ChatSession.Status.MISSED:
+        return "Missed (nobody took it)"
+    if chat.status == ChatSession.Status.ABANDONED:
+        return "Abandoned by the visitor"
+    return "Still open"
+
+
+def row_of(e: Escalation) -> dict[str, Any]:
+    wait = getattr(e, "wait", None)
+    return {
+        "chat_id": e.chat_id,
+        "when": e.requested_at,
+        "from_agent": e.from_agent.display_name if e.from_agent else "",
+        "from_group": e.from_group.name if e.from_group else "",
+        "to": f"{e.target_label} ({e.to_tier.name})",
+        "reason": e.reason,
+        "wait_seconds": int(wait.total_seconds()) if wait is not None else None,
+        "taken_by": e.taken_by.display_name if e.taken_by else "",
+        "outcome": final_outcome(e),
+    }
+
+
+def escalated_rows(f: ReportFilter, sort: str = "-when") -> Iterator[dict[str, Any]]:
+    """The CSV's rows: streamed from the database in chunks (constant memory)."""
+    for e in escalated_chats(f, sort).iterator(chunk_size=2000):
+        yield row_of(e)
+
+
+# --- Handled vs escalated over time ------------------------------------------------------------
+
+
+def handled_vs_escalated_over_time(
+    f: ReportFilter, *, by_week: bool = False
+) -> list[dict[str, Any]]:
+    tz = f.site_tz
+    trunc = TruncWeek if by_week else TruncDay
+    escalated_counts = {
+        row["bucket"].date(): row["n"]
+        for row in escalations(f)
+        .annotate(bucket=trunc("requested_at", tzinfo=tz))
+        .values("bucket")
+        .annotate(n=Count("pk"))
+        .order_by()
+    }
+    handled_counts = {
+        row["bucket"].date(): row["n"]
+        for row in handled(f)
+        .annotate(bucket=trunc("ended_at", tzinfo=tz))
+        .values("bucket")
+        .annotate(n=Count("pk"))
+        .order_by()
+    }
+    buckets: list[date] = []
+    for day in f.days():
+        bucket = day - timedelta(days=day.weekday()) if by_week else day
+        if not buckets or buckets[-1] != bucket:
+            buckets.append(bucket)
+    return [
+        {
+            "bucket": bucket,
+            "handled": handled_counts.get(bucket, 0),
+            "escalated": escalated_counts.get(bucket, 0),
+        }
+        for bucket in buckets
+    ]
+
+
+# --- By agent ----------------------------------------------------------------------------------
+
+
+def by_agent(f: ReportFilter) -> list[dict[str, Any]]:
+    """Every agent of the tier's groups (or the filtered group/agent), with zeros where none."""
+    agents = Agent.objects.filter(groups__tier__level=f.tier_level)
+    if f.group_id:
+        agents = agents.filter(groups=f.group_id)
+    if f.agent_id:
+        agents = agents.filter(pk=f.agent_id)
+    names = dict(agents.distinct().values_list("pk", "display_name"))
+    handled_counts = dict(
+        handled(f)
+        .values("agent_id")
+        .annotate(n=Count("pk"))
+        .values_list("agent_id", "n")
+        .order_by()
+    )
+    escalated_counts = dict(
+        escalations(f)
+        .values("from_agent_id")
+        .annotate(n=Count("pk"))
+        .values_list("from_agent_id", "n")
+        .order_by()
+    )
+    for agent_id in set(handled_counts) | set(escalated_counts):
+        if agent_id is not None and agent_id not in names:  # since moved to another group
+            names[agent_id] = Agent.objects.get(pk=agent_id).display_name
+    rows: list[dict[str, Any]] = []
+    for agent_id, name in names.items():
+        h, e = handled_counts.get(agent_id, 0), escalated_counts.get(agent_id, 0)
+        rows.append(
+            {
+                "agent_id": agent_id,
+                "agent": name,
+                "handled": h,
+                "escalated": e,
+                "escalation_rate": (e / (h + e)) if h + e else None,
+            }
+        )
+    rows.sort(key=lambda r: (-(r["handled"] + r["escalated"]), r["agent"]))
+    return rows
+
+
+# --- Beyond the three --------------------------------------------------------------------------
+
+
+def by_reason(f: ReportFilter) -> list[dict[str, Any]]:
+    rows = list(escalations(f).values("reason").annotate(n=Count("pk")).order_by("-n", "reason"))
+    return [{"reason": r["reason"] or "(no reason given)", "escalations": r["n"]} for r in rows]
+
+
+def by_target(f: ReportFilter) -> list[dict[str, Any]]:
+    rows = list(
+        escalations(f)
+        .values("target_label", "to_tier__name")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "target_label")
+    )
+    return [
+        {"target": f"{r['target_label']} ({r['to_tier__name']})", "escalations": r["n"]}
+        for r in rows
+    ]
+
+
+def _percentiles(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    if len(values) == 1:
+        return values[0], values[0]
+    cuts = statistics.quantiles(values, n=10, method="inclusive")
+    return statistics.median(values), cuts[8]
+
+
+def _db_percentiles(queryset: QuerySet[Any], expression: str) -> tuple[float | None, float | None]:
+    """Median and 90th percentile of a duration, in seconds: in the database on PostgreSQL."""
+    if connection.vendor == "postgresql":
+        sql, params = queryset.values("pk").query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s),"  # noqa: S608 - constants from this module; values are bound
+                " percentile_cont(0.9) WITHIN GROUP (ORDER BY s) FROM ("
+                f" SELECT EXTRACT(EPOCH FROM ({expression})) AS s"
+                f" FROM {queryset.model._meta.db_table} t WHERE t.id IN ({sql})"
+                f") d WHERE s IS NOT NULL",
+                params,
+            )
+            median, p90 = cursor.fetchone()
+        return (
+            float(median) if median is not None else None,
+            float(p90) if p90 is not None else None,
+        )
+    values = []
+    for row in queryset.values_list(*expression_fields(expression)):
+        start, end = row
+        if start is not None and end is not None:
+            values.append((end - start).total_seconds())
+    return _percentiles(sorted(values))
+
+
+def expression_fields(expression: str) -> tuple[str, str]:
+    end, start = (part.strip().removeprefix("t.") for part in expression.split("-"))
+    return start, end
+
+
+def wait_after_escalation(f: ReportFilter) -> dict[str, Any]:
+    rows = escalations(f)
+    median, p90 = _db_percentiles(
+        rows.filter(taken_at__isnull=False), "t.taken_at - t.requested_at"
+    )
+    return {
+        "escalations": rows.count(),
+        "taken": rows.filter(taken_at__isnull=False).count(),
+        "median_seconds": median,
+        "p90_seconds": p90,
+    }
+
+
+def time_to_escalate(f: ReportFilter) -> dict[str, Any]:
+    """From the agent taking the chat at the tier to escalating it."""
+    rows = Assignment.objects.filter(
+        tier__level=f.tier_level,
+        end_reason=Assignment.EndReason.ESCALATED,
+        ended_at__gte=f.since,
+        ended_at__lt=f.until,
+    )
+    if f.group_id:
+        rows = rows.filter(group_id=f.group_id)
+    if f.agent_id:
+        rows = rows.filter(agent_id=f.agent_id)
+    if f.pipeline_id:
+        rows = rows.filter(stage__pipeline_id=f.pipeline_id)
+    median, p90 = _db_percentiles(rows, "t.ended_at - t.started_at")
+    return {"escalations": rows.count(), "median_seconds": median, "p90_seconds": p90}
+
+
+def timeouts_and_fallbacks(f: ReportFilter) -> list[dict[str, Any]]:
+    """Per stage: waits that timed out, and what the fallback did (all tiers; the pipeline filter
+    applies)."""
+    timed_out = QueueEntry.objects.filter(
+        outcome=QueueEntry.Outcome.TIMED_OUT, left_at__gte=f.since, left_at__lt=f.until
+    )
+    moves = Escalation.objects.filter(
+        requested_by__in=(Escalation.RequestedBy.TIMEOUT, Escalation.RequestedBy.FALLBACK),
+        requested_at__gte=f.since,
+        requested_at__lt=f.until,
+    )
+    ends = FlowEvent.objects.filter(
+        kind=FlowEvent.Kind.FELL_BACK,
+        at__gte=f.since,
+        at__lt=f.until,
+        data__action__in=["leave_message", "end"],
+    )
+    if f.pipeline_id:
+        timed_out = timed_out.filter(stage__pipeline_id=f.pipeline_id)
+        moves = moves.filter(from_stage__pipeline_id=f.pipeline_id)
+        ends = ends.filter(chat__route__pipeline_id=f.pipeline_id)
+    stats: dict[str, dict[str, Any]] = {}
+
+    def row(stage: str) -> dict[str, Any]:
+        return stats.setdefault(
+            stage, {"stage": stage, "timed_out": 0, "moved": 0, "left_message": 0, "ended": 0}
+        )
+
+    r: Any
+    for r in (
+        timed_out.values("stage__pipeline__name", "stage__name").annotate(n=Count("pk")).order_by()
+    ):
+        row(f"{r['stage__pipeline__name']} › {r['stage__name']}")["timed_out"] = r["n"]
+    for r in (
+        moves.values("from_stage__pipeline__name", "from_stage__name")
+        .annotate(n=Count("pk"))
+        .order_by()
+    ):
+        row(f"{r['from_stage__pipeline__name']} › {r['from_stage__name']}")["moved"] = r["n"]
+    for r in (
+        ends.values(
+            "chat__route__stage__pipeline__name", "chat__route__stage__name", "data__action"
+        )
+        .annotate(n=Count("pk"))
+        .order_by()
+    ):
+        key = f"{r['chat__route__stage__pipeline__name']} › {r['chat__route__stage__name']}"
+        row(key)["left_message" if r["data__action"] == "leave_message" else "ended"] += r["n"]
+    return sorted(stats.values(), key=lambda r: r["stage"])
+
+
+def tiers() -> QuerySet[Tier]:
+    return Tier.objects.order_by("level")
+
+
+# --- One chat: Metadata and Flow ------------------------------------------------------------------
+
+
+def chat_detail(*, chat_id: int) -> dict[str, Any]:
+    from django.http import Http404
+    from django.utils import timezone
+
+    chat = ChatSession.objects.filter(pk=chat_id).first()
+    if chat is None:
+        raise Http404("No such chat.")
+    now = timezone.now()
+    end = chat.ended_at or now
+    entries = list(
+        QueueEntry.objects.filter(chat=chat)
+        .select_related("stage", "tier", "group")
+        .order_by("entered_at", "pk")
+    )
+    assignments = list(
+        Assignment.objects.filter(chat=chat)
+        .select_related("agent", "tier", "stage", "group")
+        .order_by("started_at", "pk")
+    )
+    escalation_rows = list(
+        Escalation.objects.filter(chat=chat)
+        .select_related("from_agent", "from_tier", "to_tier", "taken_by")
+        .order_by("requested_at", "pk")
+    )
+    segments: list[dict[str, Any]] = []
+    for e in entries:
+        segments.append(
+            {
+                "kind": "waiting",
+                "tier": e.tier.name,
+                "tier_level": e.tier.level,
+                "who": e.group.name if e.group else e.stage.name,
+                "where": e.stage.name,
+                "start": e.entered_at,
+                "end": e.left_at or end,
+                "why": e.get_reason_display(),
+                "outcome": e.get_outcome_display() if e.outcome else "waiting",
+            }
+        )
+    for a in assignments:
+        segments.append(
+            {
+                "kind": "agent",
+                "tier": a.tier.name,
+                "tier_level": a.tier.level,
+                "who": a.agent.display_name,
+                "where": a.group.name if a.group else a.stage.name,
+                "start": a.started_at,
+                "end": a.ended_at or end,
+                "why": "",
+                "outcome": a.get_end_reason_display() if a.end_reason else "holding",
+            }
+        )
+    segments.sort(key=lambda s: (s["start"], 0 if s["kind"] == "waiting" else 1))
+    per_tier: dict[str, float] = {}
+    for seg in segments:
+        per_tier[seg["tier"]] = (
+            per_tier.get(seg["tier"], 0) + (seg["end"] - seg["start"]).total_seconds()
+        )
+    context = chat.visitor_context or {}
+    known = {"page", "user_agent", "language"}
+    route = getattr(chat, "route", None)
+    return {
+        "chat": chat,
+        "pipeline": route.pipeline.name if route else "",
+        "page_url": context.get("page", ""),
+        "user_agent": context.get("user_agent", ""),
+        "language": context.get("language", ""),
+        "custom_fields": {k: v for k, v in context.items() if k not in known},
+        "total_seconds": (end - chat.created_at).total_seconds(),
+        "per_tier": sorted(per_tier.items()),
+        "tiers_visited": list(dict.fromkeys(s["tier"] for s in segments)),
+        "agents": list(dict.fromkeys(a.agent.display_name for a in assignments)),
+        "segments": segments,
+        "escalations": escalation_rows,
+        "flow": list(FlowEvent.objects.filter(chat=chat).order_by("pk")),
+        "timeline": _timeline(segments, chat.created_at, end),
+    }
+
+
+def _timeline(segments: list[dict[str, Any]], start: datetime, end: datetime) -> dict[str, Any]:
+    """Geometry of the Flow picture: one lane per tier, time left to right."""
+    span = max((end - start).total_seconds(), 1.0)
+    lanes = sorted({(s["tier_level"], s["tier"]) for s in segments})
+    lane_y = {name: 30 + i * 46 for i, (_, name) in enumerate(lanes)}
+    left, width = 110, 640
+    bars = []
+    for s in segments:
+        x = left + width * (s["start"] - start).total_seconds() / span
+        w = max(3.0, width * (s["end"] - s["start"]).total_seconds() / span)
+        bars.append(
+            {
+                **s,
+                "x": round(x, 1),
+                "y": lane_y[s["tier"]],
+                "w": round(w, 1),
+                "seconds": int((s["end"] - s["start"]).total_seconds()),
+            }
+        )
+    return {
+        "lanes": [{"name": n, "y": lane_y[n]} for _, n in lanes],
+        "bars": bars,
+        "height": 40 + 46 * max(len(lanes), 1),
+        "left": left,
+        "width": width,
+        "span_seconds": int(span),
+    }

@@ -1,0 +1,258 @@
+"""Every report against numbers worked out by hand, on chats made through the real services.
+
+Site time zone Europe/Paris. Day 1 = 2026-03-10, day 2 = 2026-03-11 (Paris dates).
+- A: Alex takes it 10:00, resolves 10:05                       → handled by Alex, day 1
+- B: Blair takes 11:00, escalates to billing 11:10 ("Billing question"); Sam takes 11:13
+                                                              → escalated by Blair, day 1; waited 180 s
+- C: Alex takes 23:50 day 1, escalates to technical 00:10 day 2 (crosses midnight: 23:10 UTC day 1);
+     Kim takes 00:15                                           → escalated by Alex, day 2; waited 300 s
+- D: Alex takes 09:00 day 2, escalates to billing 09:05; nobody takes it; L2 Billing times out
+     09:07 → L2 Technical; that times out 09:09 → back to Alex (previous tier); Alex escalates to
+     billing again 09:20; Sam takes 09:21                      → escalated twice by Alex, day 2
+- E: a Sales chat nobody takes: times out 10:02 day 2 → group L2 Billing; times out 10:04 →
+     "leave a message"                                         → timeouts and fallbacks only
+- Dana: a tier-1 agent with no chats at all.
+"""
+
+import csv
+import datetime as dt
+import io
+import zoneinfo
+
+import pytest
+import time_machine
+from django.urls import reverse
+
+from escalation import services
+from escalation.models import Agent, AgentGroup, QueueEntry
+from reporting import selectors
+from reporting.selectors import ReportFilter
+from tests.factories import AgentFactory, UserFactory
+
+PARIS = zoneinfo.ZoneInfo("Europe/Paris")
+DAY1, DAY2 = dt.date(2026, 3, 10), dt.date(2026, 3, 11)
+
+
+def at(day: dt.date, hh: int, mm: int) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, hh, mm, tzinfo=PARIS)
+
+
+def agent(name: str) -> Agent:
+    return Agent.objects.get(user__username=name)
+
+
+@pytest.fixture
+def history(demo, settings):
+    settings.TIME_ZONE = "Europe/Paris"
+    AgentGroup.objects.filter(name__in=["L1 General", "L2 Technical"]).update(routing_policy="manual")
+    AgentFactory(user=UserFactory(username="dana", roles=["Agents"]), display_name="Dana",
+                 member_of=[AgentGroup.objects.get(name="L1 General")])
+    for name in ["alex", "blair", "sam", "kim", "dana"]:
+        services.set_presence(agent=agent(name), presence="online")
+    chats = {}
+
+    def travel(when):
+        return time_machine.travel(when, tick=False)
+
+    def start(topic="Billing"):
+        return services.start_chat(visitor_name="V", visitor_email="", topic_name=topic,
+                                   first_message="hello", visitor_context={"page": "/help"})
+
+    def expire(chat, when):
+        with travel(when):
+            entry = QueueEntry.objects.get(chat=chat, left_at__isnull=True)
+            assert services.handle_wait_timeout(entry_id=entry.pk) == "fell back"
+
+    with travel(at(DAY1, 10, 0)):
+        chats["A"] = start()
+        services.take_chat(chat_id=chats["A"].pk, agent=agent("alex"))
+    with travel(at(DAY1, 10, 5)):
+        services.end_chat_by_agent(chat_id=chats["A"].pk, agent=agent("alex"))
+    with travel(at(DAY1, 11, 0)):
+        chats["B"] = start()
+        services.take_chat(chat_id=chats["B"].pk, agent=agent("blair"))
+    with travel(at(DAY1, 11, 10)):
+        services.escalate_chat(chat_id=chats["B"].pk, agent=agent("blair"), keyword="billing",
+                               note="n", reason="Billing question")
+    with travel(at(DAY1, 11, 13)):
+        services.take_chat(chat_id=chats["B"].pk, agent=agent("sam"))
+    with travel(at(DAY1, 11, 30)):
+        services.end_chat_by_agent(chat_id=chats["B"].pk, agent=agent("sam"))
+    with travel(at(DAY1, 23, 50)):
+        chats["C"] = start()
+        services.take_chat(chat_id=chats["C"].pk, agent=agent("alex"))
+    with travel(at(DAY2, 0, 10)):
+        services.escalate_chat(chat_id=chats["C"].pk, agent=agent("alex"), keyword="technical", note="n")
+    with travel(at(DAY2, 0, 15)):
+        services.take_chat(chat_id=chats["C"].pk, agent=agent("kim"))
+    services.set_presence(agent=agent("sam"), presence="away")
+    with travel(at(DAY2, 9, 0)):
+        chats["D"] = start()
+        services.take_chat(chat_id=chats["D"].pk, agent=agent("alex"))
+    with travel(at(DAY2, 9, 5)):
+        services.escalate_chat(chat_id=chats["D"].pk, agent=agent("alex"), keyword="billing", note="n")
+    services.set_presence(agent=agent("kim"), presence="away")
+    expire(chats["D"], at(DAY2, 9, 7))   # L2 Billing → L2 Technical
+    expire(chats["D"], at(DAY2, 9, 9))   # L2 Technical → previous tier: Alex, online and free
+    assert chats["D"].route.__class__.objects.get(chat=chats["D"]).agent == agent("alex")
+    services.set_presence(agent=agent("sam"), presence="online")
+    with travel(at(DAY2, 9, 20)):
+        services.escalate_chat(chat_id=chats["D"].pk, agent=agent("alex"), keyword="billing", note="n")
+    with travel(at(DAY2, 9, 21)):
+        services.take_chat(chat_id=chats["D"].pk, agent=agent("sam"))
+    with travel(at(DAY2, 9, 30)):
+        services.end_chat_by_agent(chat_id=chats["D"].pk, agent=agent("sam"))
+    with travel(at(DAY2, 10, 0)):
+        chats["E"] = start(topic="Buying")
+    expire(chats["E"], at(DAY2, 10, 2))   # Sales → group L2 Billing (within stage Sales)
+    expire(chats["E"], at(DAY2, 10, 4))   # the group did not answer either → leave a message
+    return chats
+
+
+def two_days(**kw) -> ReportFilter:
+    return ReportFilter(start=DAY1, end=DAY2, **kw)
+
+
+pytestmark = pytest.mark.django_db
+
+
+def test_handled_vs_escalated_per_day_in_the_site_time_zone(history):
+    rows = selectors.handled_vs_escalated_over_time(two_days())
+    assert rows == [
+        {"bucket": DAY1, "handled": 1, "escalated": 1},
+        {"bucket": DAY2, "handled": 0, "escalated": 3},  # C crossed midnight in Paris
+    ]
+
+
+def test_per_week(history):
+    rows = selectors.handled_vs_escalated_over_time(two_days(), by_week=True)
+    assert rows == [{"bucket": dt.date(2026, 3, 9), "handled": 1, "escalated": 4}]
+
+
+def test_by_agent_includes_agents_with_no_chats(history):
+    rows = {r["agent"]: (r["handled"], r["escalated"], r["escalation_rate"])
+            for r in selectors.by_agent(two_days())}
+    assert rows == {"Alex": (1, 3, 0.75), "Blair": (0, 1, 1.0), "Dana": (0, 0, None)}
+
+
+def test_escalated_chats_one_row_per_chat(history):
+    rows = list(selectors.escalated_rows(two_days(), sort="when"))
+    assert [r["chat_id"] for r in rows] == [history["B"].pk, history["C"].pk, history["D"].pk]
+    b, c, d = rows
+    assert (b["from_agent"], b["from_group"], b["to"], b["reason"], b["wait_seconds"]) == (
+        "Blair", "L1 General", "L2 Billing (Level 2)", "Billing question", 180)
+    assert (c["from_agent"], c["to"], c["wait_seconds"], c["taken_by"]) == (
+        "Alex", "L2 Technical (Level 2)", 300, "Kim")
+    assert c["when"].astimezone(PARIS).date() == DAY2
+    assert (d["wait_seconds"], d["taken_by"], d["outcome"]) == (None, "", "Ended")  # first one
+    assert b["outcome"] == "Ended" and c["outcome"] == "Still open"
+
+
+def test_filters_narrow_every_report(history):
+    only_blair = two_days(agent_id=agent("blair").pk)
+    assert [r["chat_id"] for r in selectors.escalated_rows(only_blair)] == [history["B"].pk]
+    assert selectors.handled_vs_escalated_over_time(only_blair)[0]["escalated"] == 1
+    day1 = ReportFilter(start=DAY1, end=DAY1)
+    assert {r["agent"]: r["escalated"] for r in selectors.by_agent(day1)} == {
+        "Alex": 0, "Blair": 1, "Dana": 0}
+    tier2 = two_days(tier_level=2)
+    assert list(selectors.escalated_rows(tier2)) == []
+
+
+def test_reasons_targets_and_times(history):
+    assert selectors.by_reason(two_days()) == [
+        {"reason": "(no reason given)", "escalations": 3},
+        {"reason": "Billing question", "escalations": 1}]
+    assert selectors.by_target(two_days()) == [
+        {"target": "L2 Billing (Level 2)", "escalations": 3},
+        {"target": "L2 Technical (Level 2)", "escalations": 1}]
+    after = selectors.wait_after_escalation(two_days())
+    assert (after["escalations"], after["taken"]) == (4, 3)
+    assert after["median_seconds"] == pytest.approx(180)  # of 60, 180, 300
+    assert after["p90_seconds"] == pytest.approx(276)
+    to_escalate = selectors.time_to_escalate(two_days())
+    assert to_escalate["escalations"] == 4  # 300, 600, 660, 1200 seconds
+    assert to_escalate["median_seconds"] == pytest.approx(630)
+    assert to_escalate["p90_seconds"] == pytest.approx(1038)
+
+
+def test_timeouts_and_fallbacks_by_stage(history):
+    rows = {r["stage"]: r for r in selectors.timeouts_and_fallbacks(two_days())}
+    assert rows["Support › L2 Billing"] == {"stage": "Support › L2 Billing", "timed_out": 1,
+                                             "moved": 1, "left_message": 0, "ended": 0}
+    assert rows["Support › L2 Technical"]["timed_out"] == 1
+    assert rows["Support › L2 Technical"]["moved"] == 1
+    assert rows["Sales › Sales"] == {"stage": "Sales › Sales", "timed_out": 2, "moved": 1,
+                                     "left_message": 1, "ended": 0}
+
+
+def test_an_empty_period_says_so_everywhere(history, client, manager_user):
+    client.force_login(manager_user)
+    empty = {"start": "2025-01-01", "end": "2025-01-31"}
+    for name, says in [("escalated", "No chats left tier 1 by escalation in this period."),
+                       ("over_time", "No data in this period."),
+                       ("reasons", "No data in this period."),
+                       ("waits", "No escalations in this period."),
+                       ("fallbacks", "No timeouts or fallbacks in this period.")]:
+        response = client.get(reverse(f"reporting:{name}"), empty)
+        assert response.status_code == 200, name
+        assert says in response.content.decode(), name
+
+
+def parse_csv(response) -> list[list[str]]:
+    body = b"".join(response.streaming_content).decode()
+    return list(csv.reader(io.StringIO(body)))
+
+
+def test_every_page_renders_and_its_csv_holds_the_same_numbers(history, client, manager_user):
+    client.force_login(manager_user)
+    query = {"start": DAY1.isoformat(), "end": DAY2.isoformat()}
+    for name in ["home", "escalated", "over_time", "by_agent", "reasons", "waits", "fallbacks"]:
+        assert client.get(reverse(f"reporting:{name}"), query).status_code == 200, name
+    over_time = parse_csv(client.get(reverse("reporting:over_time"), {**query, "format": "csv"}))
+    assert over_time == [["day", "handled", "escalated"], ["2026-03-10", "1", "1"],
+                         ["2026-03-11", "0", "3"]]
+    by_agent = parse_csv(client.get(reverse("reporting:by_agent"), {**query, "format": "csv"}))
+    assert by_agent[0] == ["agent", "handled", "escalated", "escalation_rate"]
+    assert ["Alex", "1", "3", "0.750"] in by_agent and ["Dana", "0", "0", ""] in by_agent
+    escalated = client.get(reverse("reporting:escalated"), {**query, "format": "csv"})
+    assert escalated["Content-Disposition"] == (
+        'attachment; filename="escalated-chats-2026-03-10-2026-03-11.csv"')
+    rows = parse_csv(escalated)
+    assert len(rows) == 4 and rows[1][0] == str(history["D"].pk)  # newest first, like the page
+    page = client.get(reverse("reporting:by_agent"), query).content.decode()
+    assert "75%" in page and "<svg" in page
+
+
+def test_bad_filters_are_explained(client, manager_user):
+    client.force_login(manager_user)
+    response = client.get(reverse("reporting:over_time"), {"start": "2026-03-10", "end": "2026-01-01"})
+    assert response.status_code == 400
+    assert "The start date is after the end date." in response.content.decode()
+    response = client.get(reverse("reporting:over_time"), {"start": "2020-01-01", "end": "2026-01-01"})
+    assert "Choose a period of at most 400 days." in response.content.decode()
+
+
+def test_reports_are_for_managers(client, alice_agent):
+    client.force_login(alice_agent.user)
+    for name in ["escalated", "over_time", "by_agent", "reasons", "waits", "fallbacks"]:
+        assert client.get(reverse(f"reporting:{name}")).status_code == 403
+
+
+def test_the_chat_page_shows_metadata_and_flow(history, client, manager_user):
+    client.force_login(manager_user)
+    d = history["D"]
+    meta = client.get(reverse("reporting:chat", args=[d.pk])).content.decode()
+    assert "Level 1 → Level 2" in meta and "/help" in meta
+    assert "Alex, Sam" in meta
+    flow = client.get(reverse("reporting:chat", args=[d.pk]), {"tab": "flow"}).content.decode()
+    assert "<svg" in flow and "Held by Alex" in flow and "Waiting for L2 Billing" in flow
+    assert flow.count("Timed out") >= 2
+    assert client.get(reverse("reporting:chat", args=[999999])).status_code == 404
+
+
+def test_an_agent_opens_only_chats_it_may_see(history, client):
+    client.force_login(agent("alex").user)
+    assert client.get(reverse("reporting:chat", args=[history["D"].pk])).status_code == 200
+    client.force_login(agent("dana").user)
+    assert client.get(reverse("reporting:chat", args=[history["D"].pk])).status_code == 403
