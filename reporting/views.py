@@ -8,12 +8,13 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 
 from escalation.selectors import agent_may_view_chat
 from reporting import charts, selectors
-from reporting.exports import csv_response
+from reporting.exports import copy_csv_response, csv_response
 from reporting.forms import ReportFilterForm
 from reporting.selectors import ReportFilter
 
@@ -74,32 +75,11 @@ def escalated_chats(
     context["title"] = f"Level {f.tier_level} escalated chats"
     sort = request.GET.get("sort", "-when")
     if wants_csv(request):
-        rows = (
-            (
-                r["chat_id"],
-                r["when"].isoformat(),
-                r["from_agent"],
-                r["from_group"],
-                r["to"],
-                r["reason"],
-                r["wait_seconds"],
-                r["taken_by"],
-                r["outcome"],
-            )
-            for r in selectors.escalated_rows(f, sort)
-        )
-        header = [
-            "chat",
-            "escalated_at",
-            "from_agent",
-            "from_group",
-            "to",
-            "reason",
-            "wait_after_escalation_seconds",
-            "taken_by",
-            "final_outcome",
-        ]
-        return csv_response(f"escalated-chats-{f.start}-{f.end}.csv", header, rows)
+        filename = f"escalated-chats-{f.start}-{f.end}.csv"
+        header = selectors.ESCALATED_CSV_HEADER
+        if connection.vendor == "postgresql":
+            return copy_csv_response(filename, header, selectors.escalated_csv_queryset(f, sort))
+        return csv_response(filename, header, selectors.escalated_csv_rows(f, sort))
     page = Paginator(selectors.escalated_chats(f, sort), 50).get_page(request.GET.get("page"))
     context.update(page=page, rows=[selectors.row_of(e) for e in page.object_list], sort=sort)
     return render(request, "reporting/escalated.html", context)

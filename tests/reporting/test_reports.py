@@ -3,9 +3,9 @@
 Site time zone Europe/Paris. Day 1 = 2026-03-10, day 2 = 2026-03-11 (Paris dates).
 - A: Alex takes it 10:00, resolves 10:05                       → handled by Alex, day 1
 - B: Blair takes 11:00, escalates to billing 11:10 ("Billing question"); Sam takes 11:13
-                                                              → escalated by Blair, day 1; waited 180 s
-- C: Alex takes 23:50 day 1, escalates to technical 00:10 day 2 (crosses midnight: 23:10 UTC day 1);
-     Kim takes 00:15                                           → escalated by Alex, day 2; waited 300 s
+     → escalated by Blair, day 1; waited 180 s
+- C: Alex takes 23:50 day 1, escalates to technical 00:10 day 2 (crosses midnight: 23:10 UTC
+     on day 1); Kim takes 00:15 → escalated by Alex, day 2; waited 300 s
 - D: Alex takes 09:00 day 2, escalates to billing 09:05; nobody takes it; L2 Billing times out
      09:07 → L2 Technical; that times out 09:09 → back to Alex (previous tier); Alex escalates to
      billing again 09:20; Sam takes 09:21                      → escalated twice by Alex, day 2
@@ -44,9 +44,14 @@ def agent(name: str) -> Agent:
 @pytest.fixture
 def history(demo, settings):
     settings.TIME_ZONE = "Europe/Paris"
-    AgentGroup.objects.filter(name__in=["L1 General", "L2 Technical"]).update(routing_policy="manual")
-    AgentFactory(user=UserFactory(username="dana", roles=["Agents"]), display_name="Dana",
-                 member_of=[AgentGroup.objects.get(name="L1 General")])
+    AgentGroup.objects.filter(name__in=["L1 General", "L2 Technical"]).update(
+        routing_policy="manual"
+    )
+    AgentFactory(
+        user=UserFactory(username="dana", roles=["Agents"]),
+        display_name="Dana",
+        member_of=[AgentGroup.objects.get(name="L1 General")],
+    )
     for name in ["alex", "blair", "sam", "kim", "dana"]:
         services.set_presence(agent=agent(name), presence="online")
     chats = {}
@@ -55,8 +60,13 @@ def history(demo, settings):
         return time_machine.travel(when, tick=False)
 
     def start(topic="Billing"):
-        return services.start_chat(visitor_name="V", visitor_email="", topic_name=topic,
-                                   first_message="hello", visitor_context={"page": "/help"})
+        return services.start_chat(
+            visitor_name="V",
+            visitor_email="",
+            topic_name=topic,
+            first_message="hello",
+            visitor_context={"page": "/help"},
+        )
 
     def expire(chat, when):
         with travel(when):
@@ -72,8 +82,13 @@ def history(demo, settings):
         chats["B"] = start()
         services.take_chat(chat_id=chats["B"].pk, agent=agent("blair"))
     with travel(at(DAY1, 11, 10)):
-        services.escalate_chat(chat_id=chats["B"].pk, agent=agent("blair"), keyword="billing",
-                               note="n", reason="Billing question")
+        services.escalate_chat(
+            chat_id=chats["B"].pk,
+            agent=agent("blair"),
+            keyword="billing",
+            note="n",
+            reason="Billing question",
+        )
     with travel(at(DAY1, 11, 13)):
         services.take_chat(chat_id=chats["B"].pk, agent=agent("sam"))
     with travel(at(DAY1, 11, 30)):
@@ -82,7 +97,9 @@ def history(demo, settings):
         chats["C"] = start()
         services.take_chat(chat_id=chats["C"].pk, agent=agent("alex"))
     with travel(at(DAY2, 0, 10)):
-        services.escalate_chat(chat_id=chats["C"].pk, agent=agent("alex"), keyword="technical", note="n")
+        services.escalate_chat(
+            chat_id=chats["C"].pk, agent=agent("alex"), keyword="technical", note="n"
+        )
     with travel(at(DAY2, 0, 15)):
         services.take_chat(chat_id=chats["C"].pk, agent=agent("kim"))
     services.set_presence(agent=agent("sam"), presence="away")
@@ -90,22 +107,26 @@ def history(demo, settings):
         chats["D"] = start()
         services.take_chat(chat_id=chats["D"].pk, agent=agent("alex"))
     with travel(at(DAY2, 9, 5)):
-        services.escalate_chat(chat_id=chats["D"].pk, agent=agent("alex"), keyword="billing", note="n")
+        services.escalate_chat(
+            chat_id=chats["D"].pk, agent=agent("alex"), keyword="billing", note="n"
+        )
     services.set_presence(agent=agent("kim"), presence="away")
-    expire(chats["D"], at(DAY2, 9, 7))   # L2 Billing → L2 Technical
-    expire(chats["D"], at(DAY2, 9, 9))   # L2 Technical → previous tier: Alex, online and free
+    expire(chats["D"], at(DAY2, 9, 7))  # L2 Billing → L2 Technical
+    expire(chats["D"], at(DAY2, 9, 9))  # L2 Technical → previous tier: Alex, online and free
     assert chats["D"].route.__class__.objects.get(chat=chats["D"]).agent == agent("alex")
     services.set_presence(agent=agent("sam"), presence="online")
     with travel(at(DAY2, 9, 20)):
-        services.escalate_chat(chat_id=chats["D"].pk, agent=agent("alex"), keyword="billing", note="n")
+        services.escalate_chat(
+            chat_id=chats["D"].pk, agent=agent("alex"), keyword="billing", note="n"
+        )
     with travel(at(DAY2, 9, 21)):
         services.take_chat(chat_id=chats["D"].pk, agent=agent("sam"))
     with travel(at(DAY2, 9, 30)):
         services.end_chat_by_agent(chat_id=chats["D"].pk, agent=agent("sam"))
     with travel(at(DAY2, 10, 0)):
         chats["E"] = start(topic="Buying")
-    expire(chats["E"], at(DAY2, 10, 2))   # Sales → group L2 Billing (within stage Sales)
-    expire(chats["E"], at(DAY2, 10, 4))   # the group did not answer either → leave a message
+    expire(chats["E"], at(DAY2, 10, 2))  # Sales → group L2 Billing (within stage Sales)
+    expire(chats["E"], at(DAY2, 10, 4))  # the group did not answer either → leave a message
     return chats
 
 
@@ -130,8 +151,10 @@ def test_per_week(history):
 
 
 def test_by_agent_includes_agents_with_no_chats(history):
-    rows = {r["agent"]: (r["handled"], r["escalated"], r["escalation_rate"])
-            for r in selectors.by_agent(two_days())}
+    rows = {
+        r["agent"]: (r["handled"], r["escalated"], r["escalation_rate"])
+        for r in selectors.by_agent(two_days())
+    }
     assert rows == {"Alex": (1, 3, 0.75), "Blair": (0, 1, 1.0), "Dana": (0, 0, None)}
 
 
@@ -140,9 +163,18 @@ def test_escalated_chats_one_row_per_chat(history):
     assert [r["chat_id"] for r in rows] == [history["B"].pk, history["C"].pk, history["D"].pk]
     b, c, d = rows
     assert (b["from_agent"], b["from_group"], b["to"], b["reason"], b["wait_seconds"]) == (
-        "Blair", "L1 General", "L2 Billing (Level 2)", "Billing question", 180)
+        "Blair",
+        "L1 General",
+        "L2 Billing (Level 2)",
+        "Billing question",
+        180,
+    )
     assert (c["from_agent"], c["to"], c["wait_seconds"], c["taken_by"]) == (
-        "Alex", "L2 Technical (Level 2)", 300, "Kim")
+        "Alex",
+        "L2 Technical (Level 2)",
+        300,
+        "Kim",
+    )
     assert c["when"].astimezone(PARIS).date() == DAY2
     assert (d["wait_seconds"], d["taken_by"], d["outcome"]) == (None, "", "Ended")  # first one
     assert b["outcome"] == "Ended" and c["outcome"] == "Still open"
@@ -154,7 +186,10 @@ def test_filters_narrow_every_report(history):
     assert selectors.handled_vs_escalated_over_time(only_blair)[0]["escalated"] == 1
     day1 = ReportFilter(start=DAY1, end=DAY1)
     assert {r["agent"]: r["escalated"] for r in selectors.by_agent(day1)} == {
-        "Alex": 0, "Blair": 1, "Dana": 0}
+        "Alex": 0,
+        "Blair": 1,
+        "Dana": 0,
+    }
     tier2 = two_days(tier_level=2)
     assert list(selectors.escalated_rows(tier2)) == []
 
@@ -162,10 +197,12 @@ def test_filters_narrow_every_report(history):
 def test_reasons_targets_and_times(history):
     assert selectors.by_reason(two_days()) == [
         {"reason": "(no reason given)", "escalations": 3},
-        {"reason": "Billing question", "escalations": 1}]
+        {"reason": "Billing question", "escalations": 1},
+    ]
     assert selectors.by_target(two_days()) == [
         {"target": "L2 Billing (Level 2)", "escalations": 3},
-        {"target": "L2 Technical (Level 2)", "escalations": 1}]
+        {"target": "L2 Technical (Level 2)", "escalations": 1},
+    ]
     after = selectors.wait_after_escalation(two_days())
     assert (after["escalations"], after["taken"]) == (4, 3)
     assert after["median_seconds"] == pytest.approx(180)  # of 60, 180, 300
@@ -178,22 +215,34 @@ def test_reasons_targets_and_times(history):
 
 def test_timeouts_and_fallbacks_by_stage(history):
     rows = {r["stage"]: r for r in selectors.timeouts_and_fallbacks(two_days())}
-    assert rows["Support › L2 Billing"] == {"stage": "Support › L2 Billing", "timed_out": 1,
-                                             "moved": 1, "left_message": 0, "ended": 0}
+    assert rows["Support › L2 Billing"] == {
+        "stage": "Support › L2 Billing",
+        "timed_out": 1,
+        "moved": 1,
+        "left_message": 0,
+        "ended": 0,
+    }
     assert rows["Support › L2 Technical"]["timed_out"] == 1
     assert rows["Support › L2 Technical"]["moved"] == 1
-    assert rows["Sales › Sales"] == {"stage": "Sales › Sales", "timed_out": 2, "moved": 1,
-                                     "left_message": 1, "ended": 0}
+    assert rows["Sales › Sales"] == {
+        "stage": "Sales › Sales",
+        "timed_out": 2,
+        "moved": 1,
+        "left_message": 1,
+        "ended": 0,
+    }
 
 
 def test_an_empty_period_says_so_everywhere(history, client, manager_user):
     client.force_login(manager_user)
     empty = {"start": "2025-01-01", "end": "2025-01-31"}
-    for name, says in [("escalated", "No chats left tier 1 by escalation in this period."),
-                       ("over_time", "No data in this period."),
-                       ("reasons", "No data in this period."),
-                       ("waits", "No escalations in this period."),
-                       ("fallbacks", "No timeouts or fallbacks in this period.")]:
+    for name, says in [
+        ("escalated", "No chats left tier 1 by escalation in this period."),
+        ("over_time", "No data in this period."),
+        ("reasons", "No data in this period."),
+        ("waits", "No escalations in this period."),
+        ("fallbacks", "No timeouts or fallbacks in this period."),
+    ]:
         response = client.get(reverse(f"reporting:{name}"), empty)
         assert response.status_code == 200, name
         assert says in response.content.decode(), name
@@ -210,14 +259,18 @@ def test_every_page_renders_and_its_csv_holds_the_same_numbers(history, client, 
     for name in ["home", "escalated", "over_time", "by_agent", "reasons", "waits", "fallbacks"]:
         assert client.get(reverse(f"reporting:{name}"), query).status_code == 200, name
     over_time = parse_csv(client.get(reverse("reporting:over_time"), {**query, "format": "csv"}))
-    assert over_time == [["day", "handled", "escalated"], ["2026-03-10", "1", "1"],
-                         ["2026-03-11", "0", "3"]]
+    assert over_time == [
+        ["day", "handled", "escalated"],
+        ["2026-03-10", "1", "1"],
+        ["2026-03-11", "0", "3"],
+    ]
     by_agent = parse_csv(client.get(reverse("reporting:by_agent"), {**query, "format": "csv"}))
     assert by_agent[0] == ["agent", "handled", "escalated", "escalation_rate"]
     assert ["Alex", "1", "3", "0.750"] in by_agent and ["Dana", "0", "0", ""] in by_agent
     escalated = client.get(reverse("reporting:escalated"), {**query, "format": "csv"})
     assert escalated["Content-Disposition"] == (
-        'attachment; filename="escalated-chats-2026-03-10-2026-03-11.csv"')
+        'attachment; filename="escalated-chats-2026-03-10-2026-03-11.csv"'
+    )
     rows = parse_csv(escalated)
     assert len(rows) == 4 and rows[1][0] == str(history["D"].pk)  # newest first, like the page
     page = client.get(reverse("reporting:by_agent"), query).content.decode()
@@ -226,10 +279,14 @@ def test_every_page_renders_and_its_csv_holds_the_same_numbers(history, client, 
 
 def test_bad_filters_are_explained(client, manager_user):
     client.force_login(manager_user)
-    response = client.get(reverse("reporting:over_time"), {"start": "2026-03-10", "end": "2026-01-01"})
+    response = client.get(
+        reverse("reporting:over_time"), {"start": "2026-03-10", "end": "2026-01-01"}
+    )
     assert response.status_code == 400
     assert "The start date is after the end date." in response.content.decode()
-    response = client.get(reverse("reporting:over_time"), {"start": "2020-01-01", "end": "2026-01-01"})
+    response = client.get(
+        reverse("reporting:over_time"), {"start": "2020-01-01", "end": "2026-01-01"}
+    )
     assert "Choose a period of at most 400 days." in response.content.decode()
 
 
@@ -256,3 +313,55 @@ def test_an_agent_opens_only_chats_it_may_see(history, client):
     assert client.get(reverse("reporting:chat", args=[history["D"].pk])).status_code == 200
     client.force_login(agent("dana").user)
     assert client.get(reverse("reporting:chat", args=[history["D"].pk])).status_code == 403
+
+
+@pytest.mark.postgres
+def test_the_copy_csv_matches_the_python_rows(history, client, manager_user):
+    """PostgreSQL streams the escalated-chats CSV with COPY; it must say exactly what the Python
+    rows (the embedded default's path) and the page say."""
+    client.force_login(manager_user)
+    query = {"start": DAY1.isoformat(), "end": DAY2.isoformat(), "format": "csv"}
+    copied = parse_csv(client.get(reverse("reporting:escalated"), query))
+    python = [["" if v is None else str(v) for v in row]
+              for row in selectors.escalated_csv_rows(two_days())]
+    assert copied[0] == selectors.ESCALATED_CSV_HEADER
+    assert copied[1:] == python
+    assert copied[-1][1] == "2026-03-10 11:10:00"  # B, in Paris time like the page
+
+
+def test_a_large_csv_export_streams_in_constant_memory(demo, client, manager_user):
+    import tracemalloc
+
+    from django.utils import timezone
+
+    from chat.models import ChatSession
+    from escalation.models import Escalation, Stage, Tier
+
+    l1, l2 = Stage.objects.get(name="L1 General"), Stage.objects.get(name="L2 Billing")
+    t1, t2 = Tier.objects.get(level=1), Tier.objects.get(level=2)
+    alex = agent("alex")
+    seed = services.start_chat(visitor_name="S", visitor_email="", topic_name="Billing",
+                               first_message="x", visitor_context={})
+    entry = QueueEntry.objects.get(chat=seed)
+    now = timezone.now()
+    n = 20_000
+    chats = ChatSession.objects.bulk_create(
+        [ChatSession(visitor_name=f"V{i}", topic="Billing", status="ended") for i in range(n)],
+        batch_size=5000)
+    Escalation.objects.bulk_create(
+        [Escalation(chat=c, from_stage=l1, from_tier=t1, from_agent=alex, target_kind="stage",
+                    target_label="L2 Billing", to_stage=l2, to_tier=t2, entry=entry,
+                    reason="Billing question", note="", requested_by="button",
+                    requested_at=now - dt.timedelta(minutes=i % 600)) for i, c in enumerate(chats)],
+        batch_size=5000)
+    client.force_login(manager_user)
+    response = client.get(reverse("reporting:escalated"), {"format": "csv"})
+    assert response.streaming
+    tracemalloc.start()
+    lines = 0
+    for chunk in response.streaming_content:
+        lines += chunk.count(b"\n")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert lines == n + 1
+    assert peak < 8 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB while streaming {n} rows"
