@@ -10,7 +10,7 @@ PORT ?= 8000
 PYTHON ?= $(shell for c in python3.13 python3.12 $$(ls -d $$HOME/.pyenv/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -rV) python3; do \
 	"$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { command -v "$$c"; break; }; done)
 
-.PHONY: run test lint typecheck check install migrate demo clean bench
+.PHONY: run test lint typecheck check install migrate demo clean bench-reports
 
 $(VENV)/.installed: requirements.txt
 	@test -n "$(PYTHON)" || { echo "Tierline needs Python 3.12 or newer; none found (set PYTHON=...)." >&2; exit 1; }
@@ -59,3 +59,8 @@ check: lint typecheck
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+# Fills a separate PostgreSQL database with 1,000,000 chats and times every report (README).
+bench-reports: install
+	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tierline_bench} \
+		$(PY) bench/reports.py --chats $${BENCH_CHATS:-1000000}

@@ -112,7 +112,16 @@ def load_demo_configuration() -> list[DemoLogin]:
         row, _ = Stage.objects.update_or_create(
             pipeline=pipeline,
             name=name,
-            defaults={"tier": tiers[level], "position": position, **kw},
+            defaults={
+                "tier": tiers[level],
+                "position": position,
+                # Every setting is named, so load_demo puts an edited demo stage back as it was.
+                "fallback_stage": None,
+                "fallback_group": None,
+                "no_agent_rule": Stage.NoAgentRule.QUEUE,
+                "escalated_order": Stage.EscalatedOrder.ORIGINAL_WAIT,
+                **kw,
+            },
         )
         row.groups.set([groups[group]])
         return row
@@ -187,7 +196,16 @@ def load_demo_configuration() -> list[DemoLogin]:
         row, _ = EscalationOption.objects.update_or_create(
             stage=at,
             keyword=keyword,
-            defaults={"label": label, "target_kind": kind, "position": position, **kw},
+            defaults={
+                "label": label,
+                "target_kind": kind,
+                "position": position,
+                "target_stage": None,
+                "target_group": None,
+                "queue_stage": None,
+                "note_required": True,
+                **kw,
+            },
         )
         row.target_agents.set(agents_list)
         return row

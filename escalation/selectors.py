@@ -308,9 +308,9 @@ def queue_position_payload(
     if estimate is None:
         text = render_template(event="position_no_estimate", stage=entry.stage, **values)
     else:
-        text = render_template(
-            event="position", stage=entry.stage, wait=estimate.as_text(), **values
-        )
+        # After a transfer the visitor is told the new team's wait ("new_wait").
+        event = "position" if entry.reason == QueueEntry.Reason.START else "new_wait"
+        text = render_template(event=event, stage=entry.stage, wait=estimate.as_text(), **values)
     return {
         "type": "queue.position",
         "chat": entry.chat_id,
@@ -399,11 +399,13 @@ def served_stage_ids(*, agent: Agent) -> list[int]:
 
 def latest_handover(*, chat_id: int) -> dict[str, Any] | None:
     """The hand-over the receiving agent reads first: the last escalation of the chat."""
+    moves = Escalation.objects.filter(chat_id=chat_id).select_related(
+        "from_agent", "from_stage", "from_tier", "to_tier"
+    )
+    # The last agent's hand-over carries the note worth reading; fallback moves have none.
     escalation = (
-        Escalation.objects.filter(chat_id=chat_id)
-        .select_related("from_agent", "from_stage", "from_tier", "to_tier")
-        .order_by("-requested_at", "-pk")
-        .first()
+        moves.filter(from_agent__isnull=False).order_by("-requested_at", "-pk").first()
+        or moves.order_by("-requested_at", "-pk").first()
     )
     if escalation is None:
         return None

@@ -198,6 +198,18 @@ def escalate_chat(
         extra={"handed_over_to": f"{target.label} ({target.tier.name})"},
     )
     from_stage, from_tier = route.stage, route.tier  # before the move changes the route
+    chat_services.append_notice(
+        chat=chat,
+        event="agent_left",
+        text=selectors.render_template(
+            event="agent_left",
+            stage=from_stage,
+            visitor=chat.visitor_name,
+            agent=agent.display_name,
+            team=from_stage.name,
+            tier=from_tier.name,
+        ),
+    )
     chat_services.add_flow_event(
         chat=chat,
         kind=FlowEvent.Kind.AGENT_LEFT,
@@ -329,6 +341,17 @@ def handle_wait_timeout(*, entry_id: int) -> str:
             "late_ms": int((now - entry.deadline).total_seconds() * 1000),
             "waited_seconds": int((now - entry.entered_at).total_seconds()),
         },
+    )
+    chat_services.append_notice(
+        chat=chat,
+        event="timeout",
+        text=selectors.render_template(
+            event="timeout",
+            stage=entry.stage,
+            visitor=chat.visitor_name,
+            team=selectors.team_name(entry),
+            tier=entry.tier.name,
+        ),
     )
     run_fallback(chat=chat, route=route, entry=entry, cause="timeout")
     return "fell back"

@@ -52,3 +52,18 @@ def test_demo_has_what_the_issue_asks_for(demo):
     used = set(Stage.objects.values_list("fallback_action", flat=True))
     assert used == set(FallbackAction.values), "every fallback kind is exercised"
     assert apps.get_model("escalation", "Agent").objects.count() == 6
+
+
+def test_load_demo_puts_an_edited_demo_stage_back(demo):
+    from escalation.models import Stage
+
+    Stage.objects.filter(name="L1 General").update(
+        no_agent_rule="fallback", wait_timeout_seconds=5, escalated_order="priority"
+    )
+    call_command("load_demo")
+    stage = Stage.objects.get(name="L1 General")
+    assert (stage.no_agent_rule, stage.wait_timeout_seconds, stage.escalated_order) == (
+        "queue",
+        180,
+        "original_wait",
+    )

@@ -107,9 +107,10 @@ def test_escalate_to_a_stage_hands_over_in_one_step(demo):
     assert escalation.note == "Disputed invoice, account checked"
     assert escalation.requested_by == Escalation.RequestedBy.COMMAND
     assert escalation.outcome == Escalation.Outcome.WAITING
-    assert notices(chat)[-1] == (
-        "You are being transferred to L2 Billing (Level 2). Estimated wait: not known yet."
-    )
+    assert notices(chat)[-2:] == [
+        "Alex left the chat.",
+        "You are being transferred to L2 Billing (Level 2). Estimated wait: not known yet.",
+    ]
     assert list(chat.flow.values_list("kind", flat=True))[-3:] == [
         "agent_left",
         "queued",
@@ -294,7 +295,10 @@ def test_timeout_at_l2_billing_moves_to_l2_technical(demo):
     assert expire(chat) == "fell back"
     r = route(chat)
     assert r.stage.name == "L2 Technical"
-    assert notices(chat)[-1] == "We are moving your chat to L2 Technical (Level 2)."
+    assert notices(chat)[-2:] == [
+        "Nobody from L2 Billing could take your chat yet.",
+        "We are moving your chat to L2 Technical (Level 2).",
+    ]
     escalation.refresh_from_db()
     assert escalation.outcome == Escalation.Outcome.TIMED_OUT
     moved = Escalation.objects.exclude(pk=escalation.pk).get()
@@ -370,3 +374,26 @@ def test_a_stage_that_falls_back_at_once_when_nobody_is_there(demo):
     chat = start()
     chat.refresh_from_db()
     assert chat.status == ChatSession.Status.MISSED and offers_message_form(chat)
+
+
+def test_place_in_line_after_a_transfer_uses_the_new_wait_text(demo):
+    from escalation.estimates import WaitRange
+    from escalation.selectors import queue_position_payload
+
+    chat = held_by_alex()
+    services.escalate_chat(chat_id=chat.pk, agent=agent("alex"), keyword="billing", note="n")
+    entry = route(chat).entry
+    payload = queue_position_payload(entry=entry, position=1, estimate=WaitRange(60, 180))
+    assert payload["text"] == "You are number 1 in line for L2 Billing, about 1–3 minutes."
+
+
+def test_the_handover_shown_is_the_agents_not_a_later_fallbacks(demo):
+    from escalation.selectors import latest_handover
+
+    chat = held_by_alex()
+    services.escalate_chat(
+        chat_id=chat.pk, agent=agent("alex"), keyword="billing", note="Refund over limit"
+    )
+    expire(chat)  # L2 Billing → L2 Technical, a move without a note
+    handover = latest_handover(chat_id=chat.pk)
+    assert (handover["from_agent"], handover["note"]) == ("Alex", "Refund over limit")

@@ -322,8 +322,10 @@ def test_the_copy_csv_matches_the_python_rows(history, client, manager_user):
     client.force_login(manager_user)
     query = {"start": DAY1.isoformat(), "end": DAY2.isoformat(), "format": "csv"}
     copied = parse_csv(client.get(reverse("reporting:escalated"), query))
-    python = [["" if v is None else str(v) for v in row]
-              for row in selectors.escalated_csv_rows(two_days())]
+    python = [
+        ["" if v is None else str(v) for v in row]
+        for row in selectors.escalated_csv_rows(two_days())
+    ]
     assert copied[0] == selectors.ESCALATED_CSV_HEADER
     assert copied[1:] == python
     assert copied[-1][1] == "2026-03-10 11:10:00"  # B, in Paris time like the page
@@ -340,20 +342,41 @@ def test_a_large_csv_export_streams_in_constant_memory(demo, client, manager_use
     l1, l2 = Stage.objects.get(name="L1 General"), Stage.objects.get(name="L2 Billing")
     t1, t2 = Tier.objects.get(level=1), Tier.objects.get(level=2)
     alex = agent("alex")
-    seed = services.start_chat(visitor_name="S", visitor_email="", topic_name="Billing",
-                               first_message="x", visitor_context={})
+    seed = services.start_chat(
+        visitor_name="S",
+        visitor_email="",
+        topic_name="Billing",
+        first_message="x",
+        visitor_context={},
+    )
     entry = QueueEntry.objects.get(chat=seed)
     now = timezone.now()
     n = 20_000
     chats = ChatSession.objects.bulk_create(
         [ChatSession(visitor_name=f"V{i}", topic="Billing", status="ended") for i in range(n)],
-        batch_size=5000)
+        batch_size=5000,
+    )
     Escalation.objects.bulk_create(
-        [Escalation(chat=c, from_stage=l1, from_tier=t1, from_agent=alex, target_kind="stage",
-                    target_label="L2 Billing", to_stage=l2, to_tier=t2, entry=entry,
-                    reason="Billing question", note="", requested_by="button",
-                    requested_at=now - dt.timedelta(minutes=i % 600)) for i, c in enumerate(chats)],
-        batch_size=5000)
+        [
+            Escalation(
+                chat=c,
+                from_stage=l1,
+                from_tier=t1,
+                from_agent=alex,
+                target_kind="stage",
+                target_label="L2 Billing",
+                to_stage=l2,
+                to_tier=t2,
+                entry=entry,
+                reason="Billing question",
+                note="",
+                requested_by="button",
+                requested_at=now - dt.timedelta(minutes=i % 600),
+            )
+            for i, c in enumerate(chats)
+        ],
+        batch_size=5000,
+    )
     client.force_login(manager_user)
     response = client.get(reverse("reporting:escalated"), {"format": "csv"})
     assert response.streaming
