@@ -34,6 +34,7 @@ from escalation.models import Agent, Escalation
 
 logger = logging.getLogger(__name__)
 
+MAX_INT = 2**63 - 1  # ids and sequence numbers are 64-bit in the database
 CLOSE_FORBIDDEN = 4403  # no or bad credentials for this socket
 CLOSE_FLOODING = 4429  # kept sending past the rate limit
 
@@ -64,6 +65,8 @@ def validate_frame(content: dict[str, Any], spec: FieldSpec) -> dict[str, Any]:
         )
         if bad_bool or not isinstance(value, types):
             raise FrameError("bad_frame", f"Field “{name}” has the wrong type.")
+        if isinstance(value, int) and not -MAX_INT <= value <= MAX_INT:
+            raise FrameError("bad_frame", f"Field “{name}” is out of range.")
         values[name] = value
     return values
 
@@ -193,7 +196,7 @@ def _since(value: Any) -> int:
     if isinstance(value, bool):
         return 0
     try:
-        return max(0, int(value))
+        return min(max(0, int(value)), MAX_INT)
     except (TypeError, ValueError):
         return 0
 

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from chat import views as chat_views
 
@@ -16,4 +17,7 @@ urlpatterns = [
     path("chat/", include("chat.urls")),
     path("console/", include("chat.console_urls")),
     path("reports/", include("reporting.urls")),
+    path("api/v1/", include("helpdesk.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]

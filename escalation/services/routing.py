@@ -544,3 +544,41 @@ def abandon_if_visitor_gone(*, chat_id: int, seen_before: datetime) -> bool:
         return False
     _visitor_leaves(chat=chat, route=route, why="visitor left the page")
     return True
+
+
+@transaction.atomic
+def return_to_queue(*, chat_id: int, agent: Agent) -> QueueEntry:
+    """The holding agent gives the chat back to its stage's queue, keeping its place."""
+    chat, route = lock_route(chat_id=chat_id)
+    if not chat.is_open:
+        raise ChatClosed()
+    if route.agent_id != agent.pk or chat.status != ChatSession.Status.ACTIVE:
+        raise NotYourChat()
+    end_assignment(route=route, reason=Assignment.EndReason.RETURNED)
+    chat_services.add_flow_event(
+        chat=chat,
+        kind=FlowEvent.Kind.RETURNED,
+        actor=agent.user,
+        data={"agent": agent.display_name, "stage": route.stage.name},
+    )
+    chat_services.append_notice(
+        chat=chat,
+        event="agent_left",
+        text=selectors.render_template(
+            event="agent_left",
+            stage=route.stage,
+            visitor=chat.visitor_name,
+            agent=agent.display_name,
+            team=route.stage.name,
+            tier=route.tier.name,
+        ),
+    )
+    entry = enqueue(
+        chat=chat,
+        route=route,
+        stage=route.stage,
+        reason=QueueEntry.Reason.RETURNED,
+        waiting_since=chat.created_at,
+    )
+    dispatch(stage_ids=[route.stage.pk])
+    return entry

@@ -187,6 +187,7 @@ BAD_FRAMES = [
     ('{"type": "message", "text": "hi", "extra": 1}', "bad_frame"),
     ('{"type": "message", "text": "   "}', "invalid_message"),
     ('{"type": "resume", "since": "x"}', "bad_frame"),
+    ('{"type": "resume", "since": 100000000000000000000000000}', "bad_frame"),
     ('{"type": "take", "chat": 1}', "unknown_type"),
 ]
 

@@ -1,0 +1,83 @@
+"""One error shape for the whole API: {"error": {"code": ..., "message": ..., "fields": {...}}}."""
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from rest_framework import exceptions, serializers
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from chat.exceptions import ChatError
+
+# Domain errors that say "the chat is not in a state for that": 409 Conflict.
+CONFLICTS = {
+    "already_taken",
+    "not_your_chat",
+    "chat_closed",
+    "at_capacity",
+    "not_online",
+    "nobody_available",
+    "invalid_transition",
+    "not_offered",
+}
+FORBIDDEN = {"not_your_queue", "forbidden"}
+NOT_FOUND = {"not_found"}
+
+
+def _status_for(code: str) -> int:
+    if code in CONFLICTS:
+        return 409
+    if code in FORBIDDEN:
+        return 403
+    if code in NOT_FOUND:
+        return 404
+    return 400
+
+
+def handle_api_exception(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, ChatError):
+        return Response(
+            {"error": {"code": exc.code, "message": exc.message}}, status=_status_for(exc.code)
+        )
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or "Not found.")
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or "You do not have permission.")
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        response.data = {
+            "error": {"code": "invalid", "message": "The request is not valid.", "fields": fields}
+        }
+    elif isinstance(exc, exceptions.APIException):
+        detail = exc.detail
+        code = getattr(detail, "code", None) or exc.default_code
+        response.data = {"error": {"code": str(code), "message": str(detail)}}
+    return response
+
+
+ErrorSerializer = inline_serializer(
+    "Error",
+    {
+        "error": inline_serializer(
+            "ErrorBody",
+            {
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+                "fields": serializers.DictField(required=False),
+            },
+        ),
+    },
+)
+
+ERROR_RESPONSES: dict[int, Any] = {
+    400: OpenApiResponse(ErrorSerializer, description="Invalid input; `fields` says which."),
+    401: OpenApiResponse(ErrorSerializer, description="Not authenticated."),
+    403: OpenApiResponse(ErrorSerializer, description="Not allowed for this user."),
+    404: OpenApiResponse(ErrorSerializer, description="No such object, or not visible to you."),
+    409: OpenApiResponse(ErrorSerializer, description="The chat's state does not allow it."),
+}

@@ -1,0 +1,52 @@
+from django.http import HttpRequest, JsonResponse
+from django.urls import path, re_path, register_converter
+from django.views.decorators.csrf import csrf_exempt
+
+from escalation import api
+from reporting.api import ReportApi
+
+
+class IdConverter:
+    """A database id: digits, at most 18 of them (fits a 64-bit integer). Anything else is no
+    such endpoint (404), never an overflow."""
+
+    regex = "[0-9]{1,18}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+register_converter(IdConverter, "id")
+
+urlpatterns = [
+    path("chats/", api.ChatListApi.as_view(), name="api-chats"),
+    path("chats/<id:chat_id>/", api.ChatDetailApi.as_view(), name="api-chat"),
+    path("chats/<id:chat_id>/messages/", api.ChatMessagesApi.as_view(), name="api-messages"),
+    path("chats/<id:chat_id>/take/", api.ChatTakeApi.as_view(), name="api-take"),
+    path("chats/<id:chat_id>/end/", api.ChatEndApi.as_view(), name="api-end"),
+    path("chats/<id:chat_id>/escalate/", api.ChatEscalateApi.as_view(), name="api-escalate"),
+    path("chats/<id:chat_id>/return/", api.ChatReturnApi.as_view(), name="api-return"),
+    path("tiers/", api.TierListApi.as_view(), name="api-tiers"),
+    path("groups/", api.GroupListApi.as_view(), name="api-groups"),
+    path("agents/", api.AgentListApi.as_view(), name="api-agents"),
+    path("pipelines/", api.PipelineListApi.as_view(), name="api-pipelines"),
+    path("stages/", api.StageListApi.as_view(), name="api-stages"),
+    path("queues/", api.QueueListApi.as_view(), name="api-queues"),
+    path("me/presence/", api.PresenceApi.as_view(), name="api-presence"),
+    path("reports/<slug:name>/", ReportApi.as_view(), name="api-report"),
+]
+
+
+@csrf_exempt  # it changes nothing; it only answers, in JSON, for any method
+def api_not_found(request: HttpRequest, rest: str) -> JsonResponse:
+    """Anything else under /api/v1/ (a mistyped path, an id that is not a number): JSON, in the
+    API's error shape, not Django's HTML page."""
+    return JsonResponse(
+        {"error": {"code": "not_found", "message": "There is no such API endpoint."}}, status=404
+    )
+
+
+urlpatterns.append(re_path(r"^(?P<rest>.*)$", api_not_found))
