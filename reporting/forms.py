@@ -30,6 +30,15 @@ class ReportFilterForm(forms.Form):
             (1, "Tier 1")
         ]
 
+    @staticmethod
+    def defaults() -> dict[str, Any]:
+        today = timezone.localdate()
+        return {
+            "start": (today - timedelta(days=29)).isoformat(),
+            "end": today.isoformat(),
+            "tier": 1,
+        }
+
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}
         today = timezone.localdate()

@@ -34,8 +34,8 @@ def manager_report(
         form = ReportFilterForm(request.GET or None)
         if request.GET and not form.is_valid():
             return render(request, "reporting/invalid.html", {"form": form}, status=400)
-        if not request.GET:
-            form = ReportFilterForm({})
+        if not request.GET:  # the defaults, shown in the form: the last 30 days, tier 1
+            form = ReportFilterForm(ReportFilterForm.defaults())
             form.is_valid()
         query = request.GET.copy()
         for volatile in ("format", "page", "sort", "by"):
