@@ -14,6 +14,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError
 
 from chat import selectors as chat_selectors
 from chat import services as chat_services
@@ -35,6 +36,8 @@ from escalation.models import Agent, Escalation
 logger = logging.getLogger(__name__)
 
 MAX_INT = 2**63 - 1  # ids and sequence numbers are 64-bit in the database
+# Short fields and their stored sizes; `text` and `note` are checked by the services.
+MAX_CHARS = {"client_id": 64, "target": 30, "reason": 80, "presence": 10, "note": 4000}
 CLOSE_FORBIDDEN = 4403  # no or bad credentials for this socket
 CLOSE_FLOODING = 4429  # kept sending past the rate limit
 
@@ -67,6 +70,10 @@ def validate_frame(content: dict[str, Any], spec: FieldSpec) -> dict[str, Any]:
             raise FrameError("bad_frame", f"Field “{name}” has the wrong type.")
         if isinstance(value, int) and not -MAX_INT <= value <= MAX_INT:
             raise FrameError("bad_frame", f"Field “{name}” is out of range.")
+        if isinstance(value, str) and name in MAX_CHARS and len(value) > MAX_CHARS[name]:
+            raise FrameError("bad_frame", f"Field “{name}” is longer than {MAX_CHARS[name]}.")
+        if isinstance(value, str) and name != "text" and "\x00" in value:
+            raise FrameError("bad_frame", f"Field “{name}” contains a NUL character.")
         values[name] = value
     return values
 
@@ -159,6 +166,10 @@ class ProtocolConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             await self.error(exc.code, exc.message, ref)
         except PermissionDenied as exc:
             await self.error("forbidden", str(exc) or "Not allowed.", ref)
+        except DatabaseError:
+            # The socket stays up; nothing was stored (the service's transaction rolled back).
+            logger.exception("database error handling a %s frame", content["type"])
+            await self.error("server_error", "That could not be stored; please try again.", ref)
 
     async def chat_event(self, event: dict[str, Any]) -> None:
         await self.send_json(event["payload"])
@@ -284,6 +295,7 @@ class ConsoleConsumer(ProtocolConsumer):
 
     async def connect(self) -> None:
         self.groups_joined: set[str] = set()
+        self.previewing: set[int] = set()
         try:
             self.agent = await database_sync_to_async(selectors.get_agent_for_user)(
                 self.scope["user"]
@@ -320,7 +332,31 @@ class ConsoleConsumer(ProtocolConsumer):
     async def chat_event(self, event: dict[str, Any]) -> None:
         payload = event["payload"]
         kind = payload.get("type")
+        chat_id = payload.get("chat")
+        if kind in ("message", "chat.status") and (
+            chat_agents_group(chat_id) not in self.groups_joined
+        ):
+            return  # already in the channel when this socket left the chat's group: drop it
+        if kind in ("message", "chat.status") and chat_id in self.previewing:
+            # Watching a chat this agent does not hold (it waited in its queue): stop as soon as
+            # the agent may no longer see it, e.g. another agent took it.
+            allowed = await database_sync_to_async(selectors.agent_may_view_chat)(
+                agent=self.agent, chat_id=chat_id
+            )
+            if not allowed:
+                self.previewing.discard(chat_id)
+                await self.leave(chat_agents_group(chat_id))
+                await self.send_json(
+                    {
+                        "type": "chat.removed",
+                        "v": PROTOCOL_VERSION,
+                        "chat": chat_id,
+                        "reason": "no_longer_visible",
+                    }
+                )
+                return
         if kind == "chat.assigned":
+            self.previewing.discard(payload["chat"])
             await self.join(chat_agents_group(payload["chat"]))
         elif kind == "chat.removed":
             await self.leave(chat_agents_group(payload["chat"]))
@@ -340,6 +376,9 @@ class ConsoleConsumer(ProtocolConsumer):
         values = validate_frame(content, {"chat": (int, True), "since": (int, False)})
         chat_id = values["chat"]
         await self._may_view(chat_id)
+        held = await database_sync_to_async(selectors.open_assignment_chat_ids)(agent=self.agent)
+        if chat_id not in held:
+            self.previewing.add(chat_id)
         await self.join(chat_agents_group(chat_id))
         info = await database_sync_to_async(selectors.chat_info)(chat_id=chat_id)
         await self.send_json({**info, "v": PROTOCOL_VERSION})
@@ -381,6 +420,7 @@ class ConsoleConsumer(ProtocolConsumer):
     async def on_take(self, content: dict[str, Any]) -> None:
         values = validate_frame(content, {"chat": (int, True)})
         await database_sync_to_async(services.take_chat)(chat_id=values["chat"], agent=self.agent)
+        self.previewing.discard(values["chat"])
         await self.join(chat_agents_group(values["chat"]))
         await self.send_json({"type": "taken", "v": PROTOCOL_VERSION, "chat": values["chat"]})
 

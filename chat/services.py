@@ -15,6 +15,11 @@ from chat.models import ChatSession, FlowEvent, Message
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
+def sanitize_text(text: str) -> str:
+    """No NUL (PostgreSQL refuses it) and no lone surrogates (not encodable as UTF-8)."""
+    return _LONE_SURROGATE.sub("\ufffd", text.replace("\x00", ""))
+
+
 def clean_text(text: str) -> str:
     """Text as stored: no NUL (PostgreSQL refuses it), no lone surrogates (not encodable), trimmed.
 
@@ -23,7 +28,7 @@ def clean_text(text: str) -> str:
     """
     if not isinstance(text, str):
         raise InvalidMessage("The message text must be a string.")
-    text = _LONE_SURROGATE.sub("\ufffd", text.replace("\x00", "")).strip()
+    text = sanitize_text(text).strip()
     if not text:
         raise InvalidMessage("The message is empty.")
     if len(text) > settings.MESSAGE_MAX_CHARS:

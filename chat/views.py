@@ -28,7 +28,7 @@ def _visitor_chat(request: HttpRequest) -> tuple[ChatSession, str] | None:
     """The chat this browser holds a token for, if the token is still good."""
     token = request.COOKIES.get(VISITOR_COOKIE, "")
     chat_id = token.split(":", 1)[0]
-    if not chat_id.isdigit():
+    if not (chat_id.isascii() and chat_id.isdigit() and len(chat_id) <= 18):
         return None
     try:
         return chat_for_visitor_token(token=token.split(":", 1)[1], chat_id=int(chat_id)), token

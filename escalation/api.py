@@ -490,13 +490,17 @@ class QueueListApi(APIView):
     @extend_schema(responses={200: QueueOutput(many=True), **ERROR_RESPONSES})
     def get(self, request: Request) -> Response:
         stages = Stage.objects.select_related("pipeline")
+        agent = None
         if not sees_every_chat(request):
-            stages = selectors.stages_served_by(current_agent(request))
+            agent = current_agent(request)
+            stages = Stage.objects.filter(pk__in=selectors.stages_to_dispatch_for(agent=agent))
         now = timezone.now()
         rows = []
         for stage in stages.order_by("pk"):
             waiting = []
             for position, entry in enumerate(selectors.waiting_entries(stage_id=stage.pk), 1):
+                if agent is not None and not selectors.can_serve(agent=agent, entry=entry):
+                    continue  # narrowed to another group or other agents: not yours to see
                 estimate = selectors.wait_estimate(entry=entry, position=position, now=now)
                 waiting.append(
                     {

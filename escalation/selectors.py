@@ -475,3 +475,13 @@ def left_messages() -> QuerySet[OfflineMessage]:
     return OfflineMessage.objects.select_related("chat", "chat__route__stage").order_by(
         "-created_at", "-pk"
     )
+
+
+def stages_to_dispatch_for(*, agent: Agent) -> list[int]:
+    """Stages where a change in this agent's load or presence may let a waiting chat be assigned:
+    the stages its groups serve, and those where a chat waits narrowed to its groups or to it."""
+    served = set(stages_served_by(agent).values_list("pk", flat=True))
+    narrowed = QueueEntry.objects.filter(left_at__isnull=True).filter(
+        Q(group__in=agent.groups.all()) | Q(agents=agent)
+    )
+    return sorted(served | set(narrowed.values_list("stage_id", flat=True)))

@@ -1,25 +1,9 @@
 from django.http import HttpRequest, JsonResponse
-from django.urls import path, re_path, register_converter
+from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
 from escalation import api
 from reporting.api import ReportApi
-
-
-class IdConverter:
-    """A database id: digits, at most 18 of them (fits a 64-bit integer). Anything else is no
-    such endpoint (404), never an overflow."""
-
-    regex = "[0-9]{1,18}"
-
-    def to_python(self, value: str) -> int:
-        return int(value)
-
-    def to_url(self, value: int) -> str:
-        return str(value)
-
-
-register_converter(IdConverter, "id")
 
 urlpatterns = [
     path("chats/", api.ChatListApi.as_view(), name="api-chats"),

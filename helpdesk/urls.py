@@ -1,9 +1,12 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from chat import views as chat_views
+from helpdesk.converters import IdConverter
+
+register_converter(IdConverter, "id")  # before the apps' URLconfs use it
 
 admin.site.site_header = "Tierline administration"
 admin.site.site_title = "Tierline admin"

@@ -46,6 +46,8 @@ class ReportFilterForm(forms.Form):
         start: date = cleaned.get("start") or end - timedelta(days=29)
         if start > end:
             raise forms.ValidationError("The start date is after the end date.")
+        if start.year < 2000 or end.year > 2999:
+            raise forms.ValidationError("Choose dates between the years 2000 and 2999.")
         if (end - start).days + 1 > MAX_RANGE_DAYS:
             raise forms.ValidationError(f"Choose a period of at most {MAX_RANGE_DAYS} days.")
         cleaned["start"], cleaned["end"] = start, end

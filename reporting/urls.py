@@ -12,5 +12,5 @@ urlpatterns = [
     path("reasons/", views.reasons_and_targets, name="reasons"),
     path("waits/", views.waits, name="waits"),
     path("fallbacks/", views.fallbacks, name="fallbacks"),
-    path("chats/<int:chat_id>/", views.chat_detail, name="chat"),
+    path("chats/<id:chat_id>/", views.chat_detail, name="chat"),
 ]

@@ -326,12 +326,19 @@ def dispatch(*, stage_ids: list[int]) -> int:
     chats). Runs inside the caller's transaction; returns how many chats were assigned."""
     assigned = 0
     for stage in Stage.objects.filter(pk__in=stage_ids):
-        groups = _automatic_groups(stage)
-        policy = groups.values_list("routing_policy", flat=True).first()
-        if policy is None:
-            continue
+        stage_groups = _automatic_groups(stage)
         for entry in list(selectors.waiting_entries(stage_id=stage.pk)):
-            if _dispatch_entry(entry_id=entry.pk, groups=groups, policy=policy):
+            # A chat narrowed to one group follows that group's policy (a manual group picks its
+            # chats itself); otherwise the stage's automatic groups assign it.
+            groups = (
+                AgentGroup.objects.filter(pk=entry.group_id, routing_policy__in=AUTOMATIC_POLICIES)
+                if entry.group_id is not None
+                else stage_groups
+            )
+            policy = groups.values_list("routing_policy", flat=True).first()
+            if policy is not None and _dispatch_entry(
+                entry_id=entry.pk, groups=groups, policy=policy
+            ):
                 assigned += 1
     return assigned
 
@@ -406,6 +413,8 @@ def post_agent_message(
 
 @transaction.atomic
 def mark_read(*, chat_id: int, agent: Agent, seq: int) -> None:
+    last_seq = ChatSession.objects.filter(pk=chat_id).values_list("last_seq", flat=True).first()
+    seq = min(seq, last_seq or 0)  # never past what exists (and within the column's range)
     Assignment.objects.filter(
         chat_id=chat_id, agent=agent, ended_at__isnull=True, last_read_seq__lt=seq
     ).update(last_read_seq=seq)
@@ -424,7 +433,7 @@ def set_presence(*, agent: Agent, presence: str) -> Agent:
         locked.save(update_fields=["presence", "presence_changed_at"])
     send_event_on_commit(agent_group(locked.pk), {"type": "presence", "presence": presence})
     if presence == Agent.Presence.ONLINE:
-        dispatch(stage_ids=list(selectors.stages_served_by(locked).values_list("pk", flat=True)))
+        dispatch(stage_ids=selectors.stages_to_dispatch_for(agent=locked))
     return locked
 
 
@@ -460,7 +469,7 @@ def end_chat_by_agent(*, chat_id: int, agent: Agent) -> None:
         actor=agent.user,
         data={"by": "agent", "agent": agent.display_name, "resolution": "resolved"},
     )
-    dispatch(stage_ids=list(selectors.stages_served_by(agent).values_list("pk", flat=True)))
+    dispatch(stage_ids=selectors.stages_to_dispatch_for(agent=agent))
 
 
 @transaction.atomic
@@ -495,11 +504,7 @@ def _visitor_leaves(*, chat: ChatSession, route: ChatRoute, why: str) -> None:
         data={"by": "visitor", "why": why},
     )
     if assignment is not None:
-        dispatch(
-            stage_ids=list(
-                selectors.stages_served_by(assignment.agent).values_list("pk", flat=True)
-            )
-        )
+        dispatch(stage_ids=selectors.stages_to_dispatch_for(agent=assignment.agent))
 
 
 def close_chat(
@@ -554,6 +559,7 @@ def return_to_queue(*, chat_id: int, agent: Agent) -> QueueEntry:
         raise ChatClosed()
     if route.agent_id != agent.pk or chat.status != ChatSession.Status.ACTIVE:
         raise NotYourChat()
+    last = QueueEntry.objects.filter(chat=chat).order_by("-entered_at", "-pk").first()
     end_assignment(route=route, reason=Assignment.EndReason.RETURNED)
     chat_services.add_flow_event(
         chat=chat,
@@ -578,6 +584,9 @@ def return_to_queue(*, chat_id: int, agent: Agent) -> QueueEntry:
         route=route,
         stage=route.stage,
         reason=QueueEntry.Reason.RETURNED,
+        group=last.group if last else None,  # an escalation to a group stays with that group
+        agents=list(last.agents.all()) if last else None,
+        priority=last.priority if last else 0,
         waiting_since=chat.created_at,
     )
     dispatch(stage_ids=[route.stage.pk])

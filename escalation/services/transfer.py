@@ -169,7 +169,9 @@ def escalate_chat(
     if route.agent_id != agent.pk or chat.status != ChatSession.Status.ACTIVE:
         raise NotYourChat()
     option = (
-        route.stage.escalation_options.filter(keyword=keyword.strip().lower())
+        route.stage.escalation_options.filter(
+            keyword=chat_services.sanitize_text(keyword).strip().lower()[:30]
+        )
         .select_related("target_stage__tier", "target_group__tier", "queue_stage__tier")
         .first()
     )
@@ -177,13 +179,13 @@ def escalate_chat(
         raise UnknownTarget(
             (f"Unknown target “{keyword}”. " if keyword else "") + keywords_help(route.stage)
         )
-    note = note.strip()
+    note = chat_services.sanitize_text(note).strip()
     if option.note_required and not note:
         raise NoteRequired(
             f"A hand-over note is required: /escalate {option.keyword} <what the next agent "
             "should know>."
         )
-    reason = reason.strip()
+    reason = chat_services.sanitize_text(reason).strip()
     if reason and not EscalationReason.objects.filter(label=reason, is_active=True).exists():
         raise UnknownReason()
     target = resolve_option(option)
@@ -430,8 +432,13 @@ def _back_to_previous_tier(
     )
     if previous is None:
         return False
-    agent = previous.agent
-    free = selectors.available_agents().filter(pk=agent.pk).exists()
+    # Lock the agent first, then look: presence and load cannot change between the two.
+    agent = Agent.objects.select_for_update().get(pk=previous.agent_id)
+    free = (
+        agent.presence == Agent.Presence.ONLINE
+        and agent.user.is_active
+        and (selectors.agent_load(agent) < selectors.effective_capacity(agent))
+    )
     if free:
         target = Target(
             stage=previous.stage,
@@ -451,8 +458,7 @@ def _back_to_previous_tier(
         )
     _move(chat=chat, route=route, target=target, origin=origin, notice="previous_tier")
     if free and route.entry is not None:
-        locked = Agent.objects.select_for_update().get(pk=agent.pk)
-        assign(chat=chat, route=route, entry=route.entry, agent=locked)
+        assign(chat=chat, route=route, entry=route.entry, agent=agent)
     return True
 
 

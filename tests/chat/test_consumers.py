@@ -299,3 +299,70 @@ async def test_agent_presence_frame_validates(alice_agent, client):
     await ws.send_json_to({"type": "presence", "presence": "away"})
     assert await ws.receive_json_from() == {"type": "presence", "v": 1, "presence": "away"}
     await ws.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ({"type": "message", "text": "hi", "client_id": "a\x00b"}, "bad_frame"),
+        ({"type": "message", "text": "hi", "client_id": "x" * 65}, "bad_frame"),
+    ],
+)
+async def test_nul_and_oversized_short_fields_are_refused(l1_setup, frame, code):
+    chat = await sync_to_async(start)()
+    ws = await visitor_socket(chat, since=99)
+    await ws.connect()
+    await frames_until(ws, "replay.done")
+    await ws.send_json_to(frame)
+    assert (await ws.receive_json_from())["code"] == code
+    await ws.send_json_to({"type": "ping"})
+    assert (await ws.receive_json_from())["type"] == "pong"  # still connected
+    await ws.disconnect()
+
+
+async def test_a_previewer_stops_receiving_once_another_agent_takes_the_chat(alice_agent, client):
+    from tests.factories import AgentFactory, UserFactory
+
+    dave = await sync_to_async(AgentFactory)(
+        user=await sync_to_async(UserFactory)(username="dave", roles=["Agents"]),
+        display_name="Dave",
+        member_of=[alice_agent.groups.first()] if False else None,
+    )
+    await sync_to_async(lambda: dave.groups.set(alice_agent.groups.all()))()
+    chat = await sync_to_async(start)()
+    ws = await console_socket(client, dave.user)
+    await ws.connect()
+    await ws.receive_json_from()
+    await ws.send_json_to({"type": "subscribe", "chat": chat.pk})
+    await frames_until(ws, "replay.done")  # Dave previews the waiting chat
+    await sync_to_async(services.take_chat)(chat_id=chat.pk, agent=alice_agent)
+    await sync_to_async(services.post_agent_message)(
+        chat_id=chat.pk, agent=alice_agent, text="SECRET", internal=True
+    )
+    frames = []
+    while not await ws.receive_nothing(timeout=1):
+        frames.append(await ws.receive_json_from())
+    assert {
+        "type": "chat.removed",
+        "v": 1,
+        "chat": chat.pk,
+        "reason": "no_longer_visible",
+    } in frames
+    assert not any(f.get("text") == "SECRET" for f in frames), frames
+    await ws.disconnect()
+
+
+async def test_a_read_mark_past_the_end_is_clamped(alice_agent, client):
+    chat = await sync_to_async(start)()
+    await sync_to_async(services.take_chat)(chat_id=chat.pk, agent=alice_agent)
+    ws = await console_socket(client, alice_agent.user)
+    await ws.connect()
+    await ws.receive_json_from()
+    await ws.send_json_to({"type": "read", "chat": chat.pk, "seq": 3_000_000_000})
+    await ws.send_json_to({"type": "ping"})
+    assert (await ws.receive_json_from())["type"] == "pong"
+    from escalation.models import Assignment
+
+    assignment = await sync_to_async(Assignment.objects.get)(chat=chat)
+    assert assignment.last_read_seq == 3  # the chat's last seq
+    await ws.disconnect()

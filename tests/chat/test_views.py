@@ -82,3 +82,10 @@ def test_new_chat_forgets_the_old_one(client, demo):
     start(client)
     client.post("/chat/new/")
     assert client.get("/chat/").status_code == 200
+
+
+def test_a_cookie_with_odd_digits_is_ignored_not_a_crash(client, demo):
+    client.cookies["tierline_chat"] = "²:x"
+    assert client.get("/chat/room/").status_code == 302
+    client.cookies["tierline_chat"] = "9" * 40 + ":x"
+    assert client.get("/chat/").status_code == 200

@@ -397,3 +397,33 @@ def test_the_handover_shown_is_the_agents_not_a_later_fallbacks(demo):
     expire(chat)  # L2 Billing → L2 Technical, a move without a note
     handover = latest_handover(chat_id=chat.pk)
     assert (handover["from_agent"], handover["note"]) == ("Alex", "Refund over limit")
+
+
+def test_a_chat_narrowed_to_a_manual_group_is_not_auto_assigned(demo):
+    """Sales (L1 General, round robin) falls back to the L2 Billing group, which picks by hand."""
+    online("sam")
+    chat = start(topic="Buying")
+    assert expire(chat) == "fell back"
+    assert route(chat).agent is None  # waits for Sam to take it
+    services.take_chat(chat_id=chat.pk, agent=agent("sam"))
+
+
+def test_a_chat_narrowed_to_an_automatic_group_is_assigned_when_its_agent_comes_online(demo):
+    from escalation.models import AgentGroup
+
+    AgentGroup.objects.filter(name="L2 Billing").update(routing_policy="round_robin")
+    chat = start(topic="Buying")
+    assert expire(chat) == "fell back"
+    assert route(chat).agent is None
+    online("sam")
+    assert route(chat).agent == agent("sam")
+
+
+def test_returning_a_chat_keeps_its_group(demo):
+    online("jordan")
+    chat = held_by_alex()
+    services.escalate_chat(chat_id=chat.pk, agent=agent("alex"), keyword="engineering", note="n")
+    services.take_chat(chat_id=chat.pk, agent=agent("jordan"))
+    services.set_presence(agent=agent("jordan"), presence="away")
+    entry = services.return_to_queue(chat_id=chat.pk, agent=agent("jordan"))
+    assert (entry.group.name, entry.tier.level, entry.reason) == ("L3 Engineering", 3, "returned")

@@ -388,3 +388,14 @@ def test_a_large_csv_export_streams_in_constant_memory(demo, client, manager_use
     tracemalloc.stop()
     assert lines == n + 1
     assert peak < 8 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB while streaming {n} rows"
+
+
+def test_out_of_range_inputs_are_refused_not_crashes(client, manager_user, alice_agent):
+    client.force_login(manager_user)
+    response = client.get(
+        reverse("reporting:over_time"), {"start": "9999-12-30", "end": "9999-12-31"}
+    )
+    assert response.status_code == 400
+    assert "Choose dates between the years 2000 and 2999." in response.content.decode()
+    client.force_login(alice_agent.user)
+    assert client.get("/reports/chats/99999999999999999999/").status_code == 404
