@@ -67,6 +67,17 @@ class ReportFilter:
         return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
 
 
+def _narrowed(rows: QuerySet[Any], f: ReportFilter, *, prefix: str = "") -> QuerySet[Any]:
+    """Apply the group, agent and pipeline filters (fields named with `prefix`, e.g. "from_")."""
+    if f.group_id:
+        rows = rows.filter(**{f"{prefix}group_id": f.group_id})
+    if f.agent_id:
+        rows = rows.filter(**{f"{prefix}agent_id": f.agent_id})
+    if f.pipeline_id:
+        rows = rows.filter(**{f"{prefix}stage__pipeline_id": f.pipeline_id})
+    return rows
+
+
 def escalations(f: ReportFilter) -> QuerySet[Escalation]:
     """Agent escalations out of the report's tier in the period, filtered."""
     rows = Escalation.objects.filter(
@@ -75,29 +86,21 @@ def escalations(f: ReportFilter) -> QuerySet[Escalation]:
         requested_at__gte=f.since,
         requested_at__lt=f.until,
     )
-    if f.group_id:
-        rows = rows.filter(from_group_id=f.group_id)
-    if f.agent_id:
-        rows = rows.filter(from_agent_id=f.agent_id)
-    if f.pipeline_id:
-        rows = rows.filter(from_stage__pipeline_id=f.pipeline_id)
-    return rows
+    return _narrowed(rows, f, prefix="from_")
 
 
-def handled(f: ReportFilter) -> QuerySet[Assignment]:
+def _tier_assignments(f: ReportFilter, end_reasons: tuple[str, ...]) -> QuerySet[Assignment]:
     rows = Assignment.objects.filter(
         tier__level=f.tier_level,
-        end_reason__in=HANDLED_ENDINGS,
+        end_reason__in=end_reasons,
         ended_at__gte=f.since,
         ended_at__lt=f.until,
     )
-    if f.group_id:
-        rows = rows.filter(group_id=f.group_id)
-    if f.agent_id:
-        rows = rows.filter(agent_id=f.agent_id)
-    if f.pipeline_id:
-        rows = rows.filter(stage__pipeline_id=f.pipeline_id)
-    return rows
+    return _narrowed(rows, f)
+
+
+def handled(f: ReportFilter) -> QuerySet[Assignment]:
+    return _tier_assignments(f, HANDLED_ENDINGS)
 
 
 # --- Level 1 escalated chats -------------------------------------------------------------------
@@ -390,18 +393,7 @@ def wait_after_escalation(f: ReportFilter) -> dict[str, Any]:
 
 def time_to_escalate(f: ReportFilter) -> dict[str, Any]:
     """From the agent taking the chat at the tier to escalating it."""
-    rows = Assignment.objects.filter(
-        tier__level=f.tier_level,
-        end_reason=Assignment.EndReason.ESCALATED,
-        ended_at__gte=f.since,
-        ended_at__lt=f.until,
-    )
-    if f.group_id:
-        rows = rows.filter(group_id=f.group_id)
-    if f.agent_id:
-        rows = rows.filter(agent_id=f.agent_id)
-    if f.pipeline_id:
-        rows = rows.filter(stage__pipeline_id=f.pipeline_id)
+    rows = _tier_assignments(f, (Assignment.EndReason.ESCALATED,))
     median, p90 = _db_percentiles(rows, "t.ended_at - t.started_at")
     return {"escalations": rows.count(), "median_seconds": median, "p90_seconds": p90}
 
