@@ -97,24 +97,37 @@ def start_chat(
         chat=chat, kind=Message.Kind.VISITOR, text=first_message, author_name=visitor_name
     )
     entry = enqueue(chat=chat, route=route, stage=stage, reason=QueueEntry.Reason.START)
-    chat_services.append_notice(
+    notify_visitor(
         chat=chat,
         event="queued",
-        text=selectors.render_template(
-            event="queued",
-            stage=stage,
-            visitor=visitor_name,
-            team=selectors.team_name(entry),
-            tier=stage.tier.name,
-            position=str(selectors.queue_position(entry=entry)),
-            wait=_wait_text(entry),
-        ),
+        stage=stage,
+        team=selectors.team_name(entry),
+        tier=stage.tier.name,
+        position=str(selectors.queue_position(entry=entry)),
+        wait=_wait_text(entry),
     )
     from escalation.services.transfer import fall_back_if_nobody_serves
 
     if not fall_back_if_nobody_serves(chat=chat, route=route, entry=entry):
         dispatch(stage_ids=[stage.pk])
     return chat
+
+
+def notify_visitor(*, chat: ChatSession, event: str, stage: Stage | None, **values: str) -> Message:
+    """Store a system notice from `event`'s template (the stage's override first) and publish it
+    after commit. `{visitor}` is always filled in. Caller holds the chat row lock."""
+    text = selectors.render_template(
+        event=event, stage=stage, **{"visitor": chat.visitor_name, **values}
+    )
+    return chat_services.append_notice(chat=chat, event=event, text=text)
+
+
+def require_holder(*, chat: ChatSession, route: ChatRoute, agent: Agent) -> None:
+    """The chat is open and `agent` holds it. Caller holds the chat row lock."""
+    if not chat.is_open:
+        raise ChatClosed()
+    if route.agent_id != agent.pk or chat.status != ChatSession.Status.ACTIVE:
+        raise NotYourChat()
 
 
 def _wait_text(entry: QueueEntry) -> str:
@@ -300,17 +313,13 @@ def assign(*, chat: ChatSession, route: ChatRoute, entry: QueueEntry, agent: Age
             "waited_seconds": int((now - entry.entered_at).total_seconds()),
         },
     )
-    chat_services.append_notice(
+    notify_visitor(
         chat=chat,
         event="agent_joined",
-        text=selectors.render_template(
-            event="agent_joined",
-            stage=entry.stage,
-            agent=agent.display_name,
-            visitor=chat.visitor_name,
-            team=group.name if group else selectors.team_name(entry),
-            tier=entry.tier.name,
-        ),
+        stage=entry.stage,
+        agent=agent.display_name,
+        team=group.name if group else selectors.team_name(entry),
+        tier=entry.tier.name,
     )
     send_event_on_commit(agent_group(agent.pk), {"type": "chat.assigned", "chat": chat.pk})
     return assignment
@@ -384,10 +393,7 @@ def post_agent_message(
         existing = Message.objects.filter(chat=chat, client_id=client_id).first()
         if existing is not None:
             return existing
-    if not chat.is_open:
-        raise ChatClosed()
-    if route.agent_id != agent.pk:
-        raise NotYourChat()
+    require_holder(chat=chat, route=route, agent=agent)
     kind = Message.Kind.INTERNAL if internal else Message.Kind.AGENT
     first_reply = (
         not internal
@@ -457,10 +463,7 @@ def end_assignment(
 def end_chat_by_agent(*, chat_id: int, agent: Agent) -> None:
     """The agent resolved the chat."""
     chat, route = lock_route(chat_id=chat_id)
-    if not chat.is_open:
-        raise ChatClosed()
-    if route.agent_id != agent.pk:
-        raise NotYourChat()
+    require_holder(chat=chat, route=route, agent=agent)
     end_assignment(route=route, reason=Assignment.EndReason.RESOLVED)
     close_chat(
         chat=chat,
@@ -525,11 +528,8 @@ def close_chat(
     chat_services.add_flow_event(
         chat=chat, kind=FlowEvent.Kind.ENDED, actor=actor, data={**data, "status": status}
     )
-    values = {"visitor": chat.visitor_name, "agent": agent_name, **(notice_values or {})}
-    chat_services.append_notice(
-        chat=chat,
-        event=notice,
-        text=selectors.render_template(event=notice, stage=route.stage, **values),
+    notify_visitor(
+        chat=chat, event=notice, stage=route.stage, agent=agent_name, **(notice_values or {})
     )
     send_event_on_commit(
         chat_agents_group(chat.pk), {"type": "chat.status", "chat": chat.pk, "status": status}
@@ -555,10 +555,7 @@ def abandon_if_visitor_gone(*, chat_id: int, seen_before: datetime) -> bool:
 def return_to_queue(*, chat_id: int, agent: Agent) -> QueueEntry:
     """The holding agent gives the chat back to its stage's queue, keeping its place."""
     chat, route = lock_route(chat_id=chat_id)
-    if not chat.is_open:
-        raise ChatClosed()
-    if route.agent_id != agent.pk or chat.status != ChatSession.Status.ACTIVE:
-        raise NotYourChat()
+    require_holder(chat=chat, route=route, agent=agent)
     last = QueueEntry.objects.filter(chat=chat).order_by("-entered_at", "-pk").first()
     end_assignment(route=route, reason=Assignment.EndReason.RETURNED)
     chat_services.add_flow_event(
@@ -567,17 +564,13 @@ def return_to_queue(*, chat_id: int, agent: Agent) -> QueueEntry:
         actor=agent.user,
         data={"agent": agent.display_name, "stage": route.stage.name},
     )
-    chat_services.append_notice(
+    notify_visitor(
         chat=chat,
         event="agent_left",
-        text=selectors.render_template(
-            event="agent_left",
-            stage=route.stage,
-            visitor=chat.visitor_name,
-            agent=agent.display_name,
-            team=route.stage.name,
-            tier=route.tier.name,
-        ),
+        stage=route.stage,
+        agent=agent.display_name,
+        team=route.stage.name,
+        tier=route.tier.name,
     )
     entry = enqueue(
         chat=chat,

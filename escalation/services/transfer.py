@@ -11,13 +11,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from chat import services as chat_services
-from chat.exceptions import ChatClosed
 from chat.models import ChatSession, FlowEvent
 from escalation import selectors
 from escalation.exceptions import (
     NobodyAvailable,
     NoteRequired,
-    NotYourChat,
     OfflineMessageNotOffered,
     UnknownReason,
     UnknownTarget,
@@ -46,6 +44,8 @@ from escalation.services.routing import (
     enqueue,
     leave_queue,
     lock_route,
+    notify_visitor,
+    require_holder,
 )
 
 
@@ -164,10 +164,7 @@ def escalate_chat(
 ) -> Escalation:
     """Hand the chat the agent holds to the target of one of its stage's escalation options."""
     chat, route = lock_route(chat_id=chat_id)
-    if not chat.is_open:
-        raise ChatClosed()
-    if route.agent_id != agent.pk or chat.status != ChatSession.Status.ACTIVE:
-        raise NotYourChat()
+    require_holder(chat=chat, route=route, agent=agent)
     option = (
         route.stage.escalation_options.filter(
             keyword=chat_services.sanitize_text(keyword).strip().lower()[:30]
@@ -200,17 +197,13 @@ def escalate_chat(
         extra={"handed_over_to": f"{target.label} ({target.tier.name})"},
     )
     from_stage, from_tier = route.stage, route.tier  # before the move changes the route
-    chat_services.append_notice(
+    notify_visitor(
         chat=chat,
         event="agent_left",
-        text=selectors.render_template(
-            event="agent_left",
-            stage=from_stage,
-            visitor=chat.visitor_name,
-            agent=agent.display_name,
-            team=from_stage.name,
-            tier=from_tier.name,
-        ),
+        stage=from_stage,
+        agent=agent.display_name,
+        team=from_stage.name,
+        tier=from_tier.name,
     )
     chat_services.add_flow_event(
         chat=chat,
@@ -292,18 +285,14 @@ def _move(
     )
     position = selectors.queue_position(entry=entry)
     estimate = selectors.wait_estimate(entry=entry, position=position, now=now)
-    chat_services.append_notice(
+    notify_visitor(
         chat=chat,
         event=notice,
-        text=selectors.render_template(
-            event=notice,
-            stage=target.stage,
-            visitor=chat.visitor_name,
-            team=target.label,
-            tier=entry.tier.name,
-            position=str(position),
-            wait=estimate.as_text() if estimate else "not known yet",
-        ),
+        stage=target.stage,
+        team=target.label,
+        tier=entry.tier.name,
+        position=str(position),
+        wait=estimate.as_text() if estimate else "not known yet",
     )
     return escalation
 
@@ -344,16 +333,12 @@ def handle_wait_timeout(*, entry_id: int) -> str:
             "waited_seconds": int((now - entry.entered_at).total_seconds()),
         },
     )
-    chat_services.append_notice(
+    notify_visitor(
         chat=chat,
         event="timeout",
-        text=selectors.render_template(
-            event="timeout",
-            stage=entry.stage,
-            visitor=chat.visitor_name,
-            team=selectors.team_name(entry),
-            tier=entry.tier.name,
-        ),
+        stage=entry.stage,
+        team=selectors.team_name(entry),
+        tier=entry.tier.name,
     )
     run_fallback(chat=chat, route=route, entry=entry, cause="timeout")
     return "fell back"
@@ -528,11 +513,5 @@ def leave_offline_message(*, chat_id: int, text: str, email: str = "") -> Offlin
         chat=chat, kind=FlowEvent.Kind.LEFT_MESSAGE, data={"chars": len(text)}
     )
     route = ChatRoute.objects.select_related("stage").get(chat=chat)
-    chat_services.append_notice(
-        chat=chat,
-        event="message_left",
-        text=selectors.render_template(
-            event="message_left", stage=route.stage, visitor=chat.visitor_name
-        ),
-    )
+    notify_visitor(chat=chat, event="message_left", stage=route.stage)
     return message
