@@ -170,6 +170,11 @@ class ProtocolConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             # The socket stays up; nothing was stored (the service's transaction rolled back).
             logger.exception("database error handling a %s frame", content["type"])
             await self.error("server_error", "That could not be stored; please try again.", ref)
+        except Exception:
+            # Anything else (Redis down, a bug): the sender is told, never left without an answer.
+            # Sending again with the same client_id is safe: a stored message is not stored twice.
+            logger.exception("error handling a %s frame", content["type"])
+            await self.error("server_error", "That could not be completed; please try again.", ref)
 
     async def chat_event(self, event: dict[str, Any]) -> None:
         await self.send_json(event["payload"])
@@ -186,6 +191,12 @@ class ProtocolConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         if messages:
             last_message = messages[-1]
             last = (last_message.public_seq if for_visitor else last_message.seq) or since
+        elif since:
+            # A resume point past the end (a client's bad or stale number): say where the chat
+            # really ends, so that the client does not skip what comes next.
+            last = await database_sync_to_async(chat_selectors.last_seq)(
+                chat_id=chat_id, for_visitor=for_visitor, at_most=since
+            )
         await self.send_json(
             {
                 "type": "replay.done",

@@ -50,6 +50,13 @@ def messages_after(
     return list(messages[:limit])
 
 
+def last_seq(*, chat_id: int, for_visitor: bool, at_most: int) -> int:
+    """The chat's last sequence number (the visitor's or the agents'), but at most `at_most`."""
+    field = "last_public_seq" if for_visitor else "last_seq"
+    last = ChatSession.objects.filter(pk=chat_id).values_list(field, flat=True).first()
+    return min(at_most, last or 0)
+
+
 def transcript(*, chat_id: int, for_visitor: bool) -> list[Message]:
     messages = Message.objects.filter(chat_id=chat_id)
     if for_visitor:

@@ -149,3 +149,21 @@ def post_visitor_message(*, chat_id: int, text: str, client_id: str | None = Non
 
 def mark_visitor_seen(*, chat_id: int) -> None:
     ChatSession.objects.filter(pk=chat_id).update(visitor_seen_at=timezone.now())
+
+
+ERASED_NAME = "(erased)"
+
+
+def erase_chat_content(*, chat: ChatSession) -> int:
+    """Delete the chat's messages and the visitor's personal data (name, e-mail, browser context);
+    keep the anonymous facts the reports count (status, times, stages, flow kinds). Returns how
+    many messages were deleted. Caller holds the chat row lock; the chat is not open."""
+    deleted, _ = chat.messages.all().delete()
+    chat.visitor_name = ERASED_NAME
+    chat.visitor_email = ""
+    chat.visitor_context = {}
+    chat.save(update_fields=["visitor_name", "visitor_email", "visitor_context", "updated_at"])
+    for event in chat.flow.filter(data__has_key="note"):
+        event.data = {**event.data, "note": ""}  # hand-over notes may quote the visitor
+        event.save(update_fields=["data"])
+    return deleted

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from chat.models import ChatSession
 from escalation import services
+from escalation.services import retention
 
 
 @shared_task(ignore_result=True)  # type: ignore[untyped-decorator]
@@ -37,3 +38,9 @@ def sweep_gone_visitors() -> int:
         services.abandon_if_visitor_gone(chat_id=chat_id, seen_before=seen_before)
         for chat_id in list(chat_ids)
     )
+
+
+@shared_task(ignore_result=True)  # type: ignore[untyped-decorator]
+def purge_expired_transcripts() -> int:
+    """Beat, hourly: erase the transcripts past TRANSCRIPT_RETENTION_DAYS."""
+    return retention.purge_expired_transcripts()

@@ -7,6 +7,7 @@ Two shapes (README, "Configuration"):
   broker, with daphne, `celery worker` and `celery beat` as separate processes.
 """
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,7 @@ INSTALLED_APPS = [
     "chat",
     "escalation",
     "reporting",
+    "axes",  # login throttling; keep last so its signal handlers see every app
 ]
 
 MIDDLEWARE = [
@@ -93,6 +95,15 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a locked-out login into a 429 page (django-axes).
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a login attempt from a locked-out username and address before the password
+    # is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "helpdesk.urls"
@@ -129,6 +140,16 @@ else:
         }
     }
 
+# A PostgreSQL read replica for the report pages, their CSV and the reports API (deployment.md).
+REPORTS_DATABASE_URL: str = env.str("REPORTS_DATABASE_URL", default="")
+if REPORTS_DATABASE_URL:
+    DATABASES["reports"] = env.db_url_config(REPORTS_DATABASE_URL)
+    DATABASES["reports"]["CONN_MAX_AGE"] = DATABASES["default"].get("CONN_MAX_AGE", 0)
+    DATABASES["reports"]["CONN_HEALTH_CHECKS"] = True
+    # Tests run the "replica" on the test database itself.
+    DATABASES["reports"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["helpdesk.db_routers.ReportsReplicaRouter"]
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -137,6 +158,16 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT failed logins for one username from one
+# address, that pair is locked out for AXES_COOLOFF_MINUTES (the console login and admin alike).
+AXES_FAILURE_LIMIT: int = env_positive_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_positive_int("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Behind a proxy the client's address comes from X-Forwarded-For (deployment.md); daphne's
+# --proxy-headers puts it in REMOTE_ADDR.
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "console:home"
@@ -174,7 +205,9 @@ if REDIS_URL:
                 # Past capacity channels-redis drops group_send messages silently; clients resync
                 # from the database by sequence number, so a drop costs latency, never data.
                 "capacity": env_positive_int("CHANNEL_CAPACITY", 1000),
-                "expiry": 60,
+                # A message nobody reads (a consumer that died without leaving its groups) is
+                # dropped after this many seconds: with `capacity`, what bounds Redis's memory.
+                "expiry": env_positive_int("CHANNEL_EXPIRY", 60),
                 "prefix": env.str("CHANNEL_PREFIX", default="tierline"),
             },
         }
@@ -209,12 +242,21 @@ MAX_TIMER_COUNTDOWN_SECONDS = 600
 TIMER_SWEEP_SECONDS: float = env.float("TIMER_SWEEP_SECONDS", default=2.0)
 if TIMER_SWEEP_SECONDS <= 0:
     raise ImproperlyConfigured("TIMER_SWEEP_SECONDS must be a positive number of seconds")
+# Transcript retention: ended chats older than this lose their messages and the visitor's personal
+# data (reports keep their anonymous numbers); 0 keeps transcripts forever. Run by beat hourly.
+TRANSCRIPT_RETENTION_DAYS: int = env.int("TRANSCRIPT_RETENTION_DAYS", default=365)
+if TRANSCRIPT_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured("TRANSCRIPT_RETENTION_DAYS must be 0 (keep forever) or more")
 CELERY_BEAT_SCHEDULE = {
     "sweep-overdue-timers": {
         "task": "escalation.tasks.sweep_overdue_timers",
         "schedule": TIMER_SWEEP_SECONDS,
     },
     "sweep-gone-visitors": {"task": "escalation.tasks.sweep_gone_visitors", "schedule": 15.0},
+    "purge-expired-transcripts": {
+        "task": "escalation.tasks.purge_expired_transcripts",
+        "schedule": 3600.0,
+    },
 }
 
 # --- Product limits -----------------------------------------------------------------------------
@@ -223,6 +265,9 @@ WS_FRAME_MAX_BYTES: int = env_positive_int("WS_FRAME_MAX_BYTES", 32768)
 # Per socket: frames a second on average and the burst allowed above it (flood control).
 WS_FRAMES_PER_SECOND: int = env_positive_int("WS_FRAMES_PER_SECOND", 10)
 WS_FRAME_BURST: int = env_positive_int("WS_FRAME_BURST", 30)
+# Open websockets one client address may hold on one daphne process (more are closed with 4429).
+# Behind a load balancer run daphne with --proxy-headers so the address is the client's.
+WS_MAX_CONNECTIONS_PER_ADDRESS: int = env_positive_int("WS_MAX_CONNECTIONS_PER_ADDRESS", 100)
 VISITOR_TOKEN_MAX_AGE_SECONDS: int = env_positive_int("VISITOR_TOKEN_MAX_AGE_SECONDS", 86400)
 REPLAY_PAGE_SIZE = 200
 WAIT_ESTIMATE_WINDOW_SECONDS: int = env_positive_int("WAIT_ESTIMATE_WINDOW_SECONDS", 3600)

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from helpdesk.api_errors import ERROR_RESPONSES
+from helpdesk.db_routers import report_reads
 from reporting import selectors
 from reporting.forms import ReportFilterForm
 from reporting.selectors import ReportFilter
@@ -86,12 +87,14 @@ class ReportApi(APIView):
         if not form.is_valid():
             raise ValidationError({k: [str(e) for e in v] for k, v in form.errors.items()})
         f = form.to_filter()
+        with report_reads():
+            data = report(f, request)
         return Response(
             {
                 "report": name,
                 "start": f.start.isoformat(),
                 "end": f.end.isoformat(),
                 "tier": f.tier_level,
-                "data": report(f, request),
+                "data": data,
             }
         )

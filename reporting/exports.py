@@ -30,8 +30,9 @@ def csv_response(
 def copy_csv_response(filename: str, header: Sequence[str], queryset: Any) -> StreamingHttpResponse:
     """Stream a queryset's rows as CSV straight from PostgreSQL's COPY, block by block: a year of
     rows in constant memory and without a Python object per row."""
-    from django.db import connection
+    from django.db import connections
 
+    connection = connections[queryset.db]  # the reports replica where there is one (db_routers)
     sql, params = queryset.query.sql_with_params()
     ops: Any = connection.ops  # PostgreSQL's: binds the parameters client-side for COPY
     statement = f"COPY ({ops.compose_sql(sql, params)}) TO STDOUT WITH (FORMAT csv)"

@@ -20,7 +20,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import connections
 from django.db.models import (
     Count,
     DurationField,
@@ -349,6 +349,7 @@ def _percentiles(values: list[float]) -> tuple[float | None, float | None]:
 
 def _db_percentiles(queryset: QuerySet[Any], expression: str) -> tuple[float | None, float | None]:
     """Median and 90th percentile of a duration, in seconds: in the database on PostgreSQL."""
+    connection = connections[queryset.db]  # the reports replica where there is one
     if connection.vendor == "postgresql":
         sql, params = queryset.values("pk").query.sql_with_params()
         with connection.cursor() as cursor:

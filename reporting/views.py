@@ -8,11 +8,12 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import connection
+from django.db import connections
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 
 from escalation.selectors import agent_may_view_chat
+from helpdesk.db_routers import report_reads, reports_alias, stream_report_reads
 from reporting import charts, selectors
 from reporting.exports import copy_csv_response, csv_response
 from reporting.forms import ReportFilterForm
@@ -46,7 +47,11 @@ def manager_report(
             "query": query.urlencode(),
             "time_zone": settings.TIME_ZONE,
         }
-        return view(request, form.to_filter(), context)
+        with report_reads():
+            response = view(request, form.to_filter(), context)
+        if response.streaming:
+            response.streaming_content = stream_report_reads(response.streaming_content)  # type: ignore[attr-defined]
+        return response
 
     return wrapper
 
@@ -77,7 +82,7 @@ def escalated_chats(
     if wants_csv(request):
         filename = f"escalated-chats-{f.start}-{f.end}.csv"
         header = selectors.ESCALATED_CSV_HEADER
-        if connection.vendor == "postgresql":
+        if connections[reports_alias()].vendor == "postgresql":
             return copy_csv_response(filename, header, selectors.escalated_csv_queryset(f, sort))
         return csv_response(filename, header, selectors.escalated_csv_rows(f, sort))
     page = Paginator(selectors.escalated_chats(f, sort), 50).get_page(request.GET.get("page"))

@@ -194,8 +194,11 @@ def arm_wait_timer(entry: QueueEntry) -> None:
     from escalation.tasks import wait_timeout
 
     seconds = max(0.0, (entry.deadline - timezone.now()).total_seconds())
-    wait_timeout.apply_async_on_commit(
-        args=(entry.pk,), countdown=min(seconds, settings.MAX_TIMER_COUNTDOWN_SECONDS)
+    countdown = min(seconds, settings.MAX_TIMER_COUNTDOWN_SECONDS)
+    # robust: with the broker down the state change still stands and its caller still gets its
+    # answer; the beat sweep fires the lost timer once the broker is back.
+    transaction.on_commit(
+        lambda: wait_timeout.apply_async(args=(entry.pk,), countdown=countdown), robust=True
     )
 
 

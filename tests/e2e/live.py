@@ -1,5 +1,9 @@
 """Real processes for end-to-end tests: daphne and a Celery worker on the test database and the
-tests' Redis database, started and stopped (or killed) by the tests."""
+tests' Redis database, started and stopped (or killed) by the tests.
+
+`RedisServer` starts a private redis-server on a free port, for the fault tests that stop or
+restart Redis: pass its `url` as `redis_url` to `Daphne` and `CeleryWorker` so that those processes
+use it instead of the machine's shared Redis."""
 
 import os
 import signal
@@ -24,16 +28,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def service_env(**extra: str) -> dict[str, str]:
+def service_env(redis_url: str | None = None, **extra: str) -> dict[str, str]:
     db = connection.settings_dict
     auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    if redis_url:
+        # test_settings puts the services on TEST_REDIS_DB of REDIS_URL: keep the URL's own db.
+        env["TEST_REDIS_DB"] = redis_url.rsplit("/", 1)[1] or "0"
     env.update(
         DJANGO_SETTINGS_MODULE="helpdesk.test_settings",
         DATABASE_URL=(
             f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+            # so that a test can find (and pg_terminate_backend) the servers' connections
+            "?application_name=tierline-e2e"
         ),
-        REDIS_URL=settings.TEST_REDIS_URL,
+        REDIS_URL=redis_url or settings.TEST_REDIS_URL,
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         PYTHONUNBUFFERED="1",
         **extra,
@@ -102,8 +111,60 @@ class Process:
             self.proc.wait(timeout)
 
 
-class Daphne(Process):
+class RedisServer(Process):
+    """A redis-server of the test's own, on a free port, with nothing persisted: stopping it loses
+    everything in it, as a crashed Redis without persistence would."""
+
     def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        super().__init__(
+            "redis",
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                # As deployment.md asks of a broker: refuse writes rather than evict tasks.
+                "--maxmemory-policy",
+                "noeviction",
+                "--dir",
+                "/tmp",  # noqa: S108 - nothing is written there (no persistence)
+            ],
+            dict(os.environ),
+        )
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        mark = len(self.lines)
+        super().start()
+        try:
+            self.wait_for_line(lambda line: "Ready to accept connections" in line, start=mark)
+        except BaseException:
+            self.stop(signal.SIGKILL)
+            raise
+
+    def restart(self, sig: int = signal.SIGTERM) -> None:
+        self.stop(sig)
+        self.start()
+
+
+class Daphne(Process):
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        redis_url: str | None = None,
+        args: tuple[str, ...] = (),
+        **env: str,
+    ) -> None:
         self.port = port or free_port()
         super().__init__(
             "daphne",
@@ -115,9 +176,10 @@ class Daphne(Process):
                 "127.0.0.1",
                 "-p",
                 str(self.port),
+                *args,
                 "helpdesk.asgi:application",
             ],
-            service_env(),
+            service_env(redis_url, **env),
         )
 
     @property
@@ -157,7 +219,9 @@ class Daphne(Process):
 
 
 class CeleryWorker(Process):
-    def __init__(self, *, beat: bool = False, name: str = "e2e", **env: str) -> None:
+    def __init__(
+        self, *, beat: bool = False, name: str = "e2e", redis_url: str | None = None, **env: str
+    ) -> None:
         args = [
             sys.executable,
             "-m",
@@ -173,8 +237,9 @@ class CeleryWorker(Process):
             f"--hostname={name}@%h",
         ]
         if beat:
-            args += ["--beat", f"--schedule={ROOT / 'var' / f'test-beat-{os.getpid()}'}"]
-        super().__init__("celery", args, service_env(CELERY_LOG_LEVEL="INFO", **env))
+            schedule = ROOT / "var" / f"test-beat-{os.getpid()}-{name}"
+            args += ["--beat", f"--schedule={schedule}"]
+        super().__init__("celery", args, service_env(redis_url, CELERY_LOG_LEVEL="INFO", **env))
 
     def start(self) -> None:
         mark = len(self.lines)
