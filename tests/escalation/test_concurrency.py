@@ -15,7 +15,7 @@ pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 
-ROUNDS = 25
+ROUNDS = 50  # issue 7: 50 rounds of each race
 
 
 def race(*actions):
@@ -58,7 +58,7 @@ def test_two_agents_taking_the_same_chat_exactly_one_wins(l1_setup):
         )
         assert sorted(outcomes) == ["already_taken", "won"]
         assert Assignment.objects.filter(chat=chat).count() == 1
-        assert chat.flow.filter(kind="assigned").count() == 1
+        assert list(chat.flow.values_list("kind", flat=True)) == ["created", "queued", "assigned"]
         assert chat.messages.filter(event="agent_joined").count() == 1
 
 
@@ -152,7 +152,14 @@ def test_escalating_twice_at_once_moves_the_chat_once(l1_setup):
         )
         assert sorted(outcomes) == ["not_your_chat", "won"]
         assert Escalation.objects.filter(chat=chat).count() == 1
-        assert chat.flow.filter(kind="escalated").count() == 1
+        assert sorted(chat.flow.values_list("kind", flat=True)) == [
+            "agent_left",
+            "assigned",
+            "created",
+            "escalated",
+            "queued",
+            "queued",
+        ]  # one set of flow events
         assert chat.messages.filter(event="transfer").count() == 1
         assert chat.queue_entries.filter(left_at__isnull=True).count() == 1
 
