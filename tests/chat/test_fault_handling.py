@@ -57,11 +57,15 @@ def test_an_exception_after_the_rows_are_written_publishes_and_schedules_nothing
 
     # A message row and an escalation (a new queue entry whose timer must be armed) are written,
     # then the transaction fails.
-    with pytest.raises(Boom), transaction.atomic():
-        services.post_agent_message(chat_id=chat.pk, agent=alice, text="never sent")
-        services.escalate_chat(chat_id=chat.pk, agent=alice, keyword="billing")
-        assert Message.objects.filter(chat=chat, text="never sent").exists()
-        raise Boom
+    def write_then_fail() -> None:
+        with transaction.atomic():
+            services.post_agent_message(chat_id=chat.pk, agent=alice, text="never sent")
+            services.escalate_chat(chat_id=chat.pk, agent=alice, keyword="billing")
+            assert Message.objects.filter(chat=chat, text="never sent").exists()
+            raise Boom
+
+    with pytest.raises(Boom):
+        write_then_fail()
 
     assert not Message.objects.filter(chat=chat, text="never sent").exists()
     assert QueueEntry.objects.filter(chat=chat, left_at__isnull=True).count() == 0

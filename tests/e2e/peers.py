@@ -7,6 +7,7 @@ Chats are started through the real visitor page over HTTP, so that everything th
 (queue, timer task, events) happens in the server under test, on its Redis."""
 
 import asyncio
+import contextlib
 import http.cookiejar
 import itertools
 import json
@@ -136,7 +137,7 @@ class ReliablePeer:
             # Exponential backoff with jitter (0.1 s doubling, capped), like socket.js.
             attempt += 1
             ceiling = min(self.max_backoff, 0.1 * 2 ** min(attempt, 6))
-            await asyncio.sleep(ceiling / 2 + random.random() * ceiling / 2)  # noqa: S311
+            await asyncio.sleep(ceiling / 2 + random.random() * ceiling / 2)
             self._url_index += 1
 
     async def _on_open(self) -> None:
@@ -149,10 +150,9 @@ class ReliablePeer:
         ws = self.ws
         if ws is None:
             return
-        try:
+        # A message stays in `pending` and is sent again after the reconnect.
+        with contextlib.suppress(websockets.exceptions.ConnectionClosed):
             await ws.send(json.dumps(frame))
-        except websockets.exceptions.ConnectionClosed:
-            pass  # kept in `pending`; sent again after the reconnect
 
     async def _on_frame(self, frame: dict[str, Any]) -> None:
         kind = frame["type"]

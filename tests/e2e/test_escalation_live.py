@@ -1,6 +1,5 @@
 """Journeys 3 to 5 against real daphne, a real Celery worker with beat, PostgreSQL and Redis."""
 
-
 import pytest
 from asgiref.sync import sync_to_async
 

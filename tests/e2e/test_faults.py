@@ -14,7 +14,6 @@ from asgiref.sync import sync_to_async
 from celery import Celery
 
 from chat.models import ChatSession, FlowEvent, Message
-from escalation import services
 from escalation.models import Agent, QueueEntry, Stage
 from tests.e2e.live import CeleryWorker, Daphne, RedisServer
 from tests.e2e.peers import ReliablePeer, session_cookie, start_chat_over_http
@@ -203,12 +202,16 @@ async def test_a_client_that_stops_reading_gets_everything_on_resync_and_memory_
                 peak_queue, peak_memory = max(peak_queue, queued), max(peak_memory, memory)
             await console.wait_for(lambda: len(console.pending) < 20, 60)
         await console.wait_for(lambda: not console.pending, 60)
+
         # Longer than the layer's expiry (2 s) and daphne's ping interval + timeout (1 + 2 s):
         # the server gives up on the silent socket.
-        with pytest.raises(websockets.exceptions.ConnectionClosed):
+        async def read_until_dropped() -> None:
             async with asyncio.timeout(30):
                 while True:
                     await stalled.recv()
+
+        with pytest.raises(websockets.exceptions.ConnectionClosed):
+            await read_until_dropped()
         queued, memory = channel_layer_footprint(private_redis.url)
         peak_queue, peak_memory = max(peak_queue, queued), max(peak_memory, memory)
         print(
@@ -235,7 +238,7 @@ async def test_a_client_that_stops_reading_gets_everything_on_resync_and_memory_
         server.stop()
 
 
-# --- Redis restarted -------------------------------------------------------------------------------
+# --- Redis restarted -----------------------------------------------------------------------------
 async def test_redis_restarted_mid_chat_loses_nothing(alice_agent, private_redis, daphne, worker):
     """Redis (channel layer and broker) stops and starts again, empty, mid-chat. Messages already
     acknowledged are in PostgreSQL and reach the other side after the reconnect; messages sent
@@ -269,7 +272,7 @@ async def test_redis_restarted_mid_chat_loses_nothing(alice_agent, private_redis
     await console.stop()
 
 
-# --- timers ----------------------------------------------------------------------------------------
+# --- timers --------------------------------------------------------------------------------------
 @sync_to_async
 def short_timeout(seconds: int) -> None:
     Stage.objects.filter(name="L1 General").update(wait_timeout_seconds=seconds)
@@ -345,6 +348,7 @@ async def test_two_beats_and_a_duplicated_timeout_task_fire_the_fallback_once(
                 client.send_task, "escalation.tasks.wait_timeout", args=(entry.pk,), countdown=2
             )
         await visitor.wait_for(lambda: fallback_notices(visitor), 20)
+
         # Four timer tasks ran on the two workers: at most one of them acted (the sweeps may have
         # been first), every other found the entry closed.
         def results() -> list[str]:
@@ -389,7 +393,7 @@ async def test_a_timeout_that_arrives_after_an_agent_took_the_chat_changes_nothi
     await console.stop()
 
 
-# --- PostgreSQL connection terminated --------------------------------------------------------------
+# --- PostgreSQL connection terminated ------------------------------------------------------------
 @sync_to_async
 def terminate_other_backends() -> int:
     """pg_terminate_backend on every other connection to the test database: daphne's and the
@@ -405,7 +409,7 @@ def terminate_other_backends() -> int:
 
 
 async def test_the_next_message_works_after_pg_terminate_backend(alice_agent, daphne, worker):
-    chat_id, visitor, console = await chat_with_agent(daphne, alice_agent)
+    _chat_id, visitor, console = await chat_with_agent(daphne, alice_agent)
     await visitor.send_message("before")
     await console.wait_for(lambda: "before" in console.texts())
     assert await terminate_other_backends() >= 1
@@ -419,10 +423,8 @@ async def test_the_next_message_works_after_pg_terminate_backend(alice_agent, da
     await console.stop()
 
 
-# --- many connections from one address -------------------------------------------------------------
-async def test_connections_from_one_address_are_capped_and_others_are_unaffected(
-    l1_setup, daphne
-):
+# --- many connections from one address -----------------------------------------------------------
+async def test_connections_from_one_address_are_capped_and_others_are_unaffected(l1_setup, daphne):
     chat_id, token = await sync_to_async(start_chat_over_http)(daphne.base_url)
     peer = ReliablePeer(chat_id=chat_id, ws_urls=[daphne.ws_url], visitor_token=token)
     url = peer.url()

@@ -16,9 +16,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--email", default="", help="every chat with this e-mail")
         parser.add_argument("--chat", type=int, default=None, help="one chat, by number")
-        parser.add_argument(
-            "--dry-run", action="store_true", help="list the chats, change nothing"
-        )
+        parser.add_argument("--dry-run", action="store_true", help="list the chats, change nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
         email, chat_id = options["email"].strip(), options["chat"]
