@@ -203,7 +203,7 @@ class Daphne(Process):
         deadline = time.monotonic() + timeout
         while True:
             try:
-                with urllib.request.urlopen(self.base_url + "/healthz", timeout=2) as response:  # noqa: S310
+                with urllib.request.urlopen(self.base_url + "/healthz", timeout=2) as response:  # noqa: S310 - local
                     if response.status == 200:
                         return
             except OSError:

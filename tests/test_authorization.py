@@ -1,0 +1,178 @@
+"""Authorisation at every boundary (issue 7): every URL of the site, for every kind of caller —
+anonymous, a visitor (chat cookie only), the agent who holds the chat, an agent of another group,
+a manager and an admin. The table must name every route: a new URL without a row fails
+`test_every_route_is_in_the_table`. Websocket boundaries are in tests/chat/test_consumers.py and
+tests/chat/test_bad_input.py (docs/reliability.md lists them)."""
+
+import pytest
+from django.db import transaction
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+from rest_framework.authtoken.models import Token
+
+from chat.selectors import make_visitor_token
+from chat.views import VISITOR_COOKIE
+from escalation import services
+from escalation.models import Agent
+
+pytestmark = pytest.mark.django_db
+
+PERSONAS = ["anonymous", "visitor", "holder", "other_group", "manager", "admin"]
+
+# (method, path with {chat}, expected status per persona, in PERSONAS' order). 302 = to the login
+# page (or, for the visitor pages, to the start form); 401 = API without credentials.
+PAGES = [
+    ("GET", "/", [302, 302, 302, 302, 302, 302]),
+    ("GET", "/healthz", [200, 200, 200, 200, 200, 200]),
+    ("GET", "/accounts/login/", [200, 200, 200, 200, 200, 200]),
+    ("GET", "/accounts/logout/", [405, 405, 405, 405, 405, 405]),  # POST only (CSRF)
+    ("GET", "/chat/", [200, 302, 200, 200, 200, 200]),  # a visitor with an open chat: its room
+    ("GET", "/chat/room/", [302, 200, 302, 302, 302, 302]),
+    ("GET", "/chat/new/", [405, 405, 405, 405, 405, 405]),
+    ("GET", "/chat/room/leave-message/", [405, 405, 405, 405, 405, 405]),
+    ("POST", "/chat/room/leave-message/", [302, 200, 302, 302, 302, 302]),
+    ("GET", "/console/", [302, 302, 200, 200, 403, 403]),
+    ("GET", "/console/messages/", [302, 302, 200, 200, 200, 200]),
+    ("GET", "/reports/", [302, 302, 403, 403, 200, 200]),
+    ("GET", "/reports/escalated/", [302, 302, 403, 403, 200, 200]),
+    ("GET", "/reports/over-time/", [302, 302, 403, 403, 200, 200]),
+    ("GET", "/reports/by-agent/", [302, 302, 403, 403, 200, 200]),
+    ("GET", "/reports/reasons/", [302, 302, 403, 403, 200, 200]),
+    ("GET", "/reports/waits/", [302, 302, 403, 403, 200, 200]),
+    ("GET", "/reports/fallbacks/", [302, 302, 403, 403, 200, 200]),
+    ("GET", "/reports/chats/{chat}/", [302, 302, 200, 403, 200, 200]),
+    ("GET", "/admin/", [302, 302, 302, 302, 302, 200]),
+    ("GET", "/admin/chat/chatsession/", [302, 302, 302, 302, 302, 200]),
+    ("GET", "/admin/chat/chatsession/{chat}/change/", [302, 302, 302, 302, 302, 200]),
+    ("GET", "/admin/escalation/stage/", [302, 302, 302, 302, 302, 200]),
+    ("GET", "/admin/axes/accessattempt/", [302, 302, 302, 302, 302, 200]),
+    ("GET", "/api/schema/", [200, 200, 200, 200, 200, 200]),
+    ("GET", "/api/docs/", [200, 200, 200, 200, 200, 200]),
+]
+API = [
+    ("GET", "/api/v1/chats/", [401, 401, 200, 200, 200, 200]),
+    # Another group's agent is told nothing of the chat (404), not even that it exists.
+    ("GET", "/api/v1/chats/{chat}/", [401, 401, 200, 404, 200, 200]),
+    ("GET", "/api/v1/chats/{chat}/messages/", [401, 401, 200, 404, 200, 200]),
+    ("POST", "/api/v1/chats/{chat}/messages/", [401, 401, 201, 404, 403, 403]),
+    ("POST", "/api/v1/chats/{chat}/take/", [401, 401, 409, 409, 403, 403]),  # already held
+    ("POST", "/api/v1/chats/{chat}/escalate/", [401, 401, 400, 404, 403, 403]),
+    ("POST", "/api/v1/chats/{chat}/return/", [401, 401, 200, 404, 403, 403]),
+    ("POST", "/api/v1/chats/{chat}/end/", [401, 401, 200, 404, 403, 403]),
+    ("GET", "/api/v1/tiers/", [401, 401, 200, 200, 200, 200]),
+    ("GET", "/api/v1/groups/", [401, 401, 200, 200, 200, 200]),
+    ("GET", "/api/v1/agents/", [401, 401, 200, 200, 200, 200]),
+    ("GET", "/api/v1/pipelines/", [401, 401, 200, 200, 200, 200]),
+    ("GET", "/api/v1/stages/", [401, 401, 200, 200, 200, 200]),
+    ("GET", "/api/v1/queues/", [401, 401, 200, 200, 200, 200]),  # a non-agent's: empty
+    ("GET", "/api/v1/me/presence/", [401, 401, 405, 405, 403, 403]),
+    ("POST", "/api/v1/me/presence/", [401, 401, 200, 200, 403, 403]),
+    ("GET", "/api/v1/reports/over-time/", [401, 401, 403, 403, 200, 200]),
+    ("GET", "/api/v1/nothing-here/", [404, 404, 404, 404, 404, 404]),
+]
+# Routes covered by a row above through an example path, or by Django admin's own checks.
+COVERED_ELSEWHERE = {"admin:"}
+
+
+@pytest.fixture
+def world(demo):
+    """Alex (L1 General) holds a chat; Sam (L2 Billing) is an agent of another group."""
+    from django.contrib.auth import get_user_model
+
+    services.set_presence(agent=Agent.objects.get(user__username="alex"), presence="online")
+    chat = services.start_chat(
+        visitor_name="Carol",
+        visitor_email="carol@example.com",
+        topic_name="Billing",
+        first_message="Help",
+        visitor_context={},
+    )
+    users = get_user_model().objects
+    return {
+        "chat": chat,
+        "users": {
+            "holder": users.get(username="alex"),
+            "other_group": users.get(username="sam"),
+            "manager": users.get(username="morgan"),
+            "admin": users.get(username="admin"),
+        },
+    }
+
+
+def page_client(world, persona: str) -> Client:
+    client = Client()
+    if persona == "visitor":
+        chat = world["chat"]
+        client.cookies[VISITOR_COOKIE] = f"{chat.pk}:{make_visitor_token(chat)}"
+    elif persona != "anonymous":
+        client.force_login(world["users"][persona])
+    return client
+
+
+def api_client(world, persona: str) -> Client:
+    if persona in ("anonymous", "visitor"):
+        headers = {}
+        if persona == "visitor":  # a visitor's chat token is no API credential
+            headers["HTTP_AUTHORIZATION"] = f"Token {make_visitor_token(world['chat'])}"
+        return Client(**headers)
+    token = Token.objects.get_or_create(user=world["users"][persona])[0].key
+    return Client(HTTP_AUTHORIZATION=f"Token {token}")
+
+
+BODIES = {
+    "/messages/": {"text": "hello"},
+    "/escalate/": {"target": "nowhere"},
+    "/presence/": {"presence": "online"},
+}
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_boundary(world, persona):
+    """Every row for one caller; each request runs in a savepoint that is rolled back, so that
+    one row's change (ending the chat) does not decide the next row's answer."""
+    index = PERSONAS.index(persona)
+    wrong = []
+    for method, path, codes in PAGES + API:
+        url = path.format(chat=world["chat"].pk)
+        make = api_client if url.startswith("/api/v1/") else page_client
+        client = make(world, persona)
+        body = next((b for suffix, b in BODIES.items() if url.endswith(suffix)), {})
+        with transaction.atomic():
+            if method == "GET":
+                response = client.get(url)
+            elif url.startswith("/api/"):
+                response = client.post(url, body, content_type="application/json")
+            else:
+                response = client.post(url, {"email": "carol@example.com", "text": "hi"})
+            transaction.set_rollback(True)
+        if response.status_code != codes[index]:
+            wrong.append((method, url, response.status_code, codes[index]))
+        elif codes[index] == 302 and url.startswith(("/console", "/reports")):
+            assert response["Location"].startswith("/accounts/login/"), url
+    assert wrong == [], "(method, url, got, expected)"
+
+
+def _routes(patterns, prefix=""):
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _routes(pattern.url_patterns, prefix + str(pattern.pattern))
+        elif isinstance(pattern, URLPattern):
+            yield prefix + str(pattern.pattern)
+
+
+def test_every_route_is_in_the_table():
+    """A new URL must get its row (and so a decision about who may use it)."""
+    import re
+
+    listed = [re.sub(r"\{chat\}", "<id:chat_id>", p) for _, p, _ in PAGES + API]
+    listed = [p.lstrip("/") for p in listed]
+    missing = []
+    for route in _routes(get_resolver().url_patterns):
+        if route.startswith("admin/"):
+            continue  # Django admin: staff only, checked by its own views (rows above sample it)
+        if route in listed or route.replace("<slug:name>", "over-time") in listed:
+            continue
+        if route.startswith("api/v1/^"):
+            continue  # the API's catch-all 404 (row "nothing-here")
+        missing.append(route)
+    assert missing == []
