@@ -24,6 +24,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 XSS = "My invoice <img src=x onerror=alert(1)> <script>alert(2)</script> is wrong"
+LINK = '<a href="javascript:window.__pwned=1">click</a> javascript:alert(3) \u202eexe.gnp'
+AGENT_XSS = '<svg onload="window.__pwned=2"></svg><img src=x onerror="window.__pwned=3">'
+
 
 
 @pytest.fixture
@@ -85,6 +88,18 @@ def test_visitor_and_agent_chat_in_two_browsers(
     visitor.fill("#composer-text", "Thank you!")
     visitor.click("#send")
     pane.locator("text=Thank you!").wait_for()
+    # Live over the socket too, both ways: markup, script links and bidi controls stay inert text.
+    visitor.fill("#composer-text", LINK)
+    visitor.click("#send")
+    pane.locator(".msg-visitor .text").last.wait_for()
+    expect(pane.locator(".msg-visitor .text").last).to_have_text(LINK)
+    pane.locator(".internal").uncheck()
+    pane.locator("form.composer textarea").fill(AGENT_XSS)
+    pane.locator("form.composer button[type=submit]").click()
+    expect(visitor.locator(".msg-agent .text").last).to_have_text(AGENT_XSS)
+    for page in (visitor, agent):
+        assert page.locator(".msg a, .msg img, .msg script, .msg svg").count() == 0
+        assert page.evaluate("typeof window.__pwned") == "undefined"
     assert visitor.locator("text=Customer sounds annoyed").count() == 0  # internal stays inside
     visitor.screenshot(path=ARTIFACTS / "02-visitor-chatting.png", full_page=True)
     agent.screenshot(path=ARTIFACTS / "03-agent-console.png", full_page=True)
