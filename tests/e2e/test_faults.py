@@ -324,8 +324,9 @@ async def until(predicate, timeout: float = 30) -> None:
 
 
 def broker(url: str) -> Celery:
-    """A Celery client on the private Redis, to put tasks in the queue as another process would."""
-    return Celery("faults", broker=url)
+    """A Celery client on the private Redis, to put tasks in the queue as another process would.
+    Not the current app: the tests' own tasks must keep going to the tests' broker."""
+    return Celery("faults", broker=url, set_as_current=False)
 
 
 async def test_two_beats_and_a_duplicated_timeout_task_fire_the_fallback_once(
