@@ -45,7 +45,7 @@ from escalation.models import (
     RoutingPolicy,
 )
 from escalation.services import timers
-from escalation.services.routing import assign, lock_route, routing_of
+from escalation.services.routing import assign, dispatch, lock_route, routing_of
 
 # Offers that still count against an agent's free places in a round-robin hunt.
 _PENDING = Offer.Status.PENDING
@@ -312,6 +312,8 @@ def decline_offer(*, offer_id: int, agent: Agent) -> Offer:
     )
     if offer.policy == RoutingPolicy.HUNT:
         _offer_next(chat=chat, route=route, entry_id=offer.entry_id)
+        # The place the offer held is free again for the other chats waiting for this agent.
+        dispatch(stage_ids=selectors.stages_to_dispatch_for(agent=agent))
     return offer
 
 
@@ -385,3 +387,5 @@ def _lapse(*, chat: ChatSession, route: ChatRoute, offer: Offer, now: datetime) 
         )
         withdraw_agent_offers(agent=agent, reason="away", except_chat_id=chat.pk)
     _offer_next(chat=chat, route=route, entry_id=offer.entry_id)
+    if not set_away:  # the place the offer held is free again for other waiting chats
+        dispatch(stage_ids=selectors.stages_to_dispatch_for(agent=agent))
