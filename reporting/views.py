@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 
 from escalation.selectors import agent_may_view_chat
-from reporting import charts, selectors
+from reporting import charts, offers, selectors
 from reporting.exports import copy_csv_response, csv_response
 from reporting.forms import ReportFilterForm
 from reporting.selectors import ReportFilter
@@ -108,16 +108,26 @@ def over_time(request: HttpRequest, f: ReportFilter, context: dict[str, Any]) ->
 def by_agent(request: HttpRequest, f: ReportFilter, context: dict[str, Any]) -> HttpResponseBase:
     context["title"] = f"Tier {f.tier_level} chats handled vs escalated by agent"
     rows = selectors.by_agent(f)
+    offer_stats = offers.offer_stats_by_agent(f)
+    for r in rows:
+        r["offers"] = offer_stats.get(r["agent_id"], offers.NO_OFFERS)
     if wants_csv(request):
         return csv_response(
             f"by-agent-{f.start}-{f.end}.csv",
-            ["agent", "handled", "escalated", "escalation_rate"],
+            [
+                "agent",
+                "handled",
+                "escalated",
+                "escalation_rate",
+                *offers.BY_AGENT_CSV_COLUMNS,
+            ],
             (
                 (
                     r["agent"],
                     r["handled"],
                     r["escalated"],
                     "" if r["escalation_rate"] is None else f"{r['escalation_rate']:.3f}",
+                    *offers.by_agent_csv_values(r["offers"]),
                 )
                 for r in rows
             ),
@@ -177,6 +187,22 @@ def waits(request: HttpRequest, f: ReportFilter, context: dict[str, Any]) -> Htt
         )
     context.update(after=after, to_escalate=to_escalate)
     return render(request, "reporting/waits.html", context)
+
+
+@manager_report
+def predicted_vs_actual(
+    request: HttpRequest, f: ReportFilter, context: dict[str, Any]
+) -> HttpResponseBase:
+    context["title"] = "Predicted vs actual wait"
+    rows = offers.predicted_vs_actual(f)
+    if wants_csv(request):
+        return csv_response(
+            f"predicted-vs-actual-wait-{f.start}-{f.end}.csv",
+            offers.ACCURACY_CSV_COLUMNS,
+            (offers.accuracy_csv_values(r) for r in rows),
+        )
+    context.update(rows=rows)
+    return render(request, "reporting/estimates.html", context)
 
 
 @manager_report

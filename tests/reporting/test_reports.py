@@ -265,8 +265,9 @@ def test_every_page_renders_and_its_csv_holds_the_same_numbers(history, client, 
         ["2026-03-11", "0", "3"],
     ]
     by_agent = parse_csv(client.get(reverse("reporting:by_agent"), {**query, "format": "csv"}))
-    assert by_agent[0] == ["agent", "handled", "escalated", "escalation_rate"]
-    assert ["Alex", "1", "3", "0.750"] in by_agent and ["Dana", "0", "0", ""] in by_agent
+    assert by_agent[0][:4] == ["agent", "handled", "escalated", "escalation_rate"]
+    firsts = [row[:4] for row in by_agent]  # the offer columns are tested in test_offer_reports
+    assert ["Alex", "1", "3", "0.750"] in firsts and ["Dana", "0", "0", ""] in firsts
     escalated = client.get(reverse("reporting:escalated"), {**query, "format": "csv"})
     assert escalated["Content-Disposition"] == (
         'attachment; filename="escalated-chats-2026-03-10-2026-03-11.csv"'
