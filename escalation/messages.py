@@ -27,7 +27,7 @@ DEFAULT_TEXTS: Final[dict[str, str]] = {
     "ended": "The chat has ended. Thank you for contacting us.",
     "missed": "Sorry, nobody could take your chat. The chat has ended.",
     "still_searching": "Still looking for an agent: you are number {position} in line, {wait}.",
-    "dropped": "You left the queue. {team} will follow up on your request.",
+    "dropped": "You left the queue. {team} will get back to you.",
 }
 
 PLACEHOLDER_HELP: Final[dict[str, str]] = {

@@ -7,7 +7,7 @@ from django.db import migrations, models
 # Copied, not imported (a migration is a snapshot); escalation/messages.py has the same defaults.
 NEW_TEXTS = {
     "still_searching": "Still looking for an agent: you are number {position} in line, {wait}.",
-    "dropped": "You left the queue. {team} will follow up on your request.",
+    "dropped": "You left the queue. {team} will get back to you.",
 }
 
 
