@@ -3,6 +3,7 @@ PostgreSQL and Redis, on the demo configuration (Orders: broadcast to Alex and B
 "Order follow-up"; Returns: round-robin hunt)."""
 
 import datetime as dt
+import itertools
 from typing import Any
 from urllib.parse import quote
 
@@ -114,9 +115,8 @@ async def test_hunt_offer_lapses_to_the_next_agent_within_a_second(server, worke
     second = await blair.until(lambda f: f["type"] == "offer", timeout=10)
     assert second["chat"] == chat.pk
     moved_after = parse(second["offered_at"]) - parse(first["deadline"])
-    print(
-        f"offer moved to the next agent {moved_after.total_seconds() * 1000:.0f} ms after the deadline"
-    )
+    ms = moved_after.total_seconds() * 1000
+    print(f"offer moved to the next agent {ms:.0f} ms after the deadline")
     assert dt.timedelta(0) <= moved_after < dt.timedelta(seconds=1)
     await blair.send(type="offer.accept", offer=second["offer"])
     taken = await blair.until(lambda f: f["type"] == "taken")
@@ -173,7 +173,7 @@ async def test_still_searching_notices_arrive_at_their_interval_and_replay(serve
         "Still looking for an agent: you are number 1 in line, wait not known yet."
     )
     stamps = [parse(n["at"]) for n in notices]
-    gaps = [(b - a).total_seconds() for a, b in zip(stamps, stamps[1:], strict=False)]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(stamps)]
     print(f"still-searching notices {gaps} s apart (interval 1 s)")
     assert all(0.5 <= gap < 2.0 for gap in gaps), gaps
     # The visitor drops; an agent watching the chat sees two more notices being stored.
