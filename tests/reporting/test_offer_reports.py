@@ -197,3 +197,13 @@ def test_predicted_vs_actual_page_and_csv(estimate_history, client, manager_user
     assert "No estimates were shown in this period." in empty.content.decode()
     client.force_login(alice_agent.user)
     assert client.get(reverse("reporting:predicted_vs_actual")).status_code == 403
+
+
+def test_the_flow_tab_lists_the_offers(offer_history, client, manager_user):
+    client.force_login(manager_user)
+    chat = Offer.objects.filter(chat__topic="Returns").earliest("pk").chat
+    page = client.get(reverse("reporting:chat", args=[chat.pk]), {"tab": "flow"})
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert text.index("Offered to an agent") < text.index("Offer declined")
+    assert text.index("Offer declined") < text.index("Offer lapsed")
