@@ -87,5 +87,7 @@
   input.addEventListener("keydown", (e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); } });
   endBtn.addEventListener("click", () => { if (confirm("End this chat?")) socket.send({ type: "end" }); });
   setInterval(() => socket.send({ type: "ping" }), 20000);
-  setStatus(room.dataset.status);
+  const lastLine = transcript.lastElementChild;
+  // Left the queue earlier (the chat waits for a follow-up now): the page stays closed.
+  setStatus(room.dataset.status === "queued" && lastLine && lastLine.dataset.event === "dropped" ? "left" : room.dataset.status);
 })();
