@@ -215,6 +215,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": TIMER_SWEEP_SECONDS,
     },
     "sweep-gone-visitors": {"task": "escalation.tasks.sweep_gone_visitors", "schedule": 15.0},
+    "summarise-report-days": {
+        "task": "reporting.tasks.summarise_days",
+        "schedule": env_positive_int("REPORT_SUMMARY_SECONDS", 600),
+    },
 }
 
 # --- Product limits -----------------------------------------------------------------------------

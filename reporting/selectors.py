@@ -14,6 +14,7 @@
 
 import statistics
 import zoneinfo
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -22,24 +23,17 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.db.models import (
-    Count,
     DurationField,
     ExpressionWrapper,
     F,
     Min,
     QuerySet,
 )
-from django.db.models.functions import TruncDay, TruncWeek
 
 from chat.models import ChatSession, FlowEvent
-from escalation.models import Agent, Assignment, Escalation, QueueEntry, Tier
-
-AGENT_REQUESTS = (
-    Escalation.RequestedBy.COMMAND,
-    Escalation.RequestedBy.BUTTON,
-    Escalation.RequestedBy.API,
-)
-HANDLED_ENDINGS = (Assignment.EndReason.RESOLVED, Assignment.EndReason.VISITOR_LEFT)
+from escalation.models import Agent, Assignment, Escalation, QueueEntry, Stage, Tier
+from reporting import summaries
+from reporting.summaries import AGENT_REQUESTS, HANDLED_ENDINGS, Metric
 
 
 @dataclass(frozen=True)
@@ -237,37 +231,36 @@ def escalated_rows(f: ReportFilter, sort: str = "-when") -> Iterator[dict[str, A
 # --- Handled vs escalated over time ------------------------------------------------------------
 
 
+def _tally(f: ReportFilter, metric: str, by: list[str], **narrow: Any) -> Counter[tuple[Any, ...]]:
+    """Counts from the daily summaries (finished days) plus the raw rows (the rest)."""
+    filters: dict[str, Any] = {
+        "tier_level": f.tier_level,
+        "group_id": f.group_id,
+        "agent_id": f.agent_id,
+        "pipeline_id": f.pipeline_id,
+    }
+    filters.update(narrow)
+    return summaries.tally(metric, start=f.start, end=f.end, by=by, **filters)
+
+
 def handled_vs_escalated_over_time(
     f: ReportFilter, *, by_week: bool = False
 ) -> list[dict[str, Any]]:
-    tz = f.site_tz
-    trunc = TruncWeek if by_week else TruncDay
-    escalated_counts = {
-        row["bucket"].date(): row["n"]
-        for row in escalations(f)
-        .annotate(bucket=trunc("requested_at", tzinfo=tz))
-        .values("bucket")
-        .annotate(n=Count("pk"))
-        .order_by()
-    }
-    handled_counts = {
-        row["bucket"].date(): row["n"]
-        for row in handled(f)
-        .annotate(bucket=trunc("ended_at", tzinfo=tz))
-        .values("bucket")
-        .annotate(n=Count("pk"))
-        .order_by()
-    }
-    buckets: list[date] = []
-    for day in f.days():
-        bucket = day - timedelta(days=day.weekday()) if by_week else day
-        if not buckets or buckets[-1] != bucket:
-            buckets.append(bucket)
+    def bucket_of(day: date) -> date:
+        return day - timedelta(days=day.weekday()) if by_week else day
+
+    counts: dict[str, Counter[date]] = {}
+    for metric in (Metric.HANDLED, Metric.ESCALATED):
+        per_bucket: Counter[date] = Counter()
+        for (day,), n in _tally(f, metric, ["day"]).items():
+            per_bucket[bucket_of(day)] += n
+        counts[metric] = per_bucket
+    buckets = list(dict.fromkeys(bucket_of(day) for day in f.days()))
     return [
         {
             "bucket": bucket,
-            "handled": handled_counts.get(bucket, 0),
-            "escalated": escalated_counts.get(bucket, 0),
+            "handled": counts[Metric.HANDLED][bucket],
+            "escalated": counts[Metric.ESCALATED][bucket],
         }
         for bucket in buckets
     ]
@@ -284,20 +277,8 @@ def by_agent(f: ReportFilter) -> list[dict[str, Any]]:
     if f.agent_id:
         agents = agents.filter(pk=f.agent_id)
     names = dict(agents.distinct().values_list("pk", "display_name"))
-    handled_counts = dict(
-        handled(f)
-        .values("agent_id")
-        .annotate(n=Count("pk"))
-        .values_list("agent_id", "n")
-        .order_by()
-    )
-    escalated_counts = dict(
-        escalations(f)
-        .values("from_agent_id")
-        .annotate(n=Count("pk"))
-        .values_list("from_agent_id", "n")
-        .order_by()
-    )
+    handled_counts = {k[0]: n for k, n in _tally(f, Metric.HANDLED, ["agent_id"]).items()}
+    escalated_counts = {k[0]: n for k, n in _tally(f, Metric.ESCALATED, ["agent_id"]).items()}
     for agent_id in set(handled_counts) | set(escalated_counts):
         if agent_id is not None and agent_id not in names:  # since moved to another group
             names[agent_id] = Agent.objects.get(pk=agent_id).display_name
@@ -321,21 +302,15 @@ def by_agent(f: ReportFilter) -> list[dict[str, Any]]:
 
 
 def by_reason(f: ReportFilter) -> list[dict[str, Any]]:
-    rows = list(escalations(f).values("reason").annotate(n=Count("pk")).order_by("-n", "reason"))
-    return [{"reason": r["reason"] or "(no reason given)", "escalations": r["n"]} for r in rows]
+    counts = _tally(f, Metric.ESCALATED, ["reason"])
+    rows = sorted(counts.items(), key=lambda item: (-item[1], item[0][0]))
+    return [{"reason": reason or "(no reason given)", "escalations": n} for (reason,), n in rows]
 
 
 def by_target(f: ReportFilter) -> list[dict[str, Any]]:
-    rows = list(
-        escalations(f)
-        .values("target_label", "to_tier__name")
-        .annotate(n=Count("pk"))
-        .order_by("-n", "target_label")
-    )
-    return [
-        {"target": f"{r['target_label']} ({r['to_tier__name']})", "escalations": r["n"]}
-        for r in rows
-    ]
+    counts = _tally(f, Metric.ESCALATED, ["target"])
+    rows = sorted(counts.items(), key=lambda item: (-item[1], item[0][0]))
+    return [{"target": target, "escalations": n} for (target,), n in rows]
 
 
 def _percentiles(values: list[float]) -> tuple[float | None, float | None]:
@@ -399,53 +374,29 @@ def time_to_escalate(f: ReportFilter) -> dict[str, Any]:
 
 
 def timeouts_and_fallbacks(f: ReportFilter) -> list[dict[str, Any]]:
-    """Per stage: waits that timed out, and what the fallback did (all tiers; the pipeline filter
-    applies)."""
-    timed_out = QueueEntry.objects.filter(
-        outcome=QueueEntry.Outcome.TIMED_OUT, left_at__gte=f.since, left_at__lt=f.until
-    )
-    moves = Escalation.objects.filter(
-        requested_by__in=(Escalation.RequestedBy.TIMEOUT, Escalation.RequestedBy.FALLBACK),
-        requested_at__gte=f.since,
-        requested_at__lt=f.until,
-    )
-    ends = FlowEvent.objects.filter(
-        kind=FlowEvent.Kind.FELL_BACK,
-        at__gte=f.since,
-        at__lt=f.until,
-        data__action__in=["leave_message", "end"],
-    )
-    if f.pipeline_id:
-        timed_out = timed_out.filter(stage__pipeline_id=f.pipeline_id)
-        moves = moves.filter(from_stage__pipeline_id=f.pipeline_id)
-        ends = ends.filter(chat__route__pipeline_id=f.pipeline_id)
+    """Per stage: waits that timed out, and what the fallback did (all tiers, groups and agents;
+    the pipeline filter applies)."""
+    columns = {
+        Metric.TIMED_OUT: "timed_out",
+        Metric.MOVED: "moved",
+        Metric.LEFT_MESSAGE: "left_message",
+        Metric.ENDED: "ended",
+    }
+    per_stage: dict[int | None, Counter[str]] = {}
+    for metric, column in columns.items():
+        counts = _tally(f, metric, ["stage_id"], tier_level=None, group_id=None, agent_id=None)
+        for (stage_id,), n in counts.items():
+            per_stage.setdefault(stage_id, Counter())[column] += n
+    labels = {
+        s.pk: f"{s.pipeline.name} › {s.name}"
+        for s in Stage.objects.filter(pk__in=[k for k in per_stage if k]).select_related("pipeline")
+    }
     stats: dict[str, dict[str, Any]] = {}
-
-    def row(stage: str) -> dict[str, Any]:
-        return stats.setdefault(
-            stage, {"stage": stage, "timed_out": 0, "moved": 0, "left_message": 0, "ended": 0}
-        )
-
-    r: Any
-    for r in (
-        timed_out.values("stage__pipeline__name", "stage__name").annotate(n=Count("pk")).order_by()
-    ):
-        row(f"{r['stage__pipeline__name']} › {r['stage__name']}")["timed_out"] = r["n"]
-    for r in (
-        moves.values("from_stage__pipeline__name", "from_stage__name")
-        .annotate(n=Count("pk"))
-        .order_by()
-    ):
-        row(f"{r['from_stage__pipeline__name']} › {r['from_stage__name']}")["moved"] = r["n"]
-    for r in (
-        ends.values(
-            "chat__route__stage__pipeline__name", "chat__route__stage__name", "data__action"
-        )
-        .annotate(n=Count("pk"))
-        .order_by()
-    ):
-        key = f"{r['chat__route__stage__pipeline__name']} › {r['chat__route__stage__name']}"
-        row(key)["left_message" if r["data__action"] == "leave_message" else "ended"] += r["n"]
+    for stage_id, stage_counts in per_stage.items():
+        label = labels.get(stage_id, "(stage deleted)") if stage_id else "(no stage)"
+        row = stats.setdefault(label, {"stage": label, **dict.fromkeys(columns.values(), 0)})
+        for column, n in stage_counts.items():
+            row[column] += n
     return sorted(stats.values(), key=lambda r: r["stage"])
 
 
