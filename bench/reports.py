@@ -143,14 +143,14 @@ def fill(chats: int) -> None:
             """
             INSERT INTO escalation_escalation (chat_id, from_stage_id, from_tier_id, from_agent_id,
                 from_group_id, target_kind, target_label, to_stage_id, to_tier_id, entry_id, reason,
-                note, requested_by, requested_at, taken_at, taken_by_id, outcome)
+                note, requested_by, requested_at, taken_at, taken_by_id, outcome, repeat)
             SELECT p.chat, %(l1)s, %(t1)s, p.l1_agent, %(g1)s, 'stage',
                    CASE WHEN p.to_stage = %(billing)s THEN 'L2 Billing' ELSE 'L2 Technical' END,
                    p.to_stage, %(t2)s, %(n)s + p.chat, p.reason, 'Customer needs a specialist',
                    CASE WHEN p.chat %% 2 = 0 THEN 'command' ELSE 'button' END, p.done1,
                    CASE WHEN p.untaken THEN NULL ELSE e.left_at END,
                    CASE WHEN p.untaken THEN NULL ELSE p.l2_agent END,
-                   CASE WHEN p.untaken THEN 'timed_out' ELSE 'taken' END
+                   CASE WHEN p.untaken THEN 'timed_out' ELSE 'taken' END, false
             FROM bench_plan p JOIN escalation_queueentry e ON e.id = %(n)s + p.chat
             WHERE p.escalated""",
         ),
