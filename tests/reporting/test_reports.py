@@ -536,3 +536,25 @@ def test_postgresql_jit_is_off_for_the_app():
     with connection.cursor() as cursor:
         cursor.execute("SHOW jit")
         assert cursor.fetchone()[0] == "off"
+
+
+def test_the_console_history_links_each_past_chat_to_its_tabs(demo, settings, client):
+    chats = make_history(settings)
+    client.force_login(agent("alex").user)
+    html = client.get(reverse("console:history")).content.decode()
+    for name in ["A", "C", "D"]:  # A resolved, C and D escalated (D twice)
+        assert reverse("reporting:chat", args=[chats[name].pk]) in html
+    assert reverse("reporting:chat", args=[chats["B"].pk]) not in html  # Blair's
+    assert html.count("Escalated") == 3 and "Resolved" in html
+    assert 'href="/console/history/"' in client.get(reverse("console:home")).content.decode()
+    client.force_login(agent("dana").user)
+    assert (
+        "You have not finished any chats yet."
+        in client.get(reverse("console:history")).content.decode()
+    )
+
+
+def test_the_console_history_is_for_agents(client, manager_user):
+    assert client.get(reverse("console:history")).status_code == 302  # to the login page
+    client.force_login(manager_user)
+    assert client.get(reverse("console:history")).status_code == 403
