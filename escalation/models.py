@@ -449,6 +449,7 @@ class QueueEntry(models.Model):
             models.Index(
                 fields=["deadline"], condition=Q(left_at__isnull=True), name="entry_open_deadline"
             ),
+            models.Index(fields=["outcome", "left_at"], name="entry_outcome_left"),
             models.Index(
                 fields=["next_notice_at"],
                 condition=Q(left_at__isnull=True, next_notice_at__isnull=False),
@@ -511,7 +512,7 @@ class Assignment(models.Model):
         ]
         indexes = [
             models.Index(fields=["agent", "ended_at"], name="assignment_agent_open"),
-            models.Index(fields=["tier", "ended_at"], name="assignment_tier_ended"),
+            models.Index(fields=["tier", "end_reason", "ended_at"], name="assignment_tier_outcome"),
         ]
 
     def __str__(self) -> str:
@@ -562,6 +563,9 @@ class Escalation(models.Model):
         Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     outcome = models.CharField(max_length=12, choices=Outcome.choices, default=Outcome.WAITING)
+    # The chat had left this tier before (by any escalation): the reports' one-row-per-chat list
+    # looks for an earlier row only when this is set, instead of grouping every row.
+    repeat = models.BooleanField(default=False)
 
     class Meta:
         indexes = [models.Index(fields=["from_tier", "requested_at"], name="escalation_tier_time")]

@@ -289,6 +289,15 @@ def open_chats_for_agent(*, agent: Agent) -> list[dict[str, Any]]:
     return rows
 
 
+def agent_history(*, agent: Agent) -> QuerySet[Assignment]:
+    """Every chat the agent held that is over for them, newest first."""
+    return (
+        Assignment.objects.filter(agent=agent, ended_at__isnull=False)
+        .select_related("chat", "tier", "stage")
+        .order_by("-ended_at", "-pk")
+    )
+
+
 def agent_may_view_chat(*, agent: Agent, chat_id: int) -> bool:
     """Agents see chats they hold or held, and chats waiting in their queues."""
     if Assignment.objects.filter(agent=agent, chat_id=chat_id).exists():

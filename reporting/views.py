@@ -74,11 +74,13 @@ def escalated_chats(
 ) -> HttpResponseBase:
     context["title"] = f"Level {f.tier_level} escalated chats"
     sort = request.GET.get("sort", "-when")
+    if sort not in selectors.ESCALATED_SORTS:
+        sort = "-when"
     if wants_csv(request):
         filename = f"escalated-chats-{f.start}-{f.end}.csv"
         header = selectors.ESCALATED_CSV_HEADER
         if connection.vendor == "postgresql":
-            return copy_csv_response(filename, header, selectors.escalated_csv_queryset(f, sort))
+            return copy_csv_response(filename, header, selectors.escalated_csv_querysets(f, sort))
         return csv_response(filename, header, selectors.escalated_csv_rows(f, sort))
     page = Paginator(selectors.escalated_chats(f, sort), 50).get_page(request.GET.get("page"))
     context.update(page=page, rows=[selectors.row_of(e) for e in page.object_list], sort=sort)

@@ -266,6 +266,7 @@ def _move(
         note=origin.note,
         requested_by=origin.requested_by,
         requested_at=now,
+        repeat=Escalation.objects.filter(chat=chat, from_tier=origin.tier).exists(),
     )
     chat_services.add_flow_event(
         chat=chat,

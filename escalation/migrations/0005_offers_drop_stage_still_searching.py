@@ -28,7 +28,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('chat', '0001_initial'),
-        ('escalation', '0002_roles_and_default_messages'),
+        ('escalation', '0004_report_indexes'),
     ]
 
     operations = [
