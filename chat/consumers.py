@@ -233,7 +233,7 @@ class VisitorConsumer(ProtocolConsumer):
         self.joined = True
         await self.accept()
         await database_sync_to_async(chat_services.mark_visitor_seen)(chat_id=self.chat_id)
-        state = await database_sync_to_async(selectors.visitor_state)(chat=chat)
+        state = await database_sync_to_async(services.visitor_hello)(chat=chat)
         await self.send_json({**state, "v": PROTOCOL_VERSION})
         await self.send_replay(
             chat_id=self.chat_id, since=_since(_query_param(self.scope, "since")), for_visitor=True

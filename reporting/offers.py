@@ -26,6 +26,7 @@ from django.db import connection
 from django.db.models import Count, Q, QuerySet
 
 from escalation.models import Offer, QueueEntry, Stage, WaitEstimate
+from reporting import selectors
 from reporting.selectors import ReportFilter
 
 ANSWERED = (Offer.Status.ACCEPTED, Offer.Status.DECLINED, Offer.Status.LAPSED)
@@ -119,6 +120,15 @@ def offer_stats_by_agent(f: ReportFilter) -> dict[int, dict[str, Any]]:
         if agent_id in stats:
             stats[agent_id]["median_accept_seconds"] = median
     return stats
+
+
+def by_agent_with_offers(f: ReportFilter) -> list[dict[str, Any]]:
+    """The by-agent report's rows, each with its agent's offer numbers under "offers"."""
+    rows = selectors.by_agent(f)
+    stats = offer_stats_by_agent(f)
+    for r in rows:
+        r["offers"] = stats.get(r["agent_id"], NO_OFFERS)
+    return rows
 
 
 def _median_accept_seconds(accepted: QuerySet[Offer]) -> dict[int, float]:

@@ -109,10 +109,7 @@ def over_time(request: HttpRequest, f: ReportFilter, context: dict[str, Any]) ->
 @manager_report
 def by_agent(request: HttpRequest, f: ReportFilter, context: dict[str, Any]) -> HttpResponseBase:
     context["title"] = f"Tier {f.tier_level} chats handled vs escalated by agent"
-    rows = selectors.by_agent(f)
-    offer_stats = offers.offer_stats_by_agent(f)
-    for r in rows:
-        r["offers"] = offer_stats.get(r["agent_id"], offers.NO_OFFERS)
+    rows = offers.by_agent_with_offers(f)
     if wants_csv(request):
         return csv_response(
             f"by-agent-{f.start}-{f.end}.csv",

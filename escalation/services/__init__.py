@@ -25,6 +25,7 @@ from escalation.services.routing import (
     set_presence,
     start_chat,
     take_chat,
+    visitor_hello,
 )
 from escalation.services.transfer import (
     escalate_chat,
@@ -63,4 +64,5 @@ __all__ = [
     "sweep_overdue_entries",
     "sweep_overdue_offers",
     "take_chat",
+    "visitor_hello",
 ]

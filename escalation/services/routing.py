@@ -272,6 +272,24 @@ def publish_queue_now(*, stage_id: int) -> int:
     return told
 
 
+def visitor_hello(*, chat: ChatSession) -> dict[str, Any]:
+    """The snapshot a visitor's page gets on (re)connecting. The wait estimate in it is shown to
+    the visitor, so it is stored like every other estimate shown (predicted vs actual wait)."""
+    state = selectors.visitor_state(chat=chat)
+    queue = state.get("queue")
+    entry_id = ChatRoute.objects.filter(chat=chat).values_list("entry_id", flat=True).first()
+    if queue and entry_id:
+        estimate = queue.get("estimate") or {}
+        WaitEstimate.objects.create(
+            entry_id=entry_id,
+            position=queue["position"],
+            low_seconds=estimate.get("low_seconds"),
+            high_seconds=estimate.get("high_seconds"),
+            created_at=timezone.now(),
+        )
+    return state
+
+
 def _record_estimate(
     *, entry: QueueEntry, position: int, estimate: WaitRange | None, now: datetime
 ) -> None:

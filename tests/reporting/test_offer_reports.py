@@ -207,3 +207,18 @@ def test_the_flow_tab_lists_the_offers(offer_history, client, manager_user):
     assert page.status_code == 200
     assert text.index("Offered to an agent") < text.index("Offer declined")
     assert text.index("Offer declined") < text.index("Offer lapsed")
+
+
+def test_the_reports_api_has_the_offer_numbers(offer_history, client, manager_user):
+    client.force_login(manager_user)
+    query = {"start": DAY.isoformat(), "end": DAY.isoformat()}
+    by_agent = client.get("/api/v1/reports/by-agent/", query).json()["data"]
+    ann = next(r for r in by_agent if r["agent"] == "Ann")
+    assert ann["offers"]["accept_rate"] == 0.5 and ann["offers"]["median_accept_seconds"] == 10
+
+
+def test_the_reports_api_has_predicted_vs_actual(estimate_history, client, manager_user):
+    client.force_login(manager_user)
+    query = {"start": DAY.isoformat(), "end": DAY.isoformat()}
+    accuracy = client.get("/api/v1/reports/predicted-vs-actual/", query).json()["data"]
+    assert accuracy == EXPECTED
