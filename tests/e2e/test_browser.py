@@ -28,7 +28,6 @@ LINK = '<a href="javascript:window.__pwned=1">click</a> javascript:alert(3) \u20
 AGENT_XSS = '<svg onload="window.__pwned=2"></svg><img src=x onerror="window.__pwned=3">'
 
 
-
 @pytest.fixture
 def browser():
     from playwright.sync_api import sync_playwright

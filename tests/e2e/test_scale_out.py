@@ -92,9 +92,7 @@ async def test_two_servers_and_two_workers_behave_as_one(demo, cluster):
         chat_id=chat_id, ws_urls=[a.ws_url, b.ws_url], cookie=await session_cookie(sam.user)
     )
     sam_console.start()
-    await sam_console.wait_for(
-        lambda: any(f["type"] == "replay.done" for f in sam_console.frames)
-    )
+    await sam_console.wait_for(lambda: any(f["type"] == "replay.done" for f in sam_console.frames))
     hello = next(f for f in sam_console.frames if f["type"] == "hello")
     assert [q["chat"] for q in hello["queue"]] == [chat_id]
     await sam_console.send(type="take", chat=chat_id)
