@@ -33,6 +33,7 @@ PAGES = [
     ("POST", "/chat/room/leave-message/", [302, 200, 302, 302, 302, 302]),
     ("GET", "/console/", [302, 302, 200, 200, 403, 403]),
     ("GET", "/console/messages/", [302, 302, 200, 200, 200, 200]),
+    ("GET", "/console/history/", [302, 302, 200, 200, 403, 403]),  # an agent's own past chats
     ("GET", "/reports/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/escalated/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/over-time/", [302, 302, 403, 403, 200, 200]),
@@ -40,6 +41,7 @@ PAGES = [
     ("GET", "/reports/reasons/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/waits/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/fallbacks/", [302, 302, 403, 403, 200, 200]),
+    ("GET", "/reports/predicted-vs-actual/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/chats/{chat}/", [302, 302, 200, 403, 200, 200]),
     ("GET", "/admin/", [302, 302, 302, 302, 302, 200]),
     ("GET", "/admin/chat/chatsession/", [302, 302, 302, 302, 302, 200]),
@@ -67,9 +69,14 @@ API = [
     ("GET", "/api/v1/queues/", [401, 401, 200, 200, 200, 200]),  # a non-agent's: empty
     ("GET", "/api/v1/me/presence/", [401, 401, 405, 405, 403, 403]),
     ("POST", "/api/v1/me/presence/", [401, 401, 200, 200, 403, 403]),
+    ("GET", "/api/v1/me/offers/", [401, 401, 200, 200, 403, 403]),
+    # Someone else's (here: no such) offer: not found for an agent, refused to a non-agent.
+    ("POST", "/api/v1/offers/{offer}/accept/", [401, 401, 404, 404, 403, 403]),
+    ("POST", "/api/v1/offers/{offer}/decline/", [401, 401, 404, 404, 403, 403]),
     ("GET", "/api/v1/reports/over-time/", [401, 401, 403, 403, 200, 200]),
     ("GET", "/api/v1/nothing-here/", [404, 404, 404, 404, 404, 404]),
 ]
+NO_SUCH_OFFER = 987654321
 # Routes covered by a row above through an example path, or by Django admin's own checks.
 COVERED_ELSEWHERE = {"admin:"}
 
@@ -133,7 +140,7 @@ def test_boundary(world, persona):
     index = PERSONAS.index(persona)
     wrong = []
     for method, path, codes in PAGES + API:
-        url = path.format(chat=world["chat"].pk)
+        url = path.format(chat=world["chat"].pk, offer=NO_SUCH_OFFER)
         make = api_client if url.startswith("/api/v1/") else page_client
         client = make(world, persona)
         body = next((b for suffix, b in BODIES.items() if url.endswith(suffix)), {})
@@ -162,9 +169,10 @@ def _routes(patterns, prefix=""):
 
 def test_every_route_is_in_the_table():
     """A new URL must get its row (and so a decision about who may use it)."""
-    import re
-
-    listed = [re.sub(r"\{chat\}", "<id:chat_id>", p) for _, p, _ in PAGES + API]
+    listed = [
+        p.replace("{chat}", "<id:chat_id>").replace("{offer}", "<id:offer_id>")
+        for _, p, _ in PAGES + API
+    ]
     listed = [p.lstrip("/") for p in listed]
     missing = []
     for route in _routes(get_resolver().url_patterns):
