@@ -114,6 +114,15 @@ def fill(chats: int) -> None:
             FROM bench_plan WHERE escalated""",
         ),
         (
+            "wait estimates (2 an entry)",
+            """
+            INSERT INTO escalation_waitestimate (entry_id, position, low_seconds, high_seconds,
+                created_at)
+            SELECT e.id, 2 - k, 20 + e.id %% 60, 120 + e.id %% 240,
+                   e.entered_at + k * interval '20 seconds'
+            FROM escalation_queueentry e CROSS JOIN generate_series(0, 1) k""",
+        ),
+        (
             "routes",
             """
             INSERT INTO escalation_chatroute (chat_id, pipeline_id, stage_id, tier_id, hops)
@@ -229,7 +238,15 @@ def time_reports(repeat: int) -> list[tuple[str, str, float, float, int]]:
     client.force_login(get_user_model().objects.get(username="morgan"))
     today = timezone.localdate()
     ranges = {"30 days": today - timedelta(days=29), "365 days": today - timedelta(days=364)}
-    pages = ["escalated", "over_time", "by_agent", "reasons", "waits", "fallbacks"]
+    pages = [
+        "escalated",
+        "over_time",
+        "by_agent",
+        "reasons",
+        "waits",
+        "fallbacks",
+        "predicted_vs_actual",
+    ]
     results = []
     for label, start in ranges.items():
         for page in pages:

@@ -582,7 +582,7 @@ class WaitEstimate(models.Model):
     position = models.PositiveIntegerField()
     low_seconds = models.PositiveIntegerField(null=True, blank=True)
     high_seconds = models.PositiveIntegerField(null=True, blank=True)
-    created_at = models.DateTimeField()
+    created_at = models.DateTimeField(db_index=True)  # the report's period
 
     def __str__(self) -> str:
         return f"Estimate for entry {self.entry_id}: #{self.position}"

@@ -54,3 +54,23 @@ class SummarisedDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} ({self.time_zone})"
+
+
+class DailyAccuracy(models.Model):
+    """Wait estimates shown on one day (site time zone) at one stage whose error (actual minus
+    the middle of the range, in half seconds) was `error_halves` (None: not compared): how many,
+    how many within ±25%, how many waits longer than the range's high end."""
+
+    day = models.DateField()
+    stage_id = models.IntegerField()
+    pipeline_id = models.IntegerField()
+    error_halves = models.IntegerField(null=True)
+    shown = models.PositiveIntegerField()
+    within = models.PositiveIntegerField()
+    longer = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="accuracy_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} stage {self.stage_id} error {self.error_halves}/2 ×{self.shown}"

@@ -18,15 +18,13 @@ product (README, "Reports"):
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connections
 from django.db.models import Count, Q, QuerySet
 
-from escalation.models import Offer, QueueEntry, Stage, WaitEstimate
-from reporting import selectors
+from escalation.models import Offer
+from reporting import accuracy, selectors
 from reporting.selectors import ReportFilter
 
 ANSWERED = (Offer.Status.ACCEPTED, Offer.Status.DECLINED, Offer.Status.LAPSED)
@@ -152,128 +150,7 @@ def _median_accept_seconds(accepted: QuerySet[Offer]) -> dict[int, float]:
     return {agent_id: statistics.median(values) for agent_id, values in waits.items()}
 
 
-@dataclass
-class _Accuracy:
-    shown: int = 0
-    errors: list[float] = field(default_factory=list)
-    within: int = 0
-    longer: int = 0
-
-    def add(self, *, low: int, high: int, actual: float) -> None:
-        predicted = (low + high) / 2
-        error = actual - predicted
-        self.errors.append(error)
-        self.within += abs(error) <= 0.25 * predicted
-        self.longer += actual > high
-
-
-def _row(stage: str, acc: _Accuracy) -> dict[str, Any]:
-    compared = len(acc.errors)
-    return {
-        "stage": stage,
-        "shown": acc.shown,
-        "compared": compared,
-        "median_error_seconds": statistics.median(acc.errors) if compared else None,
-        "within_25": acc.within / compared if compared else None,
-        "longer_than_promised": acc.longer / compared if compared else None,
-    }
-
-
-def summarise_accuracy(
-    rows: Iterable[tuple[str, int | None, int | None, float | None]],
-) -> list[dict[str, Any]]:
-    """Rows of (stage, low, high, actual seconds or None) → one row per stage (sorted) and a
-    last "All stages" row. An estimate without numbers, or without an actual wait, is shown
-    but not compared."""
-    per_stage: dict[str, _Accuracy] = defaultdict(_Accuracy)
-    total = _Accuracy()
-    for stage, low, high, actual in rows:
-        for acc in (per_stage[stage], total):
-            acc.shown += 1
-            if low is not None and high is not None and actual is not None:
-                acc.add(low=low, high=high, actual=actual)
-    result = [_row(stage, per_stage[stage]) for stage in sorted(per_stage)]
-    if result:
-        result.append(_row("All stages", total))
-    return result
-
-
-def _estimates(f: ReportFilter) -> QuerySet[WaitEstimate]:
-    rows = WaitEstimate.objects.filter(created_at__gte=f.since, created_at__lt=f.until)
-    if f.pipeline_id:
-        rows = rows.filter(entry__stage__pipeline_id=f.pipeline_id)
-    return rows
-
-
 def predicted_vs_actual(f: ReportFilter) -> list[dict[str, Any]]:
     """Per stage (and all stages): estimates shown, compared, median error, share within ±25 %
-    and share longer than promised. On PostgreSQL aggregated in the database."""
-    connection = connections[_estimates(f).db]  # the reports replica where there is one
-    if connection.vendor != "postgresql":
-        return summarise_accuracy(_python_rows(f))
-    sql, params = _estimates(f).values("pk").query.sql_with_params()
-    w, e, s = WaitEstimate._meta.db_table, QueueEntry._meta.db_table, Stage._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            WITH d AS (
-              SELECT st.id AS stage_id, w.low_seconds AS low, w.high_seconds AS high,
-                CASE WHEN e.outcome = %s AND w.high_seconds IS NOT NULL
-                  THEN EXTRACT(EPOCH FROM (e.left_at - w.created_at)) END AS actual,
-                (w.low_seconds + w.high_seconds) / 2.0 AS predicted
-              FROM {w} w JOIN {e} e ON e.id = w.entry_id JOIN {s} st ON st.id = e.stage_id
-              WHERE w.id IN ({sql})
-            )
-            SELECT stage_id, count(*),
-              count(actual),
-              percentile_cont(0.5) WITHIN GROUP (ORDER BY actual - predicted),
-              count(*) FILTER (WHERE abs(actual - predicted) <= 0.25 * predicted),
-              count(*) FILTER (WHERE actual > high)
-            FROM d GROUP BY ROLLUP (stage_id)
-            """,  # noqa: S608 - table names from the models, the subquery is Django's; values bound
-            [QueueEntry.Outcome.TAKEN, *params],
-        )
-        fetched = cursor.fetchall()
-    names = {
-        pk: f"{pipeline} › {name}"
-        for pk, pipeline, name in Stage.objects.values_list("pk", "pipeline__name", "name")
-    }
-    rows = []
-    total = None
-    for stage_id, shown, compared, median, within, longer in fetched:
-        row = {
-            "stage": names.get(stage_id, "All stages") if stage_id is not None else "All stages",
-            "shown": shown,
-            "compared": compared,
-            "median_error_seconds": float(median) if median is not None else None,
-            "within_25": within / compared if compared else None,
-            "longer_than_promised": longer / compared if compared else None,
-        }
-        if stage_id is None:
-            total = row
-        else:
-            rows.append(row)
-    rows.sort(key=lambda r: r["stage"])
-    return [*rows, total] if rows and total else rows
-
-
-def _python_rows(f: ReportFilter) -> Iterable[tuple[str, int | None, int | None, float | None]]:
-    for pipeline, stage, low, high, outcome, left_at, created_at in (
-        _estimates(f)
-        .values_list(
-            "entry__stage__pipeline__name",
-            "entry__stage__name",
-            "low_seconds",
-            "high_seconds",
-            "entry__outcome",
-            "entry__left_at",
-            "created_at",
-        )
-        .iterator()
-    ):
-        actual = (
-            (left_at - created_at).total_seconds()
-            if outcome == QueueEntry.Outcome.TAKEN and left_at is not None
-            else None
-        )
-        yield f"{pipeline} › {stage}", low, high, actual
+    and share longer than promised (reporting/accuracy.py: summaries for finished days)."""
+    return accuracy.predicted_vs_actual(f)

@@ -11,6 +11,7 @@ began before midnight has committed by then), by the periodic task `summarise_da
 `manage.py summarise_reports`.
 """
 
+import contextlib
 import zoneinfo
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -26,7 +27,8 @@ from django.utils import timezone
 
 from chat.models import ChatSession, FlowEvent
 from escalation.models import Assignment, Escalation, QueueEntry, Tier
-from reporting.models import DailyFact, SummarisedDay
+from reporting import accuracy
+from reporting.models import DailyAccuracy, DailyFact, SummarisedDay
 
 AGENT_REQUESTS = (
     Escalation.RequestedBy.COMMAND,
@@ -236,10 +238,14 @@ def summarise(first: date, last: date) -> int:
     if last < first:
         return 0
     since, until = day_bounds(first, last, tz)
-    try:
-        return _summarise(first, last, since, until, tz)
-    except IntegrityError:  # another run counted these days at the same time
-        return 0
+    # A day whose estimates still wait for their outcome is summarised on a later run.
+    blocked = accuracy.blocked_days(since, until)
+    days = (first + timedelta(days=i) for i in range((last - first).days + 1))
+    done = 0
+    for a, b in runs(d for d in days if d not in blocked):
+        with contextlib.suppress(IntegrityError):  # another run counted them at the same time
+            done += _summarise(a, b, *day_bounds(a, b, tz), tz)
+    return done
 
 
 def _summarise(
@@ -262,6 +268,8 @@ def _summarise(
                 values["target"] = values.get("target") or ""
                 facts.append(DailyFact(metric=metric, n=row["n"], **values))
         DailyFact.objects.bulk_create(facts, batch_size=2000)
+        DailyAccuracy.objects.filter(day__gte=first, day__lte=last).delete()
+        DailyAccuracy.objects.bulk_create(accuracy.summary_rows(since, until), batch_size=2000)
         days = (last - first).days + 1
         SummarisedDay.objects.bulk_create(
             SummarisedDay(day=first + timedelta(days=i), time_zone=settings.TIME_ZONE)
@@ -295,3 +303,4 @@ def forget_all() -> None:
     with transaction.atomic():
         SummarisedDay.objects.all().delete()
         DailyFact.objects.all().delete()
+        DailyAccuracy.objects.all().delete()

@@ -17,7 +17,7 @@ from django.urls import reverse
 
 from escalation import services
 from escalation.models import Offer, QueueEntry, WaitEstimate
-from reporting import offers
+from reporting import accuracy, offers, summaries
 from reporting.selectors import ReportFilter
 from tests.escalation.test_offers import offer_of, online, start
 from tests.reporting.test_reports import parse_csv
@@ -163,8 +163,16 @@ EXPECTED = [
 
 def test_predicted_vs_actual_per_stage(estimate_history):
     assert offers.predicted_vs_actual(period()) == EXPECTED
-    # The database's aggregation and the Python one (SQLite) agree.
-    assert offers.summarise_accuracy(offers._python_rows(period())) == EXPECTED
+    # The database's grouping and the Python one (SQLite) agree.
+    spans = [summaries.day_bounds(DAY, DAY, summaries.site_tz())]
+    for by_day in (False, True):
+        assert sorted(accuracy._sql_groups(spans, by_day=by_day), key=repr) == sorted(
+            accuracy._python_groups(spans, by_day=by_day), key=repr
+        )
+    # Summarised (the day is over and every entry that got an estimate has left): the same.
+    assert summaries.summarise_pending() > 0
+    assert DAY in summaries.summarised_days(DAY, DAY)
+    assert offers.predicted_vs_actual(period()) == EXPECTED
     day_before = DAY - dt.timedelta(days=1)
     assert offers.predicted_vs_actual(ReportFilter(start=day_before, end=day_before)) == []
 
@@ -222,3 +230,34 @@ def test_the_reports_api_has_predicted_vs_actual(estimate_history, client, manag
     query = {"start": DAY.isoformat(), "end": DAY.isoformat()}
     accuracy = client.get("/api/v1/reports/predicted-vs-actual/", query).json()["data"]
     assert accuracy == EXPECTED
+
+
+def test_a_day_waits_for_its_estimates_outcomes_before_it_is_summarised(demo, settings):
+    from escalation.models import Agent, AgentGroup
+
+    settings.TIME_ZONE = "UTC"
+    AgentGroup.objects.filter(name="L1 General").update(routing_policy="manual")
+    alex = Agent.objects.get(user__username="alex")
+    services.set_presence(agent=alex, presence="online")
+    day = dt.date(2026, 3, 1)
+    with time_machine.travel(dt.datetime(2026, 3, 1, 23, 0, tzinfo=dt.UTC), tick=False):
+        chat = services.start_chat(
+            visitor_name="V",
+            visitor_email="",
+            topic_name="Billing",
+            first_message="hi",
+            visitor_context={},
+        )
+    assert WaitEstimate.objects.filter(entry__chat=chat).exists()
+    summaries.summarise_pending()
+    assert day not in summaries.summarised_days(day, day)  # still waiting: not yet
+    with time_machine.travel(dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC), tick=False):
+        services.take_chat(chat_id=chat.pk, agent=alex)
+    summaries.summarise_pending()
+    assert day in summaries.summarised_days(day, day)
+    (row,) = [
+        r
+        for r in offers.predicted_vs_actual(ReportFilter(start=day, end=day))
+        if r["stage"] != "All stages"
+    ]
+    assert row["shown"] == 1  # (no takes yet to estimate from: shown without numbers)
