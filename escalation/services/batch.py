@@ -1,0 +1,158 @@
+"""Agents' messages in batches: `post_agent_message`'s rules for many posts in one transaction
+(chat.batch explains the shape)."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Q
+
+from chat import batch
+from chat.batch import NewMessage, Result
+from chat.models import FlowEvent, Message
+from chat.services import clean_text
+from escalation.models import Agent, ChatRoute
+from escalation.services.routing import post_agent_message, require_holder
+
+# (chat, user) pairs known to have an agent reply already: that never becomes false again, so
+# the first-reply check queries only pairs not seen yet.
+_replied: set[tuple[int, int]] = set()
+
+
+@dataclass
+class AgentPost:
+    chat_id: int
+    agent: Agent
+    text: str
+    internal: bool = False
+    client_id: str | None = None
+
+
+def _first_replies(pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Of these (chat, user) pairs, those with no agent message yet."""
+    unknown = pairs - _replied
+    if not unknown:
+        return set()
+    condition = Q()
+    for chat_id, user_id in unknown:
+        condition |= Q(chat_id=chat_id, author_id=user_id)
+    found = set(
+        Message.objects.filter(condition, kind=Message.Kind.AGENT)
+        .values_list("chat_id", "author_id")
+        .distinct()
+    )
+    _replied.update(found)
+    return unknown - found
+
+
+def check_agent_posts(
+    posts: Sequence[AgentPost], results: list[Result | None]
+) -> list[tuple[int, NewMessage]]:
+    chats = batch.lock_chats([p.chat_id for p in posts])
+    routes = {
+        route.chat_id: route
+        for route in ChatRoute.objects.select_for_update(of=("self",))
+        .filter(chat_id__in=chats.keys())
+        .order_by("chat_id")
+    }
+    stored = batch.stored_by_client_id([(p.chat_id, p.client_id) for p in posts])
+    first = _first_replies(
+        {(p.chat_id, p.agent.user_id) for p in posts if not p.internal and p.chat_id in chats}
+    )
+    to_store: list[tuple[int, NewMessage]] = []
+    pending: dict[tuple[int, str], int] = {}
+    flow: list[FlowEvent] = []
+    for index, post in enumerate(posts):
+        key = (post.chat_id, post.client_id or "")
+        chat = chats.get(post.chat_id)
+        route = routes.get(post.chat_id)
+        if chat is None or route is None:
+            # Not found, or no route: let the one-by-one service give its exact answer.
+            results[index] = _alone(post)
+            continue
+        if post.client_id and key in stored:
+            results[index] = stored[key]
+            continue
+        if post.client_id and key in pending:
+            results[index] = batch._Same(pending[key])
+            continue
+        try:
+            require_holder(chat=chat, route=route, agent=post.agent)
+            text = clean_text(post.text)
+        except Exception as exc:
+            results[index] = exc
+            continue
+        if post.client_id:
+            pending[key] = index
+        kind = Message.Kind.INTERNAL if post.internal else Message.Kind.AGENT
+        pair = (post.chat_id, post.agent.user_id)
+        if not post.internal and pair in first:
+            first.discard(pair)
+            transaction.on_commit(lambda pair=pair: _replied.add(pair))  # type: ignore[misc]
+            flow.append(
+                FlowEvent(
+                    chat=chat,
+                    kind=FlowEvent.Kind.FIRST_AGENT_MESSAGE,
+                    actor_id=post.agent.user_id,
+                    data={"agent": post.agent.display_name},
+                    at=chat.updated_at,
+                )
+            )
+        to_store.append(
+            (
+                index,
+                NewMessage(
+                    chat, kind, text, post.agent.user, post.agent.display_name, post.client_id
+                ),
+            )
+        )
+    if flow:
+        from django.utils import timezone
+
+        now = timezone.now()
+        for event in flow:
+            event.at = now
+        FlowEvent.objects.bulk_create(flow)
+    return to_store
+
+
+def _alone(post: AgentPost) -> Result:
+    try:
+        return _single(post)
+    except Exception as exc:
+        return exc
+
+
+def _single(post: AgentPost) -> Message:
+    return post_agent_message(
+        chat_id=post.chat_id,
+        agent=post.agent,
+        text=post.text,
+        internal=post.internal,
+        client_id=post.client_id,
+    )
+
+
+def write_agent_posts(posts: Sequence[AgentPost]) -> list[Result]:
+    return batch.resolve_repeats(batch.run_batch(posts, check_agent_posts, _single))
+
+
+async def post_agent_message_batched(
+    *, chat_id: int, agent: Agent, text: str, internal: bool = False, client_id: str | None = None
+) -> Message:
+    """`post_agent_message` through the process's coalescing writer (chat.writer)."""
+    from channels.db import database_sync_to_async
+    from django.conf import settings
+
+    from chat.writer import writer_for
+
+    if not settings.REALTIME_BATCH_WRITES:
+        message: Message = await database_sync_to_async(post_agent_message)(
+            chat_id=chat_id, agent=agent, text=text, internal=internal, client_id=client_id
+        )
+        return message
+    writer = writer_for("agent", write_agent_posts)
+    post = AgentPost(
+        chat_id=chat_id, agent=agent, text=text, internal=internal, client_id=client_id
+    )
+    return await writer.submit(post)
