@@ -30,12 +30,11 @@ from chat.events import (
 )
 from chat.exceptions import ChatError, ChatNotFound
 from chat.models import Message
-from chat.writer import post_visitor_message
 from escalation import selectors, services
 from escalation.commands import COMMANDS_HELP, Command, parse_command
 from escalation.exceptions import UnknownCommand
 from escalation.models import Agent, Escalation
-from escalation.services.batch import post_agent_message_batched
+from escalation.services.batch import post_agent_message_batched, post_visitor_message_batched
 
 logger = logging.getLogger(__name__)
 
@@ -291,7 +290,7 @@ class VisitorConsumer(ProtocolConsumer):
 
     async def on_message(self, content: dict[str, Any]) -> None:
         values = validate_frame(content, {"text": (str, True), "client_id": (str, False)})
-        message = await post_visitor_message(
+        message = await post_visitor_message_batched(
             chat_id=self.chat_id, text=values["text"], client_id=values.get("client_id")
         )
         await self.send_json(

@@ -11,6 +11,7 @@ call per message.
 """
 
 import asyncio
+import logging
 import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,7 @@ from chat.models import Message
 
 WriteFn = Callable[[Sequence[Any]], list[batch.Result]]
 
+logger = logging.getLogger(__name__)
 MAX_BATCH = 500
 _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tierline-writer")
 
@@ -71,6 +73,13 @@ class Writer[Post]:
                     results = [exc] * len(taken)
                 self.batches += 1
                 self.posts += len(taken)
+                if self.posts // 5000 != (self.posts - len(taken)) // 5000:
+                    logger.info(
+                        "writer: %d posts in %d batches (%.1f a batch)",
+                        self.posts,
+                        self.batches,
+                        self.posts / self.batches,
+                    )
                 for (_, future), result in zip(taken, results, strict=True):
                     if not future.done():
                         future.set_result(result)

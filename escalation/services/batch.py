@@ -8,7 +8,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from chat import batch
-from chat.batch import NewMessage, Result
+from chat.batch import NewMessage, Result, VisitorPost
 from chat.models import FlowEvent, Message
 from chat.services import clean_text
 from escalation.models import Agent, ChatRoute
@@ -45,19 +45,31 @@ def _first_replies(pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
     return unknown - found
 
 
-def check_agent_posts(
-    posts: Sequence[AgentPost], results: list[Result | None]
+def check_posts(
+    posts: Sequence[AgentPost | VisitorPost], results: list[Result | None]
 ) -> list[tuple[int, NewMessage]]:
+    """Visitors' and agents' posts together: every chat locked once, in id order, then the
+    routes of the chats agents write to (the order `lock_route` takes them in)."""
     chats = batch.lock_chats([p.chat_id for p in posts])
-    routes = {
-        route.chat_id: route
-        for route in ChatRoute.objects.select_for_update(of=("self",))
-        .filter(chat_id__in=chats.keys())
-        .order_by("chat_id")
-    }
+    agent_chats = {p.chat_id for p in posts if isinstance(p, AgentPost)} & chats.keys()
+    routes = (
+        {
+            route.chat_id: route
+            for route in ChatRoute.objects.select_for_update(of=("self",))
+            .filter(chat_id__in=agent_chats)
+            .only("id", "chat_id", "agent_id")
+            .order_by("chat_id")
+        }
+        if agent_chats
+        else {}
+    )
     stored = batch.stored_by_client_id([(p.chat_id, p.client_id) for p in posts])
     first = _first_replies(
-        {(p.chat_id, p.agent.user_id) for p in posts if not p.internal and p.chat_id in chats}
+        {
+            (p.chat_id, p.agent.user_id)
+            for p in posts
+            if isinstance(p, AgentPost) and not p.internal and p.chat_id in chats
+        }
     )
     to_store: list[tuple[int, NewMessage]] = []
     pending: dict[tuple[int, str], int] = {}
@@ -65,6 +77,9 @@ def check_agent_posts(
     for index, post in enumerate(posts):
         key = (post.chat_id, post.client_id or "")
         chat = chats.get(post.chat_id)
+        if isinstance(post, VisitorPost):
+            batch.check_visitor_post(index, post, chat, stored, pending, results, to_store)
+            continue
         route = routes.get(post.chat_id)
         if chat is None or route is None:
             # Not found, or no route: let the one-by-one service give its exact answer.
@@ -133,8 +148,14 @@ def _single(post: AgentPost) -> Message:
     )
 
 
-def write_agent_posts(posts: Sequence[AgentPost]) -> list[Result]:
-    return batch.resolve_repeats(batch.run_batch(posts, check_agent_posts, _single))
+def _single_any(post: AgentPost | VisitorPost) -> Message:
+    if isinstance(post, VisitorPost):
+        return batch.single_visitor_post(post)
+    return _single(post)
+
+
+def write_posts(posts: Sequence[AgentPost | VisitorPost]) -> list[Result]:
+    return batch.resolve_repeats(batch.run_batch(posts, check_posts, _single_any))
 
 
 async def post_agent_message_batched(
@@ -151,8 +172,23 @@ async def post_agent_message_batched(
             chat_id=chat_id, agent=agent, text=text, internal=internal, client_id=client_id
         )
         return message
-    writer = writer_for("agent", write_agent_posts)
+    writer = writer_for("posts", write_posts)
     post = AgentPost(
         chat_id=chat_id, agent=agent, text=text, internal=internal, client_id=client_id
     )
     return await writer.submit(post)
+
+
+async def post_visitor_message_batched(
+    *, chat_id: int, text: str, client_id: str | None = None
+) -> Message:
+    """`chat.services.post_visitor_message` through the same writer as agents' messages, so
+    both share one transaction per batch."""
+    from django.conf import settings
+
+    from chat.writer import post_visitor_message, writer_for
+
+    if not settings.REALTIME_BATCH_WRITES:
+        return await post_visitor_message(chat_id=chat_id, text=text, client_id=client_id)
+    writer = writer_for("posts", write_posts)
+    return await writer.submit(VisitorPost(chat_id=chat_id, text=text, client_id=client_id))
