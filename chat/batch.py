@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -32,7 +31,7 @@ class NewMessage:
     chat: ChatSession
     kind: str
     text: str
-    author: User | None
+    author_id: int | None
     author_name: str
     client_id: str | None
 
@@ -44,10 +43,28 @@ class VisitorPost:
     client_id: str | None = None
 
 
+# PostgreSQL only (the writer falls back to the per-message services elsewhere): raw SQL with
+# array parameters, one round trip per statement whatever the batch size, and no ORM
+# compilation per batch.
+CHATS = ChatSession._meta.db_table
+MESSAGES = Message._meta.db_table
+
+
 def lock_chats(chat_ids: Sequence[int]) -> dict[int, ChatSession]:
     """SELECT ... FOR UPDATE of every chat, in id order (the order every batch locks in)."""
-    chats = ChatSession.objects.select_for_update().filter(pk__in=set(chat_ids)).order_by("pk")
-    return {chat.pk: chat for chat in chats}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, status, last_seq, last_public_seq, visitor_name FROM {CHATS} "  # noqa: S608
+            "WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+            [sorted(set(chat_ids))],
+        )
+        rows = cursor.fetchall()
+    return {
+        row[0]: ChatSession(
+            id=row[0], status=row[1], last_seq=row[2], last_public_seq=row[3], visitor_name=row[4]
+        )
+        for row in rows
+    }
 
 
 def stored_by_client_id(pairs: Sequence[tuple[int, str | None]]) -> dict[tuple[int, str], Message]:
@@ -55,22 +72,26 @@ def stored_by_client_id(pairs: Sequence[tuple[int, str | None]]) -> dict[tuple[i
     wanted = {(chat_id, client_id) for chat_id, client_id in pairs if client_id}
     if not wanted:
         return {}
-    rows = Message.objects.filter(
-        chat_id__in={chat_id for chat_id, _ in wanted},
-        client_id__in={client_id for _, client_id in wanted},
-    )
-    return {
-        (m.chat_id, m.client_id): m
-        for m in rows
-        if m.client_id is not None and (m.chat_id, m.client_id) in wanted
-    }
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, chat_id, client_id FROM {MESSAGES} "  # noqa: S608
+            "WHERE chat_id = ANY(%s) AND client_id = ANY(%s)",
+            [sorted({c for c, _ in wanted}), sorted({cid for _, cid in wanted})],
+        )
+        ids = [row[0] for row in cursor.fetchall() if (row[1], row[2]) in wanted]
+    if not ids:
+        return {}
+    return {(m.chat_id, m.client_id or ""): m for m in Message.objects.filter(id__in=ids)}
 
 
 def append_many(new: Sequence[NewMessage]) -> list[Message]:
-    """Number and store checked posts (their chats locked by the caller), publish after commit."""
+    """Number and store checked posts (their chats locked by the caller), publish after commit:
+    one INSERT and one UPDATE for the whole batch."""
+    if not new:
+        return []
     now = timezone.now()
-    messages: list[Message] = []
     touched: dict[int, ChatSession] = {}
+    columns: list[list[Any]] = [[] for _ in range(8)]
     for item in new:
         chat = item.chat
         chat.last_seq += 1
@@ -78,33 +99,70 @@ def append_many(new: Sequence[NewMessage]) -> list[Message]:
         if item.kind != Message.Kind.INTERNAL:
             chat.last_public_seq += 1
             public_seq = chat.last_public_seq
-        chat.updated_at = now
         touched[chat.pk] = chat
-        messages.append(
-            Message(
-                chat=chat,
-                seq=chat.last_seq,
-                public_seq=public_seq,
-                kind=item.kind,
-                author=item.author,
-                author_name=item.author_name,
-                text=item.text,
-                client_id=item.client_id or None,
-                created_at=now,
-            )
-        )
-    if not messages:
-        return []
-    Message.objects.bulk_create(messages)
-    # One statement, pipelined by psycopg (Django's bulk_update builds a CASE per row and costs
-    # more than the rest of the batch together).
-    table = ChatSession._meta.db_table
+        for column, value in zip(
+            columns,
+            (
+                chat.pk,
+                chat.last_seq,
+                public_seq,
+                item.kind,
+                item.author_id,
+                item.author_name,
+                item.text,
+                item.client_id or None,
+            ),
+            strict=True,
+        ):
+            column.append(value)
     with connection.cursor() as cursor:
-        cursor.executemany(
-            f"UPDATE {table} SET last_seq = %s, last_public_seq = %s, updated_at = %s "  # noqa: S608
-            "WHERE id = %s",
-            [(c.last_seq, c.last_public_seq, now, c.pk) for c in touched.values()],
+        cursor.execute(
+            f"INSERT INTO {MESSAGES} "  # noqa: S608
+            "(chat_id, seq, public_seq, kind, event, author_id, author_name, text, client_id, "
+            "created_at) "
+            "SELECT c, s, p, k, '', a, n, t, i, %s FROM unnest("
+            "%s::bigint[], %s::integer[], %s::integer[], %s::text[], %s::bigint[], %s::text[], "
+            "%s::text[], %s::text[]) AS v(c, s, p, k, a, n, t, i) RETURNING id",
+            [now, *columns],
         )
+        ids = [row[0] for row in cursor.fetchall()]
+        cursor.execute(
+            f"UPDATE {CHATS} AS c SET last_seq = v.s, last_public_seq = v.p, "  # noqa: S608
+            "updated_at = %s "
+            "FROM unnest(%s::bigint[], %s::integer[], %s::integer[]) AS v(id, s, p) "
+            "WHERE c.id = v.id",
+            [
+                now,
+                list(touched),
+                [c.last_seq for c in touched.values()],
+                [c.last_public_seq for c in touched.values()],
+            ],
+        )
+    messages = [
+        Message(
+            id=message_id,
+            chat_id=chat_id,
+            seq=seq,
+            public_seq=public_seq,
+            kind=kind,
+            event="",
+            author_id=author_id,
+            author_name=author_name,
+            text=text,
+            client_id=client_id,
+            created_at=now,
+        )
+        for message_id, (
+            chat_id,
+            seq,
+            public_seq,
+            kind,
+            author_id,
+            author_name,
+            text,
+            client_id,
+        ) in zip(ids, zip(*columns, strict=True), strict=True)
+    ]
     send_messages_on_commit(messages)
     return messages
 

@@ -95,6 +95,10 @@ class FanoutChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         self._inboxes: dict[str, _Inbox] = {}
         self._groups: dict[str, set[str]] = {}
         self._memberships: dict[str, set[str]] = {}
+        self._pending_joins: dict[
+            str, tuple[str, str, asyncio.AbstractEventLoop, asyncio.Future[None]]
+        ] = {}
+        self._barrier_key = f"{self.namespace}b:{self.client_prefix}"
         self._sync = redis.Redis.from_url(self.url)
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
             weakref.WeakKeyDictionary()
@@ -171,14 +175,34 @@ class FanoutChannelLayer(BaseChannelLayer):  # type: ignore[misc]
                     self._forget_if_idle(channel)
 
     async def group_add(self, group: str, channel: str) -> None:
+        """Join at a point in Redis' order of events: a marker published now is routed by our
+        subscriber after every event published before it, and the membership starts exactly
+        there. So the channel gets every event published after the join began and none from
+        before it (whose data a snapshot read after joining includes anyway)."""
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
         self._ensure_subscribed()
+        token = uuid.uuid4().hex
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         with self._lock:
-            self._groups.setdefault(group, set()).add(channel)
-            self._memberships.setdefault(channel, set()).add(group)
             if channel not in self._inboxes:
                 self._inboxes[channel] = _Inbox()
+            self._pending_joins[token] = (group, channel, asyncio.get_running_loop(), future)
+        await self._client().publish(self._barrier_key, token)
+        try:
+            await asyncio.wait_for(future, timeout=5)
+        except TimeoutError:
+            # The subscription is down: join now; the reconnect marks every inbox overrun.
+            with self._lock:
+                if self._pending_joins.pop(token, None) is not None:
+                    self._join(group, channel)
+
+    def _join(self, group: str, channel: str) -> None:
+        """Caller holds the lock."""
+        self._groups.setdefault(group, set()).add(channel)
+        self._memberships.setdefault(channel, set()).add(group)
+        if channel not in self._inboxes:
+            self._inboxes[channel] = _Inbox()
 
     async def group_discard(self, group: str, channel: str) -> None:
         self.require_valid_group_name(group)
@@ -334,6 +358,14 @@ class FanoutChannelLayer(BaseChannelLayer):  # type: ignore[misc]
                 members = list(self._groups.get(group, ()))
             if not members:
                 return  # nobody here follows it: not even decoded
+        elif key == self._barrier_key.encode():
+            with self._lock:
+                pending = self._pending_joins.pop(data.decode(), None)
+                if pending is not None:
+                    group, channel, loop, future = pending
+                    self._join(group, channel)
+                    wakeups.setdefault(loop, []).append(future)
+            return
         elif key.startswith(channel_prefix):
             channel = key[len(channel_prefix) :].decode()
             with self._lock:

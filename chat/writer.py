@@ -19,7 +19,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 from chat import batch
 from chat.models import Message
@@ -103,7 +103,7 @@ def writer_for(name: str, write: WriteFn) -> Writer[Any]:
 
 
 async def post_visitor_message(*, chat_id: int, text: str, client_id: str | None) -> Message:
-    if not settings.REALTIME_BATCH_WRITES:
+    if not settings.REALTIME_BATCH_WRITES or connection.vendor != "postgresql":
         from chat import services
 
         message: Message = await database_sync_to_async(services.post_visitor_message)(

@@ -3,8 +3,10 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 
 from chat import batch
@@ -45,6 +47,17 @@ def _first_replies(pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
     return unknown - found
 
 
+def _lock_routes(chat_ids: list[int]) -> dict[int, Any]:
+    """The routes' agent, rows locked in chat order (after the chats, as `lock_route`)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT chat_id, agent_id FROM {ChatRoute._meta.db_table} "  # noqa: S608
+            "WHERE chat_id = ANY(%s) ORDER BY chat_id FOR UPDATE",
+            [chat_ids],
+        )
+        return {chat_id: SimpleNamespace(agent_id=agent_id) for chat_id, agent_id in cursor}
+
+
 def check_posts(
     posts: Sequence[AgentPost | VisitorPost], results: list[Result | None]
 ) -> list[tuple[int, NewMessage]]:
@@ -52,17 +65,7 @@ def check_posts(
     routes of the chats agents write to (the order `lock_route` takes them in)."""
     chats = batch.lock_chats([p.chat_id for p in posts])
     agent_chats = {p.chat_id for p in posts if isinstance(p, AgentPost)} & chats.keys()
-    routes = (
-        {
-            route.chat_id: route
-            for route in ChatRoute.objects.select_for_update(of=("self",))
-            .filter(chat_id__in=agent_chats)
-            .only("id", "chat_id", "agent_id")
-            .order_by("chat_id")
-        }
-        if agent_chats
-        else {}
-    )
+    routes = _lock_routes(sorted(agent_chats)) if agent_chats else {}
     stored = batch.stored_by_client_id([(p.chat_id, p.client_id) for p in posts])
     first = _first_replies(
         {
@@ -117,7 +120,7 @@ def check_posts(
             (
                 index,
                 NewMessage(
-                    chat, kind, text, post.agent.user, post.agent.display_name, post.client_id
+                    chat, kind, text, post.agent.user_id, post.agent.display_name, post.client_id
                 ),
             )
         )
@@ -167,7 +170,7 @@ async def post_agent_message_batched(
 
     from chat.writer import writer_for
 
-    if not settings.REALTIME_BATCH_WRITES:
+    if not settings.REALTIME_BATCH_WRITES or connection.vendor != "postgresql":
         message: Message = await database_sync_to_async(post_agent_message)(
             chat_id=chat_id, agent=agent, text=text, internal=internal, client_id=client_id
         )
@@ -188,7 +191,7 @@ async def post_visitor_message_batched(
 
     from chat.writer import post_visitor_message, writer_for
 
-    if not settings.REALTIME_BATCH_WRITES:
+    if not settings.REALTIME_BATCH_WRITES or connection.vendor != "postgresql":
         return await post_visitor_message(chat_id=chat_id, text=text, client_id=client_id)
     writer = writer_for("posts", write_posts)
     return await writer.submit(VisitorPost(chat_id=chat_id, text=text, client_id=client_id))
