@@ -29,11 +29,11 @@ if not settings.configured:
     )
     django.setup()
 
-from typing import Any  # noqa: E402
+from typing import Any
 
-from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
-from channels.routing import URLRouter  # noqa: E402
-from django.urls import path  # noqa: E402
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.routing import URLRouter
+from django.urls import path
 
 
 class RelayConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]

@@ -275,8 +275,7 @@ class LoadClient:
                 check.duplicates = check.gaps = 0
 
     def outstanding(self) -> int:
-        must = self.sent_at.keys() if self.dialect == "relay" else self.sent_at.keys()
-        return sum(1 for cid in must if cid not in self.delivered_at)
+        return sum(1 for cid in self.sent_at if cid not in self.delivered_at)
 
     async def settle(self, timeout: float) -> None:
         """Until every message sent so far is delivered (and acked), or `timeout`."""

@@ -35,7 +35,7 @@ P99_MS = 50.0
 
 
 def raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
@@ -278,7 +278,8 @@ def print_phase(name: str, sockets: int, s: Summary) -> None:
         f"p50 {s.p50:6.1f} p90 {s.p90:6.1f} p99 {s.p99:7.1f} max {s.max:7.1f} ms "
         f"lost {s.lost} dup {s.duplicates}{stored}{errors} | cpu server {cpu.get('server', 0):.2f} "
         f"pg {cpu.get('postgres', 0):.2f} redis {cpu.get('redis', 0):.2f} "
-        f"client {s.client_cpu:.2f} machine {cpu.get('machine', 0):.2f} | load {s.extra['loadavg']}",
+        f"client {s.client_cpu:.2f} machine {cpu.get('machine', 0):.2f} "
+        f"| load {s.extra['loadavg']}",
         flush=True,
     )
 
@@ -287,9 +288,9 @@ def sustained(result: dict[str, Any]) -> float:
     """The highest fixed rate held at p99 <= 50 ms with nothing lost or duplicated."""
     best = 0.0
     for phase in result["phases"]:
-        if phase["name"] != "saturation" and phase["lost"] == 0 and phase["duplicates"] == 0:
-            if phase["p99"] <= P99_MS and phase["delivered"] >= phase["sent"]:
-                best = max(best, phase["rate"])
+        held = phase["lost"] == 0 and phase["duplicates"] == 0 and phase["p99"] <= P99_MS
+        if phase["name"] != "saturation" and held and phase["delivered"] >= phase["sent"]:
+            best = max(best, phase["rate"])
     return best
 
 
@@ -309,13 +310,15 @@ def report(all_results: list[dict[str, Any]]) -> None:
         by = {r["system"]: r for r in block["systems"]}
         t, w, c = by.get("Tierline"), by.get("websockets relay"), by.get("Channels relay")
         if t and w and saturation_rate(w):
+            ceiling = saturation_rate(w)
             print(
-                f"      Tierline / websockets ceiling: sustained {sustained(t) / saturation_rate(w):.1%}"
-                f", saturation {saturation_rate(t) / saturation_rate(w):.1%}"
+                f"      Tierline / websockets ceiling: sustained {sustained(t) / ceiling:.1%}"
+                f", saturation {saturation_rate(t) / ceiling:.1%}"
             )
         if t and c and saturation_rate(c):
+            ratio = sustained(t) / max(1, sustained(c))
             print(
-                f"      Tierline / Channels relay: sustained {sustained(t) / max(1, sustained(c)):.1f}x"
+                f"      Tierline / Channels relay: sustained {ratio:.1f}x"
                 f" (its sustained {sustained(c):.0f}), saturation "
                 f"{saturation_rate(t) / saturation_rate(c):.1f}x"
             )

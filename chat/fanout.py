@@ -107,6 +107,7 @@ class FanoutChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         self._start_lock = threading.Lock()
         self._stopping = threading.Event()
         self.overruns = 0  # how many times an inbox was overrun (or lost to a Redis outage)
+        self._overrun_seen = threading.Condition(self._lock)
 
     # --- Sending ----------------------------------------------------------------------------
     def _group_key(self, group: str) -> str:
@@ -255,6 +256,7 @@ class FanoutChannelLayer(BaseChannelLayer):  # type: ignore[misc]
             inbox.items.clear()
             inbox.overrun = True
             self.overruns += 1
+            self._overrun_seen.notify_all()
             logger.warning("channel %s overran its buffer: the consumer resyncs", channel)
         else:
             inbox.items.append(message)
@@ -283,6 +285,7 @@ class FanoutChannelLayer(BaseChannelLayer):  # type: ignore[misc]
                 inbox.items.clear()
                 inbox.overrun = True
                 self.overruns += 1
+                self._overrun_seen.notify_all()
                 if inbox.waiter is not None:
                     loop, future = inbox.waiter
                     inbox.waiter = None
@@ -378,6 +381,11 @@ class FanoutChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         with self._lock:
             for channel in members:
                 self._put(channel, message, wakeups)
+
+    def wait_for_overruns(self, count: int, timeout: float) -> bool:
+        """Block until `overruns` reaches `count` (monitoring and tests); False on timeout."""
+        with self._overrun_seen:
+            return self._overrun_seen.wait_for(lambda: self.overruns >= count, timeout)
 
     async def close(self) -> None:
         self._stopping.set()
