@@ -3,6 +3,7 @@
 The protocol (frame types, error codes, close codes) is in docs/protocol.md.
 """
 
+import asyncio
 import json
 import logging
 import time
@@ -410,7 +411,7 @@ class ConsoleConsumer(ProtocolConsumer):
         elif kind == "chat.removed":
             await self.leave(chat_agents_group(payload["chat"]))
         elif kind == "queue.changed":
-            await self.on_queue({})
+            await self.refresh_queue_soon()
             return
         await self.send_json(payload)
 
@@ -601,3 +602,19 @@ class ConsoleConsumer(ProtocolConsumer):
                 continue
             await self.send_replay(chat_id=chat_id, since=sent.get(chat_id, 0), for_visitor=False)
         await self.on_queue({})
+
+    async def refresh_queue_soon(self) -> None:
+        """Send fresh lists for a `queue.changed`, without holding up this socket's other events;
+        changes that arrive while a refresh runs are covered by one more refresh after it."""
+        self.queue_dirty = True
+        task = getattr(self, "queue_refresh", None)
+        if task is None or task.done():
+            self.queue_refresh = asyncio.ensure_future(self._refresh_queue())
+
+    async def _refresh_queue(self) -> None:
+        try:
+            while getattr(self, "queue_dirty", False):
+                self.queue_dirty = False
+                await self.on_queue({})
+        except Exception:  # the socket closed meanwhile: its next connect sends fresh lists
+            logger.debug("queue refresh after close", exc_info=True)
