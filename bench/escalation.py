@@ -1,8 +1,8 @@
 """Escalation benchmark: escalations at a steady rate under the realtime load, and wait-timeout
 precision.
 
-    .venv/bin/python -m bench.escalation            # 2,000 chats of load, 200 escalations, 1,000 timers
-    .venv/bin/python -m bench.escalation --quick    # 200 chats, 30 escalations, 100 timers
+    .venv/bin/python -m bench.escalation          # 2,000 chats, 200 escalations, 1,000 timers
+    .venv/bin/python -m bench.escalation --quick  # 200 chats, 30 escalations, 100 timers
 
 Starts daphne, a Celery worker and beat on the bench database (bench/common.py), opens the load
 chats (visitor + agent socket each) and drives them at --load-rate messages/s; meanwhile agents
@@ -30,14 +30,21 @@ import websockets
 
 from bench import common
 from bench.loadgen import LoadClient, percentile
-from bench.realtime import Tierline, raise_fd_limit
+from bench.realtime import (
+    Tierline,
+    profile_path,
+    raise_fd_limit,
+    start_profiler,
+    summarize_profile,
+)
 
 TIMER_TOPIC = "Bench Timers"
 
 
 def prepare_escalations(count: int, l2_agents: int) -> dict[str, Any]:
     """Chats held by their own L1 agents, ready to escalate; L2 agents to watch the target queue.
-    Chats left waiting at L2 by an earlier run are ended first."""
+    Chats left waiting at L2 by an earlier run are ended first. Each escalated chat is ended by its
+    visitor once an agent's console has listed it, so the target queue stays short."""
     from escalation import services
     from escalation.models import QueueEntry
 
@@ -138,10 +145,12 @@ class EscalationDriver:
 
     async def connect(self) -> None:
         self.agents: dict[int, Any] = {}
+        self.visitors: dict[int, Any] = {}
         for chat in self.setup["chats"]:
             visitor = await self._open(
                 f"{self.base}/ws/chat/{chat.chat_id}/?token={quote(chat.token)}&since={2**62}"
             )
+            self.visitors[chat.chat_id] = visitor
             self.tasks.append(asyncio.create_task(self._read_visitor(visitor, chat.chat_id)))
             agent = await self._open(f"{self.base}/ws/console/", chat.cookie)
             self.agents[chat.chat_id] = agent
@@ -173,6 +182,9 @@ class EscalationDriver:
                 for item in items:
                     if item["chat"] in self.sent and item["chat"] not in self.queued:
                         self.queued[item["chat"]] = now
+                        # Measured: the visitor leaves, so that the queue the agents' consoles
+                        # list stays as short as in a served queue.
+                        await self.visitors[item["chat"]].send('{"type": "end"}')
 
     async def run(self, rate: float) -> None:
         chats = [c.chat_id for c in self.setup["chats"]]
@@ -226,7 +238,9 @@ async def main_async(args: argparse.Namespace) -> None:
     beat = common.celery_beat().start()
     try:
         print(f"load average before: {common.loadavg()}", flush=True)
-        client = LoadClient("tierline", system.pairs(), f"http://127.0.0.1:{system.port}", "e")
+        client = LoadClient(
+            "tierline", system.pairs(), f"http://127.0.0.1:{system.port}", uuid.uuid4().hex[:8]
+        )
         await client.connect_all()
         driver = EscalationDriver(system.port, setup)
         await driver.connect()
@@ -235,29 +249,15 @@ async def main_async(args: argparse.Namespace) -> None:
             flush=True,
         )
 
-        since = time.time() - 1
-        maker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bench.escalation",
-                "--make-timers",
-                str(args.timers),
-                "--timer-wait",
-                str(args.timer_wait),
-            ],
-            cwd=common.ROOT,
-            env=dict(os.environ),
-        )
         duration = args.escalations / args.rate + 5
         load = asyncio.create_task(client.fixed_rate(args.load_rate, duration))
         await asyncio.sleep(2)  # the load is running
         meter = common.CpuMeter(system.cpu_groups())
+        profiler = start_profiler(system, args.escalations / args.rate) if args.profile else None
         await driver.run(args.rate)
         await driver.settle(15)
         cpu = meter.read()
         summary = await load
-        await asyncio.to_thread(maker.wait)
 
         print(
             f"\nEscalations: {len(driver.sent)} at {args.rate}/s under {args.load_rate:.0f} msg/s "
@@ -288,12 +288,35 @@ async def main_async(args: argparse.Namespace) -> None:
         )
         if driver.errors:
             print(f"  errors: {driver.errors[:3]}")
+        if profiler is not None:
+            await asyncio.to_thread(profiler.wait, 60)
+            print(f"  profile (self time): {summarize_profile(profile_path(system), 12)}")
 
+        # Timers, after the escalations (a thousand waiting visitors are a load of their own:
+        # their places are recomputed and published every second), under the same message load.
+        since = time.time() - 1
+        maker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.escalation",
+                "--make-timers",
+                str(args.timers),
+                "--timer-wait",
+                str(args.timer_wait),
+            ],
+            cwd=common.ROOT,
+            env=dict(os.environ),
+        )
+        load = asyncio.create_task(client.fixed_rate(args.load_rate, 3600))
+        await asyncio.to_thread(maker.wait)
         deadline = time.monotonic() + args.timer_wait + 60
         while time.monotonic() < deadline and await asyncio.to_thread(timers_pending, since):
             await asyncio.sleep(0.5)
+        load.cancel()
         late = await asyncio.to_thread(timer_lateness, since)
         print(line(f"Timers ({args.timer_wait} s wait): fire time - deadline", late, args.timers))
+        print(f"  (under {args.load_rate:.0f} msg/s; load {common.loadavg()})")
         await driver.close()
         await client.close_all()
     finally:
@@ -311,6 +334,7 @@ def main() -> None:
     parser.add_argument("--l2-agents", type=int, default=3)
     parser.add_argument("--timers", type=int)
     parser.add_argument("--timer-wait", type=int)
+    parser.add_argument("--profile", action="store_true", help="py-spy daphne meanwhile")
     parser.add_argument("--make-timers", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.make_timers is not None:

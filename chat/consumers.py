@@ -48,6 +48,14 @@ CLOSE_FLOODING = 4429  # kept sending past the rate limit
 FieldSpec = dict[str, tuple[type | tuple[type, ...], bool]]
 
 
+def off_loop(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """database_sync_to_async on the executor's pool instead of the one thread-sensitive thread,
+    for self-contained, slow calls (an escalation, a queue refresh) that must not queue up every
+    other socket's database work behind them."""
+    wrapped: Callable[..., Awaitable[Any]] = database_sync_to_async(func, thread_sensitive=False)
+    return wrapped
+
+
 class FrameError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -495,7 +503,7 @@ class ConsoleConsumer(ProtocolConsumer):
         )
 
     async def on_queue(self, content: dict[str, Any]) -> None:
-        state = await database_sync_to_async(selectors.console_state)(agent=self.agent)
+        state = await off_loop(selectors.console_state)(agent=self.agent)
         await self.send_json(
             {
                 "type": "queue",
@@ -536,7 +544,7 @@ class ConsoleConsumer(ProtocolConsumer):
         via: str,
         client_id: str | None = None,
     ) -> None:
-        escalation = await database_sync_to_async(services.escalate_chat)(
+        escalation = await off_loop(services.escalate_chat)(
             chat_id=chat_id,
             agent=self.agent,
             keyword=keyword,
