@@ -284,7 +284,7 @@ class VisitorConsumer(ProtocolConsumer):
         self.joined = True
         await self.accept()
         await database_sync_to_async(chat_services.mark_visitor_seen)(chat_id=self.chat_id)
-        state = await database_sync_to_async(selectors.visitor_state)(chat=chat)
+        state = await database_sync_to_async(services.visitor_hello)(chat=chat)
         await self.send_json({**state, "v": PROTOCOL_VERSION})
         await self.send_replay(
             chat_id=self.chat_id, since=_since(_query_param(self.scope, "since")), for_visitor=True
@@ -347,6 +347,8 @@ class ConsoleConsumer(ProtocolConsumer):
         "queue": "on_queue",
         "escalate": "on_escalate",
         "escalation.options": "on_escalation_options",
+        "offer.accept": "on_offer_accept",
+        "offer.decline": "on_offer_decline",
         "ping": "on_ping",
     }
     agent: Agent
@@ -482,6 +484,28 @@ class ConsoleConsumer(ProtocolConsumer):
         await self.join(chat_agents_group(values["chat"]))
         await self.send_json({"type": "taken", "v": PROTOCOL_VERSION, "chat": values["chat"]})
 
+    async def on_offer_accept(self, content: dict[str, Any]) -> None:
+        values = validate_frame(content, {"offer": (int, True)})
+        assignment = await database_sync_to_async(services.accept_offer)(
+            offer_id=values["offer"], agent=self.agent
+        )
+        self.previewing.discard(assignment.chat_id)
+        await self.join(chat_agents_group(assignment.chat_id))
+        await self.send_json(
+            {
+                "type": "taken",
+                "v": PROTOCOL_VERSION,
+                "chat": assignment.chat_id,
+                "offer": values["offer"],
+            }
+        )
+
+    async def on_offer_decline(self, content: dict[str, Any]) -> None:
+        values = validate_frame(content, {"offer": (int, True)})
+        await database_sync_to_async(services.decline_offer)(
+            offer_id=values["offer"], agent=self.agent
+        )
+
     async def on_end(self, content: dict[str, Any]) -> None:
         values = validate_frame(content, {"chat": (int, True)})
         await database_sync_to_async(services.end_chat_by_agent)(
@@ -510,6 +534,7 @@ class ConsoleConsumer(ProtocolConsumer):
                 "v": PROTOCOL_VERSION,
                 "items": state["queue"],
                 "chats": state["chats"],
+                "offers": state["offers"],
             }
         )
 

@@ -128,6 +128,11 @@ class FlowEvent(models.Model):
         AGENT_LEFT = "agent_left", "Agent left"
         LEFT_MESSAGE = "left_message", "Visitor left a message"
         ABANDONED = "abandoned", "Visitor left"
+        DROPPED = "dropped", "Visitor left; moved to the drop stage"
+        OFFERED = "offered", "Offered to an agent"
+        ACCEPTED = "accepted", "Offer accepted"
+        DECLINED = "declined", "Offer declined"
+        LAPSED = "lapsed", "Offer lapsed"
         ENDED = "ended", "Ended"
 
     chat = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="flow")

@@ -14,7 +14,7 @@ from chat.forms import OfflineMessageForm, StartChatForm
 from chat.models import ChatSession
 from chat.selectors import chat_for_visitor_token, make_visitor_token, transcript
 from escalation import services
-from escalation.selectors import get_agent_for_user, left_messages
+from escalation.selectors import agent_history, get_agent_for_user, left_messages
 from escalation.services.transfer import offers_message_form
 
 VISITOR_COOKIE = "tierline_chat"
@@ -148,3 +148,12 @@ def offline_messages(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied("Only agents and managers can read left messages.")
     page = Paginator(left_messages(), 25).get_page(request.GET.get("page"))
     return render(request, "console/offline_messages.html", {"page": page})
+
+
+@login_required
+def history(request: HttpRequest) -> HttpResponse:
+    """The agent's own past chats, newest first, each linking to its Metadata and Flow tabs."""
+    agent = get_agent_for_user(request.user)
+    rows = agent_history(agent=agent)
+    page = Paginator(rows, 25).get_page(request.GET.get("page"))
+    return render(request, "console/history.html", {"agent": agent, "page": page})

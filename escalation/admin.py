@@ -13,6 +13,7 @@ from escalation.models import (
     EscalationOption,
     EscalationReason,
     MessageTemplate,
+    Offer,
     OfflineMessage,
     Pipeline,
     QueueEntry,
@@ -30,7 +31,7 @@ class TierAdmin(admin.ModelAdmin[Tier]):
 
 @admin.register(AgentGroup)
 class AgentGroupAdmin(admin.ModelAdmin[AgentGroup]):
-    list_display = ["name", "tier", "routing_policy", "default_capacity"]
+    list_display = ["name", "tier", "routing_policy", "default_capacity", "auto_away_after_lapses"]
     list_filter = ["tier", "routing_policy"]
 
 
@@ -40,7 +41,12 @@ class AgentAdmin(admin.ModelAdmin[Agent]):
     list_filter = ["presence", "groups"]
     filter_horizontal = ["groups"]
     search_fields = ["display_name", "user__username"]
-    readonly_fields = ["presence_changed_at", "last_assigned_at"]
+    readonly_fields = [
+        "presence_changed_at",
+        "last_assigned_at",
+        "last_offered_at",
+        "lapses_in_a_row",
+    ]
 
 
 class TopicInline(admin.TabularInline[Topic, Pipeline]):
@@ -65,6 +71,20 @@ class StageForm(forms.ModelForm[Stage]):
         initial=300,
         help_text=Stage._meta.get_field("wait_timeout_seconds").help_text,
         error_messages={"min_value": "The wait-timeout must be at least 1 second."},
+    )
+    accept_timeout_seconds = forms.IntegerField(
+        min_value=1,
+        initial=20,
+        help_text=Stage._meta.get_field("accept_timeout_seconds").help_text,
+        error_messages={"min_value": "The agent accept timeout must be at least 1 second."},
+    )
+    still_searching_seconds = forms.IntegerField(
+        min_value=0,
+        initial=0,
+        help_text=Stage._meta.get_field("still_searching_seconds").help_text,
+        error_messages={
+            "min_value": "The still-searching interval is a number of seconds; 0 turns it off."
+        },
     )
 
     class Meta:
@@ -106,7 +126,16 @@ class StageTemplateInline(admin.TabularInline[MessageTemplate, Stage]):
 @admin.register(Stage)
 class StageAdmin(admin.ModelAdmin[Stage]):
     form = StageForm
-    list_display = ["name", "pipeline", "tier", "wait_timeout_seconds", "fallback_action"]
+    list_display = [
+        "name",
+        "pipeline",
+        "tier",
+        "wait_timeout_seconds",
+        "fallback_action",
+        "accept_timeout_seconds",
+        "still_searching_seconds",
+        "drop_stage",
+    ]
     list_filter = ["pipeline", "tier"]
     filter_horizontal = ["groups"]
     inlines = [EscalationOptionInline, StageTemplateInline]
@@ -137,6 +166,12 @@ class AssignmentAdmin(ReadOnlyAdmin):
 @admin.register(QueueEntry)
 class QueueEntryAdmin(ReadOnlyAdmin):
     list_display = ["chat", "stage", "entered_at", "deadline", "left_at", "outcome"]
+
+
+@admin.register(Offer)
+class OfferAdmin(ReadOnlyAdmin):
+    list_display = ["chat", "agent", "policy", "stage", "offered_at", "status", "closed_reason"]
+    list_filter = ["status", "policy"]
 
 
 @admin.register(OfflineMessage)

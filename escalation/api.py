@@ -360,6 +360,7 @@ class GroupListApi(APIView):
         tier = serializers.IntegerField(source="tier.level")
         routing_policy = serializers.CharField()
         default_capacity = serializers.IntegerField()
+        auto_away_after_lapses = serializers.IntegerField()
 
     @extend_schema(responses={200: GroupOutput(many=True), **ERROR_RESPONSES})
     def get(self, request: Request) -> Response:
@@ -412,6 +413,9 @@ class StageOutput(serializers.Serializer[Any]):
     tier = serializers.IntegerField()
     wait_timeout_seconds = serializers.IntegerField()
     fallback_action = serializers.CharField()
+    accept_timeout_seconds = serializers.IntegerField()
+    still_searching_seconds = serializers.IntegerField()
+    drop_stage = serializers.IntegerField(allow_null=True)
     groups = serializers.ListField(child=serializers.CharField())
     escalation_options = OptionOutput(many=True)
 
@@ -424,6 +428,9 @@ def stage_row(stage: Stage) -> dict[str, Any]:
         "tier": stage.tier.level,
         "wait_timeout_seconds": stage.wait_timeout_seconds,
         "fallback_action": stage.fallback_action,
+        "accept_timeout_seconds": stage.accept_timeout_seconds,
+        "still_searching_seconds": stage.still_searching_seconds,
+        "drop_stage": stage.drop_stage_id,
         "groups": [g.name for g in stage.groups.all()],
         "escalation_options": escalation_choices(stage=stage),
     }
@@ -532,3 +539,58 @@ class PresenceApi(APIView):
             agent=current_agent(request), presence=data.validated_data["presence"]
         )
         return Response({"presence": agent.presence})
+
+
+class OfferOutput(serializers.Serializer[Any]):
+    offer = serializers.IntegerField()
+    chat = serializers.IntegerField()
+    policy = serializers.CharField()
+    visitor = serializers.CharField()
+    topic = serializers.CharField()
+    stage = serializers.CharField()
+    tier = serializers.CharField()
+    team = serializers.CharField()
+    tier_path = serializers.ListField(child=serializers.CharField())
+    note = serializers.CharField()
+    waiting_since = serializers.DateTimeField()
+    waited_seconds = serializers.IntegerField()
+    offered_at = serializers.DateTimeField()
+    deadline = serializers.DateTimeField(allow_null=True)
+    accept_seconds = serializers.FloatField(allow_null=True)
+
+
+class OfferListApi(APIView):
+    """The offers waiting for your answer (broadcast and round-robin hunt groups)."""
+
+    permission_classes = [IsAuthenticated, IsAgent]
+
+    @extend_schema(responses={200: OfferOutput(many=True), **ERROR_RESPONSES})
+    def get(self, request: Request) -> Response:
+        rows = selectors.pending_offers_for(agent=current_agent(request), now=timezone.now())
+        return Response(OfferOutput(rows, many=True).data)
+
+
+class OfferAcceptApi(APIView):
+    """Accept one of your offers: the chat is yours (409 if another agent got it first or the
+    offer lapsed)."""
+
+    permission_classes = [IsAuthenticated, IsAgent]
+
+    @extend_schema(request=None, responses={200: ChatOutput, **ERROR_RESPONSES})
+    def post(self, request: Request, offer_id: int) -> Response:
+        assignment = services.accept_offer(offer_id=offer_id, agent=current_agent(request))
+        chat = ChatSession.objects.select_related(
+            "route__stage", "route__tier", "route__agent"
+        ).get(pk=assignment.chat_id)
+        return Response(ChatOutput(chat).data)
+
+
+class OfferDeclineApi(APIView):
+    """Decline one of your offers (a round-robin hunt offers the chat to the next agent)."""
+
+    permission_classes = [IsAuthenticated, IsAgent]
+
+    @extend_schema(request=None, responses={204: None, **ERROR_RESPONSES})
+    def post(self, request: Request, offer_id: int) -> Response:
+        services.decline_offer(offer_id=offer_id, agent=current_agent(request))
+        return Response(status=204)

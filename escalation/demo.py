@@ -1,4 +1,5 @@
-"""The demo configuration: tiers, groups, two pipelines exercising every fallback kind, people.
+"""The demo configuration: tiers, groups, pipelines exercising every fallback kind and every
+routing policy (Orders: broadcast with a drop stage; Returns: round-robin hunt), people.
 
 Idempotent: every row is found by its natural key and brought to the values below, so running it
 again changes nothing (and repairs demo rows an admin has edited).
@@ -36,15 +37,19 @@ class DemoLogin:
 
 
 TIERS = {1: "Level 1", 2: "Level 2", 3: "Level 3"}
-GROUPS = {
-    "L1 General": (1, RoutingPolicy.ROUND_ROBIN, 3),
-    "L2 Billing": (2, RoutingPolicy.MANUAL, 2),
-    "L2 Technical": (2, RoutingPolicy.LEAST_BUSY, 2),
-    "L3 Engineering": (3, RoutingPolicy.MANUAL, 2),
+GROUPS = {  # name: (tier, policy, default capacity, auto-away after this many lapses)
+    "L1 General": (1, RoutingPolicy.ROUND_ROBIN, 3, 0),
+    "L1 Orders": (1, RoutingPolicy.BROADCAST, 3, 0),
+    "L1 Returns": (1, RoutingPolicy.HUNT, 3, 3),
+    "L1 Follow-up": (1, RoutingPolicy.MANUAL, 3, 0),
+    "L2 Billing": (2, RoutingPolicy.MANUAL, 2, 0),
+    "L2 Technical": (2, RoutingPolicy.LEAST_BUSY, 2, 0),
+    "L3 Engineering": (3, RoutingPolicy.MANUAL, 2, 0),
 }
+L1_TEAMS = ["L1 General", "L1 Orders", "L1 Returns", "L1 Follow-up"]
 AGENTS = {  # username: (display name, groups)
-    "alex": ("Alex", ["L1 General"]),
-    "blair": ("Blair", ["L1 General"]),
+    "alex": ("Alex", L1_TEAMS),
+    "blair": ("Blair", L1_TEAMS),
     "sam": ("Sam", ["L2 Billing"]),
     "kim": ("Kim", ["L2 Billing", "L2 Technical"]),
     "taylor": ("Taylor", ["L2 Technical"]),
@@ -76,9 +81,14 @@ def load_demo_configuration() -> list[DemoLogin]:
     groups = {
         name: AgentGroup.objects.update_or_create(
             name=name,
-            defaults={"tier": tiers[level], "routing_policy": policy, "default_capacity": capacity},
+            defaults={
+                "tier": tiers[level],
+                "routing_policy": policy,
+                "default_capacity": capacity,
+                "auto_away_after_lapses": lapses,
+            },
         )[0]
-        for name, (level, policy, capacity) in GROUPS.items()
+        for name, (level, policy, capacity, lapses) in GROUPS.items()
     }
     for position, label in enumerate(REASONS):
         EscalationReason.objects.update_or_create(
@@ -105,6 +115,8 @@ def load_demo_configuration() -> list[DemoLogin]:
 
     support, _ = Pipeline.objects.get_or_create(name="Support")
     sales, _ = Pipeline.objects.get_or_create(name="Sales")
+    orders, _ = Pipeline.objects.get_or_create(name="Orders")
+    returns, _ = Pipeline.objects.get_or_create(name="Returns")
 
     def stage(
         pipeline: Pipeline, name: str, position: int, level: int, group: str, **kw: Any
@@ -120,6 +132,9 @@ def load_demo_configuration() -> list[DemoLogin]:
                 "fallback_group": None,
                 "no_agent_rule": Stage.NoAgentRule.QUEUE,
                 "escalated_order": Stage.EscalatedOrder.ORIGINAL_WAIT,
+                "accept_timeout_seconds": 20,
+                "still_searching_seconds": 0,
+                "drop_stage": None,
                 **kw,
             },
         )
@@ -175,14 +190,53 @@ def load_demo_configuration() -> list[DemoLogin]:
         fallback_action=FallbackAction.GROUP,
         fallback_group=groups["L2 Billing"],
     )
+    # Offers and the other exits of a stage. Orders: broadcast to Alex and Blair, still-searching
+    # notices every 30 s, a visitor who leaves goes to the follow-up queue (picked by hand).
+    # Returns: round-robin hunt, 20 s to accept, three lapses in a row set an agent away, a
+    # visitor who leaves ends the chat as abandoned.
+    follow_up = stage(
+        orders,
+        "Order follow-up",
+        1,
+        1,
+        "L1 Follow-up",
+        wait_timeout_seconds=3600,
+        fallback_action=FallbackAction.END,
+    )
+    orders_l1 = stage(
+        orders,
+        "Orders",
+        0,
+        1,
+        "L1 Orders",
+        wait_timeout_seconds=120,
+        fallback_action=FallbackAction.LEAVE_MESSAGE,
+        still_searching_seconds=30,
+        drop_stage=follow_up,
+    )
+    returns_l1 = stage(
+        returns,
+        "Returns",
+        0,
+        1,
+        "L1 Returns",
+        wait_timeout_seconds=180,
+        fallback_action=FallbackAction.LEAVE_MESSAGE,
+        accept_timeout_seconds=20,
+        still_searching_seconds=45,
+    )
     Pipeline.objects.filter(pk=support.pk).update(entry_stage=l1, is_active=True)
     Pipeline.objects.filter(pk=sales.pk).update(entry_stage=sales_l1, is_active=True)
+    Pipeline.objects.filter(pk=orders.pk).update(entry_stage=orders_l1, is_active=True)
+    Pipeline.objects.filter(pk=returns.pk).update(entry_stage=returns_l1, is_active=True)
     for position, (topic, pipeline) in enumerate(
         [
             ("Billing", support),
             ("Technical problem", support),
             ("Something else", support),
             ("Buying", sales),
+            ("Where is my order?", orders),
+            ("Return an item", returns),
         ]
     ):
         Topic.objects.update_or_create(
@@ -265,6 +319,15 @@ def load_demo_configuration() -> list[DemoLogin]:
         TargetKind.STAGE,
         0,
         target_stage=l3,
+        no_agent_rule=EscalationOption.NoAgentRule.QUEUE,
+    )
+    option(
+        orders_l1,
+        "billing",
+        "Billing specialists",
+        TargetKind.STAGE,
+        0,
+        target_stage=l2_billing,
         no_agent_rule=EscalationOption.NoAgentRule.QUEUE,
     )
     option(

@@ -61,3 +61,18 @@ class UnknownCommand(ChatError):
 class OfflineMessageNotOffered(ChatError):
     code = "not_offered"
     message = "This chat does not take a message."
+
+
+class OfferNotFound(ChatError):
+    code = "offer_not_found"
+    message = "There is no such offer for you."
+
+
+class OfferClosed(ChatError):
+    code = "offer_closed"
+    message = "This offer is no longer open."
+
+
+class OfferLapsed(ChatError):
+    code = "offer_lapsed"
+    message = "Too late: the offer lapsed and went to the next agent."

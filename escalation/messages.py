@@ -26,6 +26,8 @@ DEFAULT_TEXTS: Final[dict[str, str]] = {
     "agent_left": "{agent} left the chat.",
     "ended": "The chat has ended. Thank you for contacting us.",
     "missed": "Sorry, nobody could take your chat. The chat has ended.",
+    "still_searching": "Still looking for an agent: you are number {position} in line, {wait}.",
+    "dropped": "You left the queue. {team} will get back to you.",
 }
 
 PLACEHOLDER_HELP: Final[dict[str, str]] = {
@@ -52,6 +54,8 @@ ALLOWED_PLACEHOLDERS: Final[dict[str, frozenset[str]]] = {
     "agent_left": frozenset({"visitor", "agent", "team", "tier"}),
     "ended": frozenset({"visitor", "agent"}),
     "missed": frozenset({"visitor", "team", "tier"}),
+    "still_searching": frozenset({"visitor", "team", "tier", "position", "wait"}),
+    "dropped": frozenset({"visitor", "team", "tier"}),
 }
 
 

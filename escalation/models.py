@@ -33,6 +33,15 @@ class RoutingPolicy(models.TextChoices):
     MANUAL = "manual", "Manual pick (agents take chats from the queue)"
     ROUND_ROBIN = "round_robin", "Round robin (assign to the agent idle longest)"
     LEAST_BUSY = "least_busy", "Least busy (assign to the agent with fewest chats)"
+    BROADCAST = (
+        "broadcast",
+        "Broadcast (offer to every eligible agent; the first to accept gets it)",
+    )
+    HUNT = "hunt", "Round-robin hunt (offer to one agent at a time, in turn)"
+
+
+# Policies that offer a chat to agents, who accept or decline it, instead of assigning it.
+OFFER_POLICIES = (RoutingPolicy.BROADCAST, RoutingPolicy.HUNT)
 
 
 class AgentGroup(models.Model):
@@ -46,12 +55,30 @@ class AgentGroup(models.Model):
         validators=[MinValueValidator(1)],
         help_text="Concurrent chats for a new member whose own capacity is not set.",
     )
+    auto_away_after_lapses = models.PositiveSmallIntegerField(
+        default=0,
+        help_text=(
+            "Round-robin hunt: set a member Away after this many offers in a row lapsed "
+            "unanswered. 0: never."
+        ),
+    )
 
     class Meta:
         ordering = ["tier__level", "name"]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.auto_away_after_lapses and self.routing_policy != RoutingPolicy.HUNT:
+            raise ValidationError(
+                {
+                    "auto_away_after_lapses": (
+                        "Only round-robin hunt offers lapse: choose that routing policy, or set "
+                        "this to 0."
+                    )
+                }
+            )
 
 
 class Agent(models.Model):
@@ -75,6 +102,10 @@ class Agent(models.Model):
     presence_changed_at = models.DateTimeField(null=True, blank=True)
     # Round robin gives the next chat to the eligible agent assigned longest ago.
     last_assigned_at = models.DateTimeField(null=True, blank=True)
+    # Round-robin hunt offers the next chat to the eligible agent offered one longest ago.
+    last_offered_at = models.DateTimeField(null=True, blank=True)
+    # Offers that lapsed unanswered since this agent last accepted, declined or went online.
+    lapses_in_a_row = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["display_name"]
@@ -176,6 +207,32 @@ class Stage(models.Model):
     escalated_order = models.CharField(
         max_length=20, choices=EscalatedOrder.choices, default=EscalatedOrder.ORIGINAL_WAIT
     )
+    accept_timeout_seconds = models.PositiveIntegerField(
+        default=20,
+        validators=[MinValueValidator(1)],
+        help_text=(
+            "Round-robin hunt: how long an agent has to accept an offer before it moves on to "
+            "the next agent. (Broadcast offers stay open until someone accepts.)"
+        ),
+    )
+    still_searching_seconds = models.PositiveIntegerField(
+        default=0,
+        help_text=(
+            "While a chat waits here, tell the visitor the “still searching” message, with the "
+            "place in line and wait, every this many seconds. 0: never."
+        ),
+    )
+    drop_stage = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text=(
+            "Where the chat goes if the visitor leaves before an agent connects, e.g. a "
+            "follow-up queue. Blank: the chat ends as abandoned."
+        ),
+    )
 
     class Meta:
         ordering = ["pipeline__name", "position", "name"]
@@ -197,6 +254,11 @@ class Stage(models.Model):
                 errors["fallback_stage"] = "A stage cannot fall back to itself."
         if self.fallback_action == FallbackAction.GROUP and self.fallback_group_id is None:
             errors["fallback_group"] = "Choose the agent group to wait for."
+        if self.pk is not None and self.drop_stage_id == self.pk:
+            errors["drop_stage"] = (
+                "A stage cannot be its own drop stage: choose another stage, or leave it blank "
+                "to end the chat as abandoned."
+            )
         if errors:
             raise ValidationError(errors)
 
@@ -296,6 +358,8 @@ class MessageTemplate(models.Model):
         AGENT_LEFT = "agent_left", "Agent left the chat"
         ENDED = "ended", "Chat ended"
         MISSED = "missed", "Chat ended, nobody available"
+        STILL_SEARCHING = "still_searching", "Still searching for an agent"
+        DROPPED = "dropped", "Visitor left the queue, moved to the drop stage"
 
     event = models.CharField(max_length=30, choices=Event.choices)
     pipeline = models.ForeignKey(
@@ -350,6 +414,7 @@ class QueueEntry(models.Model):
         ESCALATION = "escalation", "Escalated"
         FALLBACK = "fallback", "Fallback"
         RETURNED = "returned", "Returned to the queue"
+        DROPPED = "dropped", "Visitor left; drop stage"
 
     class Outcome(models.TextChoices):
         TAKEN = "taken", "Taken by an agent"
@@ -372,6 +437,9 @@ class QueueEntry(models.Model):
     waiting_since = models.DateTimeField()
     entered_at = models.DateTimeField()
     deadline = models.DateTimeField(null=True, blank=True)
+    # When the visitor is next told "still searching" (the stage's interval; NULL: off). Its timer
+    # task carries the time it was armed for, so a superseded or duplicate task does nothing.
+    next_notice_at = models.DateTimeField(null=True, blank=True)
     left_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=12, choices=Outcome.choices, blank=True)
 
@@ -380,6 +448,12 @@ class QueueEntry(models.Model):
             models.Index(fields=["stage", "left_at"], name="entry_stage_open"),
             models.Index(
                 fields=["deadline"], condition=Q(left_at__isnull=True), name="entry_open_deadline"
+            ),
+            models.Index(fields=["outcome", "left_at"], name="entry_outcome_left"),
+            models.Index(
+                fields=["next_notice_at"],
+                condition=Q(left_at__isnull=True, next_notice_at__isnull=False),
+                name="entry_open_next_notice",
             ),
         ]
 
@@ -438,7 +512,7 @@ class Assignment(models.Model):
         ]
         indexes = [
             models.Index(fields=["agent", "ended_at"], name="assignment_agent_open"),
-            models.Index(fields=["tier", "ended_at"], name="assignment_tier_ended"),
+            models.Index(fields=["tier", "end_reason", "ended_at"], name="assignment_tier_outcome"),
         ]
 
     def __str__(self) -> str:
@@ -489,6 +563,9 @@ class Escalation(models.Model):
         Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     outcome = models.CharField(max_length=12, choices=Outcome.choices, default=Outcome.WAITING)
+    # The chat had left this tier before (by any escalation): the reports' one-row-per-chat list
+    # looks for an earlier row only when this is set, instead of grouping every row.
+    repeat = models.BooleanField(default=False)
 
     class Meta:
         indexes = [models.Index(fields=["from_tier", "requested_at"], name="escalation_tier_time")]
@@ -505,10 +582,61 @@ class WaitEstimate(models.Model):
     position = models.PositiveIntegerField()
     low_seconds = models.PositiveIntegerField(null=True, blank=True)
     high_seconds = models.PositiveIntegerField(null=True, blank=True)
-    created_at = models.DateTimeField()
+    created_at = models.DateTimeField(db_index=True)  # the report's period
 
     def __str__(self) -> str:
         return f"Estimate for entry {self.entry_id}: #{self.position}"
+
+
+class Offer(models.Model):
+    """A waiting chat offered to one agent (broadcast: one row per agent at once; round-robin
+    hunt: one pending row at a time). The hunt's accept deadline is on the row; its timer acts
+    only while the row is still pending."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for an answer"
+        ACCEPTED = "accepted", "Accepted"
+        DECLINED = "declined", "Declined"
+        LAPSED = "lapsed", "Lapsed (no answer in time)"
+        WITHDRAWN = "withdrawn", "Withdrawn (taken by another, left the queue, agent away)"
+
+    entry = models.ForeignKey(QueueEntry, on_delete=models.CASCADE, related_name="offers")
+    chat = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="offers")
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="offers")
+    group = models.ForeignKey(
+        AgentGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="+")
+    policy = models.CharField(max_length=20, choices=RoutingPolicy.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    offered_at = models.DateTimeField()
+    deadline = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_reason = models.CharField(max_length=20, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["entry", "agent"],
+                condition=Q(status="pending"),
+                name="offer_one_pending_per_agent_and_entry",
+            ),
+            models.UniqueConstraint(
+                fields=["entry"],
+                condition=Q(status="pending", policy="hunt"),
+                name="offer_one_pending_hunt_per_entry",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["deadline"], condition=Q(status="pending"), name="offer_pending_deadline"
+            ),
+            models.Index(fields=["agent", "status"], name="offer_agent_status"),
+            models.Index(fields=["offered_at"], name="offer_offered_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Chat {self.chat_id} offered to {self.agent} ({self.status})"
 
 
 class OfflineMessage(models.Model):

@@ -32,6 +32,7 @@ from escalation.models import (
     EscalationReason,
     FallbackAction,
     MessageTemplate,
+    Offer,
     OfflineMessage,
     QueueEntry,
     Stage,
@@ -288,6 +289,15 @@ def open_chats_for_agent(*, agent: Agent) -> list[dict[str, Any]]:
     return rows
 
 
+def agent_history(*, agent: Agent) -> QuerySet[Assignment]:
+    """Every chat the agent held that is over for them, newest first."""
+    return (
+        Assignment.objects.filter(agent=agent, ended_at__isnull=False)
+        .select_related("chat", "tier", "stage")
+        .order_by("-ended_at", "-pk")
+    )
+
+
 def agent_may_view_chat(*, agent: Agent, chat_id: int) -> bool:
     """Agents see chats they hold or held, and chats waiting in their queues."""
     if Assignment.objects.filter(agent=agent, chat_id=chat_id).exists():
@@ -354,12 +364,52 @@ def visitor_state(*, chat: ChatSession) -> dict[str, Any]:
 
 
 def console_state(*, agent: Agent) -> dict[str, Any]:
+    now = timezone.now()
     return {
         "type": "hello",
         "agent": {"id": agent.pk, "name": agent.display_name, "presence": agent.presence},
-        "queue": queue_for_agent(agent=agent, now=timezone.now()),
+        "queue": queue_for_agent(agent=agent, now=now),
         "chats": open_chats_for_agent(agent=agent),
+        "offers": pending_offers_for(agent=agent, now=now),
     }
+
+
+def offer_payload(*, offer: Offer, now: datetime) -> dict[str, Any]:
+    """An offer as the agent's console shows it: who, about what, where it has been, the
+    hand-over note, how long it has waited, and until when it may be accepted."""
+    entry = offer.entry
+    chat = offer.chat
+    handover = latest_handover(chat_id=chat.pk) if entry.reason != QueueEntry.Reason.START else None
+    return {
+        "type": "offer",
+        "offer": offer.pk,
+        "chat": chat.pk,
+        "policy": offer.policy,
+        "visitor": chat.visitor_name,
+        "topic": chat.topic,
+        "stage": entry.stage.name,
+        "tier": entry.tier.name,
+        "team": team_name(entry),
+        "tier_path": tier_path(chat_id=chat.pk),
+        "note": handover["note"] if handover else "",
+        "handover": handover,
+        "waiting_since": entry.waiting_since.isoformat(),
+        "waited_seconds": int((now - entry.waiting_since).total_seconds()),
+        "offered_at": offer.offered_at.isoformat(),
+        "deadline": offer.deadline.isoformat() if offer.deadline else None,
+        "accept_seconds": (
+            max(0, round((offer.deadline - now).total_seconds(), 1)) if offer.deadline else None
+        ),
+    }
+
+
+def pending_offers_for(*, agent: Agent, now: datetime) -> list[dict[str, Any]]:
+    offers = (
+        Offer.objects.filter(agent=agent, status=Offer.Status.PENDING)
+        .select_related("chat", "entry__stage", "entry__tier", "entry__group")
+        .order_by("offered_at", "pk")
+    )
+    return [offer_payload(offer=offer, now=now) for offer in offers]
 
 
 def chat_info(*, chat_id: int) -> dict[str, Any]:
@@ -433,6 +483,11 @@ FLOW_TEXT = {
     "fell_back": "Fallback: {action}",
     "left_message": "Visitor left a message",
     "abandoned": "Visitor left while waiting",
+    "dropped": "Visitor left at {from_stage}: moved to {to_stage}",
+    "offered": "Offered to {agent} ({policy})",
+    "accepted": "{agent} accepted the offer",
+    "declined": "{agent} declined the offer",
+    "lapsed": "Offer to {agent} lapsed",
     "ended": "Ended ({status})",
 }
 

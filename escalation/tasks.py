@@ -1,6 +1,6 @@
 """Celery tasks: each takes ids, loads rows and calls one service."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from celery import shared_task
 from django.conf import settings
@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from chat.models import ChatSession
 from escalation import services
+from escalation.models import QueueEntry
 
 
 @shared_task(ignore_result=True)  # type: ignore[untyped-decorator]
@@ -21,18 +22,37 @@ def wait_timeout(entry_id: int) -> str:
 
 
 @shared_task(ignore_result=True)  # type: ignore[untyped-decorator]
+def offer_timeout(offer_id: int) -> str:
+    return services.handle_offer_timeout(offer_id=offer_id)
+
+
+@shared_task(ignore_result=True)  # type: ignore[untyped-decorator]
+def still_searching(entry_id: int, due: str) -> str:
+    return services.send_still_searching(entry_id=entry_id, due=datetime.fromisoformat(due))
+
+
+@shared_task(ignore_result=True)  # type: ignore[untyped-decorator]
 def sweep_overdue_timers() -> int:
-    """Beat, every TIMER_SWEEP_SECONDS: the safety net for timer tasks that were lost."""
-    return services.sweep_overdue_entries()
+    """Beat, every TIMER_SWEEP_SECONDS: the safety net for timer tasks that were lost
+    (wait-timeouts, offer accept timeouts, still-searching notices)."""
+    return (
+        services.sweep_overdue_entries()
+        + services.sweep_overdue_offers()
+        + services.sweep_due_notices()
+    )
 
 
 @shared_task(ignore_result=True)  # type: ignore[untyped-decorator]
 def sweep_gone_visitors() -> int:
     """Abandon waiting chats whose visitor's page stopped answering (closed tab, lost network)."""
     seen_before = timezone.now() - timedelta(seconds=settings.VISITOR_GONE_SECONDS)
-    chat_ids = ChatSession.objects.filter(
-        status=ChatSession.Status.QUEUED, visitor_seen_at__lt=seen_before
-    ).values_list("pk", flat=True)[:500]
+    chat_ids = (
+        ChatSession.objects.filter(
+            status=ChatSession.Status.QUEUED, visitor_seen_at__lt=seen_before
+        )
+        .exclude(route__entry__reason=QueueEntry.Reason.DROPPED)  # already left: a follow-up
+        .values_list("pk", flat=True)[:500]
+    )
     return sum(
         services.abandon_if_visitor_gone(chat_id=chat_id, seen_before=seen_before)
         for chat_id in list(chat_ids)

@@ -21,9 +21,11 @@ CONFLICTS = {
     "nobody_available",
     "invalid_transition",
     "not_offered",
+    "offer_closed",
+    "offer_lapsed",
 }
 FORBIDDEN = {"not_your_queue", "forbidden"}
-NOT_FOUND = {"not_found"}
+NOT_FOUND = {"not_found", "offer_not_found"}
 
 
 def _status_for(code: str) -> int:

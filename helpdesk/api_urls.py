@@ -20,6 +20,9 @@ urlpatterns = [
     path("stages/", api.StageListApi.as_view(), name="api-stages"),
     path("queues/", api.QueueListApi.as_view(), name="api-queues"),
     path("me/presence/", api.PresenceApi.as_view(), name="api-presence"),
+    path("me/offers/", api.OfferListApi.as_view(), name="api-offers"),
+    path("offers/<id:offer_id>/accept/", api.OfferAcceptApi.as_view(), name="api-offer-accept"),
+    path("offers/<id:offer_id>/decline/", api.OfferDeclineApi.as_view(), name="api-offer-decline"),
     path("reports/<slug:name>/", ReportApi.as_view(), name="api-report"),
 ]
 

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from helpdesk.api_errors import ERROR_RESPONSES
-from reporting import selectors
+from reporting import offers, selectors
 from reporting.forms import ReportFilterForm
 from reporting.selectors import ReportFilter
 
@@ -43,7 +43,8 @@ REPORTS: dict[str, Callable[[ReportFilter, Request], Any]] = {
             f, by_week=r.query_params.get("by") == "week"
         )
     ],
-    "by-agent": lambda f, r: selectors.by_agent(f),
+    "by-agent": lambda f, r: offers.by_agent_with_offers(f),
+    "predicted-vs-actual": lambda f, r: offers.predicted_vs_actual(f),
     "reasons": lambda f, r: selectors.by_reason(f),
     "targets": lambda f, r: selectors.by_target(f),
     "waits": lambda f, r: {

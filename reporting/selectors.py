@@ -14,32 +14,33 @@
 
 import statistics
 import zoneinfo
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.contrib.postgres.fields import ArrayField
+from django.db import connections, transaction
 from django.db.models import (
+    Aggregate,
     Count,
     DurationField,
+    Exists,
     ExpressionWrapper,
     F,
-    Min,
+    FloatField,
+    OuterRef,
+    Q,
     QuerySet,
 )
-from django.db.models.functions import TruncDay, TruncWeek
 
 from chat.models import ChatSession, FlowEvent
-from escalation.models import Agent, Assignment, Escalation, QueueEntry, Tier
-
-AGENT_REQUESTS = (
-    Escalation.RequestedBy.COMMAND,
-    Escalation.RequestedBy.BUTTON,
-    Escalation.RequestedBy.API,
-)
-HANDLED_ENDINGS = (Assignment.EndReason.RESOLVED, Assignment.EndReason.VISITOR_LEFT)
+from escalation.models import Agent, Assignment, Escalation, QueueEntry, Stage, Tier
+from reporting import summaries
+from reporting.summaries import AGENT_REQUESTS, HANDLED_ENDINGS, Metric
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,12 @@ class ReportFilter:
     group_id: int | None = None
     agent_id: int | None = None
     pipeline_id: int | None = None
+
+    @cached_property
+    def tier_ids(self) -> list[int]:
+        """The tier's ids, looked up first: the planner estimates `from_tier_id IN (…)` from its
+        statistics, where a join to the tier table would be a guess."""
+        return list(Tier.objects.filter(level=self.tier_level).values_list("pk", flat=True))
 
     @property
     def site_tz(self) -> zoneinfo.ZoneInfo:
@@ -81,7 +88,7 @@ def _narrowed(rows: QuerySet[Any], f: ReportFilter, *, prefix: str = "") -> Quer
 def escalations(f: ReportFilter) -> QuerySet[Escalation]:
     """Agent escalations out of the report's tier in the period, filtered."""
     rows = Escalation.objects.filter(
-        from_tier__level=f.tier_level,
+        from_tier_id__in=f.tier_ids,
         requested_by__in=AGENT_REQUESTS,
         requested_at__gte=f.since,
         requested_at__lt=f.until,
@@ -91,7 +98,7 @@ def escalations(f: ReportFilter) -> QuerySet[Escalation]:
 
 def _tier_assignments(f: ReportFilter, end_reasons: tuple[str, ...]) -> QuerySet[Assignment]:
     rows = Assignment.objects.filter(
-        tier__level=f.tier_level,
+        tier_id__in=f.tier_ids,
         end_reason__in=end_reasons,
         ended_at__gte=f.since,
         ended_at__lt=f.until,
@@ -116,14 +123,16 @@ ESCALATED_SORTS: dict[str, tuple[Any, ...]] = {
 
 def escalated_chats(f: ReportFilter, sort: str = "-when") -> QuerySet[Escalation]:
     """One row per chat that left the tier by escalation in the period: its first such
-    escalation there (a chat escalated twice from tier 1 is one row)."""
+    escalation there (a chat escalated twice from tier 1 is one row).
+
+    A chat's escalations are written in order under its row lock, so "first" is the lowest id. Most
+    rows are a chat's first escalation from its tier ever (`repeat` unset) and need no look back;
+    only the others are checked for an earlier matching row in the period."""
     matching = escalations(f)
-    # A chat's escalations are written in order under its row lock, so its first one in the
-    # period has the lowest id: a GROUP BY, not a correlated anti-join, whatever the statistics.
-    firsts = matching.order_by().values("chat_id").annotate(first=Min("pk")).values("first")
+    earlier = matching.filter(chat_id=OuterRef("chat_id"), pk__lt=OuterRef("pk"))
     order = ESCALATED_SORTS.get(sort, ESCALATED_SORTS["-when"])
     return (
-        Escalation.objects.filter(pk__in=firsts)
+        matching.filter(Q(repeat=False) | ~Exists(earlier))
         .select_related("chat", "from_agent", "from_group", "to_tier", "taken_by")
         .annotate(
             wait=ExpressionWrapper(F("taken_at") - F("requested_at"), output_field=DurationField())
@@ -171,14 +180,40 @@ ESCALATED_CSV_HEADER = [
 ]
 
 
-def escalated_csv_queryset(f: ReportFilter, sort: str = "-when") -> QuerySet[Any, Any]:
+CSV_FIRST_WINDOW = timedelta(days=7)
+
+
+def escalated_csv_querysets(f: ReportFilter, sort: str = "-when") -> Iterator[QuerySet[Any, Any]]:
+    """The CSV's rows as consecutive queries. Sorted by time, the week at the front first, then
+    the rest: the first rows leave at once (no sort of a whole year before the first byte), the
+    rest is one query, and together they are exactly the one query's rows. Other sorts are one
+    query."""
+    if sort not in ("when", "-when") or f.until - f.since <= CSV_FIRST_WINDOW:
+        yield escalated_csv_queryset(f, sort)
+        return
+    if sort == "-when":
+        cut = f.until - CSV_FIRST_WINDOW
+        yield escalated_csv_queryset(f, sort, window=(cut, f.until))
+        yield escalated_csv_queryset(f, sort, window=(f.since, cut))
+    else:
+        cut = f.since + CSV_FIRST_WINDOW
+        yield escalated_csv_queryset(f, sort, window=(f.since, cut))
+        yield escalated_csv_queryset(f, sort, window=(cut, f.until))
+
+
+def escalated_csv_queryset(
+    f: ReportFilter, sort: str = "-when", window: tuple[datetime, datetime] | None = None
+) -> QuerySet[Any, Any]:
     """The CSV's columns computed by the database (PostgreSQL), in the page's order, so that a
     year of rows streams through COPY without a Python object per row."""
     from django.db.models import Case as SqlCase
     from django.db.models import CharField, DateTimeField, Func, IntegerField, Value, When
     from django.db.models.functions import Coalesce, Concat
 
-    return escalated_chats(f, sort).values_list(
+    rows = escalated_chats(f, sort)
+    if window is not None:
+        rows = rows.filter(requested_at__gte=window[0], requested_at__lt=window[1])
+    return rows.values_list(
         "chat_id",
         Func(  # the site's local time, as on the page
             Func(
@@ -237,37 +272,36 @@ def escalated_rows(f: ReportFilter, sort: str = "-when") -> Iterator[dict[str, A
 # --- Handled vs escalated over time ------------------------------------------------------------
 
 
+def _tally(f: ReportFilter, metric: str, by: list[str], **narrow: Any) -> Counter[tuple[Any, ...]]:
+    """Counts from the daily summaries (finished days) plus the raw rows (the rest)."""
+    filters: dict[str, Any] = {
+        "tier_level": f.tier_level,
+        "group_id": f.group_id,
+        "agent_id": f.agent_id,
+        "pipeline_id": f.pipeline_id,
+    }
+    filters.update(narrow)
+    return summaries.tally(metric, start=f.start, end=f.end, by=by, **filters)
+
+
 def handled_vs_escalated_over_time(
     f: ReportFilter, *, by_week: bool = False
 ) -> list[dict[str, Any]]:
-    tz = f.site_tz
-    trunc = TruncWeek if by_week else TruncDay
-    escalated_counts = {
-        row["bucket"].date(): row["n"]
-        for row in escalations(f)
-        .annotate(bucket=trunc("requested_at", tzinfo=tz))
-        .values("bucket")
-        .annotate(n=Count("pk"))
-        .order_by()
-    }
-    handled_counts = {
-        row["bucket"].date(): row["n"]
-        for row in handled(f)
-        .annotate(bucket=trunc("ended_at", tzinfo=tz))
-        .values("bucket")
-        .annotate(n=Count("pk"))
-        .order_by()
-    }
-    buckets: list[date] = []
-    for day in f.days():
-        bucket = day - timedelta(days=day.weekday()) if by_week else day
-        if not buckets or buckets[-1] != bucket:
-            buckets.append(bucket)
+    def bucket_of(day: date) -> date:
+        return day - timedelta(days=day.weekday()) if by_week else day
+
+    counts: dict[str, Counter[date]] = {}
+    for metric in (Metric.HANDLED, Metric.ESCALATED):
+        per_bucket: Counter[date] = Counter()
+        for (day,), n in _tally(f, metric, ["day"]).items():
+            per_bucket[bucket_of(day)] += n
+        counts[metric] = per_bucket
+    buckets = list(dict.fromkeys(bucket_of(day) for day in f.days()))
     return [
         {
             "bucket": bucket,
-            "handled": handled_counts.get(bucket, 0),
-            "escalated": escalated_counts.get(bucket, 0),
+            "handled": counts[Metric.HANDLED][bucket],
+            "escalated": counts[Metric.ESCALATED][bucket],
         }
         for bucket in buckets
     ]
@@ -284,20 +318,8 @@ def by_agent(f: ReportFilter) -> list[dict[str, Any]]:
     if f.agent_id:
         agents = agents.filter(pk=f.agent_id)
     names = dict(agents.distinct().values_list("pk", "display_name"))
-    handled_counts = dict(
-        handled(f)
-        .values("agent_id")
-        .annotate(n=Count("pk"))
-        .values_list("agent_id", "n")
-        .order_by()
-    )
-    escalated_counts = dict(
-        escalations(f)
-        .values("from_agent_id")
-        .annotate(n=Count("pk"))
-        .values_list("from_agent_id", "n")
-        .order_by()
-    )
+    handled_counts = {k[0]: n for k, n in _tally(f, Metric.HANDLED, ["agent_id"]).items()}
+    escalated_counts = {k[0]: n for k, n in _tally(f, Metric.ESCALATED, ["agent_id"]).items()}
     for agent_id in set(handled_counts) | set(escalated_counts):
         if agent_id is not None and agent_id not in names:  # since moved to another group
             names[agent_id] = Agent.objects.get(pk=agent_id).display_name
@@ -321,21 +343,15 @@ def by_agent(f: ReportFilter) -> list[dict[str, Any]]:
 
 
 def by_reason(f: ReportFilter) -> list[dict[str, Any]]:
-    rows = list(escalations(f).values("reason").annotate(n=Count("pk")).order_by("-n", "reason"))
-    return [{"reason": r["reason"] or "(no reason given)", "escalations": r["n"]} for r in rows]
+    counts = _tally(f, Metric.ESCALATED, ["reason"])
+    rows = sorted(counts.items(), key=lambda item: (-item[1], item[0][0]))
+    return [{"reason": reason or "(no reason given)", "escalations": n} for (reason,), n in rows]
 
 
 def by_target(f: ReportFilter) -> list[dict[str, Any]]:
-    rows = list(
-        escalations(f)
-        .values("target_label", "to_tier__name")
-        .annotate(n=Count("pk"))
-        .order_by("-n", "target_label")
-    )
-    return [
-        {"target": f"{r['target_label']} ({r['to_tier__name']})", "escalations": r["n"]}
-        for r in rows
-    ]
+    counts = _tally(f, Metric.ESCALATED, ["target"])
+    rows = sorted(counts.items(), key=lambda item: (-item[1], item[0][0]))
+    return [{"target": target, "escalations": n} for (target,), n in rows]
 
 
 def _percentiles(values: list[float]) -> tuple[float | None, float | None]:
@@ -347,105 +363,89 @@ def _percentiles(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.median(values), cuts[8]
 
 
-def _db_percentiles(queryset: QuerySet[Any], expression: str) -> tuple[float | None, float | None]:
-    """Median and 90th percentile of a duration, in seconds: in the database on PostgreSQL."""
-    if connection.vendor == "postgresql":
-        sql, params = queryset.values("pk").query.sql_with_params()
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s),"  # noqa: S608 - constants from this module; values are bound
-                " percentile_cont(0.9) WITHIN GROUP (ORDER BY s) FROM ("
-                f" SELECT EXTRACT(EPOCH FROM ({expression})) AS s"
-                f" FROM {queryset.model._meta.db_table} t WHERE t.id IN ({sql})"
-                f") d WHERE s IS NOT NULL",
-                params,
+class _MedianAndP90(Aggregate):
+    """PostgreSQL: [median, 90th percentile] of a duration in seconds, in the same scan."""
+
+    function = "percentile_cont"
+    template = (
+        "%(function)s(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM %(expressions)s))"
+    )
+    output_field = ArrayField(FloatField())
+
+
+def _duration_stats(
+    rows: QuerySet[Any], start: str, end: str, **counts: Any
+) -> tuple[dict[str, int], float | None, float | None]:
+    """Counts, then the median and 90th percentile of `end - start` in seconds (rows where both
+    are set): one query on PostgreSQL, values in Python elsewhere (the embedded SQLite)."""
+    db = connections[rows.db]
+    if db.vendor == "postgresql":
+        with transaction.atomic(using=rows.db), db.cursor() as cursor:
+            # A year of durations sorts in memory instead of in temporary files.
+            cursor.execute("SET LOCAL work_mem = '64MB'")
+            result = rows.aggregate(
+                **counts,
+                cuts=_MedianAndP90(
+                    ExpressionWrapper(F(end) - F(start), output_field=DurationField())
+                ),
             )
-            median, p90 = cursor.fetchone()
-        return (
-            float(median) if median is not None else None,
-            float(p90) if p90 is not None else None,
-        )
-    values = []
-    for row in queryset.values_list(*expression_fields(expression)):
-        start, end = row
-        if start is not None and end is not None:
-            values.append((end - start).total_seconds())
-    return _percentiles(sorted(values))
-
-
-def expression_fields(expression: str) -> tuple[str, str]:
-    end, start = (part.strip().removeprefix("t.") for part in expression.split("-"))
-    return start, end
+        cuts = result.pop("cuts") or [None, None]
+        return result, cuts[0], cuts[1]
+    values = sorted(
+        (b - a).total_seconds()
+        for a, b in rows.values_list(start, end)
+        if a is not None and b is not None
+    )
+    median, p90 = _percentiles(values)
+    return rows.aggregate(**counts), median, p90
 
 
 def wait_after_escalation(f: ReportFilter) -> dict[str, Any]:
-    rows = escalations(f)
-    median, p90 = _db_percentiles(
-        rows.filter(taken_at__isnull=False), "t.taken_at - t.requested_at"
+    counts, median, p90 = _duration_stats(
+        escalations(f),
+        "requested_at",
+        "taken_at",
+        escalations=Count("pk"),
+        taken=Count("taken_at"),
     )
-    return {
-        "escalations": rows.count(),
-        "taken": rows.filter(taken_at__isnull=False).count(),
-        "median_seconds": median,
-        "p90_seconds": p90,
-    }
+    return {**counts, "median_seconds": median, "p90_seconds": p90}
 
 
 def time_to_escalate(f: ReportFilter) -> dict[str, Any]:
     """From the agent taking the chat at the tier to escalating it."""
-    rows = _tier_assignments(f, (Assignment.EndReason.ESCALATED,))
-    median, p90 = _db_percentiles(rows, "t.ended_at - t.started_at")
-    return {"escalations": rows.count(), "median_seconds": median, "p90_seconds": p90}
+    counts, median, p90 = _duration_stats(
+        _tier_assignments(f, (Assignment.EndReason.ESCALATED,)),
+        "started_at",
+        "ended_at",
+        escalations=Count("pk"),
+    )
+    return {**counts, "median_seconds": median, "p90_seconds": p90}
 
 
 def timeouts_and_fallbacks(f: ReportFilter) -> list[dict[str, Any]]:
-    """Per stage: waits that timed out, and what the fallback did (all tiers; the pipeline filter
-    applies)."""
-    timed_out = QueueEntry.objects.filter(
-        outcome=QueueEntry.Outcome.TIMED_OUT, left_at__gte=f.since, left_at__lt=f.until
-    )
-    moves = Escalation.objects.filter(
-        requested_by__in=(Escalation.RequestedBy.TIMEOUT, Escalation.RequestedBy.FALLBACK),
-        requested_at__gte=f.since,
-        requested_at__lt=f.until,
-    )
-    ends = FlowEvent.objects.filter(
-        kind=FlowEvent.Kind.FELL_BACK,
-        at__gte=f.since,
-        at__lt=f.until,
-        data__action__in=["leave_message", "end"],
-    )
-    if f.pipeline_id:
-        timed_out = timed_out.filter(stage__pipeline_id=f.pipeline_id)
-        moves = moves.filter(from_stage__pipeline_id=f.pipeline_id)
-        ends = ends.filter(chat__route__pipeline_id=f.pipeline_id)
+    """Per stage: waits that timed out, and what the fallback did (all tiers, groups and agents;
+    the pipeline filter applies)."""
+    columns = {
+        Metric.TIMED_OUT: "timed_out",
+        Metric.MOVED: "moved",
+        Metric.LEFT_MESSAGE: "left_message",
+        Metric.ENDED: "ended",
+    }
+    per_stage: dict[int | None, Counter[str]] = {}
+    for metric, column in columns.items():
+        counts = _tally(f, metric, ["stage_id"], tier_level=None, group_id=None, agent_id=None)
+        for (stage_id,), n in counts.items():
+            per_stage.setdefault(stage_id, Counter())[column] += n
+    labels = {
+        s.pk: f"{s.pipeline.name} › {s.name}"
+        for s in Stage.objects.filter(pk__in=[k for k in per_stage if k]).select_related("pipeline")
+    }
     stats: dict[str, dict[str, Any]] = {}
-
-    def row(stage: str) -> dict[str, Any]:
-        return stats.setdefault(
-            stage, {"stage": stage, "timed_out": 0, "moved": 0, "left_message": 0, "ended": 0}
-        )
-
-    r: Any
-    for r in (
-        timed_out.values("stage__pipeline__name", "stage__name").annotate(n=Count("pk")).order_by()
-    ):
-        row(f"{r['stage__pipeline__name']} › {r['stage__name']}")["timed_out"] = r["n"]
-    for r in (
-        moves.values("from_stage__pipeline__name", "from_stage__name")
-        .annotate(n=Count("pk"))
-        .order_by()
-    ):
-        row(f"{r['from_stage__pipeline__name']} › {r['from_stage__name']}")["moved"] = r["n"]
-    for r in (
-        ends.values(
-            "chat__route__stage__pipeline__name", "chat__route__stage__name", "data__action"
-        )
-        .annotate(n=Count("pk"))
-        .order_by()
-    ):
-        key = f"{r['chat__route__stage__pipeline__name']} › {r['chat__route__stage__name']}"
-        row(key)["left_message" if r["data__action"] == "leave_message" else "ended"] += r["n"]
+    for stage_id, stage_counts in per_stage.items():
+        label = labels.get(stage_id, "(stage deleted)") if stage_id else "(no stage)"
+        row = stats.setdefault(label, {"stage": label, **dict.fromkeys(columns.values(), 0)})
+        for column, n in stage_counts.items():
+            row[column] += n
     return sorted(stats.values(), key=lambda r: r["stage"])
 
 

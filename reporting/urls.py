@@ -12,5 +12,6 @@ urlpatterns = [
     path("reasons/", views.reasons_and_targets, name="reasons"),
     path("waits/", views.waits, name="waits"),
     path("fallbacks/", views.fallbacks, name="fallbacks"),
+    path("predicted-vs-actual/", views.predicted_vs_actual, name="predicted_vs_actual"),
     path("chats/<id:chat_id>/", views.chat_detail, name="chat"),
 ]

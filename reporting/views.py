@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 
 from escalation.selectors import agent_may_view_chat
-from reporting import charts, selectors
+from reporting import charts, offers, selectors
 from reporting.exports import copy_csv_response, csv_response
 from reporting.forms import ReportFilterForm
 from reporting.selectors import ReportFilter
@@ -74,11 +74,13 @@ def escalated_chats(
 ) -> HttpResponseBase:
     context["title"] = f"Level {f.tier_level} escalated chats"
     sort = request.GET.get("sort", "-when")
+    if sort not in selectors.ESCALATED_SORTS:
+        sort = "-when"
     if wants_csv(request):
         filename = f"escalated-chats-{f.start}-{f.end}.csv"
         header = selectors.ESCALATED_CSV_HEADER
         if connection.vendor == "postgresql":
-            return copy_csv_response(filename, header, selectors.escalated_csv_queryset(f, sort))
+            return copy_csv_response(filename, header, selectors.escalated_csv_querysets(f, sort))
         return csv_response(filename, header, selectors.escalated_csv_rows(f, sort))
     page = Paginator(selectors.escalated_chats(f, sort), 50).get_page(request.GET.get("page"))
     context.update(page=page, rows=[selectors.row_of(e) for e in page.object_list], sort=sort)
@@ -107,17 +109,24 @@ def over_time(request: HttpRequest, f: ReportFilter, context: dict[str, Any]) ->
 @manager_report
 def by_agent(request: HttpRequest, f: ReportFilter, context: dict[str, Any]) -> HttpResponseBase:
     context["title"] = f"Tier {f.tier_level} chats handled vs escalated by agent"
-    rows = selectors.by_agent(f)
+    rows = offers.by_agent_with_offers(f)
     if wants_csv(request):
         return csv_response(
             f"by-agent-{f.start}-{f.end}.csv",
-            ["agent", "handled", "escalated", "escalation_rate"],
+            [
+                "agent",
+                "handled",
+                "escalated",
+                "escalation_rate",
+                *offers.BY_AGENT_CSV_COLUMNS,
+            ],
             (
                 (
                     r["agent"],
                     r["handled"],
                     r["escalated"],
                     "" if r["escalation_rate"] is None else f"{r['escalation_rate']:.3f}",
+                    *offers.by_agent_csv_values(r["offers"]),
                 )
                 for r in rows
             ),
@@ -177,6 +186,22 @@ def waits(request: HttpRequest, f: ReportFilter, context: dict[str, Any]) -> Htt
         )
     context.update(after=after, to_escalate=to_escalate)
     return render(request, "reporting/waits.html", context)
+
+
+@manager_report
+def predicted_vs_actual(
+    request: HttpRequest, f: ReportFilter, context: dict[str, Any]
+) -> HttpResponseBase:
+    context["title"] = "Predicted vs actual wait"
+    rows = offers.predicted_vs_actual(f)
+    if wants_csv(request):
+        return csv_response(
+            f"predicted-vs-actual-wait-{f.start}-{f.end}.csv",
+            offers.ACCURACY_CSV_COLUMNS,
+            (offers.accuracy_csv_values(r) for r in rows),
+        )
+    context.update(rows=rows)
+    return render(request, "reporting/estimates.html", context)
 
 
 @manager_report

@@ -130,3 +130,47 @@ def bob_agent_other_queue(l1_setup: Any) -> Any:
         display_name="Bob",
         member_of=[l1_setup.g2],
     )
+
+
+@pytest.fixture
+def desk(db: None) -> Any:
+    """Offers: two pipelines at tier 1: "Broadcast" (topic "Orders") and "Hunt" (topic "Returns"),
+    each stage served by one group of that policy; Ann, Ben and Cat are in both groups."""
+    from types import SimpleNamespace
+
+    from escalation.models import Agent
+    from tests.factories import (
+        AgentFactory,
+        AgentGroupFactory,
+        PipelineFactory,
+        StageFactory,
+        TierFactory,
+        TopicFactory,
+    )
+
+    t1 = TierFactory(level=1)
+    groups, stages = {}, {}
+    for policy, name, topic in (("broadcast", "Broadcast", "Orders"), ("hunt", "Hunt", "Returns")):
+        group = AgentGroupFactory(name=f"L1 {name}", tier=t1, routing_policy=policy)
+        pipeline = PipelineFactory(name=name)
+        stage = StageFactory(
+            pipeline=pipeline,
+            name=name,
+            tier=t1,
+            served_by=[group],
+            accept_timeout_seconds=30,
+        )
+        pipeline.entry_stage = stage
+        pipeline.save()
+        TopicFactory(name=topic, pipeline=pipeline)
+        groups[policy], stages[policy] = group, stage
+    people = {
+        name: AgentFactory(
+            display_name=name.title(),
+            member_of=list(groups.values()),
+            capacity=2,
+            presence=Agent.Presence.OFFLINE,
+        )
+        for name in ("ann", "ben", "cat")
+    }
+    return SimpleNamespace(groups=groups, stages=stages, **people)

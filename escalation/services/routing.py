@@ -8,7 +8,6 @@ never waits on a row another transaction holds and two dispatchers cannot deadlo
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db import transaction
@@ -36,6 +35,7 @@ from escalation.exceptions import (
     UnknownTopic,
 )
 from escalation.models import (
+    OFFER_POLICIES,
     Agent,
     AgentGroup,
     Assignment,
@@ -47,8 +47,10 @@ from escalation.models import (
     Topic,
     WaitEstimate,
 )
+from escalation.services import timers
 
 AUTOMATIC_POLICIES = (RoutingPolicy.ROUND_ROBIN, RoutingPolicy.LEAST_BUSY)
+ROUTED_POLICIES = (*AUTOMATIC_POLICIES, *OFFER_POLICIES)
 QUEUE_PUBLISH_DELAY_SECONDS = 1.0
 
 
@@ -131,9 +133,17 @@ def require_holder(*, chat: ChatSession, route: ChatRoute, agent: Agent) -> None
 
 
 def _wait_text(entry: QueueEntry) -> str:
-    position = selectors.queue_position(entry=entry)
-    estimate = selectors.wait_estimate(entry=entry, position=position, now=timezone.now())
+    _, estimate = shown_estimate(entry=entry, now=timezone.now())
     return estimate.as_text() if estimate else "wait not known yet"
+
+
+def shown_estimate(*, entry: QueueEntry, now: datetime) -> tuple[int, WaitRange | None]:
+    """The entry's place in line and wait estimate, stored as shown to the visitor (the
+    predicted-vs-actual report compares it with the real wait)."""
+    position = selectors.queue_position(entry=entry)
+    estimate = selectors.wait_estimate(entry=entry, position=position, now=now)
+    _record_estimate(entry=entry, position=position, estimate=estimate, now=now)
+    return position, estimate
 
 
 def enqueue(
@@ -149,6 +159,8 @@ def enqueue(
 ) -> QueueEntry:
     """Put the chat in `stage`'s queue with a deadline. Caller holds the chat row lock."""
     now = timezone.now()
+    # A chat in a drop stage has lost its visitor: nobody to tell that we are still searching.
+    notices = stage.still_searching_seconds > 0 and reason != QueueEntry.Reason.DROPPED
     entry = QueueEntry.objects.create(
         chat=chat,
         stage=stage,
@@ -159,6 +171,7 @@ def enqueue(
         waiting_since=waiting_since or now,
         entered_at=now,
         deadline=now + timedelta(seconds=stage.wait_timeout_seconds),
+        next_notice_at=now + timedelta(seconds=stage.still_searching_seconds) if notices else None,
     )
     if agents:
         entry.agents.set(agents)
@@ -167,6 +180,7 @@ def enqueue(
     if chat.status != ChatSession.Status.QUEUED:
         chat_services.change_status(chat=chat, to=ChatSession.Status.QUEUED)
     arm_wait_timer(entry)
+    arm_notice_timer(entry)
     chat_services.add_flow_event(
         chat=chat,
         kind=FlowEvent.Kind.QUEUED,
@@ -184,26 +198,35 @@ def enqueue(
 
 
 def arm_wait_timer(entry: QueueEntry) -> None:
-    """After commit, schedule the wait-timeout task for the entry's deadline.
-
-    The countdown is capped far below the broker's visibility timeout (Redis would redeliver a
-    task held longer); a task that wakes before the deadline re-arms itself. The periodic sweep
-    catches any deadline whose task was lost."""
-    if entry.deadline is None:
-        return
+    """After commit, schedule the wait-timeout task for the entry's deadline (see timers)."""
     from escalation.tasks import wait_timeout
 
-    seconds = max(0.0, (entry.deadline - timezone.now()).total_seconds())
-    wait_timeout.apply_async_on_commit(
-        args=(entry.pk,), countdown=min(seconds, settings.MAX_TIMER_COUNTDOWN_SECONDS)
+    timers.arm(wait_timeout, entry.pk, deadline=entry.deadline)
+
+
+def arm_notice_timer(entry: QueueEntry) -> None:
+    """After commit, schedule the entry's next still-searching notice; the task carries the time
+    it is for, so that only the task of the current schedule sends it."""
+    if entry.next_notice_at is None:
+        return
+    from escalation.tasks import still_searching
+
+    timers.arm(
+        still_searching, entry.pk, entry.next_notice_at.isoformat(), deadline=entry.next_notice_at
     )
 
 
 def leave_queue(*, entry: QueueEntry, outcome: str) -> None:
     """Close a waiting entry. Caller holds the chat row lock."""
+    from escalation.services import offers
+
     entry.left_at = timezone.now()
     entry.outcome = outcome
-    entry.save(update_fields=["left_at", "outcome"])
+    entry.next_notice_at = None
+    entry.save(update_fields=["left_at", "outcome", "next_notice_at"])
+    offers.withdraw_entry_offers(
+        entry=entry, reason="taken" if outcome == QueueEntry.Outcome.TAKEN else "left"
+    )
     escalation_outcome = {
         QueueEntry.Outcome.TAKEN: Escalation.Outcome.TAKEN,
         QueueEntry.Outcome.TIMED_OUT: Escalation.Outcome.TIMED_OUT,
@@ -249,6 +272,24 @@ def publish_queue_now(*, stage_id: int) -> int:
         told += 1
     send_event_on_commit(stage_queue_group(stage_id), {"type": "queue.changed", "stage": stage_id})
     return told
+
+
+def visitor_hello(*, chat: ChatSession) -> dict[str, Any]:
+    """The snapshot a visitor's page gets on (re)connecting. The wait estimate in it is shown to
+    the visitor, so it is stored like every other estimate shown (predicted vs actual wait)."""
+    state = selectors.visitor_state(chat=chat)
+    queue = state.get("queue")
+    entry_id = ChatRoute.objects.filter(chat=chat).values_list("entry_id", flat=True).first()
+    if queue and entry_id:
+        estimate = queue.get("estimate") or {}
+        WaitEstimate.objects.create(
+            entry_id=entry_id,
+            position=queue["position"],
+            low_seconds=estimate.get("low_seconds"),
+            high_seconds=estimate.get("high_seconds"),
+            created_at=timezone.now(),
+        )
+    return state
 
 
 def _record_estimate(
@@ -300,7 +341,8 @@ def assign(*, chat: ChatSession, route: ChatRoute, entry: QueueEntry, agent: Age
     route.agent, route.entry = agent, None
     route.save(update_fields=["agent", "entry"])
     agent.last_assigned_at = now
-    agent.save(update_fields=["last_assigned_at"])
+    agent.lapses_in_a_row = 0
+    agent.save(update_fields=["last_assigned_at", "lapses_in_a_row"])
     chat_services.change_status(chat=chat, to=ChatSession.Status.ACTIVE)
     chat_services.add_flow_event(
         chat=chat,
@@ -324,30 +366,43 @@ def assign(*, chat: ChatSession, route: ChatRoute, entry: QueueEntry, agent: Age
         tier=entry.tier.name,
     )
     send_event_on_commit(agent_group(agent.pk), {"type": "chat.assigned", "chat": chat.pk})
+    if selectors.agent_load(agent) >= selectors.effective_capacity(agent):
+        from escalation.services import offers
+
+        offers.withdraw_agent_offers(agent=agent, reason="full", except_chat_id=chat.pk)
     return assignment
 
 
-def _automatic_groups(stage: Stage) -> QuerySet[AgentGroup]:
-    return stage.groups.filter(routing_policy__in=AUTOMATIC_POLICIES).order_by("name")
+def routing_of(entry: QueueEntry) -> tuple[str | None, QuerySet[AgentGroup]]:
+    """How the waiting chat is routed: the policy and the groups that route it that way.
+
+    A chat narrowed to one group follows that group's policy (a manual group picks its chats
+    itself); otherwise the first routed group of the stage (by name) sets the policy, and its
+    groups of that kind route it (assigning policies mix: round robin with least busy)."""
+    if entry.group_id is not None:
+        groups = AgentGroup.objects.filter(pk=entry.group_id, routing_policy__in=ROUTED_POLICIES)
+    else:
+        groups = entry.stage.groups.filter(routing_policy__in=ROUTED_POLICIES).order_by("name")
+    policy = groups.values_list("routing_policy", flat=True).first()
+    if policy in OFFER_POLICIES:
+        return policy, groups.filter(routing_policy=policy)
+    return policy, groups.filter(routing_policy__in=AUTOMATIC_POLICIES)
 
 
 def dispatch(*, stage_ids: list[int]) -> int:
     """Assign waiting chats of these stages to available agents where a serving group routes
     automatically (round robin: the agent assigned longest ago; least busy: the fewest open
-    chats). Runs inside the caller's transaction; returns how many chats were assigned."""
+    chats), or offer them where it offers (broadcast, round-robin hunt). Runs inside the
+    caller's transaction; returns how many chats were assigned."""
+    from escalation.services import offers
+
     assigned = 0
     for stage in Stage.objects.filter(pk__in=stage_ids):
-        stage_groups = _automatic_groups(stage)
-        for entry in list(selectors.waiting_entries(stage_id=stage.pk)):
-            # A chat narrowed to one group follows that group's policy (a manual group picks its
-            # chats itself); otherwise the stage's automatic groups assign it.
-            groups = (
-                AgentGroup.objects.filter(pk=entry.group_id, routing_policy__in=AUTOMATIC_POLICIES)
-                if entry.group_id is not None
-                else stage_groups
-            )
-            policy = groups.values_list("routing_policy", flat=True).first()
-            if policy is not None and _dispatch_entry(
+        for entry in list(selectors.waiting_entries(stage_id=stage.pk).select_related("stage")):
+            policy, groups = routing_of(entry)
+            if policy in OFFER_POLICIES:
+                offers.offer_entry(entry_id=entry.pk, groups=groups, policy=policy)
+            elif policy is not None and _dispatch_entry(
                 entry_id=entry.pk, groups=groups, policy=policy
             ):
                 assigned += 1
@@ -434,14 +489,20 @@ def set_presence(*, agent: Agent, presence: str) -> Agent:
     the chats it holds (it can finish them); it is only left out of new assignments."""
     if presence not in Agent.Presence.values:
         raise ValueError(f"Unknown presence {presence!r}")
+    from escalation.services import offers
+
     locked = Agent.objects.select_for_update().get(pk=agent.pk)
     if locked.presence != presence:
         locked.presence = presence
         locked.presence_changed_at = timezone.now()
-        locked.save(update_fields=["presence", "presence_changed_at"])
+        if presence == Agent.Presence.ONLINE:
+            locked.lapses_in_a_row = 0  # back at the desk: a fresh count for auto-away
+        locked.save(update_fields=["presence", "presence_changed_at", "lapses_in_a_row"])
     send_event_on_commit(agent_group(locked.pk), {"type": "presence", "presence": presence})
     if presence == Agent.Presence.ONLINE:
         dispatch(stage_ids=selectors.stages_to_dispatch_for(agent=locked))
+    else:
+        offers.withdraw_agent_offers(agent=locked, reason=presence)
     return locked
 
 
@@ -479,7 +540,8 @@ def end_chat_by_agent(*, chat_id: int, agent: Agent) -> None:
 
 @transaction.atomic
 def end_chat_by_visitor(*, chat_id: int) -> None:
-    """The visitor closed the chat: a waiting chat is abandoned, an active one ends."""
+    """The visitor closed the chat: a waiting chat goes to its stage's drop stage or is
+    abandoned, an active one ends."""
     chat, route = lock_route(chat_id=chat_id)
     if not chat.is_open:
         return  # ending twice is not an error for the visitor: the chat is over either way
@@ -488,6 +550,8 @@ def end_chat_by_visitor(*, chat_id: int) -> None:
 
 def _visitor_leaves(*, chat: ChatSession, route: ChatRoute, why: str) -> None:
     if chat.status == ChatSession.Status.QUEUED and route.entry is not None:
+        if _drop(chat=chat, route=route, entry=route.entry, why=why):
+            return
         leave_queue(entry=route.entry, outcome=QueueEntry.Outcome.ABANDONED)
         chat_services.add_flow_event(
             chat=chat, kind=FlowEvent.Kind.ABANDONED, data={"stage": route.stage.name, "why": why}
@@ -541,12 +605,53 @@ def close_chat(
     )
 
 
+def _drop(*, chat: ChatSession, route: ChatRoute, entry: QueueEntry, why: str) -> bool:
+    """The visitor left before an agent connected: move the chat to its stage's drop stage, if
+    it has one. Only once: a chat already dropped that loses its visitor again ends abandoned.
+    Returns whether it moved. Caller holds the chat row lock."""
+    drop_stage = (
+        Stage.objects.select_related("tier").filter(pk=entry.stage.drop_stage_id).first()
+        if entry.stage.drop_stage_id is not None
+        else None
+    )
+    if drop_stage is None or entry.reason == QueueEntry.Reason.DROPPED:
+        return False
+    from escalation.services.transfer import fall_back_if_nobody_serves
+
+    leave_queue(entry=entry, outcome=QueueEntry.Outcome.ABANDONED)
+    chat_services.add_flow_event(
+        chat=chat,
+        kind=FlowEvent.Kind.DROPPED,
+        data={
+            "from_stage": entry.stage.name,
+            "from_stage_id": entry.stage_id,
+            "to_stage": drop_stage.name,
+            "to_stage_id": drop_stage.pk,
+            "why": why,
+            "waited_seconds": int((timezone.now() - entry.entered_at).total_seconds()),
+        },
+    )
+    dropped = enqueue(chat=chat, route=route, stage=drop_stage, reason=QueueEntry.Reason.DROPPED)
+    notify_visitor(
+        chat=chat,
+        event="dropped",
+        stage=drop_stage,
+        team=selectors.team_name(dropped),
+        tier=dropped.tier.name,
+    )
+    if not fall_back_if_nobody_serves(chat=chat, route=route, entry=dropped):
+        dispatch(stage_ids=[drop_stage.pk])
+    return True
+
+
 @transaction.atomic
 def abandon_if_visitor_gone(*, chat_id: int, seen_before: datetime) -> bool:
-    """Abandon a waiting chat whose visitor has not been seen since `seen_before`."""
+    """Abandon (or drop) a waiting chat whose visitor has not been seen since `seen_before`."""
     chat, route = lock_route(chat_id=chat_id)
     if chat.status != ChatSession.Status.QUEUED:
         return False
+    if route.entry is not None and route.entry.reason == QueueEntry.Reason.DROPPED:
+        return False  # already dropped: it waits for a follow-up, not for its visitor
     if chat.visitor_seen_at is not None and chat.visitor_seen_at >= seen_before:
         return False
     _visitor_leaves(chat=chat, route=route, why="visitor left the page")

@@ -36,6 +36,7 @@ from escalation.models import (
     TargetKind,
     Tier,
 )
+from escalation.services import timers
 from escalation.services.routing import (
     assign,
     close_chat,
@@ -46,6 +47,7 @@ from escalation.services.routing import (
     lock_route,
     notify_visitor,
     require_holder,
+    shown_estimate,
 )
 
 
@@ -264,6 +266,7 @@ def _move(
         note=origin.note,
         requested_by=origin.requested_by,
         requested_at=now,
+        repeat=Escalation.objects.filter(chat=chat, from_tier=origin.tier).exists(),
     )
     chat_services.add_flow_event(
         chat=chat,
@@ -283,8 +286,7 @@ def _move(
             "requested_by": origin.requested_by,
         },
     )
-    position = selectors.queue_position(entry=entry)
-    estimate = selectors.wait_estimate(entry=entry, position=position, now=now)
+    position, estimate = shown_estimate(entry=entry, now=now)
     notify_visitor(
         chat=chat,
         event=notice,
@@ -346,12 +348,12 @@ def handle_wait_timeout(*, entry_id: int) -> str:
 
 def sweep_overdue_entries(*, limit: int = 200) -> int:
     """Catch deadlines whose timer task was lost (a killed worker, a flushed broker)."""
-    overdue = list(
-        QueueEntry.objects.filter(left_at__isnull=True, deadline__lte=timezone.now())
-        .order_by("deadline")
-        .values_list("pk", flat=True)[:limit]
+    overdue = QueueEntry.objects.filter(left_at__isnull=True, deadline__lte=timezone.now())
+    return timers.sweep(
+        overdue.order_by("deadline").values_list("pk", flat=True)[:limit],
+        lambda pk: handle_wait_timeout(entry_id=pk),
+        "fell back",
     )
-    return sum(handle_wait_timeout(entry_id=pk) == "fell back" for pk in overdue)
 
 
 def run_fallback(*, chat: ChatSession, route: ChatRoute, entry: QueueEntry, cause: str) -> None:

@@ -84,6 +84,7 @@ Tierline.messageItem = (m) => {
   const li = document.createElement("li");
   li.className = `msg msg-${m.kind}`;
   li.dataset.seq = m.seq;
+  li.dataset.event = m.event || "";
   if (m.kind !== "system") {
     const who = document.createElement("span");
     who.className = "who";
@@ -98,4 +99,20 @@ Tierline.messageItem = (m) => {
   text.textContent = m.text;
   li.append(time, text);
   return li;
+};
+
+/* Add a line to a transcript. "Still searching" notices are all stored (and replayed), but a run
+   of them shows as one line: the latest replaces the one before it. */
+Tierline.appendMessage = (list, m) => {
+  const last = list.lastElementChild;
+  if (m.event === "still_searching" && last && last.dataset.event === "still_searching") last.remove();
+  list.append(Tierline.messageItem(m));
+};
+
+/* The same for a transcript rendered by the server: keep the last of each run. */
+Tierline.collapseSearching = (list) => {
+  list.querySelectorAll('li[data-event="still_searching"]').forEach((li) => {
+    const next = li.nextElementSibling;
+    if (next && next.dataset.event === "still_searching") li.remove();
+  });
 };

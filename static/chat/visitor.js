@@ -13,6 +13,7 @@
   const endBtn = document.getElementById("end-chat");
   const newChat = document.getElementById("new-chat");
 
+  Tierline.collapseSearching(transcript);
   let lastSeq = 0;
   transcript.querySelectorAll("li[data-seq]").forEach((li) => { lastSeq = Math.max(lastSeq, Number(li.dataset.seq)); });
   const outbox = new Map(); // client_id -> frame, until the server acknowledges it
@@ -27,7 +28,7 @@
     form.querySelector("button").disabled = !open;
     endBtn.hidden = !open;
     newChat.hidden = open;
-    if (!open) { queueBox.hidden = true; socket.close(); document.getElementById("conn").textContent = "Chat ended"; }
+    if (!open) { queueBox.hidden = true; socket.close(); document.getElementById("conn").textContent = status === "left" ? "You left the queue" : "Chat ended"; }
   }
 
   function showQueue(q) {
@@ -41,11 +42,12 @@
     if (m.seq <= lastSeq) return; // already shown (replay after reconnect)
     if (m.seq > lastSeq + 1) { socket.send({ type: "resume", since: lastSeq }); return; } // a gap: ask for it
     lastSeq = m.seq;
-    transcript.append(Tierline.messageItem(m));
+    Tierline.appendMessage(transcript, m);
     if (m.client_id) outbox.delete(m.client_id);
     if (m.kind === "agent" || m.event === "agent_joined") queueBox.hidden = true;
     if (m.event === "offline") document.getElementById("offline-form").hidden = false;
     if (m.event === "message_left") document.getElementById("offline-form").hidden = true;
+    if (m.event === "dropped") setStatus("left"); // left the queue: a follow-up team has it now
     scrollDown();
   }
 
@@ -85,5 +87,7 @@
   input.addEventListener("keydown", (e) => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); form.requestSubmit(); } });
   endBtn.addEventListener("click", () => { if (confirm("End this chat?")) socket.send({ type: "end" }); });
   setInterval(() => socket.send({ type: "ping" }), 20000);
-  setStatus(room.dataset.status);
+  const lastLine = transcript.lastElementChild;
+  // Left the queue earlier (the chat waits for a follow-up now): the page stays closed.
+  setStatus(room.dataset.status === "queued" && lastLine && lastLine.dataset.event === "dropped" ? "left" : room.dataset.status);
 })();

@@ -4,6 +4,7 @@
 (() => {
   const root = document.getElementById("console");
   const queueList = document.getElementById("queue-list");
+  const offerList = document.getElementById("offer-list");
   const chatList = document.getElementById("chat-list");
   const tabs = document.getElementById("tabs");
   const panes = document.getElementById("panes");
@@ -14,6 +15,7 @@
 
   const chats = new Map(); // chat id -> {id, info, lastSeq, unread, pane, tab, open, held}
   const outbox = new Map(); // client_id -> frame
+  const offers = new Map(); // offer id -> offer frame, with `until` (local clock) for hunts
   let activeChat = null;
 
   function showToast(text) {
@@ -56,6 +58,49 @@
       const info = el("div", { className: "queue-info", title: "Preview the transcript" }, details);
       info.addEventListener("click", () => openChat(q.chat));
       queueList.append(el("li", { className: "queue-item", dataset: { chat: q.chat } }, [info, take]));
+    }
+  }
+
+  function setOffers(list) {
+    offers.clear();
+    for (const o of list || []) addOffer(o);
+    renderOffers();
+  }
+
+  function addOffer(o) {
+    // The countdown runs on this browser's clock from the seconds left when the server sent it.
+    offers.set(o.offer, { ...o, until: o.accept_seconds === null ? null : Date.now() + o.accept_seconds * 1000 });
+  }
+
+  function secondsLeft(o) { return Math.max(0, Math.ceil((o.until - Date.now()) / 1000)); }
+
+  function renderOffers() {
+    offerList.replaceChildren();
+    document.getElementById("offers-count").textContent = offers.size;
+    if (!offers.size) { offerList.append(el("li", { className: "empty", textContent: "No offers." })); return; }
+    for (const o of offers.values()) {
+      const accept = el("button", { type: "button", textContent: "Accept", className: "accept-btn" });
+      const decline = el("button", { type: "button", textContent: "Decline", className: "secondary decline-btn" });
+      accept.addEventListener("click", () => { accept.disabled = decline.disabled = true; socket.send({ type: "offer.accept", offer: o.offer, ref: `offer-${o.offer}` }); });
+      decline.addEventListener("click", () => { accept.disabled = decline.disabled = true; socket.send({ type: "offer.decline", offer: o.offer, ref: `offer-${o.offer}` }); });
+      const details = [
+        el("strong", { textContent: o.visitor }),
+        el("span", { className: "muted small", textContent: ` · ${o.topic}` }),
+        el("div", { className: "muted small", textContent: `${o.team} · ${o.tier_path.join(" → ")} · waiting ${minutes(o.waited_seconds)}` }),
+      ];
+      if (o.note) details.push(el("div", { className: "small handover-line", textContent: `Note: ${o.note}` }));
+      if (o.until !== null) details.push(el("div", { className: "small offer-countdown", textContent: `${secondsLeft(o)} s to accept` }));
+      offerList.append(el("li", { className: "queue-item offer-item", dataset: { offer: o.offer, chat: o.chat, policy: o.policy } }, [
+        el("div", { className: "queue-info" }, details), el("div", { className: "offer-actions" }, [accept, decline]),
+      ]));
+    }
+  }
+
+  function tickOffers() {
+    for (const li of offerList.querySelectorAll(".offer-item")) {
+      const o = offers.get(Number(li.dataset.offer));
+      const countdown = li.querySelector(".offer-countdown");
+      if (o && countdown) countdown.textContent = `${secondsLeft(o)} s to accept`;
     }
   }
 
@@ -251,7 +296,7 @@
     if (m.seq > c.lastSeq + 1) { socket.send({ type: "resume", chat: c.id, since: c.lastSeq }); return; }
     c.lastSeq = m.seq;
     const list = c.pane.querySelector(".transcript");
-    list.append(Tierline.messageItem(m));
+    Tierline.appendMessage(list, m);
     list.scrollTop = list.scrollHeight;
     if (m.kind === "visitor") {
       if (activeChat === c.id && !document.hidden) { markRead(c); drawChatList(); } else { c.unread += 1; drawChatList(); }
@@ -272,8 +317,11 @@
           root.dataset.presence = f.agent.presence;
           renderQueue(f.queue);
           renderChatList(f.chats);
+          setOffers(f.offers);
           break;
-        case "queue": renderQueue(f.items); renderChatList(f.chats); break;
+        case "queue": renderQueue(f.items); renderChatList(f.chats); if (f.offers) setOffers(f.offers); break;
+        case "offer": addOffer(f); renderOffers(); break;
+        case "offer.closed": offers.delete(f.offer); renderOffers(); break;
         case "presence": presence.value = f.presence; root.dataset.presence = f.presence; break;
         case "chat.info": applyInfo(f); break;
         case "message": addMessage(f); break;
@@ -283,7 +331,7 @@
           if (c && activeChat === c.id) { markRead(c); drawChatList(); }
           break;
         }
-        case "taken": openChat(f.chat); socket.send({ type: "queue" }); break;
+        case "taken": if (f.offer) { offers.delete(f.offer); renderOffers(); } openChat(f.chat); socket.send({ type: "queue" }); break;
         case "chat.assigned": {
           const c = ensureChat(f.chat); c.held = true;
           socket.send({ type: "queue" });
@@ -327,6 +375,13 @@
         }
         case "ack": outbox.delete(f.client_id); break;
         case "error": {
+          if (typeof f.ref === "string" && f.ref.startsWith("offer-")) {
+            // The offer is gone (taken by someone else, lapsed ...): say so and drop it.
+            showToast(f.message);
+            if (f.code !== "rate_limited" && f.code !== "not_online" && f.code !== "at_capacity") offers.delete(Number(f.ref.slice(6)));
+            renderOffers();
+            break;
+          }
           if (f.code === "rate_limited" && f.ref && outbox.has(f.ref)) { setTimeout(() => socket.send(outbox.get(f.ref)), 1500); break; }
           const frame = f.ref && outbox.get(f.ref);
           if (frame) outbox.delete(f.ref);
@@ -345,4 +400,5 @@
   presence.addEventListener("change", () => socket.send({ type: "presence", presence: presence.value }));
   document.addEventListener("visibilitychange", () => { if (!document.hidden && activeChat) markRead(chats.get(activeChat)); });
   setInterval(() => socket.send({ type: "queue" }), 15000); // refresh "waiting for" times
+  setInterval(tickOffers, 1000);
 })();

@@ -87,6 +87,21 @@ async def test_visitor_connects_with_its_token_and_gets_state_and_history(l1_set
     await ws.disconnect()
 
 
+async def test_the_estimate_a_reconnecting_visitor_is_shown_is_stored(l1_setup):
+    from escalation.models import WaitEstimate
+
+    chat = await sync_to_async(start)()
+    stored = sync_to_async(lambda: WaitEstimate.objects.filter(entry__chat=chat).count())
+    before = await stored()
+    for _ in range(2):  # the first visit and a reconnect each show an estimate
+        ws = await visitor_socket(chat)
+        assert (await ws.connect())[0]
+        hello = await ws.receive_json_from()
+        assert hello["queue"]["position"] == 1
+        await ws.disconnect()
+    assert await stored() == before + 2
+
+
 @pytest.mark.parametrize("token_kind", ["missing", "tampered", "other_chat"])
 async def test_visitor_with_a_bad_token_is_refused(l1_setup, token_kind):
     chat, other = await sync_to_async(start)(), await sync_to_async(start)()

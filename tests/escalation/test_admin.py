@@ -24,6 +24,9 @@ def stage_form(stage: Stage, **overrides: Any) -> dict[str, Any]:
         "fallback_group": stage.fallback_group_id or "",
         "no_agent_rule": stage.no_agent_rule,
         "escalated_order": stage.escalated_order,
+        "accept_timeout_seconds": stage.accept_timeout_seconds,
+        "still_searching_seconds": stage.still_searching_seconds,
+        "drop_stage": stage.drop_stage_id or "",
         "escalation_options-TOTAL_FORMS": 0,
         "escalation_options-INITIAL_FORMS": 0,
         "templates-TOTAL_FORMS": 0,
@@ -246,3 +249,80 @@ def test_every_admin_page_opens(admin_client_, demo):
         assert admin_client_.get(reverse(f"admin:escalation_{name}_changelist")).status_code == 200
     stage = Stage.objects.get(name="L1 General")
     assert admin_client_.get(change_url(stage)).status_code == 200
+
+
+# --- Offers, still-searching notices and the drop stage --------------------------------------
+
+
+def test_offer_and_waiting_settings_are_saved(admin_client_, l1_setup):
+    response = admin_client_.post(
+        change_url(l1_setup.l1),
+        stage_form(
+            l1_setup.l1,
+            accept_timeout_seconds=15,
+            still_searching_seconds=45,
+            drop_stage=l1_setup.l2.pk,
+        ),
+    )
+    assert response.status_code == 302
+    l1_setup.l1.refresh_from_db()
+    assert (
+        l1_setup.l1.accept_timeout_seconds,
+        l1_setup.l1.still_searching_seconds,
+        l1_setup.l1.drop_stage,
+    ) == (15, 45, l1_setup.l2)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("accept_timeout_seconds", 0, "The agent accept timeout must be at least 1 second."),
+        (
+            "still_searching_seconds",
+            -5,
+            "The still-searching interval is a number of seconds; 0 turns it off.",
+        ),
+        ("accept_timeout_seconds", "soon", "Enter a whole number."),
+    ],
+)
+def test_offer_and_waiting_settings_refuse_bad_values(
+    admin_client_, l1_setup, field, value, message
+):
+    response = admin_client_.post(
+        change_url(l1_setup.l1), stage_form(l1_setup.l1, **{field: value})
+    )
+    assert message in errors_of(response)
+
+
+def test_a_stage_cannot_be_its_own_drop_stage(admin_client_, l1_setup):
+    response = admin_client_.post(
+        change_url(l1_setup.l1), stage_form(l1_setup.l1, drop_stage=l1_setup.l1.pk)
+    )
+    assert "A stage cannot be its own drop stage" in errors_of(response)
+    l1_setup.l1.refresh_from_db()
+    assert l1_setup.l1.drop_stage is None
+
+
+def group_form(group: Any, **overrides: Any) -> dict[str, Any]:
+    data = {
+        "name": group.name,
+        "tier": group.tier_id,
+        "routing_policy": group.routing_policy,
+        "default_capacity": group.default_capacity,
+        "auto_away_after_lapses": group.auto_away_after_lapses,
+    }
+    data.update(overrides)
+    return data
+
+
+def test_auto_away_needs_the_round_robin_hunt_policy(admin_client_, l1_setup):
+    url = reverse("admin:escalation_agentgroup_change", args=[l1_setup.g1.pk])
+    response = admin_client_.post(url, group_form(l1_setup.g1, auto_away_after_lapses=3))
+    assert response.status_code == 200
+    assert "Only round-robin hunt offers lapse" in str(response.context["adminform"].form.errors)
+    response = admin_client_.post(
+        url, group_form(l1_setup.g1, routing_policy="hunt", auto_away_after_lapses=3)
+    )
+    assert response.status_code == 302
+    l1_setup.g1.refresh_from_db()
+    assert (l1_setup.g1.routing_policy, l1_setup.g1.auto_away_after_lapses) == ("hunt", 3)

@@ -67,3 +67,17 @@ def test_load_demo_puts_an_edited_demo_stage_back(demo):
         180,
         "original_wait",
     )
+
+
+def test_demo_routes_one_group_by_broadcast_and_one_by_round_robin_hunt(demo):
+    from escalation.models import AgentGroup, Stage
+
+    policies = dict(AgentGroup.objects.values_list("name", "routing_policy"))
+    assert policies["L1 Orders"] == "broadcast"
+    assert policies["L1 Returns"] == "hunt"
+    assert AgentGroup.objects.get(name="L1 Returns").auto_away_after_lapses == 3
+    orders = Stage.objects.get(name="Orders")
+    assert orders.drop_stage is not None and orders.drop_stage.name == "Order follow-up"
+    assert orders.still_searching_seconds == 30
+    assert orders.escalation_options.filter(keyword="billing").exists()
+    assert Stage.objects.get(name="Returns").accept_timeout_seconds == 20

@@ -25,7 +25,7 @@ from django.urls import reverse
 
 from escalation import services
 from escalation.models import Agent, AgentGroup, QueueEntry
-from reporting import selectors
+from reporting import selectors, summaries
 from reporting.selectors import ReportFilter
 from tests.factories import AgentFactory, UserFactory
 
@@ -41,8 +41,18 @@ def agent(name: str) -> Agent:
     return Agent.objects.get(user__username=name)
 
 
-@pytest.fixture
-def history(demo, settings):
+@pytest.fixture(params=["raw", "summarised"])
+def history(request, demo, settings):
+    """The chats above; every report test runs twice: counted from the raw rows (today's path),
+    and with the finished days counted into the daily summaries first (the path of the past)."""
+    chats = make_history(settings)
+    if request.param == "summarised":
+        assert summaries.summarise_pending() > 0
+        assert summaries.summarised_days(DAY1, DAY2) == {DAY1, DAY2}
+    return chats
+
+
+def make_history(settings):
     settings.TIME_ZONE = "Europe/Paris"
     AgentGroup.objects.filter(name__in=["L1 General", "L2 Technical"]).update(
         routing_policy="manual"
@@ -265,8 +275,9 @@ def test_every_page_renders_and_its_csv_holds_the_same_numbers(history, client, 
         ["2026-03-11", "0", "3"],
     ]
     by_agent = parse_csv(client.get(reverse("reporting:by_agent"), {**query, "format": "csv"}))
-    assert by_agent[0] == ["agent", "handled", "escalated", "escalation_rate"]
-    assert ["Alex", "1", "3", "0.750"] in by_agent and ["Dana", "0", "0", ""] in by_agent
+    assert by_agent[0][:4] == ["agent", "handled", "escalated", "escalation_rate"]
+    firsts = [row[:4] for row in by_agent]  # the offer columns are tested in test_offer_reports
+    assert ["Alex", "1", "3", "0.750"] in firsts and ["Dana", "0", "0", ""] in firsts
     escalated = client.get(reverse("reporting:escalated"), {**query, "format": "csv"})
     assert escalated["Content-Disposition"] == (
         'attachment; filename="escalated-chats-2026-03-10-2026-03-11.csv"'
@@ -329,6 +340,47 @@ def test_the_copy_csv_matches_the_python_rows(history, client, manager_user):
     assert copied[0] == selectors.ESCALATED_CSV_HEADER
     assert copied[1:] == python
     assert copied[-1][1] == "2026-03-10 11:10:00"  # B, in Paris time like the page
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("sort", ["-when", "when", "wait"])
+def test_a_long_period_exports_in_parts_with_the_same_rows(history, client, manager_user, sort):
+    """Over more than a week, the time-sorted CSV is sent as the front week then the rest; the
+    rows and their order are the Python path's, which is one query."""
+    client.force_login(manager_user)
+    start = DAY1 - dt.timedelta(days=30)
+    query = {"start": start.isoformat(), "end": DAY2.isoformat(), "format": "csv", "sort": sort}
+    f = ReportFilter(start=start, end=DAY2)
+    assert len(list(selectors.escalated_csv_querysets(f, sort))) == (1 if sort == "wait" else 2)
+    copied = parse_csv(client.get(reverse("reporting:escalated"), query))
+    python = [
+        ["" if v is None else str(v) for v in row] for row in selectors.escalated_csv_rows(f, sort)
+    ]
+    assert copied[1:] == python and len(python) == 3
+
+
+def test_the_pager_keeps_the_sort(demo, client, manager_user, settings):
+    from django.utils import timezone
+
+    alex = agent("alex")
+    services.set_presence(agent=alex, presence="online")
+    AgentGroup.objects.filter(name="L1 General").update(routing_policy="manual")
+    for _ in range(51):
+        chat = services.start_chat(
+            visitor_name="V",
+            visitor_email="",
+            topic_name="Billing",
+            first_message="hi",
+            visitor_context={},
+        )
+        services.take_chat(chat_id=chat.pk, agent=alex)
+        services.escalate_chat(chat_id=chat.pk, agent=alex, keyword="billing", note="n")
+    client.force_login(manager_user)
+    today = timezone.localdate().isoformat()
+    page = client.get(reverse("reporting:escalated"), {"start": today, "sort": "when"})
+    html = page.content.decode()
+    assert "Page 1 of 2 · 51 chats" in html
+    assert "sort=when&amp;page=2" in html
 
 
 def test_a_large_csv_export_streams_in_constant_memory(demo, client, manager_user):
@@ -399,3 +451,111 @@ def test_out_of_range_inputs_are_refused_not_crashes(client, manager_user, alice
     assert "Choose dates between the years 2000 and 2999." in response.content.decode()
     client.force_login(alice_agent.user)
     assert client.get("/reports/chats/99999999999999999999/").status_code == 404
+
+
+def test_a_period_half_summarised_counts_the_same(demo, settings):
+    make_history(settings)
+    assert summaries.summarise(DAY1, DAY1) == 1  # day 2 stays raw
+    assert summaries.summarised_days(DAY1, DAY2) == {DAY1}
+    assert selectors.handled_vs_escalated_over_time(two_days()) == [
+        {"bucket": DAY1, "handled": 1, "escalated": 1},
+        {"bucket": DAY2, "handled": 0, "escalated": 3},
+    ]
+    assert {r["agent"]: r["escalated"] for r in selectors.by_agent(two_days())} == {
+        "Alex": 3,
+        "Blair": 1,
+        "Dana": 0,
+    }
+    assert sum(r["escalations"] for r in selectors.by_reason(two_days())) == 4
+
+
+def test_a_change_of_time_zone_counts_the_days_again(demo, settings):
+    make_history(settings)
+    summaries.summarise_pending()
+    settings.TIME_ZONE = "UTC"  # C's escalation, 00:10 in Paris, is 23:10 on day 1 in UTC
+    assert summaries.summarised_days(DAY1, DAY2) == set()
+    expected = [
+        {"bucket": DAY1, "handled": 1, "escalated": 2},
+        {"bucket": DAY2, "handled": 0, "escalated": 2},
+    ]
+    assert selectors.handled_vs_escalated_over_time(two_days()) == expected
+    summaries.summarise_pending()
+    assert summaries.summarised_days(DAY1, DAY2) == {DAY1, DAY2}
+    assert selectors.handled_vs_escalated_over_time(two_days()) == expected
+
+
+def test_today_is_never_summarised_and_counts_at_once(demo, settings):
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    settings.TIME_ZONE = "Europe/Paris"
+    today = timezone.localdate()
+    alex = agent("alex")
+    services.set_presence(agent=alex, presence="online")
+    AgentGroup.objects.filter(name="L1 General").update(routing_policy="manual")
+    out = io.StringIO()
+    call_command("summarise_reports", stdout=out)
+    assert summaries.summarise(today, today) == 0
+    assert today not in summaries.summarised_days(today, today)
+    chat = services.start_chat(
+        visitor_name="V",
+        visitor_email="",
+        topic_name="Billing",
+        first_message="hi",
+        visitor_context={},
+    )
+    services.take_chat(chat_id=chat.pk, agent=alex)
+    services.escalate_chat(chat_id=chat.pk, agent=alex, keyword="billing", note="n")
+    rows = selectors.handled_vs_escalated_over_time(ReportFilter(start=today, end=today))
+    assert rows == [{"bucket": today, "handled": 0, "escalated": 1}]
+
+
+def test_the_periodic_task_summarises_and_a_rebuild_counts_again(demo, settings):
+    from django.core.management import call_command
+
+    from reporting.models import DailyFact
+    from reporting.tasks import summarise_days
+
+    make_history(settings)
+    assert "reporting.tasks.summarise_days" in {
+        entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
+    }
+    assert summarise_days() > 0
+    assert summarise_days() == 0  # nothing left to do
+    escalated = DailyFact.objects.filter(metric="escalated", day__in=[DAY1, DAY2])
+    assert sum(escalated.values_list("n", flat=True)) == 4
+    DailyFact.objects.filter(day=DAY2).update(n=99)  # a damaged summary ...
+    call_command("summarise_reports", "--rebuild", stdout=io.StringIO())
+    assert selectors.handled_vs_escalated_over_time(two_days())[1]["escalated"] == 3  # ... mended
+
+
+@pytest.mark.postgres
+def test_postgresql_jit_is_off_for_the_app():
+    """JIT compilation costs ~150 ms on any plan PostgreSQL deems expensive: reports avoid it."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone()[0] == "off"
+
+
+def test_the_console_history_links_each_past_chat_to_its_tabs(demo, settings, client):
+    chats = make_history(settings)
+    client.force_login(agent("alex").user)
+    html = client.get(reverse("console:history")).content.decode()
+    for name in ["A", "C", "D"]:  # A resolved, C and D escalated (D twice)
+        assert reverse("reporting:chat", args=[chats[name].pk]) in html
+    assert reverse("reporting:chat", args=[chats["B"].pk]) not in html  # Blair's
+    assert html.count("Escalated") == 3 and "Resolved" in html
+    assert 'href="/console/history/"' in client.get(reverse("console:home")).content.decode()
+    client.force_login(agent("dana").user)
+    assert (
+        "You have not finished any chats yet."
+        in client.get(reverse("console:history")).content.decode()
+    )
+
+
+def test_the_console_history_is_for_agents(client, manager_user):
+    assert client.get(reverse("console:history")).status_code == 302  # to the login page
+    client.force_login(manager_user)
+    assert client.get(reverse("console:history")).status_code == 403

@@ -1,0 +1,76 @@
+"""Summary tables for the count reports (see reporting/summaries.py).
+
+A finished day's counts never change: every count is keyed by a moment written once (an escalation's
+request, an assignment's end, a queue entry's timeout, a fallback). So each site-time-zone day that
+is over is counted once, by dimension, into DailyFact, and the reports read those rows for finished
+days and the raw tables only for the days not summarised yet (today, normally).
+"""
+
+from django.db import models
+
+
+class DailyFact(models.Model):
+    """How many events of one kind happened on one day (site time zone), for one combination of
+    dimensions. Ids are plain integers, not foreign keys: a summary outlives configuration edits."""
+
+    class Metric(models.TextChoices):
+        HANDLED = "handled", "Handled at the tier"
+        ESCALATED = "escalated", "Escalated by an agent"
+        TIMED_OUT = "timed_out", "Wait timed out"
+        MOVED = "moved", "Moved on by a timeout or fallback"
+        LEFT_MESSAGE = "left_message", "Fell back to the leave-a-message form"
+        ENDED = "ended", "Fell back to ending the chat"
+
+    day = models.DateField()
+    metric = models.CharField(max_length=16, choices=Metric.choices)
+    tier_id = models.IntegerField(null=True)
+    stage_id = models.IntegerField(null=True)
+    pipeline_id = models.IntegerField(null=True)
+    group_id = models.IntegerField(null=True)
+    agent_id = models.IntegerField(null=True)
+    reason = models.CharField(max_length=80, blank=True)
+    target = models.CharField(max_length=255, blank=True)
+    n = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["metric", "day"], name="fact_metric_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.metric} ×{self.n}"
+
+
+class SummarisedDay(models.Model):
+    """A day whose facts are in DailyFact, counted in `time_zone` (a change of TIME_ZONE makes
+    every day unsummarised until it is counted again)."""
+
+    day = models.DateField()
+    time_zone = models.CharField(max_length=64)
+    built_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["day", "time_zone"], name="summarised_day_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} ({self.time_zone})"
+
+
+class DailyAccuracy(models.Model):
+    """Wait estimates shown on one day (site time zone) at one stage whose error (actual minus
+    the middle of the range, in half seconds) was `error_halves` (None: not compared): how many,
+    how many within ±25%, how many waits longer than the range's high end."""
+
+    day = models.DateField()
+    stage_id = models.IntegerField()
+    pipeline_id = models.IntegerField()
+    error_halves = models.IntegerField(null=True)
+    shown = models.PositiveIntegerField()
+    within = models.PositiveIntegerField()
+    longer = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="accuracy_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} stage {self.stage_id} error {self.error_halves}/2 ×{self.shown}"
