@@ -91,6 +91,7 @@ class FanoutChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         db = (urlsplit(self.url).path or "/0").strip("/") or "0"
         self.namespace = f"{prefix}:{db}:"
         self.client_prefix = uuid.uuid4().hex[:12]
+        self._origin = self.client_prefix.encode() + b"|"
         self._lock = threading.Lock()
         self._inboxes: dict[str, _Inbox] = {}
         self._groups: dict[str, set[str]] = {}
@@ -123,19 +124,34 @@ class FanoutChannelLayer(BaseChannelLayer):  # type: ignore[misc]
             client = self._async[loop] = redis.asyncio.Redis.from_url(self.url)
         return client
 
+    def _wire(self, message: dict[str, Any]) -> bytes:
+        """What goes through Redis: this process's tag, then the JSON (our own subscriber skips
+        what we sent: local members got it at once)."""
+        return self._origin + encode(message)
+
+    def _deliver_to_group(self, group: str, message: dict[str, Any]) -> None:
+        with self._lock:
+            members = list(self._groups.get(group, ()))
+        if members:
+            self._deliver_local(members, message)
+
     async def group_send(self, group: str, message: dict[str, Any]) -> None:
         self.require_valid_group_name(group)
-        await self._client().publish(self._group_key(group), encode(message))
+        self._deliver_to_group(group, message)
+        await self._client().publish(self._group_key(group), self._wire(message))
 
     def group_send_blocking(self, group: str, message: dict[str, Any]) -> None:
-        """`group_send` for synchronous callers (worker threads, Celery): no event loop hop."""
-        self._sync.publish(self._group_key(group), encode(message))
+        """`group_send` for synchronous callers (worker threads, Celery): no event loop hop.
+        This process's members have the event in their inboxes when it returns."""
+        self._deliver_to_group(group, message)
+        self._sync.publish(self._group_key(group), self._wire(message))
 
     def group_send_many_blocking(self, sends: Iterable[tuple[str, dict[str, Any]]]) -> None:
         """Several `group_send`s in one round trip, published in order."""
         pipe = self._sync.pipeline(transaction=False)
         for group, message in sends:
-            pipe.publish(self._group_key(group), encode(message))
+            self._deliver_to_group(group, message)
+            pipe.publish(self._group_key(group), self._wire(message))
         pipe.execute()
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
@@ -145,7 +161,7 @@ class FanoutChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         if local:
             self._deliver_local([channel], message)
         else:
-            await self._client().publish(self._channel_key(channel), encode(message))
+            await self._client().publish(self._channel_key(channel), self._wire(message))
 
     # --- Receiving --------------------------------------------------------------------------
     async def new_channel(self, prefix: str = "specific") -> str:
@@ -377,7 +393,9 @@ class FanoutChannelLayer(BaseChannelLayer):  # type: ignore[misc]
                 return
         else:
             return
-        message = decode(data)  # once per process, shared by every local member (read-only)
+        if data.startswith(self._origin):
+            return  # ours: delivered locally when it was sent
+        message = decode(data.split(b"|", 1)[1])  # once, shared by the local members (read-only)
         with self._lock:
             for channel in members:
                 self._put(channel, message, wakeups)
