@@ -131,6 +131,7 @@ class Pair:
     counter: int = 0
     checks: dict[str, SeqCheck] = field(default_factory=dict)
     window: asyncio.Semaphore | None = None
+    dead: bool = False
 
 
 class LoadClient:
@@ -258,10 +259,20 @@ class LoadClient:
             frame = {"type": "message", "client_id": cid, "text": text}
         else:
             frame = {"type": "message", "chat": pair.chat_id, "client_id": cid, "text": text}
+        ws = pair.visitor if role == "visitor" else pair.agent
+        if pair.dead:
+            return cid
         self.sent_at[cid] = now
         self.by_cid_pair[cid] = pair
-        ws = pair.visitor if role == "visitor" else pair.agent
-        await ws.send(orjson.dumps(frame).decode())
+        try:
+            await ws.send(orjson.dumps(frame).decode())
+        except websockets.ConnectionClosed:
+            # The server closed this socket (the Channels reference does, past its limits): what
+            # was sent on it and not delivered counts as lost; the pair sends no more.
+            pair.dead = True
+            self.errors["socket closed by server"] = (
+                self.errors.get("socket closed by server", 0) + 1
+            )
         return cid
 
     def reset(self) -> None:
@@ -327,7 +338,7 @@ class LoadClient:
                     )
                 except TimeoutError:
                     return
-                if time.monotonic() >= stop:
+                if time.monotonic() >= stop or pair.dead:
                     return
                 await self.send(pair)
 
