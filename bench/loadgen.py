@@ -149,7 +149,7 @@ class LoadClient:
         self.watchers: list[Any] = []  # callables(frame, role, pair) for the escalation bench
 
     # Connecting --------------------------------------------------------------------------------
-    async def connect_all(self, concurrency: int = 100) -> float:
+    async def connect_all(self, concurrency: int = 20) -> float:
         started = time.monotonic()
         gate = asyncio.Semaphore(concurrency)
 
@@ -165,6 +165,15 @@ class LoadClient:
         return time.monotonic() - started
 
     async def _open(self, url: str, cookie: str) -> Any:
+        for attempt in range(3):  # as the pages do: a refused or dropped handshake is retried
+            try:
+                return await self._connect(url, cookie)
+            except (OSError, websockets.InvalidHandshake, websockets.InvalidMessage):
+                self.errors["connect retried"] = self.errors.get("connect retried", 0) + 1
+                await asyncio.sleep(0.5 * (attempt + 1))
+        return await self._connect(url, cookie)
+
+    async def _connect(self, url: str, cookie: str) -> Any:
         headers = {"Cookie": cookie} if cookie else None
         return await websockets.connect(
             url,
