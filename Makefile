@@ -10,7 +10,7 @@ PORT ?= 8000
 PYTHON ?= $(shell for c in python3.13 python3.12 $$(ls -d $$HOME/.pyenv/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -rV) python3; do \
 	"$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { command -v "$$c"; break; }; done)
 
-.PHONY: run test lint typecheck check install migrate demo clean bench-reports
+.PHONY: run test lint typecheck check install migrate demo clean bench-reports bench-realtime bench-realtime-quick bench-escalation
 
 $(VENV)/.installed: requirements.txt
 	@test -n "$(PYTHON)" || { echo "Tierline needs Python 3.12 or newer; none found (set PYTHON=...)." >&2; exit 1; }
@@ -64,3 +64,14 @@ clean:
 bench-reports: install
 	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tierline_bench} \
 		$(PY) bench/reports.py --chats $${BENCH_CHATS:-1000000}
+
+# Realtime: Tierline vs a bare websockets relay and a bare Channels relay (README, docs/performance.md).
+bench-realtime: install
+	$(PY) -m bench.realtime $(BENCH_ARGS)
+
+bench-realtime-quick: install
+	$(PY) -m bench.realtime --quick $(BENCH_ARGS)
+
+# Escalations under the 2,000-chat load, and wait-timeout precision for 1,000 timers.
+bench-escalation: install
+	$(PY) -m bench.escalation $(BENCH_ARGS)

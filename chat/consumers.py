@@ -3,6 +3,7 @@
 The protocol (frame types, error codes, close codes) is in docs/protocol.md.
 """
 
+import asyncio
 import json
 import logging
 import time
@@ -10,6 +11,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
+import orjson
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -32,6 +35,7 @@ from escalation import selectors, services
 from escalation.commands import COMMANDS_HELP, Command, parse_command
 from escalation.exceptions import UnknownCommand
 from escalation.models import Agent, Escalation
+from escalation.services.batch import post_agent_message_batched, post_visitor_message_batched
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +46,14 @@ CLOSE_FORBIDDEN = 4403  # no or bad credentials for this socket
 CLOSE_FLOODING = 4429  # kept sending past the rate limit
 
 FieldSpec = dict[str, tuple[type | tuple[type, ...], bool]]
+
+
+def off_loop(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """database_sync_to_async on the executor's pool instead of the one thread-sensitive thread,
+    for self-contained, slow calls (an escalation, a queue refresh) that must not queue up every
+    other socket's database work behind them."""
+    wrapped: Callable[..., Awaitable[Any]] = database_sync_to_async(func, thread_sensitive=False)
+    return wrapped
 
 
 class FrameError(Exception):
@@ -207,6 +219,45 @@ class ProtocolConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             }
         )
 
+    # --- Realtime hot path (chat.fanout, issue #8) -----------------------------------------
+    @classmethod
+    async def encode_json(cls, content: dict[str, Any]) -> str:
+        try:
+            return orjson.dumps(content).decode()
+        except TypeError:  # a lone surrogate or an int beyond 64 bits echoed back: stdlib
+            return json.dumps(content)
+
+    async def send_json(self, content: dict[str, Any], close: bool = False) -> None:
+        if content.get("type") == "message" and isinstance(content.get("seq"), int):
+            sent = self.__dict__.setdefault("last_sent_seq", {})
+            chat = content.get("chat")
+            if content["seq"] > sent.get(chat, 0):
+                sent[chat] = content["seq"]
+        await super().send_json(content, close=close)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch without its per-message `close_old_connections` thread hop (every
+        database call here goes through database_sync_to_async, which does that itself), and
+        without live `message` events this socket already sent (after a resync's replay)."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        if message["type"] == "chat.event":
+            payload = message["payload"]
+            if payload.get("type") == "message" and isinstance(payload.get("seq"), int):
+                sent = self.__dict__.get("last_sent_seq", {})
+                if payload["seq"] <= sent.get(payload.get("chat"), 0):
+                    return
+        await handler(message)
+
+    async def layer_overrun(self, event: dict[str, Any]) -> None:
+        """The channel layer had to drop events for this socket (its inbox overflowed, or Redis
+        was lost): send what the database says instead, as a reconnect would."""
+        await self.resync()
+
+    async def resync(self) -> None:
+        raise NotImplementedError
+
 
 def _query_param(scope: dict[str, Any], name: str) -> str | None:
     values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
@@ -259,7 +310,7 @@ class VisitorConsumer(ProtocolConsumer):
 
     async def on_message(self, content: dict[str, Any]) -> None:
         values = validate_frame(content, {"text": (str, True), "client_id": (str, False)})
-        message = await database_sync_to_async(chat_services.post_visitor_message)(
+        message = await post_visitor_message_batched(
             chat_id=self.chat_id, text=values["text"], client_id=values.get("client_id")
         )
         await self.send_json(
@@ -284,6 +335,13 @@ class VisitorConsumer(ProtocolConsumer):
         await self.send_replay(
             chat_id=self.chat_id, since=_since(values["since"]), for_visitor=True
         )
+
+    async def resync(self) -> None:
+        chat = await database_sync_to_async(chat_selectors.chat_for_id)(chat_id=self.chat_id)
+        state = await database_sync_to_async(selectors.visitor_state)(chat=chat)
+        await self.send_json({**state, "v": PROTOCOL_VERSION})
+        since = self.__dict__.get("last_sent_seq", {}).get(self.chat_id, 0)
+        await self.send_replay(chat_id=self.chat_id, since=since, for_visitor=True)
 
 
 class ConsoleConsumer(ProtocolConsumer):
@@ -374,7 +432,7 @@ class ConsoleConsumer(ProtocolConsumer):
         elif kind == "chat.removed":
             await self.leave(chat_agents_group(payload["chat"]))
         elif kind == "queue.changed":
-            await self.on_queue({})
+            await self.refresh_queue_soon()
             return
         await self.send_json(payload)
 
@@ -413,7 +471,7 @@ class ConsoleConsumer(ProtocolConsumer):
         if command is not None:
             await self.run_command(values["chat"], command, values.get("client_id"))
             return
-        message: Message = await database_sync_to_async(services.post_agent_message)(
+        message: Message = await post_agent_message_batched(
             chat_id=values["chat"],
             agent=self.agent,
             text=values["text"],
@@ -480,7 +538,7 @@ class ConsoleConsumer(ProtocolConsumer):
         )
 
     async def on_queue(self, content: dict[str, Any]) -> None:
-        state = await database_sync_to_async(selectors.console_state)(agent=self.agent)
+        state = await off_loop(selectors.console_state)(agent=self.agent)
         await self.send_json(
             {
                 "type": "queue",
@@ -522,7 +580,7 @@ class ConsoleConsumer(ProtocolConsumer):
         via: str,
         client_id: str | None = None,
     ) -> None:
-        escalation = await database_sync_to_async(services.escalate_chat)(
+        escalation = await off_loop(services.escalate_chat)(
             chat_id=chat_id,
             agent=self.agent,
             keyword=keyword,
@@ -566,3 +624,41 @@ class ConsoleConsumer(ProtocolConsumer):
             agent=self.agent, chat_id=values["chat"]
         )
         await self.send_json({"type": "escalation.options", "v": PROTOCOL_VERSION, **options})
+
+    async def resync(self) -> None:
+        """After lost events: the groups of the chats this agent holds, each chat's messages
+        after the last one sent, and fresh queue and chat lists."""
+        await self.join(agent_group(self.agent.pk))
+        for stage_id in await database_sync_to_async(selectors.served_stage_ids)(agent=self.agent):
+            await self.join(stage_queue_group(stage_id))
+        held = set(
+            await database_sync_to_async(selectors.open_assignment_chat_ids)(agent=self.agent)
+        )
+        for chat_id in held:
+            await self.join(chat_agents_group(chat_id))
+        sent = self.__dict__.get("last_sent_seq", {})
+        for group in sorted(self.groups_joined):
+            if not group.startswith("chat."):
+                continue
+            chat_id = int(group.split(".")[1])
+            if chat_id not in held and chat_id not in self.previewing:
+                await self.leave(group)
+                continue
+            await self.send_replay(chat_id=chat_id, since=sent.get(chat_id, 0), for_visitor=False)
+        await self.on_queue({})
+
+    async def refresh_queue_soon(self) -> None:
+        """Send fresh lists for a `queue.changed`, without holding up this socket's other events;
+        changes that arrive while a refresh runs are covered by one more refresh after it."""
+        self.queue_dirty = True
+        task = getattr(self, "queue_refresh", None)
+        if task is None or task.done():
+            self.queue_refresh = asyncio.ensure_future(self._refresh_queue())
+
+    async def _refresh_queue(self) -> None:
+        try:
+            while getattr(self, "queue_dirty", False):
+                self.queue_dirty = False
+                await self.on_queue({})
+        except Exception:  # the socket closed meanwhile: its next connect sends fresh lists
+            logger.debug("queue refresh after close", exc_info=True)

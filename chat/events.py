@@ -58,7 +58,11 @@ def _send_now(group: str, payload: dict[str, Any]) -> None:
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(group, {"type": "chat.event", "payload": payload})
+        blocking = getattr(layer, "group_send_blocking", None)
+        if blocking is not None:  # chat.fanout: publish from this thread, no event-loop hop
+            blocking(group, {"type": "chat.event", "payload": payload})
+        else:
+            async_to_sync(layer.group_send)(group, {"type": "chat.event", "payload": payload})
     except Exception:
         # Best effort: the row is stored and clients resync by sequence number.
         logger.warning("group_send to %s failed", group, exc_info=True)
@@ -78,3 +82,35 @@ def send_message_on_commit(message: Message) -> None:
         send_event_on_commit(
             chat_visitor_group(message.chat_id), message_payload(message, for_visitor=True)
         )
+
+
+def message_events(message: Message) -> list[tuple[str, dict[str, Any]]]:
+    """The (group, payload) pairs that publish one stored message."""
+    events = [(chat_agents_group(message.chat_id), message_payload(message, for_visitor=False))]
+    if message.public_seq is not None:
+        events.append(
+            (chat_visitor_group(message.chat_id), message_payload(message, for_visitor=True))
+        )
+    return events
+
+
+def _send_many_now(events: list[tuple[str, dict[str, Any]]]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    many = getattr(layer, "group_send_many_blocking", None)
+    if many is None:
+        for group, payload in events:
+            _send_now(group, payload)
+        return
+    try:
+        many([(group, {"type": "chat.event", "payload": payload}) for group, payload in events])
+    except Exception:
+        logger.warning("publishing %d events failed", len(events), exc_info=True)
+
+
+def send_messages_on_commit(messages: list[Message]) -> None:
+    """Publish many stored messages, in order, in one round trip once the transaction commits."""
+    events = [event for message in messages for event in message_events(message)]
+    if events:
+        transaction.on_commit(lambda: _send_many_now(events), robust=True)

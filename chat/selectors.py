@@ -62,3 +62,10 @@ def transcript(*, chat_id: int, for_visitor: bool) -> list[Message]:
     if for_visitor:
         return list(messages.filter(public_seq__isnull=False).order_by("public_seq"))
     return list(messages.order_by("seq"))
+
+
+def chat_for_id(*, chat_id: int) -> ChatSession:
+    chat = ChatSession.objects.filter(pk=chat_id).first()
+    if chat is None:
+        raise ChatNotFound()
+    return chat

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")
+SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "CHANNEL_LAYER")
 
 
 def manage(*args: str, **env_overrides: str) -> subprocess.CompletedProcess[str]:
@@ -55,10 +55,19 @@ def test_service_settings_load():
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-4:] == [
         "django.db.backends.postgresql",
-        "channels_redis.core.RedisChannelLayer",
+        "chat.fanout.FanoutChannelLayer",  # the default since issue #8; CHANNEL_LAYER=redis below
         "redis://127.0.0.1:6379/0",
         "False",
     ]
+    stock = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings as s; print(s.CHANNEL_LAYERS['default']['BACKEND'])",
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/tierline",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+        CHANNEL_LAYER="redis",
+    )
+    assert stock.stdout.split()[-1:] == ["channels_redis.core.RedisChannelLayer"], stock.stderr
     check = manage(
         "check",
         DATABASE_URL="postgres://postgres@127.0.0.1:5432/tierline",

@@ -241,8 +241,10 @@ def leave_queue(*, entry: QueueEntry, outcome: str) -> None:
 
 
 def queue_changed(*, stage_id: int) -> None:
-    """After commit, publish the stage's queue to its agents and waiting visitors, at most about
-    once a second per stage: the first change arms a delayed publish, later ones ride on it."""
+    """After commit, tell the stage's agents at once (their consoles fetch fresh lists), and
+    publish the waiting visitors' places at most about once a second per stage: the first change
+    arms a delayed publish, later ones ride on it."""
+    send_event_on_commit(stage_queue_group(stage_id), {"type": "queue.changed", "stage": stage_id})
 
     def arm() -> None:
         from escalation.tasks import publish_queue

@@ -1,0 +1,384 @@
+"""Realtime benchmark: Tierline on its real services against two reference relays, same machine,
+same run, same load client.
+
+    .venv/bin/python -m bench.realtime            # N = 200 and 2,000 chats (about 10 minutes)
+    .venv/bin/python -m bench.realtime --quick    # N = 200, short phases (about 1 minute)
+
+For each N (chats; two sockets each) and each system - a bare `websockets` relay (the ceiling), a
+bare Channels + channels-redis relay on daphne (a typical Django chat), Tierline (daphne + Celery
+worker + PostgreSQL + Redis, every message stored) - it opens the sockets, drives messages at a
+ladder of fixed rates (stopping at the first rate a system cannot hold at p99 <= 50 ms without
+loss), then to saturation (each chat keeps two messages in flight), and prints delivered
+messages/s, latency percentiles (sender's clock at send -> peer socket's receipt), lost and
+duplicated messages, server CPU (1.0 = one core) and RSS per 1,000 sockets, and Tierline's ratios
+to both references. For Tierline, "lost" counts acknowledged messages the peer never got, and
+every acknowledged message is checked in PostgreSQL afterwards.
+
+Uses its own database (BENCH_DATABASE_URL, default tierline_bench_rt) and Redis database
+(BENCH_REDIS_URL, default db 11, flushed at the start). Results also go to var/bench-realtime.json.
+"""
+
+import argparse
+import asyncio
+import json
+import resource
+import sys
+import time
+import uuid
+from dataclasses import asdict
+from typing import Any
+
+from bench import common
+from bench.loadgen import LoadClient, Pair, Summary
+
+P99_MS = 50.0
+
+
+def raise_fd_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class System:
+    """A server under test: starts its processes, builds the pairs, knows its pids."""
+
+    name = ""
+    dialect = "relay"
+
+    def __init__(self, chats: list[common.BenchChat]) -> None:
+        self.chats = chats
+        self.port = common.free_port()
+        self.processes: list[common.Process] = []
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def server_pid(self) -> int:
+        return self.processes[0].pid
+
+    def pairs(self) -> list[Pair]:
+        base = f"ws://127.0.0.1:{self.port}/room"
+        return [
+            Pair(i, i, f"{base}/{i}/visitor", f"{base}/{i}/agent") for i in range(len(self.chats))
+        ]
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+    def cpu_groups(self) -> dict[str, list[int]]:
+        return {
+            "server": [self.server_pid()],
+            "postgres": common.pids_named("postgres"),
+            "redis": common.pids_named("redis-server"),
+        }
+
+
+class WebsocketsRelay(System):
+    name = "websockets relay"
+
+    def start(self) -> None:
+        proc = common.Process(
+            "relay-websockets",
+            [sys.executable, "-m", "bench.relays", "--port", str(self.port)],
+            common.server_env(),
+        ).start()
+        self.processes.append(proc)
+        common.wait_port(self.port, proc)
+
+
+class ChannelsRelay(System):
+    name = "Channels relay"
+
+    def start(self) -> None:
+        proc = common.Process(
+            "relay-channels",
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "bench.channels_relay:application",
+            ],
+            common.server_env(),
+        ).start()
+        self.processes.append(proc)
+        common.wait_port(self.port, proc)
+
+
+class Tierline(System):
+    name = "Tierline"
+    dialect = "tierline"
+
+    def start(self) -> None:
+        server = common.daphne(self.port).start()
+        self.processes.append(server)
+        common.wait_http(f"http://127.0.0.1:{self.port}/healthz", server)
+        worker = common.celery_worker().start()
+        self.processes.append(worker)
+
+    def pairs(self) -> list[Pair]:
+        base = f"ws://127.0.0.1:{self.port}"
+        return [
+            Pair(
+                i,
+                c.chat_id,
+                f"{base}/ws/chat/{c.chat_id}/?token={c.token}&since={2**62}",
+                f"{base}/ws/console/",
+                agent_cookie=c.cookie,
+            )
+            for i, c in enumerate(self.chats)
+        ]
+
+
+def check_persisted(first_id: int, acked: set[str]) -> dict[str, int]:
+    """Every acknowledged message is in PostgreSQL exactly once."""
+    from chat.models import Message
+
+    stored = (
+        list(
+            Message.objects.filter(id__gt=first_id, client_id__in=acked).values_list(
+                "client_id", flat=True
+            )
+        )
+        if acked
+        else []
+    )
+    return {"acked": len(acked), "stored": len(set(stored)), "stored_rows": len(stored)}
+
+
+def last_message_id() -> int:
+    from chat.models import Message
+
+    return Message.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def profile_path(system: System) -> Any:
+    return common.LOGS / f"profile-{system.name.replace(' ', '-')}-{len(system.chats)}.txt"
+
+
+def start_profiler(system: System, seconds: float) -> Any:
+    """py-spy on the server process for the saturation phase (collapsed stacks, all threads)."""
+    import shutil
+    import subprocess
+
+    spy = shutil.which("py-spy") or str(common.ROOT / ".venv" / "bin" / "py-spy")
+    return subprocess.Popen(
+        [
+            spy,
+            "record",
+            "-p",
+            str(system.server_pid()),
+            "-d",
+            str(int(seconds)),
+            "-r",
+            "200",
+            "-f",
+            "raw",
+            "--nonblocking",
+            "-t",
+            "-o",
+            str(profile_path(system)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def summarize_profile(path: Any, top: int = 25) -> list[tuple[str, float]]:
+    """Share of samples by function (self time), from py-spy's collapsed stacks."""
+    own: dict[str, int] = {}
+    total = 0
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        frame = stack.split(";")[-1]
+        own[frame] = own.get(frame, 0) + int(count)
+        total += int(count)
+    ranked = sorted(own.items(), key=lambda kv: -kv[1])[:top]
+    return [(name, round(100 * n / max(1, total), 1)) for name, n in ranked]
+
+
+async def run_system(
+    system: System, rates: list[float], seconds: float, saturation: float, profile: bool = False
+) -> dict[str, Any]:
+    system.start()
+    try:
+        rss0 = common.rss_mb(system.server_pid())
+        client = LoadClient(system.dialect, system.pairs(), f"http://127.0.0.1:{system.port}", "r")
+        connect_s = await client.connect_all()
+        await asyncio.sleep(0.5)
+        sockets = 2 * len(client.pairs)
+        rss1 = common.rss_mb(system.server_pid())
+        result: dict[str, Any] = {
+            "system": system.name,
+            "sockets": sockets,
+            "connect_seconds": round(connect_s, 1),
+            "rss_mb": round(rss1, 1),
+            "rss_mb_per_1000_sockets": round((rss1 - rss0) / sockets * 1000, 1),
+            "phases": [],
+        }
+        persisted = {"acked": 0, "stored": 0, "stored_rows": 0}
+        phases: list[tuple[str, float]] = [("rate", r) for r in rates]
+        if saturation > 0:
+            phases.append(("saturation", 0.0))
+        ladder_broken = False
+        for kind, rate in phases:
+            if kind == "rate" and ladder_broken:
+                continue  # past what this system can hold: straight to saturation
+            client.run_id = uuid.uuid4().hex[:8]
+            first_id = (
+                await asyncio.to_thread(last_message_id) if system.dialect == "tierline" else 0
+            )
+            meter = common.CpuMeter(system.cpu_groups())
+            if kind == "rate":
+                summary = await client.fixed_rate(rate, seconds)
+            else:
+                profiler = start_profiler(system, saturation) if profile else None
+                summary = await client.saturate(saturation)
+                if profiler is not None:
+                    await asyncio.to_thread(profiler.wait, 60)
+                    summary.extra["profile"] = summarize_profile(profile_path(system))
+            summary.extra["cpu"] = {k: round(v, 2) for k, v in meter.read().items()}
+            summary.extra["loadavg"] = common.loadavg()
+            if system.dialect == "tierline":
+                check = await asyncio.to_thread(check_persisted, first_id, set(client.acked))
+                summary.extra["persisted"] = check
+                for key in persisted:
+                    persisted[key] += check[key]
+            print_phase(system.name, sockets, summary)
+            result["phases"].append(asdict(summary) | {"rate": summary.rate})
+            if kind == "rate" and not summary.ok(P99_MS):
+                ladder_broken = True
+                await client.settle(30)  # let the backlog drain before the next phase
+        if system.dialect == "tierline":
+            result["persisted"] = persisted
+        result["client_closed"] = client.closed_unexpectedly
+        await client.close_all()
+        return result
+    finally:
+        system.stop()
+
+
+def print_phase(name: str, sockets: int, s: Summary) -> None:
+    cpu = s.extra.get("cpu", {})
+    persisted = s.extra.get("persisted")
+    stored = f" stored {persisted['stored']}/{persisted['acked']}" if persisted else ""
+    errors = f" errors {s.errors}" if s.errors else ""
+    print(
+        f"  {name:17} {sockets:5} sockets {s.name:>10}: {s.rate:8.0f} msg/s delivered "
+        f"p50 {s.p50:6.1f} p90 {s.p90:6.1f} p99 {s.p99:7.1f} max {s.max:7.1f} ms "
+        f"lost {s.lost} dup {s.duplicates}{stored}{errors} | cpu server {cpu.get('server', 0):.2f} "
+        f"pg {cpu.get('postgres', 0):.2f} redis {cpu.get('redis', 0):.2f} "
+        f"client {s.client_cpu:.2f} machine {cpu.get('machine', 0):.2f} "
+        f"| load {s.extra['loadavg']}",
+        flush=True,
+    )
+
+
+def sustained(result: dict[str, Any]) -> float:
+    """The highest fixed rate held at p99 <= 50 ms with nothing lost or duplicated."""
+    best = 0.0
+    for phase in result["phases"]:
+        held = phase["lost"] == 0 and phase["duplicates"] == 0 and phase["p99"] <= P99_MS
+        if phase["name"] != "saturation" and held and phase["delivered"] >= phase["sent"]:
+            best = max(best, phase["rate"])
+    return best
+
+
+def saturation_rate(result: dict[str, Any]) -> float:
+    return max((p["rate"] for p in result["phases"] if p["name"] == "saturation"), default=0.0)
+
+
+def report(all_results: list[dict[str, Any]]) -> None:
+    print("\nSummary (msg/s delivered; sustained = highest fixed rate at p99 <= 50 ms, 0 lost)")
+    print(f"{'N':>5} {'system':17} {'sustained':>10} {'saturation':>11} {'RSS MB/1k sockets':>18}")
+    for block in all_results:
+        for r in block["systems"]:
+            print(
+                f"{block['chats']:5} {r['system']:17} {sustained(r):10.0f} "
+                f"{saturation_rate(r):11.0f} {r['rss_mb_per_1000_sockets']:18.1f}"
+            )
+        by = {r["system"]: r for r in block["systems"]}
+        t, w, c = by.get("Tierline"), by.get("websockets relay"), by.get("Channels relay")
+        if t and w and saturation_rate(w):
+            ceiling = saturation_rate(w)
+            print(
+                f"      Tierline / websockets ceiling: sustained {sustained(t) / ceiling:.1%}"
+                f", saturation {saturation_rate(t) / ceiling:.1%}"
+            )
+        if t and c and saturation_rate(c):
+            ratio = sustained(t) / max(1, sustained(c))
+            print(
+                f"      Tierline / Channels relay: sustained {ratio:.1f}x"
+                f" (its sustained {sustained(c):.0f}), saturation "
+                f"{saturation_rate(t) / saturation_rate(c):.1f}x"
+            )
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    all_results = []
+    systems = {"websockets": WebsocketsRelay, "channels": ChannelsRelay, "tierline": Tierline}
+    print(f"load average before: {common.loadavg()}", flush=True)
+    for n in args.chats:
+        print(f"\nN = {n} chats ({2 * n} sockets)", flush=True)
+        chats = await asyncio.to_thread(common.bench_chats, n)
+        block: dict[str, Any] = {"chats": n, "systems": []}
+        for key in args.systems:
+            started = time.monotonic()
+            result = await run_system(
+                systems[key](chats), args.rates, args.seconds, args.saturation, args.profile
+            )
+            result["wall_seconds"] = round(time.monotonic() - started, 1)
+            block["systems"].append(result)
+        all_results.append(block)
+    report(all_results)
+    out = common.ROOT / "var" / "bench-realtime.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"args": vars(args), "results": all_results}, indent=1, default=str))
+    print(f"\nwritten {out}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="N=200, short phases")
+    parser.add_argument("--chats", type=lambda v: [int(x) for x in v.split(",")])
+    parser.add_argument("--rates", type=lambda v: [float(x) for x in v.split(",")])
+    parser.add_argument("--seconds", type=float)
+    parser.add_argument("--saturation", type=float, help="seconds of the saturation phase")
+    parser.add_argument("--profile", action="store_true", help="py-spy the servers at saturation")
+    parser.add_argument(
+        "--systems", type=lambda v: v.split(","), default=["websockets", "channels", "tierline"]
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.chats = args.chats or [200]
+        args.rates = args.rates or [200, 1000]
+        args.seconds = args.seconds or 3
+        args.saturation = args.saturation if args.saturation is not None else 3
+    else:
+        args.chats = args.chats or [200, 2000]
+        args.rates = args.rates or [200, 500, 1000, 2000, 3000, 4000]
+        args.seconds = args.seconds or 10
+        args.saturation = args.saturation if args.saturation is not None else 10
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    raise_fd_limit()
+    common.setup_django()
+    common.flush_bench_redis()
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()

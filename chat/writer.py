@@ -1,0 +1,114 @@
+"""Coalescing writer: concurrent posts from a process's sockets share one transaction.
+
+A consumer awaits `Writer.submit(post)`; while a batch is being written (on the writer's own
+thread, with its own database connection), new posts wait in a list, and the next batch takes
+them all. An idle server writes each post alone at once (no added delay); a busy one writes
+hundreds per commit. Each sender gets its own result or exception, exactly as from the
+per-message service: the ack/error frames do not change.
+
+`settings.REALTIME_BATCH_WRITES = False` (env) goes back to one `database_sync_to_async` service
+call per message.
+"""
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db import close_old_connections, connection
+
+from chat import batch
+from chat.models import Message
+
+WriteFn = Callable[[Sequence[Any]], list[batch.Result]]
+
+logger = logging.getLogger(__name__)
+MAX_BATCH = 500
+_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tierline-writer")
+
+
+def _write(write: WriteFn, posts: list[Any]) -> list[batch.Result]:
+    close_old_connections()  # as database_sync_to_async does: honours CONN_MAX_AGE
+    try:
+        return write(posts)
+    finally:
+        close_old_connections()
+
+
+class Writer[Post]:
+    def __init__(self, write: WriteFn) -> None:
+        self.write = write
+        self._pending: list[tuple[Post, asyncio.Future[batch.Result]]] = []
+        self._draining = False
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0  # for benchmarks and tests
+        self.posts = 0
+
+    async def submit(self, post: Post) -> Message:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[batch.Result] = loop.create_future()
+        self._pending.append((post, future))
+        if not self._draining:
+            self._draining = True
+            self._task = loop.create_task(self._drain())
+        result = await future
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                taken, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                try:
+                    results = await loop.run_in_executor(
+                        _executor, _write, self.write, [post for post, _ in taken]
+                    )
+                except Exception as exc:
+                    results = [exc] * len(taken)
+                self.batches += 1
+                self.posts += len(taken)
+                if self.posts // 5000 != (self.posts - len(taken)) // 5000:
+                    logger.info(
+                        "writer: %d posts in %d batches (%.1f a batch)",
+                        self.posts,
+                        self.batches,
+                        self.posts / self.batches,
+                    )
+                for (_, future), result in zip(taken, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._draining = False
+
+
+_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Writer[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def writer_for(name: str, write: WriteFn) -> Writer[Any]:
+    """The event loop's writer for one kind of post (one per loop: futures belong to a loop)."""
+    loop = asyncio.get_running_loop()
+    writers = _writers.setdefault(loop, {})
+    found = writers.get(name)
+    if found is None:
+        found = writers[name] = Writer(write)
+    return found
+
+
+async def post_visitor_message(*, chat_id: int, text: str, client_id: str | None) -> Message:
+    if not settings.REALTIME_BATCH_WRITES or connection.vendor != "postgresql":
+        from chat import services
+
+        message: Message = await database_sync_to_async(services.post_visitor_message)(
+            chat_id=chat_id, text=text, client_id=client_id
+        )
+        return message
+    writer = writer_for("visitor", batch.write_visitor_posts)
+    return await writer.submit(batch.VisitorPost(chat_id=chat_id, text=text, client_id=client_id))
