@@ -51,7 +51,7 @@ def _lock_routes(chat_ids: list[int]) -> dict[int, Any]:
     """The routes' agent, rows locked in chat order (after the chats, as `lock_route`)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT chat_id, agent_id FROM {ChatRoute._meta.db_table} "  # noqa: S608
+            f"SELECT chat_id, agent_id FROM {ChatRoute._meta.db_table} "  # noqa: S608 - table names from the models; values bound
             "WHERE chat_id = ANY(%s) ORDER BY chat_id FOR UPDATE",
             [chat_ids],
         )

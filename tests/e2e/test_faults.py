@@ -181,8 +181,13 @@ async def test_a_client_that_stops_reading_gets_everything_on_resync_and_memory_
     buffers do not grow without end), and on reconnect the visitor gets every message, in order,
     through the paginated replay."""
     with django_db_blocker.unblock():
+        # The stock channels-redis layer, whose per-channel Redis lists are what can grow. The
+        # default fan-out layer keeps no per-channel lists; its bound is the per-socket inbox,
+        # whose overrun resyncs from the database (tests/chat/test_fanout.py).
         server = Daphne(
-            redis_url=private_redis.url, args=PING, **{**DAPHNE_ENV, "CHANNEL_CAPACITY": "20"}
+            redis_url=private_redis.url,
+            args=PING,
+            **{**DAPHNE_ENV, "CHANNEL_CAPACITY": "20", "CHANNEL_LAYER": "redis"},
         )
         server.start()
     try:
