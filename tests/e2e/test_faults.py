@@ -149,6 +149,10 @@ async def test_daphne_killed_with_sigterm_and_sigkill_while_200_messages_flow_bo
     await asyncio.gather(
         send_many(visitor, "from the visitor"), send_many(console, "from the agent"), kill_midway()
     )
+    # A peer that had nothing left to send notices the second drop on its own time: wait for
+    # both to be back (the first connection plus one per restart) before checking the streams.
+    for peer in (visitor, console):
+        await peer.wait_for(lambda peer=peer: peer.connects >= 3, 60)
     await converged(chat_id, visitor, console)
     rows = await stored(chat_id)
     assert_exactly_once_in_order(rows, sent, [visitor, console])
