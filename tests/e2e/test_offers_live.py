@@ -32,8 +32,10 @@ async def _close_thread_connections():
 
 
 # One server and one worker with beat for the whole module: starting them is most of the cost.
-@pytest.fixture(scope="module")
-def server(_flushed_test_redis, django_db_blocker):
+# Per test, and after the test database fixture: the processes stop before the database is
+# flushed at teardown (beat's sweeps running during the flush's TRUNCATE deadlocked it).
+@pytest.fixture
+def server(_flushed_test_redis, _django_db_helper, django_db_blocker):
     with django_db_blocker.unblock():
         daphne = Daphne()
         daphne.start()
@@ -41,8 +43,8 @@ def server(_flushed_test_redis, django_db_blocker):
     daphne.stop()
 
 
-@pytest.fixture(scope="module")
-def worker(_flushed_test_redis, django_db_blocker):
+@pytest.fixture
+def worker(_flushed_test_redis, _django_db_helper, django_db_blocker):
     with django_db_blocker.unblock():
         celery = CeleryWorker(beat=True, name="offers", TIMER_SWEEP_SECONDS=SWEEP_SECONDS)
         celery.start()
