@@ -19,7 +19,7 @@ from datetime import date, datetime
 from typing import Any
 
 from django.db import connections, router
-from django.db.models import Q, Sum
+from django.db.models import Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -83,9 +83,9 @@ def _sql_groups(spans: Sequence[tuple[datetime, datetime]], *, by_day: bool) -> 
 
 
 def _python_groups(spans: Sequence[tuple[datetime, datetime]], *, by_day: bool) -> Iterator[Group]:
-    when = Q(pk__in=[])
-    for low, high in spans:
-        when |= Q(created_at__gte=low, created_at__lt=high)
+    from reporting.summaries import in_spans
+
+    when = in_spans(spans, "created_at")
     from django.conf import settings
 
     tz = zoneinfo.ZoneInfo(settings.TIME_ZONE)
@@ -157,10 +157,9 @@ def summary_rows(since: datetime, until: datetime) -> list[DailyAccuracy]:
 
 
 def _summary_groups(days: Iterable[tuple[date, date]], pipeline_id: int | None) -> Iterator[Group]:
-    when = Q(pk__in=[])
-    for first, last in days:
-        when |= Q(day__gte=first, day__lte=last)
-    rows = DailyAccuracy.objects.filter(when)
+    from reporting.summaries import in_days
+
+    rows = DailyAccuracy.objects.filter(in_days(days))
     if pipeline_id:
         rows = rows.filter(pipeline_id=pipeline_id)
     for r in (

@@ -40,7 +40,7 @@ from django.db.models import (
 from chat.models import ChatSession, FlowEvent
 from escalation.models import Agent, Assignment, Escalation, QueueEntry, Stage, Tier
 from reporting import summaries
-from reporting.summaries import AGENT_REQUESTS, HANDLED_ENDINGS, Metric
+from reporting.summaries import AGENT_REQUESTS, Metric
 
 
 @dataclass(frozen=True)
@@ -104,10 +104,6 @@ def _tier_assignments(f: ReportFilter, end_reasons: tuple[str, ...]) -> QuerySet
         ended_at__lt=f.until,
     )
     return _narrowed(rows, f)
-
-
-def handled(f: ReportFilter) -> QuerySet[Assignment]:
-    return _tier_assignments(f, HANDLED_ENDINGS)
 
 
 # --- Level 1 escalated chats -------------------------------------------------------------------

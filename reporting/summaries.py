@@ -151,10 +151,19 @@ def summarised_days(first: date, last: date) -> set[date]:
     )
 
 
-def _day_q(prefix: str, spans: Sequence[tuple[Any, Any]]) -> Q:
+def in_days(day_runs: Iterable[tuple[date, date]], field: str = "day") -> Q:
+    """`field` (a date) within any of the (first, last) runs, both ends included."""
+    q = Q(pk__in=[])
+    for first, last in day_runs:
+        q |= Q(**{f"{field}__gte": first, f"{field}__lte": last})
+    return q
+
+
+def in_spans(spans: Iterable[tuple[datetime, datetime]], field: str) -> Q:
+    """`field` (a moment) within any of the [start, end) spans."""
     q = Q(pk__in=[])
     for low, high in spans:
-        q |= Q(**{f"{prefix}__gte": low, f"{prefix}__{'lt' if prefix != 'day' else 'lte'}": high})
+        q |= Q(**{f"{field}__gte": low, f"{field}__lt": high})
     return q
 
 
@@ -190,7 +199,7 @@ def tally(
     if done:
         facts = (
             DailyFact.objects.filter(metric=metric)
-            .filter(_day_q("day", list(runs(done))))
+            .filter(in_days(runs(done)))
             .filter(**filters)
             .values(*by)
             .annotate(total=Sum("n"))
@@ -203,7 +212,7 @@ def tally(
         source = SOURCES[metric]
         spans = [day_bounds(first, last, tz) for first, last in runs(raw_days)]
         rows = _annotated(source, tz, set(by) | {k.split("__")[0] for k in filters})
-        rows = rows.filter(_day_q(source.time, spans)).filter(
+        rows = rows.filter(in_spans(spans, source.time)).filter(
             **{f"d_{key}": value for key, value in filters.items()}
         )
         for row in rows.values(*[f"d_{name}" for name in by]).annotate(n=Count("pk")).order_by():
