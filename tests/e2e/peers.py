@@ -85,6 +85,7 @@ class ReliablePeer:
         self.errors: list[dict[str, Any]] = []
         self.connects = 0
         self.close_codes: list[int | None] = []
+        self.failures: list[str] = []  # why each connection ended or could not open
         self.ws: Any = None
         self.changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
@@ -127,11 +128,13 @@ class ReliablePeer:
                     self.close_codes.append(ws.close_code)
             except (OSError, websockets.exceptions.WebSocketException, TimeoutError) as exc:
                 code = getattr(getattr(exc, "rcvd", None), "code", None)
+                self.failures.append(f"{type(exc).__name__}: {exc}"[:160])
                 self.close_codes.append(code)
                 if code in (4403, 4429):
                     raise
             finally:
                 self.ws = None
+                await self._notify()
             if self._stopping:
                 return
             # Exponential backoff with jitter (0.1 s doubling, capped), like socket.js.
@@ -169,6 +172,9 @@ class ReliablePeer:
             await self._resume()
         elif kind == "error":
             self.errors.append(frame)
+        await self._notify()
+
+    async def _notify(self) -> None:
         async with self.changed:
             self.changed.notify_all()
 
@@ -192,11 +198,34 @@ class ReliablePeer:
         await self._send(frame)
 
     async def wait_for(self, predicate: Any, timeout: float = 30) -> None:
+        """Until `predicate()` holds. Raises what ended the connection loop if it died (a refused
+        socket, a bug in a frame handler), and says what the peer had when the time ran out."""
+
+        def done() -> bool:
+            return bool(predicate()) or (self._task is not None and self._task.done())
+
         async def wait() -> None:
             async with self.changed:
-                await self.changed.wait_for(predicate)
+                await self.changed.wait_for(done)
 
-        await asyncio.wait_for(wait(), timeout)
+        try:
+            await asyncio.wait_for(wait(), timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"{self.label}: still waiting after {timeout} s; {self.state()}"
+            ) from None
+        if not predicate() and self._task is not None and self._task.done():
+            self._task.result()  # raises what ended the loop
+            raise RuntimeError(f"{self.label}: the connection loop ended; {self.state()}")
+
+    def state(self) -> str:
+        return (
+            f"connects={self.connects}, connected={self.ws is not None}, last_seq={self.last_seq}, "
+            f"pending={len(self.pending)}, close codes={self.close_codes[-5:]}, "
+            f"errors={[e.get('code') for e in self.errors[-5:]]}, "
+            f"last frames={[f.get('type') for f in self.frames[-5:]]}, "
+            f"failures={self.failures[-3:]}"
+        )
 
     async def wait_connected(self, timeout: float = 30) -> None:
         await self.wait_for(lambda: self.ws is not None and self.frames, timeout)

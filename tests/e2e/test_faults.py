@@ -143,6 +143,10 @@ async def test_daphne_killed_with_sigterm_and_sigkill_while_200_messages_flow_bo
     async def kill_midway() -> None:
         await console.wait_for(lambda: len(console.messages) > 80, 60)
         await asyncio.to_thread(daphne.restart, signal.SIGTERM)
+        # Both back on the new process before the second kill (on a busy machine a peer still
+        # backing off would otherwise live through both restarts as one outage).
+        for peer in (visitor, console):
+            await peer.wait_for(lambda peer=peer: peer.connects >= 2, 60)
         await console.wait_for(lambda: len(console.messages) > 240, 60)
         await asyncio.to_thread(daphne.restart, signal.SIGKILL)
 
