@@ -14,7 +14,7 @@ def _flushed_test_redis(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
-def celery_worker_process(_flushed_test_redis, django_db_blocker):
+def celery_worker_process(_flushed_test_redis, _django_db_helper, django_db_blocker):
     with django_db_blocker.unblock():
         worker = CeleryWorker()
         worker.start()
@@ -23,7 +23,7 @@ def celery_worker_process(_flushed_test_redis, django_db_blocker):
 
 
 @pytest.fixture
-def daphne_process(_flushed_test_redis, django_db_blocker):
+def daphne_process(_flushed_test_redis, _django_db_helper, django_db_blocker):
     with django_db_blocker.unblock():
         server = Daphne()
         server.start()

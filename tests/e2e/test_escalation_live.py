@@ -24,7 +24,7 @@ SWEEP_SECONDS = "0.5"
 
 
 @pytest.fixture
-def worker_with_beat(_flushed_test_redis, django_db_blocker):
+def worker_with_beat(_flushed_test_redis, _django_db_helper, django_db_blocker):
     with django_db_blocker.unblock():
         worker = CeleryWorker(beat=True, TIMER_SWEEP_SECONDS=SWEEP_SECONDS)
         worker.start()

@@ -52,7 +52,7 @@ def private_redis():
 
 
 @pytest.fixture
-def daphne(private_redis, django_db_blocker):
+def daphne(private_redis, _django_db_helper, django_db_blocker):
     with django_db_blocker.unblock():
         server = Daphne(redis_url=private_redis.url, args=PING, **DAPHNE_ENV)
         server.start()
@@ -61,7 +61,7 @@ def daphne(private_redis, django_db_blocker):
 
 
 @pytest.fixture
-def worker(private_redis, django_db_blocker):
+def worker(private_redis, _django_db_helper, django_db_blocker):
     with django_db_blocker.unblock():
         process = CeleryWorker(
             beat=True, name="faults", redis_url=private_redis.url, TIMER_SWEEP_SECONDS="0.5"

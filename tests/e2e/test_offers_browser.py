@@ -27,7 +27,7 @@ def browser():
 
 
 @pytest.fixture
-def worker_with_beat(_flushed_test_redis, django_db_blocker):
+def worker_with_beat(_flushed_test_redis, _django_db_helper, django_db_blocker):
     with django_db_blocker.unblock():
         worker = CeleryWorker(beat=True, name="offers-browser", TIMER_SWEEP_SECONDS="0.5")
         worker.start()

@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialize
 
 
 @pytest.fixture
-def cluster(django_db_blocker):
+def cluster(_django_db_helper, django_db_blocker):
     redis_server = RedisServer()
     redis_server.start()
     started = [redis_server]
