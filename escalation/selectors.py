@@ -16,11 +16,12 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Value,
+    Window,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
-from chat.models import ChatSession, FlowEvent
+from chat.models import ChatSession, FlowEvent, Message
 from escalation.estimates import WaitRange, estimate_wait
 from escalation.messages import DEFAULT_TEXTS, render_text
 from escalation.models import (
@@ -214,15 +215,43 @@ def team_name(entry: QueueEntry) -> str:
 
 def tier_path(*, chat_id: int) -> list[str]:
     """The tiers a chat has waited at, in order, without repeats in a row (e.g. L1 → L2)."""
-    path: list[str] = []
-    for name in (
-        QueueEntry.objects.filter(chat_id=chat_id)
-        .order_by("entered_at", "pk")
-        .values_list("tier__name", flat=True)
-    ):
+    return tier_paths(chat_ids=[chat_id])[chat_id]
+
+
+def tier_paths(*, chat_ids: list[int]) -> dict[int, list[str]]:
+    """`tier_path` of many chats in one query."""
+    paths: dict[int, list[str]] = {chat_id: [] for chat_id in chat_ids}
+    rows = (
+        QueueEntry.objects.filter(chat_id__in=chat_ids)
+        .order_by("chat_id", "entered_at", "pk")
+        .values_list("chat_id", "tier__name")
+    )
+    for chat_id, name in rows:
+        path = paths[chat_id]
         if not path or path[-1] != name:
             path.append(name)
-    return path
+    return paths
+
+
+def queue_positions(*, entries: list[QueueEntry]) -> dict[int, int]:
+    """`queue_position` of many open entries (entry id -> place) in one query: each entry's
+    row number in its stage's queue order."""
+    stage_ids = {entry.stage_id for entry in entries}
+    if not stage_ids:
+        return {}
+    wanted = {entry.pk for entry in entries}
+    ranked = (
+        QueueEntry.objects.filter(stage_id__in=stage_ids, left_at__isnull=True)
+        .annotate(
+            place=Window(
+                RowNumber(),
+                partition_by=[F("stage_id")],
+                order_by=[F("priority").desc(), F("waiting_since").asc(), F("pk").asc()],
+            )
+        )
+        .values_list("pk", "place")
+    )
+    return {pk: place for pk, place in ranked if pk in wanted}
 
 
 def queue_for_agent(*, agent: Agent, now: datetime) -> list[dict[str, Any]]:
@@ -238,55 +267,66 @@ def queue_for_agent(*, agent: Agent, now: datetime) -> list[dict[str, Any]]:
         .distinct()
         .order_by("-priority", "waiting_since", "pk")
     )
-    rows = []
-    for entry in entries:
-        rows.append(
-            {
-                "chat": entry.chat_id,
-                "visitor": entry.chat.visitor_name,
-                "topic": entry.chat.topic,
-                "stage": entry.stage.name,
-                "stage_id": entry.stage_id,
-                "tier": entry.tier.name,
-                "team": team_name(entry),
-                "waiting_since": entry.waiting_since.isoformat(),
-                "waited_seconds": int((now - entry.waiting_since).total_seconds()),
-                "tier_path": tier_path(chat_id=entry.chat_id),
-                "position": queue_position(entry=entry),
-                "reason": entry.reason,
-                "handover": latest_handover(chat_id=entry.chat_id)
-                if entry.reason != QueueEntry.Reason.START
-                else None,
-            }
-        )
-    return rows
+    entries_list = list(entries)
+    chat_ids = [entry.chat_id for entry in entries_list]
+    paths = tier_paths(chat_ids=chat_ids)
+    positions = queue_positions(entries=entries_list)
+    moved = [e.chat_id for e in entries_list if e.reason != QueueEntry.Reason.START]
+    handovers = latest_handovers(chat_ids=moved)
+    return [
+        {
+            "chat": entry.chat_id,
+            "visitor": entry.chat.visitor_name,
+            "topic": entry.chat.topic,
+            "stage": entry.stage.name,
+            "stage_id": entry.stage_id,
+            "tier": entry.tier.name,
+            "team": team_name(entry),
+            "waiting_since": entry.waiting_since.isoformat(),
+            "waited_seconds": int((now - entry.waiting_since).total_seconds()),
+            "tier_path": paths[entry.chat_id],
+            # An entry that left between the two reads keeps a place after everyone listed.
+            "position": positions.get(entry.pk) or queue_position(entry=entry),
+            "reason": entry.reason,
+            "handover": handovers.get(entry.chat_id),
+        }
+        for entry in entries_list
+    ]
 
 
 def open_chats_for_agent(*, agent: Agent) -> list[dict[str, Any]]:
-    assignments = (
+    unread = (
+        Message.objects.filter(
+            chat_id=OuterRef("chat_id"), kind="visitor", seq__gt=OuterRef("last_read_seq")
+        )
+        .order_by()
+        .values("chat_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    assignments = list(
         Assignment.objects.filter(agent=agent, ended_at__isnull=True)
         .select_related("chat", "tier", "stage")
+        .annotate(unread=Coalesce(Subquery(unread, output_field=IntegerField()), Value(0)))
         .order_by("started_at")
     )
-    rows = []
-    for a in assignments:
-        unread = a.chat.messages.filter(kind="visitor", seq__gt=a.last_read_seq).count()
-        rows.append(
-            {
-                "chat": a.chat_id,
-                "visitor": a.chat.visitor_name,
-                "email": a.chat.visitor_email,
-                "topic": a.chat.topic,
-                "stage": a.stage.name,
-                "tier": a.tier.name,
-                "since": a.started_at.isoformat(),
-                "unread": unread,
-                "last_seq": a.chat.last_seq,
-                "context": a.chat.visitor_context,
-                "tier_path": tier_path(chat_id=a.chat_id),
-            }
-        )
-    return rows
+    paths = tier_paths(chat_ids=[a.chat_id for a in assignments])
+    return [
+        {
+            "chat": a.chat_id,
+            "visitor": a.chat.visitor_name,
+            "email": a.chat.visitor_email,
+            "topic": a.chat.topic,
+            "stage": a.stage.name,
+            "tier": a.tier.name,
+            "since": a.started_at.isoformat(),
+            "unread": a.unread,
+            "last_seq": a.chat.last_seq,
+            "context": a.chat.visitor_context,
+            "tier_path": paths[a.chat_id],
+        }
+        for a in assignments
+    ]
 
 
 def agent_history(*, agent: Agent) -> QuerySet[Assignment]:
@@ -374,12 +414,25 @@ def console_state(*, agent: Agent) -> dict[str, Any]:
     }
 
 
-def offer_payload(*, offer: Offer, now: datetime) -> dict[str, Any]:
+def offer_payload(
+    *,
+    offer: Offer,
+    now: datetime,
+    path: list[str] | None = None,
+    handovers: dict[int, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """An offer as the agent's console shows it: who, about what, where it has been, the
-    hand-over note, how long it has waited, and until when it may be accepted."""
+    hand-over note, how long it has waited, and until when it may be accepted. `path` and
+    `handovers` (chat id -> hand-over) may be passed in when they were read for many offers."""
     entry = offer.entry
     chat = offer.chat
-    handover = latest_handover(chat_id=chat.pk) if entry.reason != QueueEntry.Reason.START else None
+    handover = None
+    if entry.reason != QueueEntry.Reason.START:
+        handover = (
+            handovers.get(chat.pk) if handovers is not None else latest_handover(chat_id=chat.pk)
+        )
+    if path is None:
+        path = tier_path(chat_id=chat.pk)
     return {
         "type": "offer",
         "offer": offer.pk,
@@ -390,7 +443,7 @@ def offer_payload(*, offer: Offer, now: datetime) -> dict[str, Any]:
         "stage": entry.stage.name,
         "tier": entry.tier.name,
         "team": team_name(entry),
-        "tier_path": tier_path(chat_id=chat.pk),
+        "tier_path": path,
         "note": handover["note"] if handover else "",
         "handover": handover,
         "waiting_since": entry.waiting_since.isoformat(),
@@ -409,7 +462,20 @@ def pending_offers_for(*, agent: Agent, now: datetime) -> list[dict[str, Any]]:
         .select_related("chat", "entry__stage", "entry__tier", "entry__group")
         .order_by("offered_at", "pk")
     )
-    return [offer_payload(offer=offer, now=now) for offer in offers]
+    offers_list = list(offers)
+    paths = tier_paths(chat_ids=[offer.chat_id for offer in offers_list])
+    handovers = latest_handovers(
+        chat_ids=[o.chat_id for o in offers_list if o.entry.reason != QueueEntry.Reason.START]
+    )
+    return [
+        offer_payload(
+            offer=offer,
+            now=now,
+            path=paths[offer.chat_id],
+            handovers=handovers,
+        )
+        for offer in offers_list
+    ]
 
 
 def chat_info(*, chat_id: int) -> dict[str, Any]:
@@ -449,16 +515,29 @@ def served_stage_ids(*, agent: Agent) -> list[int]:
 
 def latest_handover(*, chat_id: int) -> dict[str, Any] | None:
     """The hand-over the receiving agent reads first: the last escalation of the chat."""
-    moves = Escalation.objects.filter(chat_id=chat_id).select_related(
-        "from_agent", "from_stage", "from_tier", "to_tier"
+    return latest_handovers(chat_ids=[chat_id]).get(chat_id)
+
+
+def latest_handovers(*, chat_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """`latest_handover` of many chats in one query (chats never moved are left out)."""
+    if not chat_ids:
+        return {}
+    moves = (
+        Escalation.objects.filter(chat_id__in=chat_ids)
+        .select_related("from_agent", "from_stage", "from_tier", "to_tier")
+        .order_by("chat_id", "-requested_at", "-pk")
     )
-    # The last agent's hand-over carries the note worth reading; fallback moves have none.
-    escalation = (
-        moves.filter(from_agent__isnull=False).order_by("-requested_at", "-pk").first()
-        or moves.order_by("-requested_at", "-pk").first()
-    )
-    if escalation is None:
-        return None
+    chosen: dict[int, Escalation] = {}
+    for move in moves:  # newest first within each chat
+        held = chosen.get(move.chat_id)
+        # The last agent's hand-over carries the note worth reading; fallback moves have none:
+        # the newest move by an agent, else the newest move.
+        if held is None or (held.from_agent_id is None and move.from_agent_id is not None):
+            chosen[move.chat_id] = move
+    return {chat_id: _handover_payload(escalation) for chat_id, escalation in chosen.items()}
+
+
+def _handover_payload(escalation: Escalation) -> dict[str, Any]:
     return {
         "from_agent": escalation.from_agent.display_name if escalation.from_agent else None,
         "from_stage": escalation.from_stage.name,
