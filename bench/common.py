@@ -58,6 +58,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# More than any benchmark opens (bench/escalation: 4,000 load sockets, 400 for the escalated
+# chats, the tier-2 consoles).
+MAX_BENCH_SOCKETS = 20_000
+
+
 def server_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
@@ -70,6 +75,9 @@ def server_env(**extra: str) -> dict[str, str]:
         DATABASE_CONN_MAX_AGE="600",
         WS_FRAMES_PER_SECOND="100000",
         WS_FRAME_BURST="100000",
+        # All of the load client's sockets come from 127.0.0.1: the per-address cap (100 by
+        # default, against one client hoarding sockets) would refuse all but the first 100.
+        WS_MAX_CONNECTIONS_PER_ADDRESS=str(MAX_BENCH_SOCKETS),
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)

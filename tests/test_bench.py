@@ -2,7 +2,10 @@
 the lost/duplicated accounting the reported numbers rest on."""
 
 import math
+import subprocess
+import sys
 
+from bench.common import server_env
 from bench.loadgen import SeqCheck, percentile, summarize
 
 
@@ -33,3 +36,16 @@ def test_summary_counts_lost_only_among_acknowledged_and_latency_at_the_peer():
     relay = summarize("t", 1.0, {"a": 0}, {"a": 2 * ms}, None, 0, {}, 0.1)
     assert (relay.lost, relay.p99) == (0, 2.0)
     assert relay.ok(50)
+
+
+def test_the_benchmarks_server_takes_all_the_load_clients_sockets_from_one_address():
+    """The load client opens thousands of sockets from 127.0.0.1; the server the benchmarks start
+    must not cap them at the per-address default (a merged cap once broke bench/escalation)."""
+    script = "import django; django.setup(); from django.conf import settings as s; "
+    script += "print(s.WS_MAX_CONNECTIONS_PER_ADDRESS, s.WS_FRAMES_PER_SECOND)"
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=server_env(), capture_output=True, text=True, check=True
+    ).stdout.split()
+    cap, frames = int(out[0]), float(out[1])
+    assert cap >= 2 * 2_000 + 2 * 200 + 10  # bench/escalation at N = 2,000
+    assert frames >= 10_000
