@@ -78,6 +78,9 @@ def server_env(**extra: str) -> dict[str, str]:
         # All of the load client's sockets come from 127.0.0.1: the per-address cap (100 by
         # default, against one client hoarding sockets) would refuse all but the first 100.
         WS_MAX_CONNECTIONS_PER_ADDRESS=str(MAX_BENCH_SOCKETS),
+        # The load client's consoles do not send the page's 20 s "still here" ping: keep their
+        # agents online for the whole run.
+        AGENT_GONE_SECONDS="86400",
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)

@@ -383,6 +383,7 @@ class ConsoleConsumer(ProtocolConsumer):
         for chat_id in chat_ids:
             await self.join(chat_agents_group(chat_id))
         await self.accept()
+        await database_sync_to_async(services.mark_console_seen)(agent_id=self.agent.pk)
         state = await database_sync_to_async(selectors.console_state)(agent=self.agent)
         await self.send_json({**state, "v": PROTOCOL_VERSION})
 
@@ -399,6 +400,11 @@ class ConsoleConsumer(ProtocolConsumer):
     async def disconnect(self, code: int) -> None:
         for group in list(getattr(self, "groups_joined", ())):
             await self.leave(group)
+        if hasattr(self, "agent"):
+            # The last sight of this tab: with no other tab open the agent is set offline
+            # AGENT_GONE_SECONDS from now (escalation.tasks.sweep_gone_agents), not at once, so
+            # that a reload or a dropped connection that comes back changes nothing.
+            await database_sync_to_async(services.mark_console_seen)(agent_id=self.agent.pk)
 
     async def chat_event(self, event: dict[str, Any]) -> None:
         payload = event["payload"]
@@ -550,6 +556,7 @@ class ConsoleConsumer(ProtocolConsumer):
         )
 
     async def on_ping(self, content: dict[str, Any]) -> None:
+        await database_sync_to_async(services.mark_console_seen)(agent_id=self.agent.pk)
         await self.send_json({"type": "pong", "v": PROTOCOL_VERSION})
 
     async def run_command(self, chat_id: int, command: Command, client_id: str | None) -> None:

@@ -536,7 +536,9 @@ class PresenceApi(APIView):
         data = self.PresenceInput(data=request.data)
         data.is_valid(raise_exception=True)
         agent = services.set_presence(
-            agent=current_agent(request), presence=data.validated_data["presence"]
+            agent=current_agent(request),
+            presence=data.validated_data["presence"],
+            by_integration=True,
         )
         return Response({"presence": agent.presence})
 

@@ -100,6 +100,9 @@ class Agent(models.Model):
     )
     presence = models.CharField(max_length=10, choices=Presence.choices, default=Presence.OFFLINE)
     presence_changed_at = models.DateTimeField(null=True, blank=True)
+    # When a console socket of this agent was last seen (connect, ping, close); blank for agents
+    # who never opened the console (API integrations), whom the sweep never signs out.
+    console_seen_at = models.DateTimeField(null=True, blank=True)
     # Round robin gives the next chat to the eligible agent assigned longest ago.
     last_assigned_at = models.DateTimeField(null=True, blank=True)
     # Round-robin hunt offers the next chat to the eligible agent offered one longest ago.

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from chat.models import ChatSession
 from escalation import services
-from escalation.models import QueueEntry
+from escalation.models import Agent, QueueEntry
 from escalation.services import retention
 
 
@@ -57,6 +57,23 @@ def sweep_gone_visitors() -> int:
     return sum(
         services.abandon_if_visitor_gone(chat_id=chat_id, seen_before=seen_before)
         for chat_id in list(chat_ids)
+    )
+
+
+@shared_task(ignore_result=True)  # type: ignore[untyped-decorator]
+def sweep_gone_agents() -> int:
+    """Beat: set offline the online or away agents whose every console closed or stopped
+    answering over AGENT_GONE_SECONDS ago (a console pings every 20 s): no chat is routed to
+    someone who is not there."""
+    seen_before = timezone.now() - timedelta(seconds=settings.AGENT_GONE_SECONDS)
+    agent_ids = (
+        Agent.objects.exclude(presence=Agent.Presence.OFFLINE)
+        .filter(console_seen_at__lt=seen_before)
+        .values_list("pk", flat=True)[:500]
+    )
+    return sum(
+        services.sign_out_if_console_gone(agent_id=agent_id, seen_before=seen_before)
+        for agent_id in list(agent_ids)
     )
 
 

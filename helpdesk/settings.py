@@ -267,6 +267,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": TIMER_SWEEP_SECONDS,
     },
     "sweep-gone-visitors": {"task": "escalation.tasks.sweep_gone_visitors", "schedule": 15.0},
+    "sweep-gone-agents": {"task": "escalation.tasks.sweep_gone_agents", "schedule": 15.0},
     "purge-expired-transcripts": {
         "task": "escalation.tasks.purge_expired_transcripts",
         "schedule": 3600.0,
@@ -294,6 +295,10 @@ WAIT_ESTIMATE_WINDOW_SECONDS: int = env_positive_int("WAIT_ESTIMATE_WINDOW_SECON
 # A queued chat whose visitor's page has not been seen (socket connect or ping) for this long is
 # abandoned: the visitor left before an agent connected.
 VISITOR_GONE_SECONDS: int = env_positive_int("VISITOR_GONE_SECONDS", 120)
+# An online or away agent none of whose console tabs has been seen (connect, ping every 20 s,
+# close) for this long is set offline, so that chats stop being routed to them; the chats they
+# hold stay theirs. Agents who never opened the console (API integrations) are left alone.
+AGENT_GONE_SECONDS: int = env_positive_int("AGENT_GONE_SECONDS", 120)
 
 REST_FRAMEWORK = {
     # Token first: an integration without a session gets 401 (with WWW-Authenticate), not 403.

@@ -484,14 +484,20 @@ def mark_read(*, chat_id: int, agent: Agent, seq: int) -> None:
 
 
 @transaction.atomic
-def set_presence(*, agent: Agent, presence: str) -> Agent:
+def set_presence(*, agent: Agent, presence: str, by_integration: bool = False) -> Agent:
     """Going online makes the agent's automatic queues dispatch to it. Going away or offline keeps
-    the chats it holds (it can finish them); it is only left out of new assignments."""
+    the chats it holds (it can finish them); it is only left out of new assignments.
+
+    `by_integration` (the API): the presence is kept by a program, not by a console, so the sweep
+    of closed consoles leaves it alone until the agent opens the console again."""
     if presence not in Agent.Presence.values:
         raise ValueError(f"Unknown presence {presence!r}")
     from escalation.services import offers
 
     locked = Agent.objects.select_for_update().get(pk=agent.pk)
+    if by_integration and locked.console_seen_at is not None:
+        locked.console_seen_at = None
+        locked.save(update_fields=["console_seen_at"])
     if locked.presence != presence:
         locked.presence = presence
         locked.presence_changed_at = timezone.now()
@@ -504,6 +510,24 @@ def set_presence(*, agent: Agent, presence: str) -> Agent:
     else:
         offers.withdraw_agent_offers(agent=locked, reason=presence)
     return locked
+
+
+def mark_console_seen(*, agent_id: int) -> None:
+    Agent.objects.filter(pk=agent_id).update(console_seen_at=timezone.now())
+
+
+@transaction.atomic
+def sign_out_if_console_gone(*, agent_id: int, seen_before: datetime) -> bool:
+    """Set offline an agent whose console has not been seen since `seen_before` (every console
+    tab closed, or the network gone), so that no chat is routed to someone who is not there. The
+    chats it holds stay with it, as with any change to offline."""
+    agent = Agent.objects.select_for_update().get(pk=agent_id)
+    if agent.presence == Agent.Presence.OFFLINE:
+        return False
+    if agent.console_seen_at is None or agent.console_seen_at >= seen_before:
+        return False
+    set_presence(agent=agent, presence=Agent.Presence.OFFLINE)
+    return True
 
 
 def end_assignment(

@@ -400,5 +400,8 @@
   presence.addEventListener("change", () => socket.send({ type: "presence", presence: presence.value }));
   document.addEventListener("visibilitychange", () => { if (!document.hidden && activeChat) markRead(chats.get(activeChat)); });
   setInterval(() => socket.send({ type: "queue" }), 15000); // refresh "waiting for" times
+  // "Still here": an agent whose every console tab is closed or silent for AGENT_GONE_SECONDS is
+  // set offline so that no chat is routed to them.
+  setInterval(() => socket.send({ type: "ping" }), 20000);
   setInterval(tickOffers, 1000);
 })();

@@ -1,0 +1,127 @@
+"""An agent who closes every console tab (or whose network is gone) is set offline after
+AGENT_GONE_SECONDS, so that chats stop being routed to someone who is not there; a reload, a
+second tab or the console's 20 s ping keeps them online; agents who never opened the console
+(API integrations) are never signed out by the sweep."""
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.utils import timezone
+
+from chat.models import ChatSession
+from escalation import services
+from escalation.models import Agent, Assignment, RoutingPolicy
+from escalation.tasks import sweep_gone_agents
+from tests.chat.test_consumers import console_socket, frames_until, start
+
+
+@pytest.fixture(autouse=True)
+async def _close_thread_connections():
+    yield
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()
+
+
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+GONE = timedelta(seconds=settings.AGENT_GONE_SECONDS)
+
+
+def presence(agent: Agent) -> str:
+    return Agent.objects.get(pk=agent.pk).presence
+
+
+def go_online(agent: Agent) -> None:
+    services.set_presence(agent=agent, presence=Agent.Presence.ONLINE)
+
+
+def round_robin(group) -> None:
+    group.routing_policy = RoutingPolicy.ROUND_ROBIN
+    group.save()
+
+
+async def test_closing_the_last_console_tab_sets_the_agent_offline_after_the_grace_period(
+    l1_setup, alice_agent, client
+):
+    await sync_to_async(round_robin)(l1_setup.g1)
+    await sync_to_async(go_online)(alice_agent)
+    held = await sync_to_async(start)()  # Alice is online with room: the chat is hers
+    ws = await console_socket(client, alice_agent.user)
+    assert (await ws.connect())[0]
+    await frames_until(ws, "hello")
+    await ws.disconnect()
+    closed_at = timezone.now()
+
+    with time_machine.travel(closed_at + GONE - timedelta(seconds=5)):
+        assert await sync_to_async(sweep_gone_agents)() == 0  # a reload would come back in time
+    assert await sync_to_async(presence)(alice_agent) == "online"
+
+    with time_machine.travel(closed_at + GONE + timedelta(seconds=5)):
+        assert await sync_to_async(sweep_gone_agents)() == 1
+    assert await sync_to_async(presence)(alice_agent) == "offline"
+    # The chat she held is still hers (she can come back and finish it) ...
+    holder = sync_to_async(
+        lambda chat: Assignment.objects.get(chat=chat, ended_at__isnull=True).agent_id
+    )
+    assert await holder(held) == alice_agent.pk
+    # ... and a new chat is no longer routed to her: it waits in the queue.
+    later = await sync_to_async(start)()
+    status = await sync_to_async(lambda: ChatSession.objects.get(pk=later.pk).status)()
+    assert status == ChatSession.Status.QUEUED
+
+
+async def test_an_open_console_that_pings_keeps_the_agent_online(alice_agent, client):
+    await sync_to_async(go_online)(alice_agent)
+    ws = await console_socket(client, alice_agent.user)
+    assert (await ws.connect())[0]
+    await frames_until(ws, "hello")
+    later = timezone.now() + GONE + timedelta(seconds=30)
+    with time_machine.travel(later):
+        await ws.send_json_to({"type": "ping"})
+        assert (await frames_until(ws, "pong"))[-1]["type"] == "pong"
+        assert await sync_to_async(sweep_gone_agents)() == 0
+    assert await sync_to_async(presence)(alice_agent) == "online"
+    await ws.disconnect()
+
+
+def test_agents_who_never_opened_the_console_or_are_away_by_choice_are_handled_as_expected(
+    alice_agent, bob_agent_other_queue
+):
+    go_online(alice_agent)  # an API integration: never a console socket
+    go_online(bob_agent_other_queue)
+    services.set_presence(agent=bob_agent_other_queue, presence=Agent.Presence.AWAY)
+    Agent.objects.filter(pk=bob_agent_other_queue.pk).update(
+        console_seen_at=timezone.now() - GONE - timedelta(seconds=1)
+    )
+    assert sweep_gone_agents() == 1
+    assert presence(alice_agent) == "online"
+    assert presence(bob_agent_other_queue) == "offline"  # away, and the console gone: offline
+    assert sweep_gone_agents() == 0  # offline already: nothing more to do
+
+
+def test_a_console_seen_again_between_the_sweeps_read_and_its_lock_wins(alice_agent):
+    go_online(alice_agent)
+    seen_before = timezone.now() - GONE
+    Agent.objects.filter(pk=alice_agent.pk).update(console_seen_at=seen_before - timedelta(1))
+    services.mark_console_seen(agent_id=alice_agent.pk)  # the agent reconnected meanwhile
+    assert not services.sign_out_if_console_gone(agent_id=alice_agent.pk, seen_before=seen_before)
+    assert presence(alice_agent) == "online"
+
+
+def test_presence_set_through_the_api_is_left_alone_by_the_sweep(alice_agent):
+    from rest_framework.test import APIClient
+
+    # Alice used the console long ago; now an integration keeps her online through the API.
+    Agent.objects.filter(pk=alice_agent.pk).update(
+        console_seen_at=timezone.now() - GONE - timedelta(days=1)
+    )
+    api = APIClient()
+    api.force_authenticate(alice_agent.user)
+    response = api.post("/api/v1/me/presence/", {"presence": "online"}, format="json")
+    assert response.status_code == 200, response.content
+    assert sweep_gone_agents() == 0
+    assert presence(alice_agent) == "online"
