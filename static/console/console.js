@@ -319,7 +319,8 @@
           renderChatList(f.chats);
           setOffers(f.offers);
           break;
-        case "queue": renderQueue(f.items); renderChatList(f.chats); if (f.offers) setOffers(f.offers); break;
+        // After a queue change the server sends the queue alone; asked for ("queue"), all lists.
+        case "queue": renderQueue(f.items); if (f.chats) renderChatList(f.chats); if (f.offers) setOffers(f.offers); break;
         case "offer": addOffer(f); renderOffers(); break;
         case "offer.closed": offers.delete(f.offer); renderOffers(); break;
         case "presence": presence.value = f.presence; root.dataset.presence = f.presence; break;

@@ -381,3 +381,22 @@ async def test_a_read_mark_past_the_end_is_clamped(alice_agent, client):
     assignment = await sync_to_async(Assignment.objects.get)(chat=chat)
     assert assignment.last_read_seq == 3  # the chat's last seq
     await ws.disconnect()
+
+
+async def test_a_queue_change_pushes_the_queue_alone_and_a_request_gets_every_list(
+    alice_agent, client
+):
+    ws = await console_socket(client, alice_agent.user)
+    assert (await ws.connect())[0]
+    await frames_until(ws, "hello")
+    chat = await sync_to_async(start)()  # a chat joins the queue Alice serves
+    pushed = (await frames_until(ws, "queue"))[-1]
+    assert [item["chat"] for item in pushed["items"]] == [chat.pk]
+    assert "chats" not in pushed and "offers" not in pushed
+    await ws.send_json_to({"type": "queue"})
+    asked = (await frames_until(ws, "queue"))[-1]
+    while "chats" not in asked:  # another push may come first
+        asked = (await frames_until(ws, "queue"))[-1]
+    assert [item["chat"] for item in asked["items"]] == [chat.pk]
+    assert asked["chats"] == [] and asked["offers"] == []
+    await ws.disconnect()
