@@ -4,11 +4,12 @@ from datetime import datetime, timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from chat.models import ChatSession
 from escalation import services
-from escalation.models import Agent, QueueEntry
+from escalation.models import Agent, Assignment, QueueEntry
 from escalation.services import retention
 
 
@@ -62,19 +63,21 @@ def sweep_gone_visitors() -> int:
 
 @shared_task(ignore_result=True)  # type: ignore[untyped-decorator]
 def sweep_gone_agents() -> int:
-    """Beat: set offline the online or away agents whose every console closed or stopped
-    answering over AGENT_GONE_SECONDS ago (a console pings every 20 s): no chat is routed to
-    someone who is not there."""
+    """Beat: an agent none of whose console tabs has been seen for AGENT_GONE_SECONDS (a console
+    pings every 20 s) is set offline, and the chats they still hold go back to their queues,
+    keeping their places: no chat is routed to, or left with, someone who is not there. Returns
+    how many agents were signed out or had chats handed back."""
     seen_before = timezone.now() - timedelta(seconds=settings.AGENT_GONE_SECONDS)
-    agent_ids = (
-        Agent.objects.exclude(presence=Agent.Presence.OFFLINE)
-        .filter(console_seen_at__lt=seen_before)
+    holding = Assignment.objects.filter(agent=OuterRef("pk"), ended_at__isnull=True)
+    agent_ids = list(
+        Agent.objects.filter(console_seen_at__lt=seen_before)
+        .filter(~Q(presence=Agent.Presence.OFFLINE) | Exists(holding))
         .values_list("pk", flat=True)[:500]
     )
-    return sum(
+    for agent_id in agent_ids:
         services.sign_out_if_console_gone(agent_id=agent_id, seen_before=seen_before)
-        for agent_id in list(agent_ids)
-    )
+        services.hand_back_chats_of_gone_agent(agent_id=agent_id, seen_before=seen_before)
+    return len(agent_ids)
 
 
 @shared_task(ignore_result=True)  # type: ignore[untyped-decorator]

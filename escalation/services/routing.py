@@ -530,6 +530,28 @@ def sign_out_if_console_gone(*, agent_id: int, seen_before: datetime) -> bool:
     return True
 
 
+def hand_back_chats_of_gone_agent(*, agent_id: int, seen_before: datetime) -> int:
+    """Return to their queues (keeping their places) the chats an agent whose console has not
+    been seen since `seen_before` still holds, so that their visitors are served by someone who is
+    there. Each in its own transaction, after the agent is offline; it stops if the agent's
+    console comes back meanwhile, and skips a chat that ended or moved."""
+    agent = Agent.objects.get(pk=agent_id)
+    returned = 0
+    for chat_id in selectors.open_assignment_chat_ids(agent=agent):
+        with transaction.atomic():
+            seen = Agent.objects.filter(pk=agent_id).values_list("console_seen_at", flat=True)
+            last_seen = seen.first()
+            if last_seen is None or last_seen >= seen_before:
+                break  # back at the console (or never used one): the chats stay
+            try:
+                with transaction.atomic():
+                    return_to_queue(chat_id=chat_id, agent=agent, why="the agent's console closed")
+            except (ChatClosed, NotYourChat):
+                continue
+        returned += 1
+    return returned
+
+
 def end_assignment(
     *, route: ChatRoute, reason: str, extra: dict[str, Any] | None = None
 ) -> Assignment | None:
@@ -683,8 +705,9 @@ def abandon_if_visitor_gone(*, chat_id: int, seen_before: datetime) -> bool:
 
 
 @transaction.atomic
-def return_to_queue(*, chat_id: int, agent: Agent) -> QueueEntry:
-    """The holding agent gives the chat back to its stage's queue, keeping its place."""
+def return_to_queue(*, chat_id: int, agent: Agent, why: str = "") -> QueueEntry:
+    """The holding agent gives the chat back to its stage's queue, keeping its place (`why`, for
+    the flow, when it was not the agent's own choice)."""
     chat, route = lock_route(chat_id=chat_id)
     require_holder(chat=chat, route=route, agent=agent)
     last = QueueEntry.objects.filter(chat=chat).order_by("-entered_at", "-pk").first()
@@ -693,7 +716,11 @@ def return_to_queue(*, chat_id: int, agent: Agent) -> QueueEntry:
         chat=chat,
         kind=FlowEvent.Kind.RETURNED,
         actor=agent.user,
-        data={"agent": agent.display_name, "stage": route.stage.name},
+        data={
+            "agent": agent.display_name,
+            "stage": route.stage.name,
+            **({"why": why} if why else {}),
+        },
     )
     notify_visitor(
         chat=chat,

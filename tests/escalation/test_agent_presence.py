@@ -1,7 +1,8 @@
 """An agent who closes every console tab (or whose network is gone) is set offline after
-AGENT_GONE_SECONDS, so that chats stop being routed to someone who is not there; a reload, a
-second tab or the console's 20 s ping keeps them online; agents who never opened the console
-(API integrations) are never signed out by the sweep."""
+AGENT_GONE_SECONDS and the chats they hold go back to their queues, so that chats are neither
+routed to nor left with someone who is not there; a reload, a second tab or the console's 20 s
+ping keeps them online; agents who never opened the console (API integrations) are never signed
+out by the sweep."""
 
 from datetime import timedelta
 
@@ -11,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
-from chat.models import ChatSession
+from chat.models import ChatSession, FlowEvent
 from escalation import services
 from escalation.models import Agent, Assignment, RoutingPolicy
 from escalation.tasks import sweep_gone_agents
@@ -63,15 +64,29 @@ async def test_closing_the_last_console_tab_sets_the_agent_offline_after_the_gra
     with time_machine.travel(closed_at + GONE + timedelta(seconds=5)):
         assert await sync_to_async(sweep_gone_agents)() == 1
     assert await sync_to_async(presence)(alice_agent) == "offline"
-    # The chat she held is still hers (she can come back and finish it) ...
-    holder = sync_to_async(
-        lambda chat: Assignment.objects.get(chat=chat, ended_at__isnull=True).agent_id
-    )
-    assert await holder(held) == alice_agent.pk
-    # ... and a new chat is no longer routed to her: it waits in the queue.
+    # The chat she held goes back to the queue, keeping its place, and its visitor is told ...
+    held_now = await sync_to_async(ChatSession.objects.get)(pk=held.pk)
+    assert held_now.status == ChatSession.Status.QUEUED
+    assert await sync_to_async(open_assignments)(held) == []
+    assert (await sync_to_async(last_notice)(held)).startswith("Alice")
+    returned = await sync_to_async(
+        lambda: FlowEvent.objects.filter(chat=held, kind="returned").get().data
+    )()
+    assert returned["why"] == "the agent's console closed"
+    # ... and a new chat is no longer routed to her: it waits in the queue too.
     later = await sync_to_async(start)()
     status = await sync_to_async(lambda: ChatSession.objects.get(pk=later.pk).status)()
     assert status == ChatSession.Status.QUEUED
+
+
+def open_assignments(chat: ChatSession) -> list[int]:
+    return list(
+        Assignment.objects.filter(chat=chat, ended_at__isnull=True).values_list("agent", flat=True)
+    )
+
+
+def last_notice(chat: ChatSession) -> str:
+    return chat.messages.filter(kind="system").order_by("-seq").values_list("text", flat=True)[0]
 
 
 async def test_an_open_console_that_pings_keeps_the_agent_online(alice_agent, client):
@@ -125,3 +140,35 @@ def test_presence_set_through_the_api_is_left_alone_by_the_sweep(alice_agent):
     assert response.status_code == 200, response.content
     assert sweep_gone_agents() == 0
     assert presence(alice_agent) == "online"
+
+
+def test_an_agent_offline_by_choice_whose_console_is_gone_hands_back_the_chats_they_hold(
+    alice_agent,
+):
+    go_online(alice_agent)
+    chat = start()
+    services.take_chat(chat_id=chat.pk, agent=alice_agent)
+    services.set_presence(agent=alice_agent, presence=Agent.Presence.OFFLINE)  # to finish it
+    assert open_assignments(chat) == [alice_agent.pk]  # offline keeps the chat while she is there
+    services.mark_console_seen(agent_id=alice_agent.pk)
+    assert sweep_gone_agents() == 0
+    Agent.objects.filter(pk=alice_agent.pk).update(
+        console_seen_at=timezone.now() - GONE - timedelta(seconds=1)
+    )
+    assert sweep_gone_agents() == 1
+    assert open_assignments(chat) == []
+    assert ChatSession.objects.get(pk=chat.pk).status == ChatSession.Status.QUEUED
+    assert sweep_gone_agents() == 0  # nothing left to do
+
+
+def test_chats_stay_when_the_console_came_back_before_the_hand_back(alice_agent):
+    go_online(alice_agent)
+    chat = start()
+    services.take_chat(chat_id=chat.pk, agent=alice_agent)
+    seen_before = timezone.now() - GONE
+    services.mark_console_seen(agent_id=alice_agent.pk)  # she reloaded the console meanwhile
+    assert (
+        services.hand_back_chats_of_gone_agent(agent_id=alice_agent.pk, seen_before=seen_before)
+        == 0
+    )
+    assert open_assignments(chat) == [alice_agent.pk]
