@@ -153,12 +153,16 @@ def candidates_for(*, entry: QueueEntry, groups: QuerySet[AgentGroup]) -> QueryS
     return agents.filter(groups__in=groups).distinct()
 
 
+# A stage's queue order: priority first, then the longest waiting (queue_position counts by it).
+QUEUE_ORDER = ("-priority", "waiting_since", "pk")
+
+
 def waiting_entries(*, stage_id: int) -> QuerySet[QueueEntry]:
     """The open entries of a stage in queue order: priority first, then the longest waiting."""
     return (
         QueueEntry.objects.filter(stage_id=stage_id, left_at__isnull=True)
         .select_related("chat", "tier", "group")
-        .order_by("-priority", "waiting_since", "pk")
+        .order_by(*QUEUE_ORDER)
     )
 
 
@@ -246,7 +250,7 @@ def queue_positions(*, entries: list[QueueEntry]) -> dict[int, int]:
             place=Window(
                 RowNumber(),
                 partition_by=[F("stage_id")],
-                order_by=[F("priority").desc(), F("waiting_since").asc(), F("pk").asc()],
+                order_by=QUEUE_ORDER,
             )
         )
         .values_list("pk", "place")
@@ -265,7 +269,7 @@ def queue_for_agent(*, agent: Agent, now: datetime) -> list[dict[str, Any]]:
         )
         .select_related("chat", "stage", "tier", "group")
         .distinct()
-        .order_by("-priority", "waiting_since", "pk")
+        .order_by(*QUEUE_ORDER)
     )
     entries_list = list(entries)
     chat_ids = [entry.chat_id for entry in entries_list]
@@ -285,7 +289,7 @@ def queue_for_agent(*, agent: Agent, now: datetime) -> list[dict[str, Any]]:
             "waiting_since": entry.waiting_since.isoformat(),
             "waited_seconds": int((now - entry.waiting_since).total_seconds()),
             "tier_path": paths[entry.chat_id],
-            # An entry that left between the two reads keeps a place after everyone listed.
+            # An entry that left between the two reads is placed on its own.
             "position": positions.get(entry.pk) or queue_position(entry=entry),
             "reason": entry.reason,
             "handover": handovers.get(entry.chat_id),

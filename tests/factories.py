@@ -4,7 +4,16 @@ import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from escalation.models import Agent, AgentGroup, Pipeline, RoutingPolicy, Stage, Tier, Topic
+from escalation.models import (
+    Agent,
+    AgentGroup,
+    EscalationOption,
+    Pipeline,
+    RoutingPolicy,
+    Stage,
+    Tier,
+    Topic,
+)
 
 PASSWORD = "pw-for-tests"
 
@@ -91,3 +100,19 @@ class TopicFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
 
     name = factory.Sequence(lambda n: f"Topic {n}")
     pipeline = factory.SubFactory(PipelineFactory)
+
+
+class StageOptionFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
+    """An escalation option from `stage` to `target_stage` that queues when nobody is free and
+    needs no note."""
+
+    class Meta:
+        model = EscalationOption
+
+    stage = factory.SubFactory(StageFactory)
+    keyword = factory.Sequence(lambda n: f"option{n}")
+    label = factory.LazyAttribute(lambda o: o.keyword.title())
+    target_kind = "stage"
+    target_stage = factory.SubFactory(StageFactory)
+    no_agent_rule = "queue"
+    note_required = False

@@ -537,17 +537,15 @@ def hand_back_chats_of_gone_agent(*, agent_id: int, seen_before: datetime) -> in
     console comes back meanwhile, and skips a chat that ended or moved."""
     agent = Agent.objects.get(pk=agent_id)
     returned = 0
+    seen = Agent.objects.filter(pk=agent_id).values_list("console_seen_at", flat=True)
     for chat_id in selectors.open_assignment_chat_ids(agent=agent):
-        with transaction.atomic():
-            seen = Agent.objects.filter(pk=agent_id).values_list("console_seen_at", flat=True)
-            last_seen = seen.first()
-            if last_seen is None or last_seen >= seen_before:
-                break  # back at the console (or never used one): the chats stay
-            try:
-                with transaction.atomic():
-                    return_to_queue(chat_id=chat_id, agent=agent, why="the agent's console closed")
-            except (ChatClosed, NotYourChat):
-                continue
+        last_seen = seen.first()
+        if last_seen is None or last_seen >= seen_before:
+            break  # back at the console (or never used one): the chats stay
+        try:
+            return_to_queue(chat_id=chat_id, agent=agent, why="the agent's console closed")
+        except (ChatClosed, NotYourChat):
+            continue
         returned += 1
     return returned
 

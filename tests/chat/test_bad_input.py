@@ -16,9 +16,9 @@ from django.conf import settings
 from chat.models import Message
 from chat.selectors import make_visitor_token
 from escalation import services
-from escalation.models import EscalationOption
 from helpdesk.asgi import application
 from tests.chat.test_consumers import console_socket, frames_until, visitor_socket
+from tests.factories import StageOptionFactory
 
 
 @pytest.fixture(autouse=True)
@@ -232,25 +232,9 @@ async def test_a_replayed_token_of_an_ended_chat_reads_but_cannot_act(alice_agen
 # --- agents: targets, ended chats, other chats ---------------------------------------------------
 @pytest.fixture
 def held(alice_agent, l1_setup):
-    EscalationOption.objects.create(
-        stage=l1_setup.l1,
-        keyword="billing",
-        label="Billing",
-        target_kind="stage",
-        target_stage=l1_setup.l2,
-        no_agent_rule="queue",
-        note_required=False,
-    )
+    StageOptionFactory(stage=l1_setup.l1, keyword="billing", target_stage=l1_setup.l2)
     # An option of another stage: not allowed from L1.
-    EscalationOption.objects.create(
-        stage=l1_setup.l2,
-        keyword="back",
-        label="Back",
-        target_kind="stage",
-        target_stage=l1_setup.l1,
-        no_agent_rule="queue",
-        note_required=False,
-    )
+    StageOptionFactory(stage=l1_setup.l2, keyword="back", target_stage=l1_setup.l1)
     chat = start()
     services.take_chat(chat_id=chat.pk, agent=alice_agent)
     return chat

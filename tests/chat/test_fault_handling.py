@@ -11,10 +11,10 @@ from django.db import transaction
 from chat.events import chat_agents_group, chat_visitor_group
 from chat.models import Message
 from escalation import services
-from escalation.models import EscalationOption, QueueEntry
+from escalation.models import QueueEntry
 from tests.chat.test_consumers import frames_until, visitor_socket
 from tests.chat.test_events import Listener
-from tests.factories import AgentFactory
+from tests.factories import AgentFactory, StageOptionFactory
 
 pytestmark = [
     pytest.mark.redis,
@@ -38,15 +38,7 @@ def start():
 
 
 def test_an_exception_after_the_rows_are_written_publishes_and_schedules_nothing(l1_setup):
-    EscalationOption.objects.create(
-        stage=l1_setup.l1,
-        keyword="billing",
-        label="Billing",
-        target_kind="stage",
-        target_stage=l1_setup.l2,
-        no_agent_rule="queue",
-        note_required=False,
-    )
+    StageOptionFactory(stage=l1_setup.l1, keyword="billing", target_stage=l1_setup.l2)
     alice = AgentFactory(display_name="Alice", member_of=[l1_setup.g1])
     chat = start()
     services.take_chat(chat_id=chat.pk, agent=alice)

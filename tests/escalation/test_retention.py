@@ -9,10 +9,11 @@ from django.core.management import CommandError, call_command
 
 from chat.models import ChatSession, FlowEvent, Message
 from escalation import services
-from escalation.models import Escalation, EscalationOption
+from escalation.models import Escalation
 from escalation.tasks import purge_expired_transcripts
 from reporting import selectors as report_selectors
 from reporting.selectors import ReportFilter
+from tests.factories import StageOptionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -30,15 +31,7 @@ def chat_of(email: str, name: str = "Carol") -> ChatSession:
 @pytest.fixture
 def escalated_long_ago(alice_agent, l1_setup):
     """A chat escalated with a hand-over note quoting the visitor, ended 400 days ago."""
-    EscalationOption.objects.create(
-        stage=l1_setup.l1,
-        keyword="billing",
-        label="Billing",
-        target_kind="stage",
-        target_stage=l1_setup.l2,
-        no_agent_rule="queue",
-        note_required=False,
-    )
+    StageOptionFactory(stage=l1_setup.l1, keyword="billing", target_stage=l1_setup.l2)
     long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
     with time_machine.travel(long_ago, tick=False):
         chat = chat_of("old@example.com", "Olga")
