@@ -59,7 +59,9 @@ def _send_now(group: str, payload: dict[str, Any]) -> None:
         return
     try:
         blocking = getattr(layer, "group_send_blocking", None)
-        if blocking is not None:  # chat.fanout: publish from this thread, no event-loop hop
+        if (
+            blocking is not None
+        ):  # chat.realtime.fanout: publish from this thread, no event-loop hop
             blocking(group, {"type": "chat.event", "payload": payload})
         else:
             async_to_sync(layer.group_send)(group, {"type": "chat.event", "payload": payload})

@@ -1,15 +1,18 @@
 """Writes to chats: creating them, numbering their messages, their status and their flow."""
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection
 from django.utils import timezone
 
-from chat.events import send_message_on_commit
-from chat.exceptions import ChatClosed, ChatNotFound, InvalidMessage, InvalidTransition
+from chat.events import send_messages_on_commit
+from chat.exceptions import ChatNotFound, InvalidMessage, InvalidTransition
 from chat.models import ChatSession, FlowEvent, Message
 
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
@@ -69,51 +72,142 @@ def add_flow_event(
     )
 
 
+@dataclass(slots=True)
+class NewMessage:
+    """A checked message, ready to be numbered and stored in `chat` (its row locked)."""
+
+    chat: ChatSession
+    kind: str
+    text: str
+    author_id: int | None
+    author_name: str
+    client_id: str | None
+    event: str = ""
+
+
+def lock_chats(chat_ids: Sequence[int]) -> dict[int, ChatSession]:
+    """SELECT ... FOR UPDATE of many chats, in id order (the order every batch locks in), with
+    the fields that posting reads and numbering writes."""
+    chats = (
+        ChatSession.objects.select_for_update()
+        .filter(pk__in=sorted(set(chat_ids)))
+        .order_by("pk")
+        .only("id", "status", "last_seq", "last_public_seq", "visitor_name")
+    )
+    return {chat.pk: chat for chat in chats}
+
+
+def stored_by_client_id(pairs: Sequence[tuple[int, str | None]]) -> dict[tuple[int, str], Message]:
+    """Messages already stored under these (chat, client_id) pairs."""
+    wanted = {(chat_id, client_id) for chat_id, client_id in pairs if client_id}
+    if not wanted:
+        return {}
+    found = Message.objects.filter(
+        chat_id__in={chat_id for chat_id, _ in wanted},
+        client_id__in={client_id for _, client_id in wanted},
+    )
+    return {(m.chat_id, m.client_id or ""): m for m in found if (m.chat_id, m.client_id) in wanted}
+
+
+def append_messages(new: Sequence[NewMessage]) -> list[Message]:
+    """Number and store checked messages (their chats locked by the caller) and publish them
+    after commit: each chat's messages take its next sequence numbers in order, and internal
+    notes take no visitor-visible number (so the visitor's stream has no gaps either)."""
+    if not new:
+        return []
+    now = timezone.now()
+    touched: dict[int, ChatSession] = {}
+    messages: list[Message] = []
+    for item in new:
+        chat = item.chat
+        chat.last_seq += 1
+        public_seq = None
+        if item.kind != Message.Kind.INTERNAL:
+            chat.last_public_seq += 1
+            public_seq = chat.last_public_seq
+        chat.updated_at = now
+        touched[chat.pk] = chat
+        messages.append(
+            Message(
+                chat_id=chat.pk,
+                seq=chat.last_seq,
+                public_seq=public_seq,
+                kind=item.kind,
+                event=item.event,
+                author_id=item.author_id,
+                author_name=item.author_name,
+                text=item.text,
+                client_id=item.client_id or None,
+                created_at=now,
+            )
+        )
+    if connection.vendor == "postgresql":
+        _store_pg(messages, list(touched.values()), now)
+    else:
+        Message.objects.bulk_create(messages)
+        ChatSession.objects.bulk_update(
+            list(touched.values()), ["last_seq", "last_public_seq", "updated_at"]
+        )
+    send_messages_on_commit(messages)
+    return messages
+
+
+_CHATS = ChatSession._meta.db_table
+_MESSAGES = Message._meta.db_table
+
+
+def _store_pg(messages: list[Message], chats: list[ChatSession], now: datetime) -> None:
+    """PostgreSQL: one INSERT and one UPDATE from arrays, one round trip each whatever the batch
+    size and no ORM compilation per batch (the realtime hot path)."""
+    fields = ("chat_id", "seq", "public_seq", "kind", "event", "author_id", "author_name")
+    columns = [[getattr(m, f) for m in messages] for f in (*fields, "text", "client_id")]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_MESSAGES} "  # noqa: S608 - table names from the models; values bound
+            "(chat_id, seq, public_seq, kind, event, author_id, author_name, text, client_id, "
+            "created_at) "
+            "SELECT c, s, p, k, e, a, n, t, i, %s FROM unnest(%s::bigint[], %s::integer[], "
+            "%s::integer[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], "
+            "%s::text[]) AS v(c, s, p, k, e, a, n, t, i) RETURNING id",
+            [now, *columns],
+        )
+        for message, (message_id,) in zip(messages, cursor.fetchall(), strict=True):
+            message.id = message_id
+        cursor.execute(
+            f"UPDATE {_CHATS} AS c SET last_seq = v.s, last_public_seq = v.p, "  # noqa: S608 - table names from the models; values bound
+            "updated_at = %s "
+            "FROM unnest(%s::bigint[], %s::integer[], %s::integer[]) AS v(id, s, p) "
+            "WHERE c.id = v.id",
+            [
+                now,
+                [c.pk for c in chats],
+                [c.last_seq for c in chats],
+                [c.last_public_seq for c in chats],
+            ],
+        )
+
+
 def append_message(
     *,
     chat: ChatSession,
     kind: str,
     text: str,
-    author: User | None = None,
+    author_id: int | None = None,
     author_name: str = "",
-    client_id: str | None = None,
     event: str = "",
-) -> tuple[Message, bool]:
-    """Store a message with the chat's next sequence number(s) and publish it after commit.
-
-    Caller holds the chat row lock. A message whose client_id was already stored in this chat is
-    returned as it is (created=False): a client that re-sends after a reconnect makes no duplicate.
-    """
-    if client_id:
-        existing = Message.objects.filter(chat=chat, client_id=client_id).first()
-        if existing is not None:
-            return existing, False
-    text = clean_text(text)
-    chat.last_seq += 1
-    public_seq = None
-    if kind != Message.Kind.INTERNAL:
-        chat.last_public_seq += 1
-        public_seq = chat.last_public_seq
-    chat.save(update_fields=["last_seq", "last_public_seq", "updated_at"])
-    message = Message.objects.create(
-        chat=chat,
-        seq=chat.last_seq,
-        public_seq=public_seq,
-        kind=kind,
-        event=event,
-        author=author,
-        author_name=author_name,
-        text=text,
-        client_id=client_id or None,
+) -> Message:
+    """Store one message (a chat's first, a system notice) and publish it after commit. Caller
+    holds the chat row lock. Visitors' and agents' posts go through the posting rules instead
+    (escalation.services.posting)."""
+    [message] = append_messages(
+        [NewMessage(chat, kind, clean_text(text), author_id, author_name, None, event)]
     )
-    send_message_on_commit(message)
-    return message, True
+    return message
 
 
 def append_notice(*, chat: ChatSession, text: str, event: str) -> Message:
     """A system notice (agent joined, transfer, ...). Caller holds the chat row lock."""
-    message, _ = append_message(chat=chat, kind=Message.Kind.SYSTEM, text=text, event=event)
-    return message
+    return append_message(chat=chat, kind=Message.Kind.SYSTEM, text=text, event=event)
 
 
 def change_status(*, chat: ChatSession, to: str) -> None:
@@ -126,25 +220,6 @@ def change_status(*, chat: ChatSession, to: str) -> None:
         chat.ended_at = timezone.now()
         fields.append("ended_at")
     chat.save(update_fields=fields)
-
-
-@transaction.atomic
-def post_visitor_message(*, chat_id: int, text: str, client_id: str | None = None) -> Message:
-    chat = lock_chat(chat_id=chat_id)
-    if client_id:
-        existing = Message.objects.filter(chat=chat, client_id=client_id).first()
-        if existing is not None:
-            return existing
-    if not chat.is_open:
-        raise ChatClosed()
-    message, _ = append_message(
-        chat=chat,
-        kind=Message.Kind.VISITOR,
-        text=text,
-        author_name=chat.visitor_name,
-        client_id=client_id,
-    )
-    return message
 
 
 def mark_visitor_seen(*, chat_id: int) -> None:

@@ -14,8 +14,12 @@ from chat.forms import OfflineMessageForm, StartChatForm
 from chat.models import ChatSession
 from chat.selectors import chat_for_visitor_token, make_visitor_token, transcript
 from escalation import services
-from escalation.selectors import agent_history, get_agent_for_user, left_messages
-from escalation.services.transfer import offers_message_form
+from escalation.selectors import (
+    agent_history,
+    get_agent_for_user,
+    left_messages,
+    offers_message_form,
+)
 
 VISITOR_COOKIE = "tierline_chat"
 

@@ -504,6 +504,9 @@ class Assignment(models.Model):
     end_reason = models.CharField(max_length=16, choices=EndReason.choices, blank=True)
     # Unread counts in the console: the last seq this agent has seen in the chat.
     last_read_seq = models.PositiveIntegerField(default=0)
+    # The agent's first visitor-visible reply in this turn, set once by a conditional update
+    # (escalation.services.posting); None in a turn where it was not its first reply in the chat.
+    replied_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -1,13 +1,14 @@
 """Reads of escalation configuration and state."""
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.db.models import (
     Count,
+    Exists,
     F,
     IntegerField,
     Max,
@@ -19,24 +20,24 @@ from django.db.models import (
     Window,
 )
 from django.db.models.functions import Coalesce, RowNumber
-from django.utils import timezone
 
-from chat.models import ChatSession, FlowEvent, Message
+from chat.models import ChatSession, FlowEvent
 from escalation.estimates import WaitRange, estimate_wait
 from escalation.messages import DEFAULT_TEXTS, render_text
 from escalation.models import (
+    OFFER_POLICIES,
     Agent,
     AgentGroup,
     Assignment,
-    ChatRoute,
-    Escalation,
-    EscalationReason,
+    EscalationOption,
     FallbackAction,
     MessageTemplate,
-    Offer,
     OfflineMessage,
     QueueEntry,
+    RoutingPolicy,
     Stage,
+    TargetKind,
+    Tier,
 )
 
 
@@ -258,81 +259,6 @@ def queue_positions(*, entries: list[QueueEntry]) -> dict[int, int]:
     return {pk: place for pk, place in ranked if pk in wanted}
 
 
-def queue_for_agent(*, agent: Agent, now: datetime) -> list[dict[str, Any]]:
-    """The waiting chats an agent may see: its groups' stages, and chats narrowed to it."""
-    entries = (
-        QueueEntry.objects.filter(left_at__isnull=True)
-        .filter(
-            Q(agents=agent)
-            | Q(group__in=agent.groups.all())
-            | Q(group__isnull=True, stage__groups__agents=agent) & ~Q(agents__isnull=False)
-        )
-        .select_related("chat", "stage", "tier", "group")
-        .distinct()
-        .order_by(*QUEUE_ORDER)
-    )
-    entries_list = list(entries)
-    chat_ids = [entry.chat_id for entry in entries_list]
-    paths = tier_paths(chat_ids=chat_ids)
-    positions = queue_positions(entries=entries_list)
-    moved = [e.chat_id for e in entries_list if e.reason != QueueEntry.Reason.START]
-    handovers = latest_handovers(chat_ids=moved)
-    return [
-        {
-            "chat": entry.chat_id,
-            "visitor": entry.chat.visitor_name,
-            "topic": entry.chat.topic,
-            "stage": entry.stage.name,
-            "stage_id": entry.stage_id,
-            "tier": entry.tier.name,
-            "team": team_name(entry),
-            "waiting_since": entry.waiting_since.isoformat(),
-            "waited_seconds": int((now - entry.waiting_since).total_seconds()),
-            "tier_path": paths[entry.chat_id],
-            # An entry that left between the two reads is placed on its own.
-            "position": positions.get(entry.pk) or queue_position(entry=entry),
-            "reason": entry.reason,
-            "handover": handovers.get(entry.chat_id),
-        }
-        for entry in entries_list
-    ]
-
-
-def open_chats_for_agent(*, agent: Agent) -> list[dict[str, Any]]:
-    unread = (
-        Message.objects.filter(
-            chat_id=OuterRef("chat_id"), kind="visitor", seq__gt=OuterRef("last_read_seq")
-        )
-        .order_by()
-        .values("chat_id")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    assignments = list(
-        Assignment.objects.filter(agent=agent, ended_at__isnull=True)
-        .select_related("chat", "tier", "stage")
-        .annotate(unread=Coalesce(Subquery(unread, output_field=IntegerField()), Value(0)))
-        .order_by("started_at")
-    )
-    paths = tier_paths(chat_ids=[a.chat_id for a in assignments])
-    return [
-        {
-            "chat": a.chat_id,
-            "visitor": a.chat.visitor_name,
-            "email": a.chat.visitor_email,
-            "topic": a.chat.topic,
-            "stage": a.stage.name,
-            "tier": a.tier.name,
-            "since": a.started_at.isoformat(),
-            "unread": a.unread,
-            "last_seq": a.chat.last_seq,
-            "context": a.chat.visitor_context,
-            "tier_path": paths[a.chat_id],
-        }
-        for a in assignments
-    ]
-
-
 def agent_history(*, agent: Agent) -> QuerySet[Assignment]:
     """Every chat the agent held that is over for them, newest first."""
     return (
@@ -350,161 +276,6 @@ def agent_may_view_chat(*, agent: Agent, chat_id: int) -> bool:
     return entry is not None and can_serve(agent=agent, entry=entry)
 
 
-def queue_position_payload(
-    *, entry: QueueEntry, position: int, estimate: WaitRange | None
-) -> dict[str, Any]:
-    values = {
-        "visitor": entry.chat.visitor_name,
-        "team": team_name(entry),
-        "tier": entry.tier.name,
-        "position": str(position),
-    }
-    if estimate is None:
-        text = render_template(event="position_no_estimate", stage=entry.stage, **values)
-    else:
-        # After a transfer the visitor is told the new team's wait ("new_wait").
-        event = "position" if entry.reason == QueueEntry.Reason.START else "new_wait"
-        text = render_template(event=event, stage=entry.stage, wait=estimate.as_text(), **values)
-    return {
-        "type": "queue.position",
-        "chat": entry.chat_id,
-        "position": position,
-        "estimate": (
-            {"low_seconds": estimate.low_seconds, "high_seconds": estimate.high_seconds}
-            if estimate
-            else None
-        ),
-        "text": text,
-    }
-
-
-def visitor_state(*, chat: ChatSession) -> dict[str, Any]:
-    """What the visitor's page shows on (re)connecting, besides the transcript."""
-    state: dict[str, Any] = {
-        "type": "hello",
-        "chat": chat.pk,
-        "status": chat.status,
-        "visitor": chat.visitor_name,
-        "topic": chat.topic,
-        "last_seq": chat.last_public_seq,
-        "queue": None,
-        "agent": None,
-    }
-    route = (
-        ChatRoute.objects.select_related("agent", "entry__stage", "entry__tier")
-        .filter(chat=chat)
-        .first()
-    )
-    if route is None:
-        return state
-    if route.agent is not None:
-        state["agent"] = route.agent.display_name
-    if chat.status == ChatSession.Status.QUEUED and route.entry is not None:
-        entry = route.entry
-        position = queue_position(entry=entry)
-        estimate = wait_estimate(entry=entry, position=position, now=timezone.now())
-        state["queue"] = queue_position_payload(entry=entry, position=position, estimate=estimate)
-    return state
-
-
-def console_state(*, agent: Agent) -> dict[str, Any]:
-    now = timezone.now()
-    return {
-        "type": "hello",
-        "agent": {"id": agent.pk, "name": agent.display_name, "presence": agent.presence},
-        "queue": queue_for_agent(agent=agent, now=now),
-        "chats": open_chats_for_agent(agent=agent),
-        "offers": pending_offers_for(agent=agent, now=now),
-    }
-
-
-def offer_payload(
-    *,
-    offer: Offer,
-    now: datetime,
-    path: list[str] | None = None,
-    handovers: dict[int, dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """An offer as the agent's console shows it: who, about what, where it has been, the
-    hand-over note, how long it has waited, and until when it may be accepted. `path` and
-    `handovers` (chat id -> hand-over) may be passed in when they were read for many offers."""
-    entry = offer.entry
-    chat = offer.chat
-    handover = None
-    if entry.reason != QueueEntry.Reason.START:
-        handover = (
-            handovers.get(chat.pk) if handovers is not None else latest_handover(chat_id=chat.pk)
-        )
-    if path is None:
-        path = tier_path(chat_id=chat.pk)
-    return {
-        "type": "offer",
-        "offer": offer.pk,
-        "chat": chat.pk,
-        "policy": offer.policy,
-        "visitor": chat.visitor_name,
-        "topic": chat.topic,
-        "stage": entry.stage.name,
-        "tier": entry.tier.name,
-        "team": team_name(entry),
-        "tier_path": path,
-        "note": handover["note"] if handover else "",
-        "handover": handover,
-        "waiting_since": entry.waiting_since.isoformat(),
-        "waited_seconds": int((now - entry.waiting_since).total_seconds()),
-        "offered_at": offer.offered_at.isoformat(),
-        "deadline": offer.deadline.isoformat() if offer.deadline else None,
-        "accept_seconds": (
-            max(0, round((offer.deadline - now).total_seconds(), 1)) if offer.deadline else None
-        ),
-    }
-
-
-def pending_offers_for(*, agent: Agent, now: datetime) -> list[dict[str, Any]]:
-    offers = (
-        Offer.objects.filter(agent=agent, status=Offer.Status.PENDING)
-        .select_related("chat", "entry__stage", "entry__tier", "entry__group")
-        .order_by("offered_at", "pk")
-    )
-    offers_list = list(offers)
-    paths = tier_paths(chat_ids=[offer.chat_id for offer in offers_list])
-    handovers = latest_handovers(
-        chat_ids=[o.chat_id for o in offers_list if o.entry.reason != QueueEntry.Reason.START]
-    )
-    return [
-        offer_payload(
-            offer=offer,
-            now=now,
-            path=paths[offer.chat_id],
-            handovers=handovers,
-        )
-        for offer in offers_list
-    ]
-
-
-def chat_info(*, chat_id: int) -> dict[str, Any]:
-    """The header of a chat in the console: visitor details, where it has been, its state."""
-    chat = ChatSession.objects.get(pk=chat_id)
-    route = ChatRoute.objects.select_related("agent", "stage").filter(chat=chat).first()
-    return {
-        "type": "chat.info",
-        "chat": chat.pk,
-        "status": chat.status,
-        "visitor": chat.visitor_name,
-        "email": chat.visitor_email,
-        "topic": chat.topic,
-        "context": chat.visitor_context,
-        "created_at": chat.created_at.isoformat(),
-        "stage": route.stage.name if route else None,
-        "agent": route.agent.display_name if route and route.agent else None,
-        "agent_id": route.agent_id if route else None,
-        "tier_path": tier_path(chat_id=chat.pk),
-        "last_seq": chat.last_seq,
-        "handover": latest_handover(chat_id=chat.pk),
-        "flow": flow_summary(chat_id=chat.pk),
-    }
-
-
 def open_assignment_chat_ids(*, agent: Agent) -> list[int]:
     return list(
         Assignment.objects.filter(agent=agent, ended_at__isnull=True).values_list(
@@ -515,98 +286,6 @@ def open_assignment_chat_ids(*, agent: Agent) -> list[int]:
 
 def served_stage_ids(*, agent: Agent) -> list[int]:
     return list(stages_served_by(agent).values_list("pk", flat=True))
-
-
-def latest_handover(*, chat_id: int) -> dict[str, Any] | None:
-    """The hand-over the receiving agent reads first: the last escalation of the chat."""
-    return latest_handovers(chat_ids=[chat_id]).get(chat_id)
-
-
-def latest_handovers(*, chat_ids: list[int]) -> dict[int, dict[str, Any]]:
-    """`latest_handover` of many chats in one query (chats never moved are left out)."""
-    if not chat_ids:
-        return {}
-    moves = (
-        Escalation.objects.filter(chat_id__in=chat_ids)
-        .select_related("from_agent", "from_stage", "from_tier", "to_tier")
-        .order_by("chat_id", "-requested_at", "-pk")
-    )
-    chosen: dict[int, Escalation] = {}
-    for move in moves:  # newest first within each chat
-        held = chosen.get(move.chat_id)
-        # The last agent's hand-over carries the note worth reading; fallback moves have none:
-        # the newest move by an agent, else the newest move.
-        if held is None or (held.from_agent_id is None and move.from_agent_id is not None):
-            chosen[move.chat_id] = move
-    return {chat_id: _handover_payload(escalation) for chat_id, escalation in chosen.items()}
-
-
-def _handover_payload(escalation: Escalation) -> dict[str, Any]:
-    return {
-        "from_agent": escalation.from_agent.display_name if escalation.from_agent else None,
-        "from_stage": escalation.from_stage.name,
-        "from_tier": escalation.from_tier.name,
-        "to": escalation.target_label,
-        "to_tier": escalation.to_tier.name,
-        "reason": escalation.reason,
-        "note": escalation.note,
-        "requested_by": escalation.get_requested_by_display(),
-        "at": escalation.requested_at.isoformat(),
-    }
-
-
-FLOW_TEXT = {
-    "created": "Chat started ({topic})",
-    "queued": "Waiting at {stage}",
-    "assigned": "{agent} took it at {stage}",
-    "first_agent_message": "{agent} replied first",
-    "escalated": "{from_agent} escalated to {to}",
-    "agent_left": "{agent} left ({why})",
-    "timed_out": "Timed out at {stage}",
-    "fell_back": "Fallback: {action}",
-    "left_message": "Visitor left a message",
-    "abandoned": "Visitor left while waiting",
-    "dropped": "Visitor left at {from_stage}: moved to {to_stage}",
-    "offered": "Offered to {agent} ({policy})",
-    "accepted": "{agent} accepted the offer",
-    "declined": "{agent} declined the offer",
-    "lapsed": "Offer to {agent} lapsed",
-    "ended": "Ended ({status})",
-}
-
-
-def flow_summary(*, chat_id: int, limit: int = 50) -> list[dict[str, Any]]:
-    """The chat's timeline in short sentences, for the console's compact view."""
-    events = FlowEvent.objects.filter(chat_id=chat_id).order_by("pk")[:limit]
-    rows = []
-    for event in events:
-        data = {k: v for k, v in event.data.items() if v is not None}
-        if event.kind == "fell_back":
-            data.setdefault("action", f"moved to {data.get('to', '?')}")
-        template = FLOW_TEXT.get(event.kind, event.kind)
-        try:
-            text = template.format_map(_Blank(data))
-        except (KeyError, ValueError):
-            text = event.get_kind_display()
-        rows.append({"kind": event.kind, "at": event.at.isoformat(), "text": text})
-    return rows
-
-
-class _Blank(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        return "?"
-
-
-def escalation_options_for(*, agent: Agent, chat_id: int) -> dict[str, Any]:
-    """What the Escalate dialog lists for a chat the agent holds."""
-    from escalation.exceptions import NotYourChat
-    from escalation.services.transfer import escalation_choices
-
-    route = ChatRoute.objects.select_related("stage").filter(chat_id=chat_id, agent=agent).first()
-    if route is None:
-        raise NotYourChat()
-    reasons = list(EscalationReason.objects.filter(is_active=True).values_list("label", flat=True))
-    return {"chat": chat_id, "options": escalation_choices(stage=route.stage), "reasons": reasons}
 
 
 def left_messages() -> QuerySet[OfflineMessage]:
@@ -623,3 +302,159 @@ def stages_to_dispatch_for(*, agent: Agent) -> list[int]:
         Q(group__in=agent.groups.all()) | Q(agents=agent)
     )
     return sorted(served | set(narrowed.values_list("stage_id", flat=True)))
+
+
+# --- Routing ------------------------------------------------------------------------------------
+AUTOMATIC_POLICIES = (RoutingPolicy.ROUND_ROBIN, RoutingPolicy.LEAST_BUSY)
+ROUTED_POLICIES = (*AUTOMATIC_POLICIES, *OFFER_POLICIES)
+
+
+def routing_of(entry: QueueEntry) -> tuple[str | None, QuerySet[AgentGroup]]:
+    """How the waiting chat is routed: the policy and the groups that route it that way.
+
+    A chat narrowed to one group follows that group's policy (a manual group picks its chats
+    itself); otherwise the first routed group of the stage (by name) sets the policy, and its
+    groups of that kind route it (assigning policies mix: round robin with least busy)."""
+    if entry.group_id is not None:
+        groups = AgentGroup.objects.filter(pk=entry.group_id, routing_policy__in=ROUTED_POLICIES)
+    else:
+        groups = entry.stage.groups.filter(routing_policy__in=ROUTED_POLICIES).order_by("name")
+    policy = groups.values_list("routing_policy", flat=True).first()
+    if policy in OFFER_POLICIES:
+        return policy, groups.filter(routing_policy=policy)
+    return policy, groups.filter(routing_policy__in=AUTOMATIC_POLICIES)
+
+
+# --- Escalation targets ---------------------------------------------------------------------------
+@dataclass
+class Target:
+    """Where a chat goes: a stage's queue, optionally narrowed to one group or to named agents."""
+
+    stage: Stage
+    tier: Tier
+    label: str
+    kind: str = TargetKind.STAGE
+    group: AgentGroup | None = None
+    agents: list[Agent] = field(default_factory=list)
+
+
+def resolve_option(option: EscalationOption) -> Target:
+    if option.target_kind == TargetKind.STAGE and option.target_stage is not None:
+        stage = option.target_stage
+        return Target(stage=stage, tier=stage.tier, label=stage.name)
+    if option.target_kind == TargetKind.GROUP and option.target_group is not None:
+        group = option.target_group
+        stage = option.queue_stage or group.stages.order_by("position").first() or option.stage
+        return Target(
+            stage=stage, tier=group.tier, label=group.name, kind=TargetKind.GROUP, group=group
+        )
+    stage = option.queue_stage or option.stage
+    return Target(
+        stage=stage,
+        tier=stage.tier,
+        label=option.label,
+        kind=TargetKind.AGENTS,
+        agents=list(option.target_agents.all()),
+    )
+
+
+def available_count(target: Target) -> int:
+    """How many agents of the target are online with free capacity."""
+    agents = available_agents()
+    if target.agents:
+        return agents.filter(pk__in=[a.pk for a in target.agents]).count()
+    if target.group is not None:
+        return agents.filter(groups=target.group).distinct().count()
+    return agents.filter(groups__stages=target.stage).distinct().count()
+
+
+def entry_has_available_agent(entry: QueueEntry) -> bool:
+    target = Target(
+        stage=entry.stage,
+        tier=entry.tier,
+        label="",
+        group=entry.group,
+        agents=list(entry.agents.all()),
+    )
+    return available_count(target) > 0
+
+
+def escalation_choices(*, stage: Stage) -> list[dict[str, object]]:
+    """The targets an agent at `stage` may pick, with how many agents there are online and free."""
+    rows = []
+    for option in stage.escalation_options.select_related(
+        "target_stage__tier", "target_group__tier", "queue_stage__tier", "stage__tier"
+    ).order_by("position", "label"):
+        target = resolve_option(option)
+        rows.append(
+            {
+                "keyword": option.keyword,
+                "label": option.label,
+                "kind": option.target_kind,
+                "team": target.label,
+                "tier": target.tier.name,
+                "available": available_count(target),
+                "note_required": option.note_required,
+                "no_agent_rule": option.no_agent_rule,
+            }
+        )
+    return rows
+
+
+def keywords_help(stage: Stage) -> str:
+    choices = escalation_choices(stage=stage)
+    if not choices:
+        return "No escalation targets are configured for this stage."
+    listed = "; ".join(
+        f"{c['keyword']} = {c['label']} ({c['tier']}, {c['available']} online and free)"
+        for c in choices
+    )
+    return f"Usage: /escalate <keyword> <hand-over note>. Targets: {listed}."
+
+
+def offers_message_form(chat: ChatSession) -> bool:
+    """Whether the visitor's page offers the "leave a message" form: a fallback offered it and
+    no message was left yet."""
+    return (
+        chat.status == ChatSession.Status.MISSED
+        and chat.flow.filter(kind=FlowEvent.Kind.FELL_BACK, data__action="leave_message").exists()
+        and not OfflineMessage.objects.filter(chat=chat).exists()
+    )
+
+
+# --- What the sweeps look at ----------------------------------------------------------------------
+def queued_chats_seen_before(*, seen_before: datetime, limit: int) -> list[int]:
+    """Waiting chats whose visitor's page has not been seen since `seen_before` (a chat already
+    dropped waits for a follow-up, not for its visitor)."""
+    return list(
+        ChatSession.objects.filter(
+            status=ChatSession.Status.QUEUED, visitor_seen_at__lt=seen_before
+        )
+        .exclude(route__entry__reason=QueueEntry.Reason.DROPPED)
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def agents_gone_since(*, seen_before: datetime, limit: int) -> list[int]:
+    """Agents whose console was last seen before `seen_before` and who are not offline or still
+    hold chats."""
+    holding = Assignment.objects.filter(agent=OuterRef("pk"), ended_at__isnull=True)
+    return list(
+        Agent.objects.filter(console_seen_at__lt=seen_before)
+        .filter(~Q(presence=Agent.Presence.OFFLINE) | Exists(holding))
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def chats_visible_to(*, agent: Agent) -> QuerySet[ChatSession]:
+    """The chats an agent may read: those it holds or held, and those waiting in its queues."""
+    served = stages_served_by(agent)
+    waiting_for_me = QueueEntry.objects.filter(left_at__isnull=True).filter(
+        Q(agents=agent)
+        | Q(group__in=agent.groups.all())
+        | (Q(group__isnull=True, agents__isnull=True) & Q(stage__in=served))
+    )
+    return ChatSession.objects.filter(
+        Q(pk__in=Assignment.objects.filter(agent=agent).values("chat_id"))
+        | Q(pk__in=waiting_for_me.values("chat_id"))
+    )

@@ -2,17 +2,18 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
+from chat import api as chat_api
 from escalation import api
 from reporting.api import ReportApi
 
 urlpatterns = [
-    path("chats/", api.ChatListApi.as_view(), name="api-chats"),
-    path("chats/<id:chat_id>/", api.ChatDetailApi.as_view(), name="api-chat"),
-    path("chats/<id:chat_id>/messages/", api.ChatMessagesApi.as_view(), name="api-messages"),
-    path("chats/<id:chat_id>/take/", api.ChatTakeApi.as_view(), name="api-take"),
-    path("chats/<id:chat_id>/end/", api.ChatEndApi.as_view(), name="api-end"),
-    path("chats/<id:chat_id>/escalate/", api.ChatEscalateApi.as_view(), name="api-escalate"),
-    path("chats/<id:chat_id>/return/", api.ChatReturnApi.as_view(), name="api-return"),
+    path("chats/", chat_api.ChatListApi.as_view(), name="api-chats"),
+    path("chats/<id:chat_id>/", chat_api.ChatDetailApi.as_view(), name="api-chat"),
+    path("chats/<id:chat_id>/messages/", chat_api.ChatMessagesApi.as_view(), name="api-messages"),
+    path("chats/<id:chat_id>/take/", chat_api.ChatTakeApi.as_view(), name="api-take"),
+    path("chats/<id:chat_id>/end/", chat_api.ChatEndApi.as_view(), name="api-end"),
+    path("chats/<id:chat_id>/escalate/", chat_api.ChatEscalateApi.as_view(), name="api-escalate"),
+    path("chats/<id:chat_id>/return/", chat_api.ChatReturnApi.as_view(), name="api-return"),
     path("tiers/", api.TierListApi.as_view(), name="api-tiers"),
     path("groups/", api.GroupListApi.as_view(), name="api-groups"),
     path("agents/", api.AgentListApi.as_view(), name="api-agents"),

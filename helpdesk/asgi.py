@@ -10,8 +10,8 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from chat.realtime.limits import ConnectionCapMiddleware  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
-from helpdesk.ws_limits import ConnectionCapMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

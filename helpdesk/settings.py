@@ -152,7 +152,7 @@ if REPORTS_DATABASE_URL:
     DATABASES["reports"]["CONN_HEALTH_CHECKS"] = True
     # Tests run the "replica" on the test database itself.
     DATABASES["reports"]["TEST"] = {"MIRROR": "default"}
-DATABASE_ROUTERS = ["helpdesk.db_routers.ReportsReplicaRouter"]
+DATABASE_ROUTERS = ["reporting.routers.ReportsReplicaRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -202,7 +202,7 @@ WHITENOISE_USE_FINDERS = DEBUG
 CHANNEL_LAYERS: dict[str, Any]
 # CHANNEL_LAYER=fanout (default with Redis): one Redis pub/sub subscription per process and
 # in-process fan-out with bounded inboxes that resync from the database when overrun
-# (chat/fanout.py); CHANNEL_LAYER=redis: stock channels-redis, which drops past capacity.
+# (chat/realtime/fanout.py); CHANNEL_LAYER=redis: stock channels-redis, which drops past capacity.
 CHANNEL_LAYER: str = env.str("CHANNEL_LAYER", default="fanout")
 if CHANNEL_LAYER not in {"fanout", "redis"}:
     raise ImproperlyConfigured(f"CHANNEL_LAYER is fanout or redis, got {CHANNEL_LAYER!r}")
@@ -210,7 +210,7 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": (
-                "chat.fanout.FanoutChannelLayer"
+                "chat.realtime.fanout.FanoutChannelLayer"
                 if CHANNEL_LAYER == "fanout"
                 else "channels_redis.core.RedisChannelLayer"
             ),
@@ -228,7 +228,7 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "helpdesk.channel_layers.ThreadSafeInMemoryChannelLayer"}
+        "default": {"BACKEND": "chat.realtime.inmemory.ThreadSafeInMemoryChannelLayer"}
     }
 
 CACHES = {
@@ -289,7 +289,8 @@ WS_FRAME_BURST: int = env_positive_int("WS_FRAME_BURST", 30)
 WS_MAX_CONNECTIONS_PER_ADDRESS: int = env_positive_int("WS_MAX_CONNECTIONS_PER_ADDRESS", 100)
 VISITOR_TOKEN_MAX_AGE_SECONDS: int = env_positive_int("VISITOR_TOKEN_MAX_AGE_SECONDS", 86400)
 REPLAY_PAGE_SIZE = 200
-# Websocket messages from many sockets are stored in one transaction per batch (chat/writer.py).
+# Websocket messages from many sockets are stored in one transaction per batch (the coalescing
+# writer, chat/realtime/writer.py).
 REALTIME_BATCH_WRITES: bool = env.bool("REALTIME_BATCH_WRITES", default=True)
 WAIT_ESTIMATE_WINDOW_SECONDS: int = env_positive_int("WAIT_ESTIMATE_WINDOW_SECONDS", 3600)
 # A queued chat whose visitor's page has not been seen (socket connect or ping) for this long is

@@ -75,7 +75,7 @@ def _sql_groups(spans: Sequence[tuple[datetime, datetime]], *, by_day: bool) -> 
           count(*) FILTER (WHERE actual - predicted IS NOT NULL AND actual > high)
         FROM d GROUP BY 1, 2, 3, 4
     """  # noqa: S608 - table names from the models; every value is bound
-    # The reports replica where there is one (helpdesk/db_routers.py), inside a report.
+    # The reports replica where there is one (reporting/routers.py), inside a report.
     with connections[router.db_for_read(WaitEstimate)].cursor() as cursor:
         cursor.execute(sql, params)
         for row in cursor.fetchall():

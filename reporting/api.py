@@ -12,9 +12,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from helpdesk.api_errors import ERROR_RESPONSES
-from helpdesk.db_routers import report_reads
 from reporting import offers, selectors
 from reporting.forms import ReportFilterForm
+from reporting.routers import report_reads
 from reporting.selectors import ReportFilter
 
 

@@ -13,10 +13,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 
 from escalation.selectors import agent_may_view_chat
-from helpdesk.db_routers import report_reads, reports_alias, stream_report_reads
 from reporting import charts, offers, selectors
 from reporting.exports import copy_csv_response, csv_response
 from reporting.forms import ReportFilterForm
+from reporting.routers import report_reads, reports_alias, stream_report_reads
 from reporting.selectors import ReportFilter
 
 View = Callable[..., HttpResponseBase]

@@ -35,7 +35,7 @@ def test_embedded_default_loads(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-4:] == [
         "django.db.backends.sqlite3",
-        "helpdesk.channel_layers.ThreadSafeInMemoryChannelLayer",
+        "chat.realtime.inmemory.ThreadSafeInMemoryChannelLayer",
         "memory://",
         "True",
     ]
@@ -55,7 +55,7 @@ def test_service_settings_load():
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-4:] == [
         "django.db.backends.postgresql",
-        "chat.fanout.FanoutChannelLayer",  # the default since issue #8; CHANNEL_LAYER=redis below
+        "chat.realtime.fanout.FanoutChannelLayer",  # the default; CHANNEL_LAYER=redis below
         "redis://127.0.0.1:6379/0",
         "False",
     ]

@@ -1,72 +1,95 @@
-"""Escalation services: routing (start, queue, take, assign, presence, end, drop), offers
-(broadcast, round-robin hunt), waiting (still-searching notices) and transfer (escalate,
-wait-timeouts, fallbacks). Import from here: `from escalation import services`."""
+"""Escalation services: every write of the escalation rules, one transaction each.
 
+A one-way stack of small modules (each imports only those above it in this list):
+
+- `timers`: deadlines on rows, armed as named Celery tasks after commit, and the sweep;
+- `route`: the chat's row locks, the holder check, visitor notices, closing a chat;
+- `offering`: making and withdrawing offers (broadcast, round-robin hunt);
+- `queueing`: putting chats in queues and taking them out, estimates, queue publishes;
+- `assignment`: giving a waiting chat to an agent (`take_chat`, `assign`);
+- `dispatch`: automatic assignment and offers for waiting chats;
+- `offers`: answering offers (accept, decline, lapse);
+- `fallbacks`: wait-timeouts and the fallbacks they run, and the move every transfer shares;
+- `transfer`: agents' escalations;
+- `lifecycle`: starting and ending chats, the visitor leaving, giving a chat back;
+- `presence`: agents' presence and gone consoles;
+- `waiting`, `posting`, `retention`: still-searching notices, messages, erasure.
+
+Faces (consumers, views, the API, tasks) import from here: `from escalation import services`.
+Nothing inside the package imports this facade.
+"""
+
+from escalation.services.assignment import take_chat
+from escalation.services.dispatch import dispatch
+from escalation.services.fallbacks import (
+    handle_wait_timeout,
+    leave_offline_message,
+    sweep_overdue_entries,
+)
+from escalation.services.lifecycle import (
+    abandon_if_visitor_gone,
+    end_chat_by_agent,
+    end_chat_by_visitor,
+    return_to_queue,
+    start_chat,
+    sweep_gone_visitors,
+)
 from escalation.services.offers import (
     accept_offer,
     decline_offer,
     handle_offer_timeout,
     sweep_overdue_offers,
 )
-from escalation.services.routing import (
-    abandon_if_visitor_gone,
-    assign,
-    dispatch,
-    end_chat_by_agent,
-    end_chat_by_visitor,
-    enqueue,
-    hand_back_chats_of_gone_agent,
-    leave_queue,
-    lock_route,
-    mark_console_seen,
+from escalation.services.posting import (
+    Post,
     mark_read,
     post_agent_message,
-    publish_queue_now,
-    queue_changed,
-    return_to_queue,
+    post_message,
+    post_messages,
+    post_visitor_message,
+)
+from escalation.services.presence import (
+    hand_back_chats_of_gone_agent,
+    mark_console_seen,
     set_presence,
     sign_out_if_console_gone,
-    start_chat,
-    take_chat,
-    visitor_hello,
+    sweep_gone_agents,
 )
-from escalation.services.transfer import (
-    escalate_chat,
-    handle_wait_timeout,
-    leave_offline_message,
-    run_fallback,
-    sweep_overdue_entries,
-)
+from escalation.services.queueing import publish_queue_now, visitor_hello
+from escalation.services.retention import erase_visitor, purge_expired_transcripts
+from escalation.services.transfer import escalate_chat
 from escalation.services.waiting import send_still_searching, sweep_due_notices
 
 __all__ = [
+    "Post",
     "abandon_if_visitor_gone",
     "accept_offer",
-    "assign",
     "decline_offer",
     "dispatch",
     "end_chat_by_agent",
     "end_chat_by_visitor",
-    "enqueue",
+    "erase_visitor",
     "escalate_chat",
     "hand_back_chats_of_gone_agent",
     "handle_offer_timeout",
     "handle_wait_timeout",
     "leave_offline_message",
-    "leave_queue",
-    "lock_route",
     "mark_console_seen",
     "mark_read",
     "post_agent_message",
+    "post_message",
+    "post_messages",
+    "post_visitor_message",
     "publish_queue_now",
-    "queue_changed",
+    "purge_expired_transcripts",
     "return_to_queue",
-    "run_fallback",
     "send_still_searching",
     "set_presence",
     "sign_out_if_console_gone",
     "start_chat",
     "sweep_due_notices",
+    "sweep_gone_agents",
+    "sweep_gone_visitors",
     "sweep_overdue_entries",
     "sweep_overdue_offers",
     "take_chat",

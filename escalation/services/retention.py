@@ -1,4 +1,4 @@
-"""Transcript retention and per-visitor erasure (README, "Privacy").
+"""Transcript retention and per-visitor erasure.
 
 Both delete what identifies a visitor or quotes them (messages, name, e-mail, browser context,
 hand-over notes, left messages) and keep the anonymous rows the reports count, so that a report
@@ -15,7 +15,7 @@ from django.utils import timezone
 from chat import services as chat_services
 from chat.models import ChatSession
 from escalation.models import Escalation, OfflineMessage
-from escalation.services.routing import end_chat_by_visitor
+from escalation.services.lifecycle import end_chat_by_visitor
 
 
 @transaction.atomic

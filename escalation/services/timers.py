@@ -11,26 +11,41 @@ notices (QueueEntry.next_notice_at) all work the same way:
   armed for (still open, same deadline), so duplicate, late or redelivered tasks change nothing;
 - beat runs `sweep` every TIMER_SWEEP_SECONDS for deadlines whose task was lost (a killed
   worker, a flushed broker).
+
+Tasks are named, not imported: `escalation.tasks` calls these services, so the services must not
+import it back.
 """
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
+from celery import current_app, signature
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+WAIT_TIMEOUT = "escalation.tasks.wait_timeout"
+OFFER_TIMEOUT = "escalation.tasks.offer_timeout"
+STILL_SEARCHING = "escalation.tasks.still_searching"
+PUBLISH_QUEUE = "escalation.tasks.publish_queue"
 
-def arm(task: Any, *args: Any, deadline: datetime | None) -> None:
-    """After commit, run `task(*args)` at `deadline` (or at the countdown cap, to re-arm)."""
+
+def run_later(task_name: str, args: tuple[Any, ...], *, countdown: float) -> None:
+    """Queue the task `task_name` now, to run `countdown` seconds from now."""
+    signature(task_name, args=args, app=current_app).apply_async(countdown=countdown)
+
+
+def arm(task_name: str, *args: Any, deadline: datetime | None) -> None:
+    """After commit, run the task `task_name(*args)` at `deadline` (or at the countdown cap, to
+    re-arm)."""
     if deadline is None:
         return
     seconds = max(0.0, (deadline - timezone.now()).total_seconds())
     countdown = min(seconds, settings.MAX_TIMER_COUNTDOWN_SECONDS)
     # robust: with the broker down the state change still stands and its caller still gets its
     # answer (not an error after the commit); the sweep fires the lost timer once beat runs again.
-    transaction.on_commit(lambda: task.apply_async(args=args, countdown=countdown), robust=True)
+    transaction.on_commit(lambda: run_later(task_name, args, countdown=countdown), robust=True)
 
 
 def sweep(overdue_ids: Iterable[int], handle: Callable[[int], str], fired: str) -> int:

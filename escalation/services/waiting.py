@@ -13,12 +13,8 @@ from django.utils import timezone
 from escalation import selectors
 from escalation.models import QueueEntry
 from escalation.services import timers
-from escalation.services.routing import (
-    arm_notice_timer,
-    lock_route,
-    notify_visitor,
-    shown_estimate,
-)
+from escalation.services.queueing import arm_notice_timer, shown_estimate
+from escalation.services.route import lock_route, notify_visitor
 
 
 @transaction.atomic

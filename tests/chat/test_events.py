@@ -52,7 +52,7 @@ def start():
 def test_nothing_is_published_before_commit(l1_setup, django_capture_on_commit_callbacks):
     chat = start()
     listener = Listener(chat_visitor_group(chat.pk), chat_agents_group(chat.pk))
-    from chat.services import post_visitor_message
+    from escalation.services import post_visitor_message
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         post_visitor_message(chat_id=chat.pk, text="pending")
@@ -69,7 +69,7 @@ def test_a_visitor_message_reaches_both_streams_with_their_own_numbers(
     services.take_chat(chat_id=chat.pk, agent=alice_agent)
     services.post_agent_message(chat_id=chat.pk, agent=alice_agent, text="note", internal=True)
     visitor, agents = Listener(chat_visitor_group(chat.pk)), Listener(chat_agents_group(chat.pk))
-    from chat.services import post_visitor_message
+    from escalation.services import post_visitor_message
 
     with django_capture_on_commit_callbacks(execute=True):
         message = post_visitor_message(chat_id=chat.pk, text="Hi there", client_id="c-1")

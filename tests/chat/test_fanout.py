@@ -1,4 +1,4 @@
-"""The realtime hot path (issue #8): the fan-out channel layer and the coalescing writer, against
+"""The realtime hot path: the fan-out channel layer and the coalescing writer, against
 real Redis and PostgreSQL; across two daphne processes in tests/e2e/test_fanout_live.py."""
 
 import asyncio
@@ -13,14 +13,15 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
-from chat import batch
+from chat.consumers.protocol import store_post
 from chat.exceptions import ChatClosed, InvalidMessage
-from chat.fanout import FanoutChannelLayer
 from chat.models import FlowEvent, Message
+from chat.realtime.fanout import FanoutChannelLayer
+from chat.realtime.writer import _writers
 from chat.selectors import make_visitor_token
 from escalation import services
 from escalation.exceptions import NotYourChat
-from escalation.services.batch import AgentPost, post_visitor_message_batched, write_posts
+from escalation.services import Post, post_messages
 from helpdesk.asgi import application
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
@@ -47,7 +48,7 @@ def start(name: str = "Carol"):
 def layer_config(**config: Any) -> dict[str, Any]:
     return {
         "default": {
-            "BACKEND": "chat.fanout.FanoutChannelLayer",
+            "BACKEND": "chat.realtime.fanout.FanoutChannelLayer",
             "CONFIG": {"hosts": [settings.TEST_REDIS_URL], "prefix": "fanout-test", **config},
         }
     }
@@ -131,11 +132,9 @@ async def frames_until(ws: WebsocketCommunicator, frame_type: str) -> list[dict[
 def post_many(chat_id: int, count: int) -> None:
     from django.db import connection
 
-    from chat.services import post_visitor_message
-
     try:
         for n in range(count):
-            post_visitor_message(chat_id=chat_id, text=f"burst {n}", client_id=f"b{n}")
+            services.post_visitor_message(chat_id=chat_id, text=f"burst {n}", client_id=f"b{n}")
     finally:
         connection.close()
 
@@ -186,20 +185,20 @@ def test_a_batch_applies_each_posts_rules_and_numbers_each_chat_contiguously(
     a, b, closed = start("A"), start("B"), start("C")
     services.take_chat(chat_id=a.pk, agent=alice_agent)
     services.end_chat_by_visitor(chat_id=closed.pk)
-    stored = batch.single_visitor_post(batch.VisitorPost(b.pk, "earlier", "dup-old"))
+    stored = services.post_message(Post(b.pk, "earlier", "dup-old"))
     posts = [
-        batch.VisitorPost(a.pk, "a1", "va1"),
-        AgentPost(a.pk, alice_agent, "first reply", client_id="aa1"),
-        batch.VisitorPost(b.pk, "b1", "vb1"),
-        batch.VisitorPost(a.pk, "   ", "blank"),  # refused: empty
-        AgentPost(a.pk, alice_agent, "note", internal=True, client_id="an1"),
-        batch.VisitorPost(closed.pk, "too late", "vc1"),  # refused: ended
-        AgentPost(b.pk, bob_agent_other_queue, "not mine", client_id="ab1"),  # refused
-        batch.VisitorPost(a.pk, "a1 again", "va1"),  # same client_id: the same message
-        batch.VisitorPost(b.pk, "resent", "dup-old"),  # stored before: that message
-        AgentPost(a.pk, alice_agent, "second reply", client_id="aa2"),
+        Post(a.pk, "a1", "va1"),
+        Post(a.pk, "first reply", "aa1", agent=alice_agent),
+        Post(b.pk, "b1", "vb1"),
+        Post(a.pk, "   ", "blank"),  # refused: empty
+        Post(a.pk, "note", "an1", agent=alice_agent, internal=True),
+        Post(closed.pk, "too late", "vc1"),  # refused: ended
+        Post(b.pk, "not mine", "ab1", agent=bob_agent_other_queue),  # refused
+        Post(a.pk, "a1 again", "va1"),  # same client_id: the same message
+        Post(b.pk, "resent", "dup-old"),  # stored before: that message
+        Post(a.pk, "second reply", "aa2", agent=alice_agent),
     ]
-    results = write_posts(posts)
+    results = post_messages(posts)
 
     assert isinstance(results[3], InvalidMessage)
     assert isinstance(results[5], ChatClosed)
@@ -229,11 +228,11 @@ def test_a_batch_applies_each_posts_rules_and_numbers_each_chat_contiguously(
 async def test_concurrent_posts_share_transactions_and_each_sender_gets_its_own_answer(l1_setup):
     chats = [await sync_to_async(start)(f"V{i}") for i in range(5)]
     sends = [
-        post_visitor_message_batched(chat_id=chat.pk, text=f"m{n}", client_id=f"c{n}")
+        store_post(Post(chat_id=chat.pk, text=f"m{n}", client_id=f"c{n}"))
         for n in range(8)
         for chat in chats
     ]
-    sends.append(post_visitor_message_batched(chat_id=chats[0].pk, text="", client_id="bad"))
+    sends.append(store_post(Post(chat_id=chats[0].pk, text="", client_id="bad")))
     results = await asyncio.gather(*sends, return_exceptions=True)
     assert isinstance(results[-1], InvalidMessage)
     messages = results[:-1]
@@ -241,7 +240,5 @@ async def test_concurrent_posts_share_transactions_and_each_sender_gets_its_own_
     for chat in chats:
         mine = sorted(m.public_seq for m in messages if m.chat_id == chat.pk)
         assert mine == list(range(3, 11))  # after the first message and the queued notice
-    from chat.writer import _writers
-
     writer = _writers[asyncio.get_running_loop()]["posts"]
     assert writer.batches < writer.posts  # coalesced: fewer transactions than messages

@@ -76,22 +76,22 @@ async def test_a_message_that_could_not_be_handled_gets_an_error_not_silence(
 ):
     """Redis gone, or any bug: the sender gets `server_error` with its client_id as `ref`, the
     socket stays open, and sending again with the same client_id stores the message once."""
-    from chat import consumers
+    from chat.consumers import visitor
 
     chat = await sync_to_async(start)()
     ws = await visitor_socket(chat, since=99)
     await ws.connect()
     await frames_until(ws, "replay.done")
-    real = consumers.post_visitor_message_batched  # the store step, batched or not
+    real = visitor.store_post  # the store step, batched or not
 
-    async def broken(**kwargs):
+    async def broken(post):
         raise failure("the service failed")
 
-    monkeypatch.setattr(consumers, "post_visitor_message_batched", broken)
+    monkeypatch.setattr(visitor, "store_post", broken)
     await ws.send_json_to({"type": "message", "text": "important", "client_id": "c1"})
     error = await ws.receive_json_from()
     assert (error["type"], error["code"], error["ref"]) == ("error", "server_error", "c1")
-    monkeypatch.setattr(consumers, "post_visitor_message_batched", real)
+    monkeypatch.setattr(visitor, "store_post", real)
     await ws.send_json_to({"type": "message", "text": "important", "client_id": "c1"})
     ack = (await frames_until(ws, "ack"))[-1]
     await ws.send_json_to({"type": "message", "text": "important", "client_id": "c1"})

@@ -1,5 +1,5 @@
 """A chat whose visitor and agent sit on different daphne processes (DESIGN 6, scale-out), over the
-fan-out channel layer (chat/fanout.py) and the coalescing writer."""
+fan-out channel layer (chat/realtime/fanout.py) and the coalescing writer."""
 
 from urllib.parse import quote
 

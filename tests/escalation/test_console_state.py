@@ -5,10 +5,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from chat.services import post_visitor_message
-from escalation import selectors, services
+from escalation import frames, selectors, services
+from escalation.frames import console_state
 from escalation.models import Agent, QueueEntry
-from escalation.selectors import console_state
+from escalation.services import post_visitor_message
 
 pytestmark = pytest.mark.django_db
 
@@ -61,7 +61,7 @@ def test_the_queue_lists_places_paths_and_hand_overs_as_the_one_chat_selectors_d
         assert row["position"] == selectors.queue_position(entry=entry)
         assert row["tier_path"] == selectors.tier_path(chat_id=row["chat"])
         assert len(row["tier_path"]) == 2  # tier 1, then tier 2
-        assert row["handover"] == selectors.latest_handover(chat_id=row["chat"])
+        assert row["handover"] == frames.latest_handover(chat_id=row["chat"])
         assert row["handover"]["note"] == f"Invoice {i}"
         assert row["handover"]["from_agent"] == "Alex"
 

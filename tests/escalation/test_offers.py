@@ -315,7 +315,7 @@ def test_answering_resets_the_lapse_count(desk):
 
 
 def test_console_hello_lists_pending_offers(desk):
-    from escalation.selectors import console_state
+    from escalation.frames import console_state
 
     online(desk.ann)
     chat = start("Orders")

@@ -217,7 +217,7 @@ def test_only_the_holder_may_end_or_write(alice_agent, l1_setup):
 
 
 def test_an_ended_chat_takes_no_more_messages(alice_agent):
-    from chat.services import post_visitor_message
+    from escalation.services import post_visitor_message
 
     chat = start()
     services.take_chat(chat_id=chat.pk, agent=alice_agent)
@@ -262,7 +262,7 @@ def test_the_sweep_abandons_chats_whose_visitor_is_gone(l1_setup, settings):
 
 def test_internal_notes_take_a_seq_but_never_a_public_seq(alice_agent):
     from chat.selectors import messages_after
-    from chat.services import post_visitor_message
+    from escalation.services import post_visitor_message
 
     chat = start()
     services.take_chat(chat_id=chat.pk, agent=alice_agent)
@@ -279,7 +279,7 @@ def test_internal_notes_take_a_seq_but_never_a_public_seq(alice_agent):
 
 
 def test_a_resent_message_with_the_same_client_id_is_stored_once(alice_agent):
-    from chat.services import post_visitor_message
+    from escalation.services import post_visitor_message
 
     chat = start()
     first = post_visitor_message(chat_id=chat.pk, text="once", client_id="abc")
@@ -302,7 +302,7 @@ def test_resync_returns_exactly_what_was_missed_in_order(alice_agent):
 
 
 def test_text_is_cleaned_but_kept(alice_agent):
-    from chat.services import post_visitor_message
+    from escalation.services import post_visitor_message
 
     chat = start()
     message = post_visitor_message(
@@ -313,7 +313,7 @@ def test_text_is_cleaned_but_kept(alice_agent):
 
 def test_oversized_text_is_refused_with_the_limit(l1_setup, settings):
     from chat.exceptions import InvalidMessage
-    from chat.services import post_visitor_message
+    from escalation.services import post_visitor_message
 
     chat = start()
     with pytest.raises(InvalidMessage, match=f"the limit is {settings.MESSAGE_MAX_CHARS}"):

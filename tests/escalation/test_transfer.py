@@ -33,7 +33,7 @@ from escalation.models import (
     QueueEntry,
     Stage,
 )
-from escalation.services.transfer import offers_message_form
+from escalation.selectors import offers_message_form
 
 pytestmark = pytest.mark.django_db
 
@@ -378,7 +378,7 @@ def test_a_stage_that_falls_back_at_once_when_nobody_is_there(demo):
 
 def test_place_in_line_after_a_transfer_uses_the_new_wait_text(demo):
     from escalation.estimates import WaitRange
-    from escalation.selectors import queue_position_payload
+    from escalation.frames import queue_position_payload
 
     chat = held_by_alex()
     services.escalate_chat(chat_id=chat.pk, agent=agent("alex"), keyword="billing", note="n")
@@ -388,7 +388,7 @@ def test_place_in_line_after_a_transfer_uses_the_new_wait_text(demo):
 
 
 def test_the_handover_shown_is_the_agents_not_a_later_fallbacks(demo):
-    from escalation.selectors import latest_handover
+    from escalation.frames import latest_handover
 
     chat = held_by_alex()
     services.escalate_chat(

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from escalation import services
 from escalation.models import Agent, EscalationOption
-from helpdesk.db_routers import REPORTS_DB, ReportsReplicaRouter, report_reads
+from reporting.routers import REPORTS_DB, ReportsReplicaRouter, report_reads
 from tests.test_settings_shapes import manage
 
 pytestmark = [
@@ -137,5 +137,5 @@ def test_reports_database_url_configures_the_replica():
         "django.db.backends.postgresql",
         "replica.internal",
         "tierline",
-        "helpdesk.db_routers.ReportsReplicaRouter",
+        "reporting.routers.ReportsReplicaRouter",
     ]

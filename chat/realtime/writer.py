@@ -3,11 +3,8 @@
 A consumer awaits `Writer.submit(post)`; while a batch is being written (on the writer's own
 thread, with its own database connection), new posts wait in a list, and the next batch takes
 them all. An idle server writes each post alone at once (no added delay); a busy one writes
-hundreds per commit. Each sender gets its own result or exception, exactly as from the
-per-message service: the ack/error frames do not change.
-
-`settings.REALTIME_BATCH_WRITES = False` (env) goes back to one `database_sync_to_async` service
-call per message.
+hundreds per commit. The writer knows nothing of what a post is: `write` takes a batch and
+returns one result per post, a value or an exception, which its sender gets back (raised).
 """
 
 import asyncio
@@ -17,21 +14,16 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from channels.db import database_sync_to_async
-from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections
 
-from chat import batch
-from chat.models import Message
-
-WriteFn = Callable[[Sequence[Any]], list[batch.Result]]
+WriteFn = Callable[[Sequence[Any]], Sequence[Any]]
 
 logger = logging.getLogger(__name__)
 MAX_BATCH = 500
 _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tierline-writer")
 
 
-def _write(write: WriteFn, posts: list[Any]) -> list[batch.Result]:
+def _write(write: WriteFn, posts: list[Any]) -> Sequence[Any]:
     close_old_connections()  # as database_sync_to_async does: honours CONN_MAX_AGE
     try:
         return write(posts)
@@ -42,15 +34,15 @@ def _write(write: WriteFn, posts: list[Any]) -> list[batch.Result]:
 class Writer[Post]:
     def __init__(self, write: WriteFn) -> None:
         self.write = write
-        self._pending: list[tuple[Post, asyncio.Future[batch.Result]]] = []
+        self._pending: list[tuple[Post, asyncio.Future[Any]]] = []
         self._draining = False
         self._task: asyncio.Task[None] | None = None
         self.batches = 0  # for benchmarks and tests
         self.posts = 0
 
-    async def submit(self, post: Post) -> Message:
+    async def submit(self, post: Post) -> Any:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[batch.Result] = loop.create_future()
+        future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((post, future))
         if not self._draining:
             self._draining = True
@@ -100,15 +92,3 @@ def writer_for(name: str, write: WriteFn) -> Writer[Any]:
     if found is None:
         found = writers[name] = Writer(write)
     return found
-
-
-async def post_visitor_message(*, chat_id: int, text: str, client_id: str | None) -> Message:
-    if not settings.REALTIME_BATCH_WRITES or connection.vendor != "postgresql":
-        from chat import services
-
-        message: Message = await database_sync_to_async(services.post_visitor_message)(
-            chat_id=chat_id, text=text, client_id=client_id
-        )
-        return message
-    writer = writer_for("visitor", batch.write_visitor_posts)
-    return await writer.submit(batch.VisitorPost(chat_id=chat_id, text=text, client_id=client_id))

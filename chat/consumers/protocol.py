@@ -1,0 +1,273 @@
+"""What both websocket consumers share: frame validation, the per-socket rate limit, error
+frames, replay from the database by sequence number, and the path posts take to storage.
+
+The protocol (frame types, error codes, close codes) is in docs/protocol.md.
+"""
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError, connection
+
+from chat import selectors as chat_selectors
+from chat.events import PROTOCOL_VERSION, message_payload
+from chat.exceptions import ChatError
+from chat.models import Message
+from chat.realtime.writer import writer_for
+from escalation import services
+
+logger = logging.getLogger(__name__)
+
+MAX_INT = 2**63 - 1  # ids and sequence numbers are 64-bit in the database
+# Short fields and their stored sizes; `text` and `note` are checked by the services.
+MAX_CHARS = {"client_id": 64, "target": 30, "reason": 80, "presence": 10, "note": 4000}
+CLOSE_FORBIDDEN = 4403  # no or bad credentials for this socket
+CLOSE_FLOODING = 4429  # kept sending past the rate limit
+
+FieldSpec = dict[str, tuple[type | tuple[type, ...], bool]]
+
+
+def off_loop(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """database_sync_to_async on the executor's pool instead of the one thread-sensitive thread,
+    for self-contained, slow calls (an escalation, a queue refresh) that must not queue up every
+    other socket's database work behind them."""
+    wrapped: Callable[..., Awaitable[Any]] = database_sync_to_async(func, thread_sensitive=False)
+    return wrapped
+
+
+class FrameError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def validate_frame(content: dict[str, Any], spec: FieldSpec) -> dict[str, Any]:
+    """Check a frame's fields against `spec` ({name: (types, required)}): no missing required
+    field, no unknown field, every value of its type (a bool is not an int here)."""
+    unknown = sorted(set(content) - set(spec) - {"type", "ref"})
+    if unknown:
+        raise FrameError("bad_frame", f"Unknown field(s): {', '.join(unknown)}.")
+    values: dict[str, Any] = {}
+    for name, (types, required) in spec.items():
+        if name not in content or content[name] is None:
+            if required:
+                raise FrameError("bad_frame", f"Field “{name}” is required.")
+            continue
+        value = content[name]
+        bad_bool = isinstance(value, bool) and bool not in (
+            types if isinstance(types, tuple) else (types,)
+        )
+        if bad_bool or not isinstance(value, types):
+            raise FrameError("bad_frame", f"Field “{name}” has the wrong type.")
+        if isinstance(value, int) and not -MAX_INT <= value <= MAX_INT:
+            raise FrameError("bad_frame", f"Field “{name}” is out of range.")
+        if isinstance(value, str) and name in MAX_CHARS and len(value) > MAX_CHARS[name]:
+            raise FrameError("bad_frame", f"Field “{name}” is longer than {MAX_CHARS[name]}.")
+        if isinstance(value, str) and name != "text" and "\x00" in value:
+            raise FrameError("bad_frame", f"Field “{name}” contains a NUL character.")
+        values[name] = value
+    return values
+
+
+class TokenBucket:
+    """Frames a client may send: `rate` a second on average, bursts up to `burst`."""
+
+    def __init__(self, *, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, float(burst)
+        self.tokens, self.stamp = float(burst), time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+Handler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class ProtocolConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
+    """JSON frames with a `type`; every bad frame gets an error frame, never a crash."""
+
+    handlers: dict[str, str] = {}
+    max_rejections = 50
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        self.bucket = TokenBucket(rate=settings.WS_FRAMES_PER_SECOND, burst=settings.WS_FRAME_BURST)
+        self.rejections = 0
+        await super().websocket_connect(message)
+
+    async def refuse(self, code: int = CLOSE_FORBIDDEN) -> None:
+        # Accept first so that the client sees our close code, not a bare HTTP 403.
+        await self.accept()
+        await self.close(code=code)
+
+    async def error(self, code: str, message: str, ref: Any = None) -> None:
+        frame: dict[str, Any] = {
+            "type": "error",
+            "v": PROTOCOL_VERSION,
+            "code": code,
+            "message": message,
+        }
+        if isinstance(ref, str | int) and not isinstance(ref, bool):
+            frame["ref"] = ref
+        await self.send_json(frame)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not self.bucket.take():
+            self.rejections += 1
+            if self.rejections > self.max_rejections:
+                await self.close(code=CLOSE_FLOODING)
+                return
+            await self.error("rate_limited", "Too many frames; slow down and send this again.")
+            return
+        if text_data is None:
+            await self.error("bad_frame", "Binary frames are not supported; send JSON text.")
+            return
+        if len(text_data.encode("utf-8", "surrogatepass")) > settings.WS_FRAME_MAX_BYTES:
+            await self.error(
+                "frame_too_large", f"A frame may be at most {settings.WS_FRAME_MAX_BYTES} bytes."
+            )
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            await self.error("bad_json", "The frame is not valid JSON.")
+            return
+        if not isinstance(content, dict) or not isinstance(content.get("type"), str):
+            await self.error("bad_frame", "A frame is a JSON object with a string “type”.")
+            return
+        ref = content.get("ref", content.get("client_id"))
+        method_name = self.handlers.get(content["type"])
+        if method_name is None:
+            known = ", ".join(sorted(self.handlers))
+            await self.error(
+                "unknown_type", f"Unknown frame type; this socket takes: {known}.", ref
+            )
+            return
+        handler: Handler = getattr(self, method_name)
+        try:
+            await handler(content)
+        except FrameError as exc:
+            await self.error(exc.code, exc.message, ref)
+        except ChatError as exc:
+            await self.error(exc.code, exc.message, ref)
+        except PermissionDenied as exc:
+            await self.error("forbidden", str(exc) or "Not allowed.", ref)
+        except DatabaseError:
+            # The socket stays up; nothing was stored (the service's transaction rolled back).
+            logger.exception("database error handling a %s frame", content["type"])
+            await self.error("server_error", "That could not be stored; please try again.", ref)
+        except Exception:
+            # Anything else (Redis down, a bug): the sender is told, never left without an answer.
+            # Sending again with the same client_id is safe: a stored message is not stored twice.
+            logger.exception("error handling a %s frame", content["type"])
+            await self.error("server_error", "That could not be completed; please try again.", ref)
+
+    async def chat_event(self, event: dict[str, Any]) -> None:
+        await self.send_json(event["payload"])
+
+    async def send_replay(self, *, chat_id: int, since: int, for_visitor: bool) -> None:
+        """Send what the client missed after `since`, one page; `more` says if another follows
+        (the client asks with `resume` from the last seq it got)."""
+        messages = await database_sync_to_async(chat_selectors.messages_after)(
+            chat_id=chat_id, after=since, for_visitor=for_visitor
+        )
+        for message in messages:
+            await self.send_json(message_payload(message, for_visitor=for_visitor))
+        last = since
+        if messages:
+            last_message = messages[-1]
+            last = (last_message.public_seq if for_visitor else last_message.seq) or since
+        elif since:
+            # A resume point past the end (a client's bad or stale number): say where the chat
+            # really ends, so that the client does not skip what comes next.
+            last = await database_sync_to_async(chat_selectors.last_seq)(
+                chat_id=chat_id, for_visitor=for_visitor, at_most=since
+            )
+        await self.send_json(
+            {
+                "type": "replay.done",
+                "v": PROTOCOL_VERSION,
+                "chat": chat_id,
+                "last": last,
+                "more": len(messages) >= settings.REPLAY_PAGE_SIZE,
+            }
+        )
+
+    # --- Realtime hot path (chat.realtime.fanout) -------------------------------------------
+    @classmethod
+    async def encode_json(cls, content: dict[str, Any]) -> str:
+        try:
+            return orjson.dumps(content).decode()
+        except TypeError:  # a lone surrogate or an int beyond 64 bits echoed back: stdlib
+            return json.dumps(content)
+
+    async def send_json(self, content: dict[str, Any], close: bool = False) -> None:
+        if content.get("type") == "message" and isinstance(content.get("seq"), int):
+            sent = self.__dict__.setdefault("last_sent_seq", {})
+            chat = content.get("chat")
+            if content["seq"] > sent.get(chat, 0):
+                sent[chat] = content["seq"]
+        await super().send_json(content, close=close)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch without its per-message `close_old_connections` thread hop (every
+        database call here goes through database_sync_to_async, which does that itself), and
+        without live `message` events this socket already sent (after a resync's replay)."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        if message["type"] == "chat.event":
+            payload = message["payload"]
+            if payload.get("type") == "message" and isinstance(payload.get("seq"), int):
+                sent = self.__dict__.get("last_sent_seq", {})
+                if payload["seq"] <= sent.get(payload.get("chat"), 0):
+                    return
+        await handler(message)
+
+    async def layer_overrun(self, event: dict[str, Any]) -> None:
+        """The channel layer had to drop events for this socket (its inbox overflowed, or Redis
+        was lost): send what the database says instead, as a reconnect would."""
+        await self.resync()
+
+    async def resync(self) -> None:
+        raise NotImplementedError
+
+
+def _query_param(scope: dict[str, Any], name: str) -> str | None:
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
+    return values[0] if values else None
+
+
+def _since(value: Any) -> int:
+    """A resume point: a whole number ≥ 0; anything else is treated as 0 (replay everything)."""
+    if isinstance(value, bool):
+        return 0
+    try:
+        return min(max(0, int(value)), MAX_INT)
+    except (TypeError, ValueError):
+        return 0
+
+
+async def store_post(post: services.Post) -> Message:
+    """Store a visitor's or agent's post: through the process's coalescing writer (concurrent
+    posts share one transaction) on PostgreSQL, else as a batch of one."""
+    if settings.REALTIME_BATCH_WRITES and connection.vendor == "postgresql":
+        message: Message = await writer_for("posts", services.post_messages).submit(post)
+        return message
+    stored: Message = await database_sync_to_async(services.post_message)(post)
+    return stored

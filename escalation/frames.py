@@ -1,0 +1,350 @@
+"""The websocket frames and snapshots escalation sends: what a visitor's page and an agent's
+console are told (queue items, offers, hand-overs, a chat's header and timeline, the hello
+snapshots). Reads only: services publish these after commit, consumers send them on request.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from chat.models import ChatSession, FlowEvent, Message
+from escalation import selectors
+from escalation.estimates import WaitRange
+from escalation.exceptions import NotYourChat
+from escalation.models import (
+    Agent,
+    Assignment,
+    ChatRoute,
+    Escalation,
+    EscalationReason,
+    Offer,
+    QueueEntry,
+)
+
+
+def queue_for_agent(*, agent: Agent, now: datetime) -> list[dict[str, Any]]:
+    """The waiting chats an agent may see: its groups' stages, and chats narrowed to it."""
+    entries = (
+        QueueEntry.objects.filter(left_at__isnull=True)
+        .filter(
+            Q(agents=agent)
+            | Q(group__in=agent.groups.all())
+            | Q(group__isnull=True, stage__groups__agents=agent) & ~Q(agents__isnull=False)
+        )
+        .select_related("chat", "stage", "tier", "group")
+        .distinct()
+        .order_by(*selectors.QUEUE_ORDER)
+    )
+    entries_list = list(entries)
+    chat_ids = [entry.chat_id for entry in entries_list]
+    paths = selectors.tier_paths(chat_ids=chat_ids)
+    positions = selectors.queue_positions(entries=entries_list)
+    moved = [e.chat_id for e in entries_list if e.reason != QueueEntry.Reason.START]
+    handovers = latest_handovers(chat_ids=moved)
+    return [
+        {
+            "chat": entry.chat_id,
+            "visitor": entry.chat.visitor_name,
+            "topic": entry.chat.topic,
+            "stage": entry.stage.name,
+            "stage_id": entry.stage_id,
+            "tier": entry.tier.name,
+            "team": selectors.team_name(entry),
+            "waiting_since": entry.waiting_since.isoformat(),
+            "waited_seconds": int((now - entry.waiting_since).total_seconds()),
+            "tier_path": paths[entry.chat_id],
+            # An entry that left between the two reads is placed on its own.
+            "position": positions.get(entry.pk) or selectors.queue_position(entry=entry),
+            "reason": entry.reason,
+            "handover": handovers.get(entry.chat_id),
+        }
+        for entry in entries_list
+    ]
+
+
+def open_chats_for_agent(*, agent: Agent) -> list[dict[str, Any]]:
+    unread = (
+        Message.objects.filter(
+            chat_id=OuterRef("chat_id"), kind="visitor", seq__gt=OuterRef("last_read_seq")
+        )
+        .order_by()
+        .values("chat_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    assignments = list(
+        Assignment.objects.filter(agent=agent, ended_at__isnull=True)
+        .select_related("chat", "tier", "stage")
+        .annotate(unread=Coalesce(Subquery(unread, output_field=IntegerField()), Value(0)))
+        .order_by("started_at")
+    )
+    paths = selectors.tier_paths(chat_ids=[a.chat_id for a in assignments])
+    return [
+        {
+            "chat": a.chat_id,
+            "visitor": a.chat.visitor_name,
+            "email": a.chat.visitor_email,
+            "topic": a.chat.topic,
+            "stage": a.stage.name,
+            "tier": a.tier.name,
+            "since": a.started_at.isoformat(),
+            "unread": a.unread,
+            "last_seq": a.chat.last_seq,
+            "context": a.chat.visitor_context,
+            "tier_path": paths[a.chat_id],
+        }
+        for a in assignments
+    ]
+
+
+def queue_position_payload(
+    *, entry: QueueEntry, position: int, estimate: WaitRange | None
+) -> dict[str, Any]:
+    values = {
+        "visitor": entry.chat.visitor_name,
+        "team": selectors.team_name(entry),
+        "tier": entry.tier.name,
+        "position": str(position),
+    }
+    if estimate is None:
+        text = selectors.render_template(event="position_no_estimate", stage=entry.stage, **values)
+    else:
+        # After a transfer the visitor is told the new team's wait ("new_wait").
+        event = "position" if entry.reason == QueueEntry.Reason.START else "new_wait"
+        text = selectors.render_template(
+            event=event, stage=entry.stage, wait=estimate.as_text(), **values
+        )
+    return {
+        "type": "queue.position",
+        "chat": entry.chat_id,
+        "position": position,
+        "estimate": (
+            {"low_seconds": estimate.low_seconds, "high_seconds": estimate.high_seconds}
+            if estimate
+            else None
+        ),
+        "text": text,
+    }
+
+
+def visitor_state(*, chat: ChatSession) -> dict[str, Any]:
+    """What the visitor's page shows on (re)connecting, besides the transcript."""
+    state: dict[str, Any] = {
+        "type": "hello",
+        "chat": chat.pk,
+        "status": chat.status,
+        "visitor": chat.visitor_name,
+        "topic": chat.topic,
+        "last_seq": chat.last_public_seq,
+        "queue": None,
+        "agent": None,
+    }
+    route = (
+        ChatRoute.objects.select_related("agent", "entry__stage", "entry__tier")
+        .filter(chat=chat)
+        .first()
+    )
+    if route is None:
+        return state
+    if route.agent is not None:
+        state["agent"] = route.agent.display_name
+    if chat.status == ChatSession.Status.QUEUED and route.entry is not None:
+        entry = route.entry
+        position = selectors.queue_position(entry=entry)
+        estimate = selectors.wait_estimate(entry=entry, position=position, now=timezone.now())
+        state["queue"] = queue_position_payload(entry=entry, position=position, estimate=estimate)
+    return state
+
+
+def console_state(*, agent: Agent) -> dict[str, Any]:
+    now = timezone.now()
+    return {
+        "type": "hello",
+        "agent": {"id": agent.pk, "name": agent.display_name, "presence": agent.presence},
+        "queue": queue_for_agent(agent=agent, now=now),
+        "chats": open_chats_for_agent(agent=agent),
+        "offers": pending_offers_for(agent=agent, now=now),
+    }
+
+
+def offer_payload(
+    *,
+    offer: Offer,
+    now: datetime,
+    path: list[str] | None = None,
+    handovers: dict[int, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """An offer as the agent's console shows it: who, about what, where it has been, the
+    hand-over note, how long it has waited, and until when it may be accepted. `path` and
+    `handovers` (chat id -> hand-over) may be passed in when they were read for many offers."""
+    entry = offer.entry
+    chat = offer.chat
+    handover = None
+    if entry.reason != QueueEntry.Reason.START:
+        handover = (
+            handovers.get(chat.pk) if handovers is not None else latest_handover(chat_id=chat.pk)
+        )
+    if path is None:
+        path = selectors.tier_path(chat_id=chat.pk)
+    return {
+        "type": "offer",
+        "offer": offer.pk,
+        "chat": chat.pk,
+        "policy": offer.policy,
+        "visitor": chat.visitor_name,
+        "topic": chat.topic,
+        "stage": entry.stage.name,
+        "tier": entry.tier.name,
+        "team": selectors.team_name(entry),
+        "tier_path": path,
+        "note": handover["note"] if handover else "",
+        "handover": handover,
+        "waiting_since": entry.waiting_since.isoformat(),
+        "waited_seconds": int((now - entry.waiting_since).total_seconds()),
+        "offered_at": offer.offered_at.isoformat(),
+        "deadline": offer.deadline.isoformat() if offer.deadline else None,
+        "accept_seconds": (
+            max(0, round((offer.deadline - now).total_seconds(), 1)) if offer.deadline else None
+        ),
+    }
+
+
+def pending_offers_for(*, agent: Agent, now: datetime) -> list[dict[str, Any]]:
+    offers = (
+        Offer.objects.filter(agent=agent, status=Offer.Status.PENDING)
+        .select_related("chat", "entry__stage", "entry__tier", "entry__group")
+        .order_by("offered_at", "pk")
+    )
+    offers_list = list(offers)
+    paths = selectors.tier_paths(chat_ids=[offer.chat_id for offer in offers_list])
+    handovers = latest_handovers(
+        chat_ids=[o.chat_id for o in offers_list if o.entry.reason != QueueEntry.Reason.START]
+    )
+    return [
+        offer_payload(
+            offer=offer,
+            now=now,
+            path=paths[offer.chat_id],
+            handovers=handovers,
+        )
+        for offer in offers_list
+    ]
+
+
+def chat_info(*, chat_id: int) -> dict[str, Any]:
+    """The header of a chat in the console: visitor details, where it has been, its state."""
+    chat = ChatSession.objects.get(pk=chat_id)
+    route = ChatRoute.objects.select_related("agent", "stage").filter(chat=chat).first()
+    return {
+        "type": "chat.info",
+        "chat": chat.pk,
+        "status": chat.status,
+        "visitor": chat.visitor_name,
+        "email": chat.visitor_email,
+        "topic": chat.topic,
+        "context": chat.visitor_context,
+        "created_at": chat.created_at.isoformat(),
+        "stage": route.stage.name if route else None,
+        "agent": route.agent.display_name if route and route.agent else None,
+        "agent_id": route.agent_id if route else None,
+        "tier_path": selectors.tier_path(chat_id=chat.pk),
+        "last_seq": chat.last_seq,
+        "handover": latest_handover(chat_id=chat.pk),
+        "flow": flow_summary(chat_id=chat.pk),
+    }
+
+
+def latest_handover(*, chat_id: int) -> dict[str, Any] | None:
+    """The hand-over the receiving agent reads first: the last escalation of the chat."""
+    return latest_handovers(chat_ids=[chat_id]).get(chat_id)
+
+
+def latest_handovers(*, chat_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """`latest_handover` of many chats in one query (chats never moved are left out)."""
+    if not chat_ids:
+        return {}
+    moves = (
+        Escalation.objects.filter(chat_id__in=chat_ids)
+        .select_related("from_agent", "from_stage", "from_tier", "to_tier")
+        .order_by("chat_id", "-requested_at", "-pk")
+    )
+    chosen: dict[int, Escalation] = {}
+    for move in moves:  # newest first within each chat
+        held = chosen.get(move.chat_id)
+        # The last agent's hand-over carries the note worth reading; fallback moves have none:
+        # the newest move by an agent, else the newest move.
+        if held is None or (held.from_agent_id is None and move.from_agent_id is not None):
+            chosen[move.chat_id] = move
+    return {chat_id: _handover_payload(escalation) for chat_id, escalation in chosen.items()}
+
+
+def _handover_payload(escalation: Escalation) -> dict[str, Any]:
+    return {
+        "from_agent": escalation.from_agent.display_name if escalation.from_agent else None,
+        "from_stage": escalation.from_stage.name,
+        "from_tier": escalation.from_tier.name,
+        "to": escalation.target_label,
+        "to_tier": escalation.to_tier.name,
+        "reason": escalation.reason,
+        "note": escalation.note,
+        "requested_by": escalation.get_requested_by_display(),
+        "at": escalation.requested_at.isoformat(),
+    }
+
+
+FLOW_TEXT = {
+    "created": "Chat started ({topic})",
+    "queued": "Waiting at {stage}",
+    "assigned": "{agent} took it at {stage}",
+    "first_agent_message": "{agent} replied first",
+    "escalated": "{from_agent} escalated to {to}",
+    "agent_left": "{agent} left ({why})",
+    "timed_out": "Timed out at {stage}",
+    "fell_back": "Fallback: {action}",
+    "left_message": "Visitor left a message",
+    "abandoned": "Visitor left while waiting",
+    "dropped": "Visitor left at {from_stage}: moved to {to_stage}",
+    "offered": "Offered to {agent} ({policy})",
+    "accepted": "{agent} accepted the offer",
+    "declined": "{agent} declined the offer",
+    "lapsed": "Offer to {agent} lapsed",
+    "ended": "Ended ({status})",
+}
+
+
+def flow_summary(*, chat_id: int, limit: int = 50) -> list[dict[str, Any]]:
+    """The chat's timeline in short sentences, for the console's compact view."""
+    events = FlowEvent.objects.filter(chat_id=chat_id).order_by("pk")[:limit]
+    rows = []
+    for event in events:
+        data = {k: v for k, v in event.data.items() if v is not None}
+        if event.kind == "fell_back":
+            data.setdefault("action", f"moved to {data.get('to', '?')}")
+        template = FLOW_TEXT.get(event.kind, event.kind)
+        try:
+            text = template.format_map(_Blank(data))
+        except (KeyError, ValueError):
+            text = event.get_kind_display()
+        rows.append({"kind": event.kind, "at": event.at.isoformat(), "text": text})
+    return rows
+
+
+class _Blank(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def escalation_options_for(*, agent: Agent, chat_id: int) -> dict[str, Any]:
+    """What the Escalate dialog lists for a chat the agent holds."""
+    route = ChatRoute.objects.select_related("stage").filter(chat_id=chat_id, agent=agent).first()
+    if route is None:
+        raise NotYourChat()
+    reasons = list(EscalationReason.objects.filter(is_active=True).values_list("label", flat=True))
+    return {
+        "chat": chat_id,
+        "options": selectors.escalation_choices(stage=route.stage),
+        "reasons": reasons,
+    }

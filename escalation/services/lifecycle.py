@@ -1,0 +1,226 @@
+"""A chat's life outside escalation: starting it, ending it (by the agent or the visitor), the
+visitor leaving while queued (the drop stage, or abandoned), and the holder giving it back to the
+queue."""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from chat import services as chat_services
+from chat.models import ChatSession, FlowEvent, Message
+from escalation import selectors
+from escalation.exceptions import UnknownTopic
+from escalation.models import Agent, Assignment, ChatRoute, QueueEntry, Stage, Topic
+from escalation.services.dispatch import dispatch
+from escalation.services.fallbacks import fall_back_if_nobody_serves
+from escalation.services.queueing import enqueue, leave_queue, wait_text
+from escalation.services.route import (
+    close_chat,
+    end_assignment,
+    lock_route,
+    notify_visitor,
+    require_holder,
+)
+
+
+@transaction.atomic
+def start_chat(
+    *,
+    visitor_name: str,
+    visitor_email: str,
+    topic_name: str,
+    first_message: str,
+    visitor_context: dict[str, Any],
+) -> ChatSession:
+    topic = (
+        Topic.objects.select_related("pipeline__entry_stage")
+        .filter(name=topic_name, pipeline__is_active=True, pipeline__entry_stage__isnull=False)
+        .first()
+    )
+    if topic is None or topic.pipeline.entry_stage is None:
+        raise UnknownTopic()
+    stage = topic.pipeline.entry_stage
+    first_message = chat_services.clean_text(first_message)
+    chat = chat_services.create_chat(
+        visitor_name=visitor_name,
+        visitor_email=visitor_email,
+        topic=topic.name,
+        visitor_context=visitor_context,
+    )
+    route = ChatRoute.objects.create(
+        chat=chat, pipeline=topic.pipeline, stage=stage, tier=stage.tier
+    )
+    chat_services.append_message(
+        chat=chat, kind=Message.Kind.VISITOR, text=first_message, author_name=visitor_name
+    )
+    entry = enqueue(chat=chat, route=route, stage=stage, reason=QueueEntry.Reason.START)
+    notify_visitor(
+        chat=chat,
+        event="queued",
+        stage=stage,
+        team=selectors.team_name(entry),
+        tier=stage.tier.name,
+        position=str(selectors.queue_position(entry=entry)),
+        wait=wait_text(entry),
+    )
+    if not fall_back_if_nobody_serves(chat=chat, route=route, entry=entry):
+        dispatch(stage_ids=[stage.pk])
+    return chat
+
+
+@transaction.atomic
+def end_chat_by_agent(*, chat_id: int, agent: Agent) -> None:
+    """The agent resolved the chat."""
+    chat, route = lock_route(chat_id=chat_id)
+    require_holder(chat=chat, holder_id=route.agent_id, agent=agent)
+    end_assignment(route=route, reason=Assignment.EndReason.RESOLVED)
+    close_chat(
+        chat=chat,
+        route=route,
+        status=ChatSession.Status.ENDED,
+        actor=agent.user,
+        data={"by": "agent", "agent": agent.display_name, "resolution": "resolved"},
+    )
+    dispatch(stage_ids=selectors.stages_to_dispatch_for(agent=agent))
+
+
+@transaction.atomic
+def end_chat_by_visitor(*, chat_id: int) -> None:
+    """The visitor closed the chat: a waiting chat goes to its stage's drop stage or is
+    abandoned, an active one ends."""
+    chat, route = lock_route(chat_id=chat_id)
+    if not chat.is_open:
+        return  # ending twice is not an error for the visitor: the chat is over either way
+    _visitor_leaves(chat=chat, route=route, why="visitor ended the chat")
+
+
+def _visitor_leaves(*, chat: ChatSession, route: ChatRoute, why: str) -> None:
+    if chat.status == ChatSession.Status.QUEUED and route.entry is not None:
+        if _drop(chat=chat, route=route, entry=route.entry, why=why):
+            return
+        leave_queue(entry=route.entry, outcome=QueueEntry.Outcome.ABANDONED)
+        chat_services.add_flow_event(
+            chat=chat, kind=FlowEvent.Kind.ABANDONED, data={"stage": route.stage.name, "why": why}
+        )
+        close_chat(
+            chat=chat,
+            route=route,
+            status=ChatSession.Status.ABANDONED,
+            actor=None,
+            data={"by": "visitor", "why": why},
+        )
+        return
+    assignment = end_assignment(route=route, reason=Assignment.EndReason.VISITOR_LEFT)
+    close_chat(
+        chat=chat,
+        route=route,
+        status=ChatSession.Status.ENDED,
+        actor=None,
+        data={"by": "visitor", "why": why},
+    )
+    if assignment is not None:
+        dispatch(stage_ids=selectors.stages_to_dispatch_for(agent=assignment.agent))
+
+
+def _drop(*, chat: ChatSession, route: ChatRoute, entry: QueueEntry, why: str) -> bool:
+    """The visitor left before an agent connected: move the chat to its stage's drop stage, if
+    it has one. Only once: a chat already dropped that loses its visitor again ends abandoned.
+    Returns whether it moved. Caller holds the chat row lock."""
+    drop_stage = (
+        Stage.objects.select_related("tier").filter(pk=entry.stage.drop_stage_id).first()
+        if entry.stage.drop_stage_id is not None
+        else None
+    )
+    if drop_stage is None or entry.reason == QueueEntry.Reason.DROPPED:
+        return False
+    leave_queue(entry=entry, outcome=QueueEntry.Outcome.ABANDONED)
+    chat_services.add_flow_event(
+        chat=chat,
+        kind=FlowEvent.Kind.DROPPED,
+        data={
+            "from_stage": entry.stage.name,
+            "from_stage_id": entry.stage_id,
+            "to_stage": drop_stage.name,
+            "to_stage_id": drop_stage.pk,
+            "why": why,
+            "waited_seconds": int((timezone.now() - entry.entered_at).total_seconds()),
+        },
+    )
+    dropped = enqueue(chat=chat, route=route, stage=drop_stage, reason=QueueEntry.Reason.DROPPED)
+    notify_visitor(
+        chat=chat,
+        event="dropped",
+        stage=drop_stage,
+        team=selectors.team_name(dropped),
+        tier=dropped.tier.name,
+    )
+    if not fall_back_if_nobody_serves(chat=chat, route=route, entry=dropped):
+        dispatch(stage_ids=[drop_stage.pk])
+    return True
+
+
+@transaction.atomic
+def abandon_if_visitor_gone(*, chat_id: int, seen_before: datetime) -> bool:
+    """Abandon (or drop) a waiting chat whose visitor has not been seen since `seen_before`."""
+    chat, route = lock_route(chat_id=chat_id)
+    if chat.status != ChatSession.Status.QUEUED:
+        return False
+    if route.entry is not None and route.entry.reason == QueueEntry.Reason.DROPPED:
+        return False  # already dropped: it waits for a follow-up, not for its visitor
+    if chat.visitor_seen_at is not None and chat.visitor_seen_at >= seen_before:
+        return False
+    _visitor_leaves(chat=chat, route=route, why="visitor left the page")
+    return True
+
+
+def sweep_gone_visitors(*, limit: int = 500) -> int:
+    """Abandon waiting chats whose visitor's page stopped answering (closed tab, lost network)
+    for VISITOR_GONE_SECONDS. Returns how many were abandoned or dropped."""
+    seen_before = timezone.now() - timedelta(seconds=settings.VISITOR_GONE_SECONDS)
+    return sum(
+        abandon_if_visitor_gone(chat_id=chat_id, seen_before=seen_before)
+        for chat_id in selectors.queued_chats_seen_before(seen_before=seen_before, limit=limit)
+    )
+
+
+@transaction.atomic
+def return_to_queue(*, chat_id: int, agent: Agent, why: str = "") -> QueueEntry:
+    """The holding agent gives the chat back to its stage's queue, keeping its place (`why`, for
+    the flow, when it was not the agent's own choice)."""
+    chat, route = lock_route(chat_id=chat_id)
+    require_holder(chat=chat, holder_id=route.agent_id, agent=agent)
+    last = QueueEntry.objects.filter(chat=chat).order_by("-entered_at", "-pk").first()
+    end_assignment(route=route, reason=Assignment.EndReason.RETURNED)
+    chat_services.add_flow_event(
+        chat=chat,
+        kind=FlowEvent.Kind.RETURNED,
+        actor=agent.user,
+        data={
+            "agent": agent.display_name,
+            "stage": route.stage.name,
+            **({"why": why} if why else {}),
+        },
+    )
+    notify_visitor(
+        chat=chat,
+        event="agent_left",
+        stage=route.stage,
+        agent=agent.display_name,
+        team=route.stage.name,
+        tier=route.tier.name,
+    )
+    entry = enqueue(
+        chat=chat,
+        route=route,
+        stage=route.stage,
+        reason=QueueEntry.Reason.RETURNED,
+        group=last.group if last else None,  # an escalation to a group stays with that group
+        agents=list(last.agents.all()) if last else None,
+        priority=last.priority if last else 0,
+        waiting_since=chat.created_at,
+    )
+    dispatch(stage_ids=[route.stage.pk])
+    return entry
