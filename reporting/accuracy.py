@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import connections, router
 from django.db.models import Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from escalation.models import QueueEntry, Stage, WaitEstimate
+from reporting import periods
 from reporting.models import DailyAccuracy
 
 
@@ -51,8 +53,6 @@ def raw_groups(spans: Sequence[tuple[datetime, datetime]], *, by_day: bool) -> I
 
 
 def _sql_groups(spans: Sequence[tuple[datetime, datetime]], *, by_day: bool) -> Iterator[Group]:
-    from django.conf import settings
-
     w, e, s = WaitEstimate._meta.db_table, QueueEntry._meta.db_table, Stage._meta.db_table
     when = " OR ".join("(w.created_at >= %s AND w.created_at < %s)" for _ in spans)
     day = "(w.created_at AT TIME ZONE %s)::date" if by_day else "NULL::date"
@@ -83,11 +83,7 @@ def _sql_groups(spans: Sequence[tuple[datetime, datetime]], *, by_day: bool) -> 
 
 
 def _python_groups(spans: Sequence[tuple[datetime, datetime]], *, by_day: bool) -> Iterator[Group]:
-    from reporting.summaries import in_spans
-
-    when = in_spans(spans, "created_at")
-    from django.conf import settings
-
+    when = periods.in_spans(spans, "created_at")
     tz = zoneinfo.ZoneInfo(settings.TIME_ZONE)
     counts: dict[tuple[Any, ...], list[int]] = {}
     row: Any
@@ -128,8 +124,6 @@ def _python_groups(spans: Sequence[tuple[datetime, datetime]], *, by_day: bool) 
 
 def blocked_days(since: datetime, until: datetime) -> set[date]:
     """Days whose estimates cannot be summarised yet: an entry that got one is still waiting."""
-    from django.conf import settings
-
     tz = zoneinfo.ZoneInfo(settings.TIME_ZONE)
     return set(
         WaitEstimate.objects.filter(
@@ -157,9 +151,7 @@ def summary_rows(since: datetime, until: datetime) -> list[DailyAccuracy]:
 
 
 def _summary_groups(days: Iterable[tuple[date, date]], pipeline_id: int | None) -> Iterator[Group]:
-    from reporting.summaries import in_days
-
-    rows = DailyAccuracy.objects.filter(in_days(days))
+    rows = DailyAccuracy.objects.filter(periods.in_days(days))
     if pipeline_id:
         rows = rows.filter(pipeline_id=pipeline_id)
     for r in (
@@ -231,17 +223,15 @@ def _row(stage: str, t: _Tally) -> dict[str, Any]:
 
 def predicted_vs_actual(f: Any) -> list[dict[str, Any]]:
     """Per stage (sorted by name), then "All stages"; [] when no estimate was shown."""
-    from reporting import summaries
-
-    done = summaries.summarised_days(f.start, f.end)
+    done = periods.summarised_days(f.start, f.end)
     every_day = set(f.days())
     tz = zoneinfo.ZoneInfo(f.site_tz.key)
     raw_spans = [
-        summaries.day_bounds(first, last, tz) for first, last in summaries.runs(every_day - done)
+        periods.day_bounds(first, last, tz) for first, last in periods.runs(every_day - done)
     ]
     per_stage: dict[int, _Tally] = {}
     total = _Tally()
-    groups = list(_summary_groups(summaries.runs(done), f.pipeline_id)) if done else []
+    groups = list(_summary_groups(periods.runs(done), f.pipeline_id)) if done else []
     for g in raw_groups(raw_spans, by_day=False):
         if not f.pipeline_id or g.pipeline_id == f.pipeline_id:
             groups.append(g)

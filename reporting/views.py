@@ -12,7 +12,7 @@ from django.db import connections
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 
-from escalation.selectors import agent_may_view_chat
+from escalation.selectors import agent_may_view_chat, get_agent_for_user
 from reporting import charts, offers, selectors
 from reporting.exports import copy_csv_response, csv_response
 from reporting.forms import ReportFilterForm
@@ -228,8 +228,6 @@ def chat_detail(request: HttpRequest, chat_id: int) -> HttpResponse:
     """One chat's Metadata and Flow tabs: managers, and agents who may see the chat."""
     user = request.user
     if not user.has_perm("escalation.view_reports"):
-        from escalation.selectors import get_agent_for_user
-
         agent = get_agent_for_user(user)
         if not agent_may_view_chat(agent=agent, chat_id=chat_id):
             raise PermissionDenied("You cannot open this chat.")

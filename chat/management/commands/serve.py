@@ -4,6 +4,8 @@ from daphne.cli import CommandLineInterface
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from helpdesk.embedded import EmbeddedCelery
+
 
 class Command(BaseCommand):
     help = (
@@ -17,8 +19,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, bind: str, port: int, **options: Any) -> None:
         if settings.EMBEDDED_WORKER:
-            from helpdesk.embedded import EmbeddedCelery
-
             EmbeddedCelery().start()
             self.stdout.write("Embedded Celery worker and beat started (in-memory broker).")
         CommandLineInterface().run(
