@@ -70,7 +70,7 @@ def server_env(**extra: str) -> dict[str, str]:
         DATABASE_URL=BENCH_DATABASE_URL,
         REDIS_URL=BENCH_REDIS_URL,
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        # Persistent database connections (production setting, README); flood control is per
+        # Persistent database connections (the production setting); flood control is per
         # socket and a load client sends far more than a person: lifted for the benchmark.
         DATABASE_CONN_MAX_AGE="600",
         WS_FRAMES_PER_SECOND="100000",

@@ -1,4 +1,4 @@
-"""Wait estimates from measured take times (DESIGN section 4). Pure: no database, no I/O.
+"""Wait estimates from measured take times. Pure: no database, no I/O.
 
 The model: while a visitor waits, the queue moves one place each time an agent takes a chat.
 Takes are treated as a Poisson process whose rate is measured over the recent window, so the
@@ -14,7 +14,7 @@ from datetime import datetime
 from statistics import NormalDist
 
 # Quantiles of the predicted wait shown as the range. The high end is deliberately far out:
-# a promise that runs out erodes trust more than a wait that ends early (DESIGN section 4). The
+# a promise that runs out erodes trust more than a wait that ends early. The
 # low end is far down too, because the measured rate runs slow (see estimate_wait), so real waits
 # end early more often than the model says; tuned by tests/escalation/test_estimates.py.
 LOW_QUANTILE = 0.10

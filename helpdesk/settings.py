@@ -1,6 +1,6 @@
 """Tierline settings: one module, every difference between environments is an environment variable.
 
-Two shapes (README, "Configuration"):
+Two shapes (docs/configuration.md lists every setting):
 - embedded default (no DATABASE_URL, no REDIS_URL): SQLite, the in-memory channel layer and a
   Celery worker + beat running as threads inside the server process on an in-memory broker;
 - services: PostgreSQL (DATABASE_URL) and Redis (REDIS_URL) for channels, cache and the Celery
@@ -328,7 +328,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
-# --- Production hardening (README: DJANGO_HTTPS) -----------------------------------------------
+# --- Production hardening (DJANGO_HTTPS) --------------------------------------------------------
 HTTPS: bool = env.bool("DJANGO_HTTPS", default=False)
 if env.bool("DJANGO_BEHIND_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

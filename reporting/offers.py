@@ -1,5 +1,5 @@
 """Report queries about offers and wait estimates. Read-only; the definitions are part of the
-product (README, "Reports"):
+product (docs/reports.md):
 
 - *Accept rate* of an agent: offers it accepted / offers it answered or let lapse (accepted +
   declined + lapsed). Offers withdrawn before it could answer (another agent accepted first, the

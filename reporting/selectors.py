@@ -1,4 +1,4 @@
-"""Report queries. Read-only; the definitions here are part of the product (README, "Reports").
+"""Report queries. Read-only; the definitions here are part of the product (docs/reports.md).
 
 - The reports are about one tier, level 1 unless the tier filter says otherwise.
 - *Escalated*: an agent of that tier escalated the chat (command, button or API), counted at the

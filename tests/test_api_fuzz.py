@@ -22,7 +22,7 @@ from escalation.models import Agent
 
 pytestmark = pytest.mark.django_db
 
-# What the issue asks: no server error, and every response (status, content type, body) as the
+# What the API promises: no server error, and every response (status, content type, body) as the
 # schema documents it. Left out: "positive data acceptance", since rules the schema cannot
 # express (an escalation target must be one of the chat's stage's keywords) rightly answer 400.
 CHECKS = [

@@ -1,4 +1,4 @@
-"""Authorisation at every boundary (issue 7): every URL of the site, for every kind of caller —
+"""Authorisation at every boundary: every URL of the site, for every kind of caller —
 anonymous, a visitor (chat cookie only), the agent who holds the chat, an agent of another group,
 a manager and an admin. The table must name every route: a new URL without a row fails
 `test_every_route_is_in_the_table`. Websocket boundaries are in tests/chat/test_consumers.py and

@@ -1,4 +1,4 @@
-"""Security (issue 7): CSRF on every form, login throttling (django-axes), and the static security
+"""Security: CSRF on every form, login throttling (django-axes), and the static security
 pass (ruff's bandit rules, `S`) with every exception explained. Authorisation per endpoint is in
 test_authorization.py; origin checks in tests/chat/test_bad_input.py and test_consumers.py."""
 

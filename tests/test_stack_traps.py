@@ -1,4 +1,5 @@
-"""The known traps of this stack (DEVELOPERS.md), each pinned by a test."""
+"""The known traps of this stack (Celery on Redis, channels-redis, daphne, redis-py), each
+pinned by a test."""
 
 from importlib.metadata import version
 

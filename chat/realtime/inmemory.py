@@ -4,7 +4,7 @@
 Celery worker runs in a thread with its own loop (through `async_to_sync`); putting into those
 queues from there would not wake daphne's loop. This subclass remembers the loop its readers run
 on and hands sends from any other loop over to it. Fine for one process and a few hundred sockets;
-production uses channels-redis (README).
+production uses Redis (the fan-out layer, chat.realtime.fanout).
 """
 
 import asyncio

@@ -1,4 +1,4 @@
-"""Bad input (issue 7), one table: each case asserts the documented answer (docs/protocol.md,
+"""Bad input, one table: each case asserts the documented answer (docs/protocol.md,
 "Errors") and that the socket, another chat and the stored history are untouched.
 
 Through the real ASGI stack (origin check, session auth, connection cap) with

@@ -1,4 +1,4 @@
-"""Faults inside one process (issue 7), on the real PostgreSQL, Redis channel layer and broker:
+"""Faults inside one process, on the real PostgreSQL, Redis channel layer and broker:
 a transaction that fails after writing publishes and schedules nothing; a frame whose handling
 fails is answered with an error, never dropped in silence."""
 

@@ -114,4 +114,4 @@ async def test_a_timeout_fires_once_within_a_second_of_its_deadline(
     await visitor.close()
 
 
-# The killed-worker test lives in test_faults.py, on a Redis of its own (issue 7).
+# The killed-worker test lives in test_faults.py, on a Redis of its own.

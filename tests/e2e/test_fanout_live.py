@@ -1,4 +1,4 @@
-"""A chat whose visitor and agent sit on different daphne processes (DESIGN 6, scale-out), over the
+"""A chat whose visitor and agent sit on different daphne processes (scale-out), over the
 fan-out channel layer (chat/realtime/fanout.py) and the coalescing writer."""
 
 from urllib.parse import quote

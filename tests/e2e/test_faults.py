@@ -1,4 +1,4 @@
-"""Faults against real processes (issue 7): each test runs on its own redis-server, daphne and
+"""Faults against real processes: each test runs on its own redis-server, daphne and
 Celery processes (tests/e2e/live.py), so that it can kill and restart them without touching the
 machine's shared services. docs/reliability.md lists what each test proves."""
 

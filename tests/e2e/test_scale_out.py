@@ -1,4 +1,4 @@
-"""Scale-out (issue 7): two daphne processes and two Celery workers (one of them running the single
+"""Scale-out: two daphne processes and two Celery workers (one of them running the single
 beat) on one Redis and one PostgreSQL. The visitor sits on one daphne, the agents on the other;
 chat, escalation, timeouts and reconnect work exactly as with one server."""
 

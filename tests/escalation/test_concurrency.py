@@ -15,7 +15,7 @@ pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 
-ROUNDS = 50  # issue 7: 50 rounds of each race
+ROUNDS = 50  # 50 rounds of each race: enough to hit the interleavings
 
 
 def race(*actions):

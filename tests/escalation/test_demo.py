@@ -35,7 +35,7 @@ def test_load_demo_twice_leaves_the_same_rows(capsys):
     assert "admin    admin" in capsys.readouterr().out
 
 
-def test_demo_has_what_the_issue_asks_for(demo):
+def test_demo_has_every_routing_policy_and_exit(demo):
     from escalation.models import AgentGroup, FallbackAction, Pipeline, Stage, Tier
 
     assert list(Tier.objects.values_list("level", flat=True)) == [1, 2, 3]
