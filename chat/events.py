@@ -1,13 +1,22 @@
-"""Realtime fan-out: the only module outside consumers that touches the channel layer.
+"""The realtime contract: one frozen dataclass per kind of frame the server sends, and the one way
+events are published (`send_event_on_commit`, after the transaction commits, never before).
 
 Every chat has two groups: the agents' stream (every message, internal notes included, numbered
 by `seq`) and the visitor's stream (visitor-visible messages only, numbered by `public_seq`, so
-it has no gaps and leaks nothing). Events are sent after commit; the database is the truth and
-clients resync from it by sequence number, so a lost event costs latency, never data.
+it has no gaps and leaks nothing). The events of a chat's stream carry that stream's number: a
+message its own, a status change or an agent's removal the number of the last message before it.
+A socket delivers a chat's events in that order, holding back one that arrives early until what
+comes before it arrives or is read from the database (chat.consumers.protocol), so a status
+change can never overtake the messages before it. The database is the truth; clients resync from
+it by sequence number, so a lost event costs latency, never data.
+
+docs/protocol.md documents every frame below; tests/chat/test_protocol_contract.py checks that
+it does, and that every frame is exercised by a test.
 """
 
 import logging
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -17,7 +26,7 @@ from chat.models import Message
 
 logger = logging.getLogger(__name__)
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 def chat_agents_group(chat_id: int) -> str:
@@ -36,54 +45,342 @@ def stage_queue_group(stage_id: int) -> str:
     return f"queue.{stage_id}"
 
 
-def message_payload(message: Message, *, for_visitor: bool) -> dict[str, Any]:
-    seq = message.public_seq if for_visitor else message.seq
-    payload: dict[str, Any] = {
-        "type": "message",
-        "v": PROTOCOL_VERSION,
-        "chat": message.chat_id,
-        "seq": seq,
-        "kind": message.kind,
-        "event": message.event,
-        "author": message.author_name,
-        "text": message.text,
-        "at": message.created_at.isoformat(),
-        "client_id": message.client_id,
-    }
-    return payload
+# --- Frames --------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Frame:
+    """A frame the server sends: its `type`, the protocol version `v`, and its fields."""
+
+    type: ClassVar[str] = ""
+    socket: ClassVar[str] = "both"  # which socket sends it: "visitor", "console" or "both"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {"type": self.type, "v": PROTOCOL_VERSION}
+        for field in fields(self):
+            data[field.name] = getattr(self, field.name)
+        return data
 
 
-def _send_now(group: str, payload: dict[str, Any]) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        blocking = getattr(layer, "group_send_blocking", None)
-        if (
-            blocking is not None
-        ):  # chat.realtime.fanout: publish from this thread, no event-loop hop
-            blocking(group, {"type": "chat.event", "payload": payload})
-        else:
-            async_to_sync(layer.group_send)(group, {"type": "chat.event", "payload": payload})
-    except Exception:
-        # Best effort: the row is stored and clients resync by sequence number.
-        logger.warning("group_send to %s failed", group, exc_info=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event(Frame):
+    """A frame published through the channel layer to a group (the others are replies)."""
 
 
-def send_event_on_commit(group: str, payload: dict[str, Any]) -> None:
-    """Publish `payload` to `group` once the surrounding transaction commits (never before)."""
-    payload = {"v": PROTOCOL_VERSION, **payload}  # serialise now: later changes must not leak
-    transaction.on_commit(lambda: _send_now(group, payload), robust=True)
+# Events of a chat's stream, in sequence order ----------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessagePosted(Event):
+    type = "message"
+    chat: int
+    seq: int
+    kind: str
+    event: str
+    author: str
+    text: str
+    at: str
+    client_id: str | None
 
 
-def send_message_on_commit(message: Message) -> None:
-    send_event_on_commit(
-        chat_agents_group(message.chat_id), message_payload(message, for_visitor=False)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatStatus(Event):
+    """The chat ended (`by` the agent, the visitor, a timeout or fallback, or the visitor's page
+    going silent), after message `seq`."""
+
+    type = "chat.status"
+    chat: int
+    seq: int
+    status: str
+    by: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatRemoved(Event):
+    """The agent no longer holds the chat (resolved, escalated, returned, visitor left ...), after
+    message `seq`: the console shows everything up to it, then the chat as handed over or ended."""
+
+    type = "chat.removed"
+    socket = "console"
+    chat: int
+    seq: int
+    reason: str
+    handed_over_to: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Typing(Event):
+    """The other side is typing (or stopped). Never stored; not sent for internal notes."""
+
+    type = "typing"
+    chat: int
+    who: str  # "visitor" or "agent"
+    name: str
+    active: bool
+
+
+# The agent's own events ---------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatAssigned(Event):
+    type = "chat.assigned"
+    socket = "console"
+    chat: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PresenceChanged(Event):
+    type = "presence"
+    socket = "console"
+    presence: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OfferMade(Event):
+    type = "offer"
+    socket = "console"
+    offer: int
+    chat: int
+    policy: str
+    visitor: str
+    topic: str
+    stage: str
+    tier: str
+    team: str
+    tier_path: list[str]
+    note: str
+    handover: dict[str, Any] | None
+    waiting_since: str
+    waited_seconds: int
+    offered_at: str
+    deadline: str | None
+    accept_seconds: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OfferClosed(Event):
+    type = "offer.closed"
+    socket = "console"
+    offer: int
+    chat: int
+    status: str
+    reason: str
+
+
+# Queues: deltas, computed once per change ---------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueItemAdded(Event):
+    """A chat joined a stage's queue: `item` as in the `queue` list. Consoles place it by its
+    order key (priority, then waiting since, then entry) among the items they show."""
+
+    type = "queue.item.added"
+    socket = "console"
+    item: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueItemRemoved(Event):
+    """A chat left a stage's queue (`reason`: taken, timed_out, abandoned, left, ended)."""
+
+    type = "queue.item.removed"
+    socket = "console"
+    chat: int
+    stage_id: int
+    entry: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueuePosition(Event):
+    type = "queue.position"
+    socket = "visitor"
+    chat: int
+    position: int
+    estimate: dict[str, int] | None
+    text: str
+
+
+# Replies on one socket ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VisitorHello(Frame):
+    type = "hello"
+    socket = "visitor"
+    chat: int
+    status: str
+    visitor: str
+    topic: str
+    last_seq: int
+    queue: dict[str, Any] | None
+    agent: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsoleHello(Frame):
+    type = "hello"
+    socket = "console"
+    agent: dict[str, Any]
+    queue: list[dict[str, Any]]
+    chats: list[dict[str, Any]]
+    offers: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueLists(Frame):
+    """Fresh lists: on request, and on a resync (a console that fell behind)."""
+
+    type = "queue"
+    socket = "console"
+    items: list[dict[str, Any]]
+    chats: list[dict[str, Any]]
+    offers: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatInfo(Frame):
+    type = "chat.info"
+    socket = "console"
+    chat: int
+    status: str
+    visitor: str
+    email: str
+    topic: str
+    context: dict[str, Any]
+    created_at: str
+    stage: str | None
+    agent: str | None
+    agent_id: int | None
+    tier_path: list[str]
+    last_seq: int
+    handover: dict[str, Any] | None
+    flow: list[dict[str, Any]]
+    held: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplayDone(Frame):
+    type = "replay.done"
+    chat: int
+    last: int
+    more: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ack(Frame):
+    type = "ack"
+    client_id: str | None
+    seq: int
+    chat: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Taken(Frame):
+    type = "taken"
+    socket = "console"
+    chat: int
+    offer: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Escalated(Frame):
+    type = "escalated"
+    socket = "console"
+    chat: int
+    client_id: str | None
+    to: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EscalationOptions(Frame):
+    type = "escalation.options"
+    socket = "console"
+    chat: int
+    options: list[dict[str, Any]]
+    reasons: list[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandResult(Frame):
+    type = "command.result"
+    socket = "console"
+    chat: int
+    client_id: str | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pong(Frame):
+    type = "pong"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Error(Frame):
+    type = "error"
+    code: str
+    message: str
+    ref: str | int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {
+            "type": self.type,
+            "v": PROTOCOL_VERSION,
+            "code": self.code,
+            "message": self.message,
+        }
+        if self.ref is not None:
+            data["ref"] = self.ref
+        return data
+
+
+def frame_classes() -> list[type[Frame]]:
+    """Every kind of frame the server sends (the protocol's contract test walks them)."""
+    found: list[type[Frame]] = []
+    todo: list[type[Frame]] = [Frame]
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if cls.__dict__.get("type"):
+            found.append(cls)
+    return sorted(found, key=lambda cls: (cls.type, cls.__name__))
+
+
+# --- Publishing -----------------------------------------------------------------------------------
+def message_event(message: Message, *, for_visitor: bool) -> MessagePosted:
+    return MessagePosted(
+        chat=message.chat_id,
+        seq=(message.public_seq if for_visitor else message.seq) or 0,
+        kind=message.kind,
+        event=message.event,
+        author=message.author_name,
+        text=message.text,
+        at=message.created_at.isoformat(),
+        client_id=message.client_id,
     )
-    if message.public_seq is not None:
-        send_event_on_commit(
-            chat_visitor_group(message.chat_id), message_payload(message, for_visitor=True)
-        )
+
+
+def message_payload(message: Message, *, for_visitor: bool) -> dict[str, Any]:
+    return message_event(message, for_visitor=for_visitor).to_dict()
+
+
+def _publish(events: list[tuple[str, dict[str, Any]]]) -> None:
+    layer = get_channel_layer()
+    if layer is None or not events:
+        return
+    messages = [(group, {"type": "chat.event", "payload": payload}) for group, payload in events]
+    try:
+        many = getattr(layer, "group_send_many_blocking", None)
+        if many is not None:  # the fan-out layer: one round trip, from this thread
+            many(messages)
+            return
+        for group, message in messages:
+            async_to_sync(layer.group_send)(group, message)
+    except Exception:
+        # Best effort: the rows are stored and clients resync by sequence number.
+        logger.warning("publishing %d events failed", len(events), exc_info=True)
+
+
+def send_event_on_commit(group: str, event: Event) -> None:
+    """Publish `event` to `group` once the surrounding transaction commits (never before)."""
+    if not isinstance(event, Event):
+        raise TypeError(f"not a realtime event: {event!r}")
+    payload = event.to_dict()  # serialise now: later changes must not leak
+    transaction.on_commit(lambda: _publish([(group, payload)]), robust=True)
 
 
 def message_events(message: Message) -> list[tuple[str, dict[str, Any]]]:
@@ -96,23 +393,20 @@ def message_events(message: Message) -> list[tuple[str, dict[str, Any]]]:
     return events
 
 
-def _send_many_now(events: list[tuple[str, dict[str, Any]]]) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    many = getattr(layer, "group_send_many_blocking", None)
-    if many is None:
-        for group, payload in events:
-            _send_now(group, payload)
-        return
-    try:
-        many([(group, {"type": "chat.event", "payload": payload}) for group, payload in events])
-    except Exception:
-        logger.warning("publishing %d events failed", len(events), exc_info=True)
-
-
 def send_messages_on_commit(messages: list[Message]) -> None:
     """Publish many stored messages, in order, in one round trip once the transaction commits."""
     events = [event for message in messages for event in message_events(message)]
     if events:
-        transaction.on_commit(lambda: _send_many_now(events), robust=True)
+        transaction.on_commit(lambda: _publish(events), robust=True)
+
+
+async def publish_now(group: str, event: Typing) -> None:
+    """Publish an event that nothing stores (typing), from a consumer: there is no transaction
+    to wait for, and losing one costs nothing (the next replaces it)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        await layer.group_send(group, {"type": "chat.event", "payload": event.to_dict()})
+    except Exception:
+        logger.warning("publishing %s to %s failed", event.type, group, exc_info=True)

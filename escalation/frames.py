@@ -10,6 +10,14 @@ from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from chat.events import (
+    ChatInfo,
+    ConsoleHello,
+    EscalationOptions,
+    OfferMade,
+    QueuePosition,
+    VisitorHello,
+)
 from chat.models import ChatSession, FlowEvent, Message
 from escalation import selectors
 from escalation.estimates import WaitRange
@@ -25,43 +33,104 @@ from escalation.models import (
 )
 
 
+def visible_entries_q(agent: Agent) -> Q:
+    """The waiting entries an agent may see: its groups' stages, and chats narrowed to it or to
+    one of its groups (consoles apply the same rule to queue deltas, see `may_see_item`)."""
+    return (
+        Q(agents=agent)
+        | Q(group__in=agent.groups.all())
+        | Q(group__isnull=True, stage__groups__agents=agent) & ~Q(agents__isnull=False)
+    )
+
+
+def may_see_item(
+    item: dict[str, Any], *, agent_id: int, group_ids: set[int], stage_ids: set[int]
+) -> bool:
+    """`visible_entries_q` for one queue item, without the database."""
+    if item["agent_ids"]:
+        return agent_id in item["agent_ids"]
+    if item["group_id"] is not None:
+        return item["group_id"] in group_ids
+    return item["stage_id"] in stage_ids
+
+
+def queue_item(
+    entry: QueueEntry,
+    *,
+    position: int,
+    path: list[str],
+    handover: dict[str, Any] | None,
+    agent_ids: list[int],
+    now: datetime,
+) -> dict[str, Any]:
+    """A waiting chat as consoles list it; `entry`, `priority` and `waiting_since` are its place
+    in the stage's queue order (priority first, then the longest waiting, then the entry)."""
+    return {
+        "chat": entry.chat_id,
+        "entry": entry.pk,
+        "visitor": entry.chat.visitor_name,
+        "topic": entry.chat.topic,
+        "stage": entry.stage.name,
+        "stage_id": entry.stage_id,
+        "tier": entry.tier.name,
+        "team": selectors.team_name(entry),
+        "priority": entry.priority,
+        "waiting_since": entry.waiting_since.isoformat(),
+        "waited_seconds": int((now - entry.waiting_since).total_seconds()),
+        "tier_path": path,
+        "position": position,
+        "reason": entry.reason,
+        "handover": handover,
+        "group_id": entry.group_id,
+        "agent_ids": agent_ids,
+    }
+
+
+def queue_item_for(entry: QueueEntry) -> dict[str, Any]:
+    """One queue item, read for a queue delta (once per change, not per console)."""
+    handover = None
+    if entry.reason != QueueEntry.Reason.START:
+        handover = latest_handover(chat_id=entry.chat_id)
+    return queue_item(
+        entry,
+        position=selectors.queue_position(entry=entry),
+        path=selectors.tier_path(chat_id=entry.chat_id),
+        handover=handover,
+        agent_ids=list(entry.agents.values_list("pk", flat=True)),
+        now=timezone.now(),
+    )
+
+
 def queue_for_agent(*, agent: Agent, now: datetime) -> list[dict[str, Any]]:
-    """The waiting chats an agent may see: its groups' stages, and chats narrowed to it."""
-    entries = (
+    """The waiting chats an agent may see, in queue order."""
+    entries = list(
         QueueEntry.objects.filter(left_at__isnull=True)
-        .filter(
-            Q(agents=agent)
-            | Q(group__in=agent.groups.all())
-            | Q(group__isnull=True, stage__groups__agents=agent) & ~Q(agents__isnull=False)
-        )
+        .filter(visible_entries_q(agent))
         .select_related("chat", "stage", "tier", "group")
         .distinct()
         .order_by(*selectors.QUEUE_ORDER)
     )
-    entries_list = list(entries)
-    chat_ids = [entry.chat_id for entry in entries_list]
+    chat_ids = [entry.chat_id for entry in entries]
     paths = selectors.tier_paths(chat_ids=chat_ids)
-    positions = selectors.queue_positions(entries=entries_list)
-    moved = [e.chat_id for e in entries_list if e.reason != QueueEntry.Reason.START]
+    positions = selectors.queue_positions(entries=entries)
+    moved = [e.chat_id for e in entries if e.reason != QueueEntry.Reason.START]
     handovers = latest_handovers(chat_ids=moved)
+    narrowed: dict[int, list[int]] = {}
+    for entry_id, agent_id in QueueEntry.agents.through.objects.filter(
+        queueentry_id__in=[e.pk for e in entries]
+    ).values_list("queueentry_id", "agent_id"):
+        narrowed.setdefault(entry_id, []).append(agent_id)
     return [
-        {
-            "chat": entry.chat_id,
-            "visitor": entry.chat.visitor_name,
-            "topic": entry.chat.topic,
-            "stage": entry.stage.name,
-            "stage_id": entry.stage_id,
-            "tier": entry.tier.name,
-            "team": selectors.team_name(entry),
-            "waiting_since": entry.waiting_since.isoformat(),
-            "waited_seconds": int((now - entry.waiting_since).total_seconds()),
-            "tier_path": paths[entry.chat_id],
+        queue_item(
+            entry,
             # An entry that left between the two reads is placed on its own.
-            "position": positions.get(entry.pk) or selectors.queue_position(entry=entry),
-            "reason": entry.reason,
-            "handover": handovers.get(entry.chat_id),
-        }
-        for entry in entries_list
+            position=positions.get(entry.pk) or selectors.queue_position(entry=entry),
+            path=paths[entry.chat_id],
+            handover=handovers.get(entry.chat_id),
+            agent_ids=narrowed.get(entry.pk, []),
+            now=now,
+        )
+        for entry in entries
     ]
 
 
@@ -102,7 +171,7 @@ def open_chats_for_agent(*, agent: Agent) -> list[dict[str, Any]]:
 
 def queue_position_payload(
     *, entry: QueueEntry, position: int, estimate: WaitRange | None
-) -> dict[str, Any]:
+) -> QueuePosition:
     values = {
         "visitor": entry.chat.visitor_name,
         "team": selectors.team_name(entry),
@@ -117,57 +186,50 @@ def queue_position_payload(
         text = selectors.render_template(
             event=event, stage=entry.stage, wait=estimate.as_text(), **values
         )
-    return {
-        "type": "queue.position",
-        "chat": entry.chat_id,
-        "position": position,
-        "estimate": (
+    return QueuePosition(
+        chat=entry.chat_id,
+        position=position,
+        estimate=(
             {"low_seconds": estimate.low_seconds, "high_seconds": estimate.high_seconds}
             if estimate
             else None
         ),
-        "text": text,
-    }
+        text=text,
+    )
 
 
-def visitor_state(*, chat: ChatSession) -> dict[str, Any]:
+def visitor_state(*, chat: ChatSession) -> VisitorHello:
     """What the visitor's page shows on (re)connecting, besides the transcript."""
-    state: dict[str, Any] = {
-        "type": "hello",
-        "chat": chat.pk,
-        "status": chat.status,
-        "visitor": chat.visitor_name,
-        "topic": chat.topic,
-        "last_seq": chat.last_public_seq,
-        "queue": None,
-        "agent": None,
-    }
     route = (
         ChatRoute.objects.select_related("agent", "entry__stage", "entry__tier")
         .filter(chat=chat)
         .first()
     )
-    if route is None:
-        return state
-    if route.agent is not None:
-        state["agent"] = route.agent.display_name
-    if chat.status == ChatSession.Status.QUEUED and route.entry is not None:
+    queue = None
+    if route is not None and chat.status == ChatSession.Status.QUEUED and route.entry is not None:
         entry = route.entry
         position = selectors.queue_position(entry=entry)
         estimate = selectors.wait_estimate(entry=entry, position=position, now=timezone.now())
-        state["queue"] = queue_position_payload(entry=entry, position=position, estimate=estimate)
-    return state
+        queue = queue_position_payload(entry=entry, position=position, estimate=estimate).to_dict()
+    return VisitorHello(
+        chat=chat.pk,
+        status=chat.status,
+        visitor=chat.visitor_name,
+        topic=chat.topic,
+        last_seq=chat.last_public_seq,
+        queue=queue,
+        agent=route.agent.display_name if route is not None and route.agent else None,
+    )
 
 
-def console_state(*, agent: Agent) -> dict[str, Any]:
+def console_state(*, agent: Agent) -> ConsoleHello:
     now = timezone.now()
-    return {
-        "type": "hello",
-        "agent": {"id": agent.pk, "name": agent.display_name, "presence": agent.presence},
-        "queue": queue_for_agent(agent=agent, now=now),
-        "chats": open_chats_for_agent(agent=agent),
-        "offers": pending_offers_for(agent=agent, now=now),
-    }
+    return ConsoleHello(
+        agent={"id": agent.pk, "name": agent.display_name, "presence": agent.presence},
+        queue=queue_for_agent(agent=agent, now=now),
+        chats=open_chats_for_agent(agent=agent),
+        offers=pending_offers_for(agent=agent, now=now),
+    )
 
 
 def offer_payload(
@@ -176,7 +238,7 @@ def offer_payload(
     now: datetime,
     path: list[str] | None = None,
     handovers: dict[int, dict[str, Any]] | None = None,
-) -> dict[str, Any]:
+) -> OfferMade:
     """An offer as the agent's console shows it: who, about what, where it has been, the
     hand-over note, how long it has waited, and until when it may be accepted. `path` and
     `handovers` (chat id -> hand-over) may be passed in when they were read for many offers."""
@@ -189,27 +251,26 @@ def offer_payload(
         )
     if path is None:
         path = selectors.tier_path(chat_id=chat.pk)
-    return {
-        "type": "offer",
-        "offer": offer.pk,
-        "chat": chat.pk,
-        "policy": offer.policy,
-        "visitor": chat.visitor_name,
-        "topic": chat.topic,
-        "stage": entry.stage.name,
-        "tier": entry.tier.name,
-        "team": selectors.team_name(entry),
-        "tier_path": path,
-        "note": handover["note"] if handover else "",
-        "handover": handover,
-        "waiting_since": entry.waiting_since.isoformat(),
-        "waited_seconds": int((now - entry.waiting_since).total_seconds()),
-        "offered_at": offer.offered_at.isoformat(),
-        "deadline": offer.deadline.isoformat() if offer.deadline else None,
-        "accept_seconds": (
+    return OfferMade(
+        offer=offer.pk,
+        chat=chat.pk,
+        policy=offer.policy,
+        visitor=chat.visitor_name,
+        topic=chat.topic,
+        stage=entry.stage.name,
+        tier=entry.tier.name,
+        team=selectors.team_name(entry),
+        tier_path=path,
+        note=handover["note"] if handover else "",
+        handover=handover,
+        waiting_since=entry.waiting_since.isoformat(),
+        waited_seconds=int((now - entry.waiting_since).total_seconds()),
+        offered_at=offer.offered_at.isoformat(),
+        deadline=offer.deadline.isoformat() if offer.deadline else None,
+        accept_seconds=(
             max(0, round((offer.deadline - now).total_seconds(), 1)) if offer.deadline else None
         ),
-    }
+    )
 
 
 def pending_offers_for(*, agent: Agent, now: datetime) -> list[dict[str, Any]]:
@@ -225,36 +286,34 @@ def pending_offers_for(*, agent: Agent, now: datetime) -> list[dict[str, Any]]:
     )
     return [
         offer_payload(
-            offer=offer,
-            now=now,
-            path=paths[offer.chat_id],
-            handovers=handovers,
-        )
+            offer=offer, now=now, path=paths[offer.chat_id], handovers=handovers
+        ).to_dict()
         for offer in offers_list
     ]
 
 
-def chat_info(*, chat_id: int) -> dict[str, Any]:
-    """The header of a chat in the console: visitor details, where it has been, its state."""
+def chat_info(*, chat_id: int, agent: Agent) -> ChatInfo:
+    """The header of a chat in the console: visitor details, where it has been, its state, and
+    whether `agent` holds it."""
     chat = ChatSession.objects.get(pk=chat_id)
     route = ChatRoute.objects.select_related("agent", "stage").filter(chat=chat).first()
-    return {
-        "type": "chat.info",
-        "chat": chat.pk,
-        "status": chat.status,
-        "visitor": chat.visitor_name,
-        "email": chat.visitor_email,
-        "topic": chat.topic,
-        "context": chat.visitor_context,
-        "created_at": chat.created_at.isoformat(),
-        "stage": route.stage.name if route else None,
-        "agent": route.agent.display_name if route and route.agent else None,
-        "agent_id": route.agent_id if route else None,
-        "tier_path": selectors.tier_path(chat_id=chat.pk),
-        "last_seq": chat.last_seq,
-        "handover": latest_handover(chat_id=chat.pk),
-        "flow": flow_summary(chat_id=chat.pk),
-    }
+    return ChatInfo(
+        chat=chat.pk,
+        status=chat.status,
+        visitor=chat.visitor_name,
+        email=chat.visitor_email,
+        topic=chat.topic,
+        context=chat.visitor_context,
+        created_at=chat.created_at.isoformat(),
+        stage=route.stage.name if route else None,
+        agent=route.agent.display_name if route and route.agent else None,
+        agent_id=route.agent_id if route else None,
+        tier_path=selectors.tier_path(chat_id=chat.pk),
+        last_seq=chat.last_seq,
+        handover=latest_handover(chat_id=chat.pk),
+        flow=flow_summary(chat_id=chat.pk),
+        held=route is not None and route.agent_id == agent.pk and chat.is_open,
+    )
 
 
 def latest_handover(*, chat_id: int) -> dict[str, Any] | None:
@@ -337,14 +396,11 @@ class _Blank(dict[str, Any]):
         return "?"
 
 
-def escalation_options_for(*, agent: Agent, chat_id: int) -> dict[str, Any]:
+def escalation_options_for(*, agent: Agent, chat_id: int) -> EscalationOptions:
     """What the Escalate dialog lists for a chat the agent holds."""
     route = ChatRoute.objects.select_related("stage").filter(chat_id=chat_id, agent=agent).first()
     if route is None:
         raise NotYourChat()
     reasons = list(EscalationReason.objects.filter(is_active=True).values_list("label", flat=True))
-    return {
-        "chat": chat_id,
-        "options": selectors.escalation_choices(stage=route.stage),
-        "reasons": reasons,
-    }
+    options = selectors.escalation_choices(stage=route.stage)
+    return EscalationOptions(chat=chat_id, options=options, reasons=reasons)

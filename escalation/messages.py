@@ -28,6 +28,7 @@ DEFAULT_TEXTS: Final[dict[str, str]] = {
     "missed": "Sorry, nobody could take your chat. The chat has ended.",
     "still_searching": "Still looking for an agent: you are number {position} in line, {wait}.",
     "dropped": "You left the queue. {team} will get back to you.",
+    "visitor_left": "{visitor} left the chat.",
 }
 
 PLACEHOLDER_HELP: Final[dict[str, str]] = {
@@ -56,6 +57,7 @@ ALLOWED_PLACEHOLDERS: Final[dict[str, frozenset[str]]] = {
     "missed": frozenset({"visitor", "team", "tier"}),
     "still_searching": frozenset({"visitor", "team", "tier", "position", "wait"}),
     "dropped": frozenset({"visitor", "team", "tier"}),
+    "visitor_left": frozenset({"visitor", "agent"}),
 }
 
 

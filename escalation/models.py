@@ -363,6 +363,7 @@ class MessageTemplate(models.Model):
         MISSED = "missed", "Chat ended, nobody available"
         STILL_SEARCHING = "still_searching", "Still searching for an agent"
         DROPPED = "dropped", "Visitor left the queue, moved to the drop stage"
+        VISITOR_LEFT = "visitor_left", "Visitor left the chat (shown to the agent)"
 
     event = models.CharField(max_length=30, choices=Event.choices)
     pipeline = models.ForeignKey(

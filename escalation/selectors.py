@@ -2,8 +2,10 @@
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from importlib import import_module
 
 from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 from django.db.models import (
@@ -20,6 +22,7 @@ from django.db.models import (
     Window,
 )
 from django.db.models.functions import Coalesce, RowNumber
+from django.utils.crypto import constant_time_compare
 
 from chat.models import ChatSession, FlowEvent
 from escalation.estimates import WaitRange, estimate_wait
@@ -435,6 +438,15 @@ def queued_chats_seen_before(*, seen_before: datetime, limit: int) -> list[int]:
     )
 
 
+def active_chats_seen_before(*, seen_before: datetime, limit: int) -> list[int]:
+    """Chats an agent holds whose visitor's page has not been seen since `seen_before`."""
+    return list(
+        ChatSession.objects.filter(
+            status=ChatSession.Status.ACTIVE, visitor_seen_at__lt=seen_before
+        ).values_list("pk", flat=True)[:limit]
+    )
+
+
 def agents_gone_since(*, seen_before: datetime, limit: int) -> list[int]:
     """Agents whose console was last seen before `seen_before` and who are not offline or still
     hold chats."""
@@ -458,3 +470,42 @@ def chats_visible_to(*, agent: Agent) -> QuerySet[ChatSession]:
         Q(pk__in=Assignment.objects.filter(agent=agent).values("chat_id"))
         | Q(pk__in=waiting_for_me.values("chat_id"))
     )
+
+
+def agent_membership(*, agent: Agent) -> tuple[set[int], set[int]]:
+    """The agent's groups and the stages they serve (a console filters queue deltas by them)."""
+    group_ids = set(agent.groups.values_list("pk", flat=True))
+    return group_ids, set(stages_served_by(agent).values_list("pk", flat=True))
+
+
+def console_session_valid(*, agent_id: int, session_key: str) -> bool:
+    """Whether the console socket opened with `session_key` may still act for the agent: its
+    user is active, still has the console role, and the session still logs that user in (not
+    logged out, expired, or from before a password change)."""
+    agent = Agent.objects.select_related("user").filter(pk=agent_id).first()
+    if agent is None or not session_key:
+        return False
+    user = agent.user
+    if not user.is_active or not user.has_perm("escalation.use_console"):
+        return False
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    if str(session.get(SESSION_KEY)) != str(user.pk):
+        return False
+    session_hash = session.get(HASH_SESSION_KEY)
+    return bool(session_hash) and constant_time_compare(session_hash, user.get_session_auth_hash())
+
+
+def chat_last_seq(*, chat_id: int) -> int:
+    last = ChatSession.objects.filter(pk=chat_id).values_list("last_seq", flat=True).first()
+    return last or 0
+
+
+def last_end_reason(*, agent: Agent, chat_id: int) -> str:
+    """Why the agent's last turn with the chat ended ("" if it never held it)."""
+    reason = (
+        Assignment.objects.filter(agent=agent, chat_id=chat_id, ended_at__isnull=False)
+        .order_by("-ended_at", "-pk")
+        .values_list("end_reason", flat=True)
+        .first()
+    )
+    return reason or ""

@@ -289,6 +289,12 @@ WS_FRAME_BURST: int = env_positive_int("WS_FRAME_BURST", 30)
 WS_MAX_CONNECTIONS_PER_ADDRESS: int = env_positive_int("WS_MAX_CONNECTIONS_PER_ADDRESS", 100)
 VISITOR_TOKEN_MAX_AGE_SECONDS: int = env_positive_int("VISITOR_TOKEN_MAX_AGE_SECONDS", 86400)
 REPLAY_PAGE_SIZE = 200
+# A chat's event that arrives before an earlier one waits this long for it, then the socket reads
+# the missing messages from the database (events of one chat can take different paths).
+# A console socket checks that its agent may still use it (active, still an agent, session still
+# logged in) this often, and on actions at most once a second; if not, it closes with 4403.
+AGENT_RECHECK_SECONDS: float = env.float("AGENT_RECHECK_SECONDS", default=3.0)
+GAP_REPAIR_SECONDS: float = env.float("GAP_REPAIR_SECONDS", default=0.25)
 # Websocket messages from many sockets are stored in one transaction per batch (the coalescing
 # writer, chat/realtime/writer.py).
 REALTIME_BATCH_WRITES: bool = env.bool("REALTIME_BATCH_WRITES", default=True)

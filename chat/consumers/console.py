@@ -1,14 +1,23 @@
-"""/ws/console/: an agent's queues, chats and presence, over the Django session."""
+"""/ws/console/: an agent's queues, chats and presence, over the Django session.
+
+The socket follows the chats the agent holds (from connect, a take, an accepted offer or an
+assignment) and those it opens from its queues (previews), each through a `ChatStream`. Queue
+changes arrive as deltas computed once by the service that made them; the socket passes on those
+the agent may see. Who is on the socket is checked again on every action and every few seconds:
+an agent who was disabled, lost the console role or logged out is closed with 4403.
+"""
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.utils import timezone
 
 from chat.consumers.protocol import (
+    CLOSE_FORBIDDEN,
     FrameError,
     ProtocolConsumer,
     _since,
@@ -16,14 +25,31 @@ from chat.consumers.protocol import (
     store_post,
     validate_frame,
 )
-from chat.events import PROTOCOL_VERSION, agent_group, chat_agents_group, stage_queue_group
-from chat.models import Message
+from chat.events import (
+    Ack,
+    ChatRemoved,
+    CommandResult,
+    Escalated,
+    Pong,
+    QueueLists,
+    Taken,
+    Typing,
+    agent_group,
+    chat_agents_group,
+    chat_visitor_group,
+    publish_now,
+    stage_queue_group,
+)
 from escalation import frames, selectors, services
 from escalation.commands import COMMANDS_HELP, Command, parse_command
 from escalation.exceptions import UnknownCommand
 from escalation.models import Agent, Escalation
 
 logger = logging.getLogger(__name__)
+
+# A typing frame is relayed at most this often per chat while its state does not change.
+TYPING_EVERY_SECONDS = 1.0
+OPEN_STATUSES = {"queued", "active"}
 
 
 class ConsoleConsumer(ProtocolConsumer):
@@ -43,31 +69,45 @@ class ConsoleConsumer(ProtocolConsumer):
         "offer.accept": "on_offer_accept",
         "offer.decline": "on_offer_decline",
         "ping": "on_ping",
+        "typing": "on_typing",
     }
     agent: Agent
 
     async def connect(self) -> None:
         self.groups_joined: set[str] = set()
+        self.held: set[int] = set()
         self.previewing: set[int] = set()
+        self.typing_sent: dict[int, tuple[bool, float]] = {}
+        user = self.scope.get("user")
         try:
-            self.agent = await database_sync_to_async(selectors.get_agent_for_user)(
-                self.scope["user"]
-            )
+            self.agent = await database_sync_to_async(selectors.get_agent_for_user)(user)
         except PermissionDenied:
             await self.refuse()
             return
+        session = self.scope.get("session")
+        self.session_key = getattr(session, "session_key", None) or ""
+        self.checked_at = time.monotonic()
+        await self.load_membership()
         await self.join(agent_group(self.agent.pk))
-        for stage_id in await database_sync_to_async(selectors.served_stage_ids)(agent=self.agent):
+        for stage_id in self.stage_ids:
             await self.join(stage_queue_group(stage_id))
-        chat_ids = await database_sync_to_async(selectors.open_assignment_chat_ids)(
-            agent=self.agent
-        )
-        for chat_id in chat_ids:
+        held = await database_sync_to_async(selectors.open_assignment_chat_ids)(agent=self.agent)
+        for chat_id in held:
+            self.held.add(chat_id)
+            self.follow(chat_id, None)
             await self.join(chat_agents_group(chat_id))
         await self.accept()
         await database_sync_to_async(services.mark_console_seen)(agent_id=self.agent.pk)
-        state = await database_sync_to_async(frames.console_state)(agent=self.agent)
-        await self.send_json({**state, "v": PROTOCOL_VERSION})
+        hello = await database_sync_to_async(frames.console_state)(agent=self.agent)
+        for row in hello.chats:  # read after joining: delivery goes on from there
+            await self.deliver(row["chat"], self.follow(row["chat"], None).start(row["last_seq"]))
+        await self.send_frame(hello)
+        self.watchman = asyncio.get_running_loop().create_task(self.keep_checking())
+
+    async def load_membership(self) -> None:
+        self.group_ids, self.stage_ids = await database_sync_to_async(selectors.agent_membership)(
+            agent=self.agent
+        )
 
     async def join(self, group: str) -> None:
         if group not in self.groups_joined:
@@ -80,6 +120,9 @@ class ConsoleConsumer(ProtocolConsumer):
             self.groups_joined.discard(group)
 
     async def disconnect(self, code: int) -> None:
+        watchman = getattr(self, "watchman", None)
+        if watchman is not None:
+            watchman.cancel()
         for group in list(getattr(self, "groups_joined", ())):
             await self.leave(group)
         if hasattr(self, "agent"):
@@ -88,62 +131,119 @@ class ConsoleConsumer(ProtocolConsumer):
             # that a reload or a dropped connection that comes back changes nothing.
             await database_sync_to_async(services.mark_console_seen)(agent_id=self.agent.pk)
 
+    # --- Who is on the socket ----------------------------------------------------------------
+    async def still_allowed(self) -> bool:
+        self.checked_at = time.monotonic()
+        return bool(
+            await database_sync_to_async(selectors.console_session_valid)(
+                agent_id=self.agent.pk, session_key=self.session_key
+            )
+        )
+
+    async def keep_checking(self) -> None:
+        """Every AGENT_RECHECK_SECONDS: close the socket of an agent who may no longer use it."""
+        while True:
+            await asyncio.sleep(settings.AGENT_RECHECK_SECONDS)
+            try:
+                allowed = await self.still_allowed()
+            except Exception:  # the database is away: the next tick tries again
+                logger.warning("console re-check failed", exc_info=True)
+                continue
+            if not allowed:
+                await self.close(code=CLOSE_FORBIDDEN)
+                return
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        # Every action re-checks who is acting (at most once a second: a burst of frames costs
+        # one query, and a disable takes effect before the next second's actions).
+        if time.monotonic() - self.checked_at >= 1.0 and not await self.still_allowed():
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        await super().receive(text_data=text_data, bytes_data=bytes_data)
+
+    # --- Events --------------------------------------------------------------------------------
     async def chat_event(self, event: dict[str, Any]) -> None:
         payload = event["payload"]
         kind = payload.get("type")
-        chat_id = payload.get("chat")
-        if kind in ("message", "chat.status") and (
-            chat_agents_group(chat_id) not in self.groups_joined
-        ):
-            return  # already in the channel when this socket left the chat's group: drop it
-        if kind in ("message", "chat.status") and chat_id in self.previewing:
-            # Watching a chat this agent does not hold (it waited in its queue): stop as soon as
-            # the agent may no longer see it, e.g. another agent took it.
-            allowed = await database_sync_to_async(selectors.agent_may_view_chat)(
-                agent=self.agent, chat_id=chat_id
-            )
-            if not allowed:
-                self.previewing.discard(chat_id)
-                await self.leave(chat_agents_group(chat_id))
-                await self.send_json(
-                    {
-                        "type": "chat.removed",
-                        "v": PROTOCOL_VERSION,
-                        "chat": chat_id,
-                        "reason": "no_longer_visible",
-                    }
-                )
-                return
-        if kind == "chat.assigned":
-            self.previewing.discard(payload["chat"])
-            await self.join(chat_agents_group(payload["chat"]))
-        elif kind == "chat.removed":
-            await self.leave(chat_agents_group(payload["chat"]))
-        elif kind == "queue.changed":
-            await self.refresh_queue_soon()
-            return
-        await self.send_json(payload)
+        if kind == "queue.item.added":
+            if frames.may_see_item(
+                payload["item"],
+                agent_id=self.agent.pk,
+                group_ids=self.group_ids,
+                stage_ids=self.stage_ids,
+            ):
+                await self.send_json(payload)
+        elif kind == "queue.item.removed":
+            await self.send_json(payload)
+            if payload["chat"] in self.previewing:
+                await self.stop_preview(payload["chat"])
+        elif kind == "chat.assigned":
+            await self.hold(payload["chat"])
+            await self.send_json(payload)
+        elif kind == "typing":
+            if payload["chat"] in self.streams:
+                await self.send_json(payload)
+        else:
+            await super().chat_event(event)
 
+    async def unfollowed(self, payload: dict[str, Any]) -> None:
+        if payload["type"] == "chat.removed":
+            await self.send_json(payload)  # a chat this socket never opened: still not held
+
+    async def deliver(self, chat_id: int, frames_out: list[dict[str, Any]]) -> None:
+        for frame in frames_out:
+            await self.send_json(frame)
+            kind = frame["type"]
+            if kind == "chat.removed" or (
+                kind == "chat.status"
+                and frame["status"] not in OPEN_STATUSES
+                and chat_id not in self.held  # a preview of a chat that ended: nothing follows
+            ):
+                await self.release(chat_id)
+
+    async def hold(self, chat_id: int) -> None:
+        """The chat is now this agent's: follow its stream from the chat's current end."""
+        self.held.add(chat_id)
+        self.previewing.discard(chat_id)
+        stream = self.follow(chat_id, None)
+        await self.join(chat_agents_group(chat_id))
+        if stream.last is None:
+            last = await database_sync_to_async(selectors.chat_last_seq)(chat_id=chat_id)
+            await self.deliver(chat_id, stream.start(last))
+
+    async def release(self, chat_id: int) -> None:
+        self.held.discard(chat_id)
+        self.previewing.discard(chat_id)
+        self.unfollow(chat_id)
+        await self.leave(chat_agents_group(chat_id))
+
+    async def stop_preview(self, chat_id: int) -> None:
+        """A chat opened from the queue left it (taken, moved, ended): the agent may no longer
+        watch it."""
+        stream = self.streams.get(chat_id)
+        last = stream.last if stream is not None and stream.last is not None else 0
+        await self.release(chat_id)
+        await self.send_frame(ChatRemoved(chat=chat_id, seq=last, reason="no_longer_visible"))
+
+    # --- Actions -------------------------------------------------------------------------------
     async def _may_view(self, chat_id: int) -> None:
         allowed = await database_sync_to_async(selectors.agent_may_view_chat)(
             agent=self.agent, chat_id=chat_id
         )
         if not allowed:
-            raise FrameError("forbidden", "You cannot open this chat.")
+            raise FrameError("not_found", "There is no such chat.")
 
     async def on_subscribe(self, content: dict[str, Any]) -> None:
         values = validate_frame(content, {"chat": (int, True), "since": (int, False)})
         chat_id = values["chat"]
         await self._may_view(chat_id)
-        held = await database_sync_to_async(selectors.open_assignment_chat_ids)(agent=self.agent)
-        if chat_id not in held:
+        if chat_id not in self.held:
             self.previewing.add(chat_id)
+        self.follow(chat_id, None)
         await self.join(chat_agents_group(chat_id))
-        info = await database_sync_to_async(frames.chat_info)(chat_id=chat_id)
-        await self.send_json({**info, "v": PROTOCOL_VERSION})
-        await self.send_replay(
-            chat_id=chat_id, since=_since(values.get("since", 0)), for_visitor=False
-        )
+        info = await database_sync_to_async(frames.chat_info)(chat_id=chat_id, agent=self.agent)
+        await self.send_frame(info)
+        await self.send_replay(chat_id=chat_id, since=_since(values.get("since", 0)))
 
     async def on_message(self, content: dict[str, Any]) -> None:
         values = validate_frame(
@@ -159,7 +259,7 @@ class ConsoleConsumer(ProtocolConsumer):
         if command is not None:
             await self.run_command(values["chat"], command, values.get("client_id"))
             return
-        message: Message = await store_post(
+        message = await store_post(
             services.Post(
                 chat_id=values["chat"],
                 text=values["text"],
@@ -168,38 +268,23 @@ class ConsoleConsumer(ProtocolConsumer):
                 internal=values.get("internal", False),
             )
         )
-        await self.send_json(
-            {
-                "type": "ack",
-                "v": PROTOCOL_VERSION,
-                "chat": message.chat_id,
-                "client_id": message.client_id,
-                "seq": message.seq,
-            }
+        await self.send_frame(
+            Ack(chat=message.chat_id, client_id=message.client_id, seq=message.seq)
         )
 
     async def on_take(self, content: dict[str, Any]) -> None:
         values = validate_frame(content, {"chat": (int, True)})
         await database_sync_to_async(services.take_chat)(chat_id=values["chat"], agent=self.agent)
-        self.previewing.discard(values["chat"])
-        await self.join(chat_agents_group(values["chat"]))
-        await self.send_json({"type": "taken", "v": PROTOCOL_VERSION, "chat": values["chat"]})
+        await self.hold(values["chat"])
+        await self.send_frame(Taken(chat=values["chat"]))
 
     async def on_offer_accept(self, content: dict[str, Any]) -> None:
         values = validate_frame(content, {"offer": (int, True)})
         assignment = await database_sync_to_async(services.accept_offer)(
             offer_id=values["offer"], agent=self.agent
         )
-        self.previewing.discard(assignment.chat_id)
-        await self.join(chat_agents_group(assignment.chat_id))
-        await self.send_json(
-            {
-                "type": "taken",
-                "v": PROTOCOL_VERSION,
-                "chat": assignment.chat_id,
-                "offer": values["offer"],
-            }
-        )
+        await self.hold(assignment.chat_id)
+        await self.send_frame(Taken(chat=assignment.chat_id, offer=values["offer"]))
 
     async def on_offer_decline(self, content: dict[str, Any]) -> None:
         values = validate_frame(content, {"offer": (int, True)})
@@ -229,31 +314,31 @@ class ConsoleConsumer(ProtocolConsumer):
 
     async def on_queue(self, content: dict[str, Any]) -> None:
         state = await off_loop(frames.console_state)(agent=self.agent)
-        await self.send_json(
-            {
-                "type": "queue",
-                "v": PROTOCOL_VERSION,
-                "items": state["queue"],
-                "chats": state["chats"],
-                "offers": state["offers"],
-            }
-        )
+        await self.send_frame(QueueLists(items=state.queue, chats=state.chats, offers=state.offers))
 
     async def on_ping(self, content: dict[str, Any]) -> None:
         await database_sync_to_async(services.mark_console_seen)(agent_id=self.agent.pk)
-        await self.send_json({"type": "pong", "v": PROTOCOL_VERSION})
+        await self.send_frame(Pong())
+
+    async def on_typing(self, content: dict[str, Any]) -> None:
+        """The agent is typing to the visitor (or stopped): never stored, and the page sends it
+        only for replies, never for internal notes. Only for a chat the agent holds."""
+        values = validate_frame(content, {"chat": (int, True), "active": (bool, True)})
+        chat_id, active, now = values["chat"], values["active"], time.monotonic()
+        if chat_id not in self.held:
+            raise FrameError("not_your_chat", "You do not hold this chat.")
+        last_active, last_at = self.typing_sent.get(chat_id, (False, 0.0))
+        if active == last_active and now - last_at < TYPING_EVERY_SECONDS:
+            return  # the same news again, too soon: dropped on purpose (documented)
+        self.typing_sent[chat_id] = (active, now)
+        event = Typing(chat=chat_id, who="agent", name=self.agent.display_name, active=active)
+        await publish_now(chat_visitor_group(chat_id), event)
 
     async def run_command(self, chat_id: int, command: Command, client_id: str | None) -> None:
         """Slash commands: answered on this socket only, never stored in the transcript."""
         if command.name == "help":
-            await self.send_json(
-                {
-                    "type": "command.result",
-                    "v": PROTOCOL_VERSION,
-                    "chat": chat_id,
-                    "client_id": client_id,
-                    "text": COMMANDS_HELP,
-                }
+            await self.send_frame(
+                CommandResult(chat=chat_id, client_id=client_id, text=COMMANDS_HELP)
             )
             return
         if command.name != "escalate":
@@ -279,16 +364,15 @@ class ConsoleConsumer(ProtocolConsumer):
             reason=reason,
             requested_by=via,
         )
-        await self.leave(chat_agents_group(chat_id))
-        await self.send_json(
-            {
-                "type": "escalated",
-                "v": PROTOCOL_VERSION,
-                "chat": chat_id,
-                "client_id": client_id,
-                "to": escalation.target_label,
-                "text": f"Handed over to {escalation.target_label}. The visitor has been told.",
-            }
+        # The chat's stream stays open until its `chat.removed` arrives, numbered after the
+        # transfer notice: the console shows the hand-over as the visitor saw it, then lets go.
+        await self.send_frame(
+            Escalated(
+                chat=chat_id,
+                client_id=client_id,
+                to=escalation.target_label,
+                text=f"Handed over to {escalation.target_label}. The visitor has been told.",
+            )
         )
 
     async def on_escalate(self, content: dict[str, Any]) -> None:
@@ -314,49 +398,28 @@ class ConsoleConsumer(ProtocolConsumer):
         options = await database_sync_to_async(frames.escalation_options_for)(
             agent=self.agent, chat_id=values["chat"]
         )
-        await self.send_json({"type": "escalation.options", "v": PROTOCOL_VERSION, **options})
+        await self.send_frame(options)
 
     async def resync(self) -> None:
-        """After lost events: the groups of the chats this agent holds, each chat's messages
-        after the last one sent, and fresh queue and chat lists."""
+        """After lost events: the groups again, each followed chat's messages after the last one
+        delivered, the end of chats the agent lost meanwhile, and fresh lists."""
+        await self.load_membership()
         await self.join(agent_group(self.agent.pk))
-        for stage_id in await database_sync_to_async(selectors.served_stage_ids)(agent=self.agent):
+        for stage_id in self.stage_ids:
             await self.join(stage_queue_group(stage_id))
         held = set(
             await database_sync_to_async(selectors.open_assignment_chat_ids)(agent=self.agent)
         )
-        for chat_id in held:
-            await self.join(chat_agents_group(chat_id))
-        sent = self.__dict__.get("last_sent_seq", {})
-        for group in sorted(self.groups_joined):
-            if not group.startswith("chat."):
-                continue
-            chat_id = int(group.split(".")[1])
-            if chat_id not in held and chat_id not in self.previewing:
-                await self.leave(group)
-                continue
-            await self.send_replay(chat_id=chat_id, since=sent.get(chat_id, 0), for_visitor=False)
+        for chat_id in held - self.held:
+            await self.hold(chat_id)
+        for chat_id in sorted(self.streams):
+            stream = self.streams[chat_id]
+            await self.send_replay(chat_id=chat_id, since=stream.last or 0)
+            if chat_id in self.held and chat_id not in held:
+                reason = await database_sync_to_async(selectors.last_end_reason)(
+                    agent=self.agent, chat_id=chat_id
+                )
+                last = stream.last or 0
+                await self.release(chat_id)
+                await self.send_frame(ChatRemoved(chat=chat_id, seq=last, reason=reason))
         await self.on_queue({})
-
-    async def push_queue(self) -> None:
-        """The queue list alone (a `queue` frame without `chats` and `offers`): what a queue change
-        changes. The agent's own chats and offers have their own events, after which the page asks
-        for full lists; reading only the queue halves the work a queue change costs per console."""
-        items = await off_loop(frames.queue_for_agent)(agent=self.agent, now=timezone.now())
-        await self.send_json({"type": "queue", "v": PROTOCOL_VERSION, "items": items})
-
-    async def refresh_queue_soon(self) -> None:
-        """Send a fresh queue for a `queue.changed`, without holding up this socket's other events;
-        changes that arrive while a refresh runs are covered by one more refresh after it."""
-        self.queue_dirty = True
-        task = getattr(self, "queue_refresh", None)
-        if task is None or task.done():
-            self.queue_refresh = asyncio.ensure_future(self._refresh_queue())
-
-    async def _refresh_queue(self) -> None:
-        try:
-            while getattr(self, "queue_dirty", False):
-                self.queue_dirty = False
-                await self.push_queue()
-        except Exception:  # the socket closed meanwhile: its next connect sends fresh lists
-            logger.debug("queue refresh after close", exc_info=True)

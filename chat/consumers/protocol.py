@@ -4,6 +4,7 @@ frames, replay from the database by sequence number, and the path posts take to 
 The protocol (frame types, error codes, close codes) is in docs/protocol.md.
 """
 
+import asyncio
 import json
 import logging
 import time
@@ -20,7 +21,8 @@ from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, connection
 
 from chat import selectors as chat_selectors
-from chat.events import PROTOCOL_VERSION, message_payload
+from chat.consumers.streams import SEQUENCED, ChatStream
+from chat.events import Error, Frame, ReplayDone, message_payload
 from chat.exceptions import ChatError
 from chat.models import Message
 from chat.realtime.writer import writer_for
@@ -100,14 +102,18 @@ Handler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class ProtocolConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
-    """JSON frames with a `type`; every bad frame gets an error frame, never a crash."""
+    """JSON frames with a `type`; every bad frame gets an error frame, never a crash. Each chat
+    the socket follows has a `ChatStream`: its events leave in sequence order, exactly once."""
 
     handlers: dict[str, str] = {}
     max_rejections = 50
+    for_visitor = False  # which of a chat's streams this socket follows (visitor or agents')
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         self.bucket = TokenBucket(rate=settings.WS_FRAMES_PER_SECOND, burst=settings.WS_FRAME_BURST)
         self.rejections = 0
+        self.streams: dict[int, ChatStream] = {}
+        self.repairs: dict[int, asyncio.TimerHandle] = {}
         await super().websocket_connect(message)
 
     async def refuse(self, code: int = CLOSE_FORBIDDEN) -> None:
@@ -115,16 +121,13 @@ class ProtocolConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         await self.accept()
         await self.close(code=code)
 
+    async def send_frame(self, frame: Frame) -> None:
+        await self.send_json(frame.to_dict())
+
     async def error(self, code: str, message: str, ref: Any = None) -> None:
-        frame: dict[str, Any] = {
-            "type": "error",
-            "v": PROTOCOL_VERSION,
-            "code": code,
-            "message": message,
-        }
-        if isinstance(ref, str | int) and not isinstance(ref, bool):
-            frame["ref"] = ref
-        await self.send_json(frame)
+        if not isinstance(ref, str | int) or isinstance(ref, bool):
+            ref = None
+        await self.send_frame(Error(code=code, message=message, ref=ref))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if not self.bucket.take():
@@ -177,17 +180,96 @@ class ProtocolConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             logger.exception("error handling a %s frame", content["type"])
             await self.error("server_error", "That could not be completed; please try again.", ref)
 
+    # --- A chat's stream: in order, exactly once, gaps repaired from the database ------------
     async def chat_event(self, event: dict[str, Any]) -> None:
-        await self.send_json(event["payload"])
+        payload = event["payload"]
+        if payload.get("type") in SEQUENCED:
+            await self.sequenced(payload)
+        else:
+            await self.send_json(payload)
 
-    async def send_replay(self, *, chat_id: int, since: int, for_visitor: bool) -> None:
+    async def sequenced(self, payload: dict[str, Any]) -> None:
+        """A numbered event of a chat: through that chat's stream, if the socket follows it."""
+        chat_id = payload.get("chat")
+        stream = self.streams.get(chat_id) if isinstance(chat_id, int) else None
+        if stream is None or not isinstance(chat_id, int):
+            await self.unfollowed(payload)
+            return
+        await self.deliver(chat_id, stream.push(payload))
+        self.watch_gap(chat_id)
+
+    async def unfollowed(self, payload: dict[str, Any]) -> None:
+        """A numbered event of a chat this socket does not follow (any more)."""
+
+    async def deliver(self, chat_id: int, frames: list[dict[str, Any]]) -> None:
+        for frame in frames:
+            await self.send_json(frame)
+
+    def follow(self, chat_id: int, last: int | None) -> ChatStream:
+        stream = self.streams.get(chat_id)
+        if stream is None:
+            stream = self.streams[chat_id] = ChatStream(last)
+        return stream
+
+    def unfollow(self, chat_id: int) -> None:
+        self.streams.pop(chat_id, None)
+        handle = self.repairs.pop(chat_id, None)
+        if handle is not None:
+            handle.cancel()
+
+    def watch_gap(self, chat_id: int) -> None:
+        """If the chat's stream holds events back, fill the gap from the database unless it
+        closes by itself within GAP_REPAIR_SECONDS."""
+        stream = self.streams.get(chat_id)
+        if stream is None or stream.gap is None or chat_id in self.repairs:
+            return
+        loop = asyncio.get_running_loop()
+        self.repairs[chat_id] = loop.call_later(
+            settings.GAP_REPAIR_SECONDS,
+            lambda: self.repair_tasks.add(loop.create_task(self.repair(chat_id))),
+        )
+
+    @property
+    def repair_tasks(self) -> set[asyncio.Task[None]]:
+        tasks: set[asyncio.Task[None]] = self.__dict__.setdefault("_repair_tasks", set())
+        for task in [t for t in tasks if t.done()]:
+            tasks.discard(task)
+        return tasks
+
+    async def repair(self, chat_id: int) -> None:
+        self.repairs.pop(chat_id, None)
+        stream = self.streams.get(chat_id)
+        if stream is None or stream.gap is None:
+            return
+        after, _ = stream.gap
+        try:
+            messages = await database_sync_to_async(chat_selectors.messages_after)(
+                chat_id=chat_id, after=after, for_visitor=self.for_visitor
+            )
+            frames = [message_payload(m, for_visitor=self.for_visitor) for m in messages]
+            out = [frame for message in frames for frame in stream.push(message)]
+            if stream.gap is not None and stream.gap[0] == after:
+                # The database has nothing to fill it with (cannot happen: messages are stored
+                # before they are published): deliver what is held rather than hold it forever.
+                logger.warning("chat %s: gap after seq %s not in the database", chat_id, after)
+                out += stream.release_all()
+            await self.deliver(chat_id, out)
+            self.watch_gap(chat_id)
+        except Exception:  # the socket closed meanwhile, or the database is away: retry later
+            logger.warning("gap repair for chat %s failed", chat_id, exc_info=True)
+            if chat_id in self.streams:
+                self.watch_gap(chat_id)
+
+    async def send_replay(self, *, chat_id: int, since: int) -> None:
         """Send what the client missed after `since`, one page; `more` says if another follows
-        (the client asks with `resume` from the last seq it got)."""
+        (the client asks with `resume` from the last seq it got). Messages the stream already
+        delivered are sent again (the client asked for them); newer ones go through the stream,
+        so that nothing is sent twice."""
+        for_visitor = self.for_visitor
         messages = await database_sync_to_async(chat_selectors.messages_after)(
             chat_id=chat_id, after=since, for_visitor=for_visitor
         )
-        for message in messages:
-            await self.send_json(message_payload(message, for_visitor=for_visitor))
+        stream = self.follow(chat_id, None)
         last = since
         if messages:
             last_message = messages[-1]
@@ -198,15 +280,19 @@ class ProtocolConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             last = await database_sync_to_async(chat_selectors.last_seq)(
                 chat_id=chat_id, for_visitor=for_visitor, at_most=since
             )
-        await self.send_json(
-            {
-                "type": "replay.done",
-                "v": PROTOCOL_VERSION,
-                "chat": chat_id,
-                "last": last,
-                "more": len(messages) >= settings.REPLAY_PAGE_SIZE,
-            }
-        )
+        frames = [message_payload(m, for_visitor=for_visitor) for m in messages]
+        if stream.last is None:
+            # A stale number past the end starts the stream at the chat's real end.
+            out = stream.start(last if not messages and since else since)
+        else:
+            out = [frame for frame in frames if frame["seq"] <= stream.last]  # asked again
+        for frame in frames:
+            if stream.last is None or frame["seq"] > stream.last:
+                out += stream.push(frame)
+        await self.deliver(chat_id, out)
+        more = len(messages) >= settings.REPLAY_PAGE_SIZE
+        await self.send_frame(ReplayDone(chat=chat_id, last=last, more=more))
+        self.watch_gap(chat_id)
 
     # --- Realtime hot path (chat.realtime.fanout) -------------------------------------------
     @classmethod
@@ -216,27 +302,12 @@ class ProtocolConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         except TypeError:  # a lone surrogate or an int beyond 64 bits echoed back: stdlib
             return json.dumps(content)
 
-    async def send_json(self, content: dict[str, Any], close: bool = False) -> None:
-        if content.get("type") == "message" and isinstance(content.get("seq"), int):
-            sent = self.__dict__.setdefault("last_sent_seq", {})
-            chat = content.get("chat")
-            if content["seq"] > sent.get(chat, 0):
-                sent[chat] = content["seq"]
-        await super().send_json(content, close=close)
-
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch without its per-message `close_old_connections` thread hop (every
-        database call here goes through database_sync_to_async, which does that itself), and
-        without live `message` events this socket already sent (after a resync's replay)."""
+        database call here goes through database_sync_to_async, which does that itself)."""
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        if message["type"] == "chat.event":
-            payload = message["payload"]
-            if payload.get("type") == "message" and isinstance(payload.get("seq"), int):
-                sent = self.__dict__.get("last_sent_seq", {})
-                if payload["seq"] <= sent.get(payload.get("chat"), 0):
-                    return
         await handler(message)
 
     async def layer_overrun(self, event: dict[str, Any]) -> None:
@@ -246,6 +317,11 @@ class ProtocolConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 
     async def resync(self) -> None:
         raise NotImplementedError
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        for chat_id in list(getattr(self, "streams", {})):
+            self.unfollow(chat_id)
+        await super().websocket_disconnect(message)
 
 
 def _query_param(scope: dict[str, Any], name: str) -> str | None:

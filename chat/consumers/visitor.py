@@ -1,5 +1,6 @@
 """/ws/chat/<chat_id>/?token=...&since=N: one visitor's chat."""
 
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -13,19 +14,30 @@ from chat.consumers.protocol import (
     store_post,
     validate_frame,
 )
-from chat.events import PROTOCOL_VERSION, chat_visitor_group
+from chat.events import Ack, Pong, Typing, chat_agents_group, chat_visitor_group, publish_now
 from chat.exceptions import ChatNotFound
 from escalation import frames, services
+
+# A typing frame is relayed at most this often while its state does not change.
+TYPING_EVERY_SECONDS = 1.0
 
 
 class VisitorConsumer(ProtocolConsumer):
     """/ws/chat/<chat_id>/?token=...&since=N: one visitor's chat."""
 
-    handlers = {"message": "on_message", "end": "on_end", "ping": "on_ping", "resume": "on_resume"}
+    handlers = {
+        "message": "on_message",
+        "end": "on_end",
+        "ping": "on_ping",
+        "resume": "on_resume",
+        "typing": "on_typing",
+    }
+    for_visitor = True
 
     async def connect(self) -> None:
         self.chat_id = int(self.scope["url_route"]["kwargs"]["chat_id"])
         self.joined = False
+        self.typing_sent = (False, 0.0)
         token = _query_param(self.scope, "token") or ""
         try:
             chat = await database_sync_to_async(chat_selectors.chat_for_visitor_token)(
@@ -34,15 +46,17 @@ class VisitorConsumer(ProtocolConsumer):
         except ChatNotFound:
             await self.refuse()
             return
-        # Join before reading the snapshot so that no event falls between the two.
+        self.visitor_name = chat.visitor_name
+        # Follow, then join, then read the snapshot: no event falls between the two, and the
+        # stream holds what arrives before the replay says where delivery stands.
+        self.follow(self.chat_id, None)
         await self.channel_layer.group_add(chat_visitor_group(self.chat_id), self.channel_name)
         self.joined = True
         await self.accept()
         await database_sync_to_async(chat_services.mark_visitor_seen)(chat_id=self.chat_id)
-        state = await database_sync_to_async(services.visitor_hello)(chat=chat)
-        await self.send_json({**state, "v": PROTOCOL_VERSION})
+        await self.send_frame(await database_sync_to_async(services.visitor_hello)(chat=chat))
         await self.send_replay(
-            chat_id=self.chat_id, since=_since(_query_param(self.scope, "since")), for_visitor=True
+            chat_id=self.chat_id, since=_since(_query_param(self.scope, "since"))
         )
 
     async def disconnect(self, code: int) -> None:
@@ -59,13 +73,8 @@ class VisitorConsumer(ProtocolConsumer):
                 chat_id=self.chat_id, text=values["text"], client_id=values.get("client_id")
             )
         )
-        await self.send_json(
-            {
-                "type": "ack",
-                "v": PROTOCOL_VERSION,
-                "client_id": message.client_id,
-                "seq": message.public_seq,
-            }
+        await self.send_frame(
+            Ack(chat=self.chat_id, client_id=message.client_id, seq=message.public_seq or 0)
         )
 
     async def on_end(self, content: dict[str, Any]) -> None:
@@ -74,17 +83,26 @@ class VisitorConsumer(ProtocolConsumer):
 
     async def on_ping(self, content: dict[str, Any]) -> None:
         await database_sync_to_async(chat_services.mark_visitor_seen)(chat_id=self.chat_id)
-        await self.send_json({"type": "pong", "v": PROTOCOL_VERSION})
+        await self.send_frame(Pong())
 
     async def on_resume(self, content: dict[str, Any]) -> None:
         values = validate_frame(content, {"since": (int, True)})
-        await self.send_replay(
-            chat_id=self.chat_id, since=_since(values["since"]), for_visitor=True
-        )
+        await self.send_replay(chat_id=self.chat_id, since=_since(values["since"]))
+
+    async def on_typing(self, content: dict[str, Any]) -> None:
+        """The visitor is typing (or stopped): told to the agents, never stored."""
+        values = validate_frame(content, {"active": (bool, True)})
+        active, now = values["active"], time.monotonic()
+        last_active, last_at = self.typing_sent
+        if active == last_active and now - last_at < TYPING_EVERY_SECONDS:
+            return  # the same news again, too soon: dropped on purpose (documented)
+        self.typing_sent = (active, now)
+        event = Typing(chat=self.chat_id, who="visitor", name=self.visitor_name, active=active)
+        await publish_now(chat_agents_group(self.chat_id), event)
 
     async def resync(self) -> None:
         chat = await database_sync_to_async(chat_selectors.chat_for_id)(chat_id=self.chat_id)
-        state = await database_sync_to_async(frames.visitor_state)(chat=chat)
-        await self.send_json({**state, "v": PROTOCOL_VERSION})
-        since = self.__dict__.get("last_sent_seq", {}).get(self.chat_id, 0)
-        await self.send_replay(chat_id=self.chat_id, since=since, for_visitor=True)
+        await self.send_frame(await database_sync_to_async(frames.visitor_state)(chat=chat))
+        stream = self.streams.get(self.chat_id)
+        since = stream.last if stream is not None and stream.last is not None else 0
+        await self.send_replay(chat_id=self.chat_id, since=since)

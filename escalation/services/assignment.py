@@ -5,7 +5,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from chat import services as chat_services
-from chat.events import agent_group, send_event_on_commit
+from chat.events import ChatAssigned, agent_group, send_event_on_commit
 from chat.exceptions import ChatClosed
 from chat.models import ChatSession, FlowEvent
 from escalation import selectors
@@ -74,7 +74,7 @@ def assign(*, chat: ChatSession, route: ChatRoute, entry: QueueEntry, agent: Age
         team=group.name if group else selectors.team_name(entry),
         tier=entry.tier.name,
     )
-    send_event_on_commit(agent_group(agent.pk), {"type": "chat.assigned", "chat": chat.pk})
+    send_event_on_commit(agent_group(agent.pk), ChatAssigned(chat=chat.pk))
     if selectors.agent_load(agent) >= selectors.effective_capacity(agent):
         offering.withdraw_agent_offers(agent=agent, reason="full", except_chat_id=chat.pk)
     return assignment

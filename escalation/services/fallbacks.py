@@ -296,6 +296,7 @@ def _offer_message_form(*, chat: ChatSession, route: ChatRoute, cause: str) -> N
         status=ChatSession.Status.MISSED,
         actor=None,
         data={"by": "fallback", "why": cause, "offer": "leave_message"},
+        by="timeout" if cause == "timeout" else "fallback",
         notice="offline",
         notice_values={"team": route.stage.name, "tier": route.tier.name},
     )
@@ -311,6 +312,7 @@ def _end_missed(*, chat: ChatSession, route: ChatRoute, why: str) -> None:
         status=ChatSession.Status.MISSED,
         actor=None,
         data={"by": "fallback", "why": why},
+        by="timeout" if why == "timeout" else "fallback",
         notice="missed",
         notice_values={"team": route.stage.name, "tier": route.tier.name},
     )

@@ -21,8 +21,10 @@ from escalation.services.route import (
     close_chat,
     end_assignment,
     lock_route,
+    notify_agents,
     notify_visitor,
     require_holder,
+    tell_removed,
 )
 
 
@@ -76,14 +78,16 @@ def end_chat_by_agent(*, chat_id: int, agent: Agent) -> None:
     """The agent resolved the chat."""
     chat, route = lock_route(chat_id=chat_id)
     require_holder(chat=chat, holder_id=route.agent_id, agent=agent)
-    end_assignment(route=route, reason=Assignment.EndReason.RESOLVED)
+    assignment = end_assignment(route=route, reason=Assignment.EndReason.RESOLVED)
     close_chat(
         chat=chat,
         route=route,
         status=ChatSession.Status.ENDED,
         actor=agent.user,
         data={"by": "agent", "agent": agent.display_name, "resolution": "resolved"},
+        by="agent",
     )
+    tell_removed(chat=chat, assignment=assignment)
     dispatch(stage_ids=selectors.stages_to_dispatch_for(agent=agent))
 
 
@@ -97,7 +101,7 @@ def end_chat_by_visitor(*, chat_id: int) -> None:
     _visitor_leaves(chat=chat, route=route, why="visitor ended the chat")
 
 
-def _visitor_leaves(*, chat: ChatSession, route: ChatRoute, why: str) -> None:
+def _visitor_leaves(*, chat: ChatSession, route: ChatRoute, why: str, by: str = "visitor") -> None:
     if chat.status == ChatSession.Status.QUEUED and route.entry is not None:
         if _drop(chat=chat, route=route, entry=route.entry, why=why):
             return
@@ -111,16 +115,24 @@ def _visitor_leaves(*, chat: ChatSession, route: ChatRoute, why: str) -> None:
             status=ChatSession.Status.ABANDONED,
             actor=None,
             data={"by": "visitor", "why": why},
+            by=by,
         )
         return
     assignment = end_assignment(route=route, reason=Assignment.EndReason.VISITOR_LEFT)
+    if assignment is not None:
+        # The agent is told in the chat itself (an agents-only notice), as in the seed product.
+        notify_agents(
+            chat=chat, event="visitor_left", stage=route.stage, agent=assignment.agent.display_name
+        )
     close_chat(
         chat=chat,
         route=route,
         status=ChatSession.Status.ENDED,
         actor=None,
         data={"by": "visitor", "why": why},
+        by=by,
     )
+    tell_removed(chat=chat, assignment=assignment)
     if assignment is not None:
         dispatch(stage_ids=selectors.stages_to_dispatch_for(agent=assignment.agent))
 
@@ -176,13 +188,31 @@ def abandon_if_visitor_gone(*, chat_id: int, seen_before: datetime) -> bool:
     return True
 
 
+@transaction.atomic
+def end_if_visitor_gone(*, chat_id: int, seen_before: datetime) -> bool:
+    """End an active chat whose visitor's page has not been seen since `seen_before`: the agent
+    is told the visitor left and its place is free for the next chat."""
+    chat, route = lock_route(chat_id=chat_id)
+    if chat.status != ChatSession.Status.ACTIVE:
+        return False
+    if chat.visitor_seen_at is not None and chat.visitor_seen_at >= seen_before:
+        return False
+    _visitor_leaves(chat=chat, route=route, why="visitor left the page", by="visitor_gone")
+    return True
+
+
 def sweep_gone_visitors(*, limit: int = 500) -> int:
-    """Abandon waiting chats whose visitor's page stopped answering (closed tab, lost network)
-    for VISITOR_GONE_SECONDS. Returns how many were abandoned or dropped."""
+    """End the chats whose visitor's page stopped answering (closed tab, lost network) for
+    VISITOR_GONE_SECONDS: waiting ones are abandoned or dropped, active ones end. Returns how
+    many."""
     seen_before = timezone.now() - timedelta(seconds=settings.VISITOR_GONE_SECONDS)
-    return sum(
+    waiting = sum(
         abandon_if_visitor_gone(chat_id=chat_id, seen_before=seen_before)
         for chat_id in selectors.queued_chats_seen_before(seen_before=seen_before, limit=limit)
+    )
+    return waiting + sum(
+        end_if_visitor_gone(chat_id=chat_id, seen_before=seen_before)
+        for chat_id in selectors.active_chats_seen_before(seen_before=seen_before, limit=limit)
     )
 
 
@@ -193,7 +223,7 @@ def return_to_queue(*, chat_id: int, agent: Agent, why: str = "") -> QueueEntry:
     chat, route = lock_route(chat_id=chat_id)
     require_holder(chat=chat, holder_id=route.agent_id, agent=agent)
     last = QueueEntry.objects.filter(chat=chat).order_by("-entered_at", "-pk").first()
-    end_assignment(route=route, reason=Assignment.EndReason.RETURNED)
+    assignment = end_assignment(route=route, reason=Assignment.EndReason.RETURNED)
     chat_services.add_flow_event(
         chat=chat,
         kind=FlowEvent.Kind.RETURNED,
@@ -222,5 +252,6 @@ def return_to_queue(*, chat_id: int, agent: Agent, why: str = "") -> QueueEntry:
         priority=last.priority if last else 0,
         waiting_since=chat.created_at,
     )
+    tell_removed(chat=chat, assignment=assignment)
     dispatch(stage_ids=[route.stage.pk])
     return entry

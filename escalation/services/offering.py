@@ -23,7 +23,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from chat import services as chat_services
-from chat.events import agent_group, send_event_on_commit
+from chat.events import OfferClosed, agent_group, send_event_on_commit
 from chat.models import ChatSession, FlowEvent
 from escalation import frames, selectors
 from escalation.models import (
@@ -170,13 +170,7 @@ def close_offer(offer: Offer, *, status: str, reason: str, now: datetime | None 
     offer.save(update_fields=["status", "closed_at", "closed_reason"])
     send_event_on_commit(
         agent_group(offer.agent_id),
-        {
-            "type": "offer.closed",
-            "offer": offer.pk,
-            "chat": offer.chat_id,
-            "status": status,
-            "reason": reason,
-        },
+        OfferClosed(offer=offer.pk, chat=offer.chat_id, status=status, reason=reason),
     )
 
 

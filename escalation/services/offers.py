@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from chat import services as chat_services
-from chat.events import agent_group, send_event_on_commit
+from chat.events import PresenceChanged, agent_group, send_event_on_commit
 from chat.exceptions import ChatClosed, ChatError
 from chat.models import ChatSession, FlowEvent
 from escalation import selectors
@@ -181,11 +181,10 @@ def _lapse(*, chat: ChatSession, route: ChatRoute, offer: Offer, now: datetime) 
     if set_away:
         send_event_on_commit(
             agent_group(agent.pk),
-            {
-                "type": "presence",
-                "presence": Agent.Presence.AWAY,
-                "reason": f"{limit} offers in a row lapsed unanswered",
-            },
+            PresenceChanged(
+                presence=Agent.Presence.AWAY,
+                reason=f"{limit} offers in a row lapsed unanswered",
+            ),
         )
         offering.withdraw_agent_offers(agent=agent, reason="away", except_chat_id=chat.pk)
     offering.offer_next(chat=chat, route=route, entry_id=offer.entry_id)

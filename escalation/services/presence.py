@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from chat.events import agent_group, send_event_on_commit
+from chat.events import PresenceChanged, agent_group, send_event_on_commit
 from chat.exceptions import ChatClosed
 from escalation import selectors
 from escalation.exceptions import NotYourChat
@@ -36,7 +36,7 @@ def set_presence(*, agent: Agent, presence: str, by_integration: bool = False) -
         if presence == Agent.Presence.ONLINE:
             locked.lapses_in_a_row = 0  # back at the desk: a fresh count for auto-away
         locked.save(update_fields=["presence", "presence_changed_at", "lapses_in_a_row"])
-    send_event_on_commit(agent_group(locked.pk), {"type": "presence", "presence": presence})
+    send_event_on_commit(agent_group(locked.pk), PresenceChanged(presence=presence))
     if presence == Agent.Presence.ONLINE:
         dispatch(stage_ids=selectors.stages_to_dispatch_for(agent=locked))
     else:

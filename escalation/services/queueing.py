@@ -3,14 +3,22 @@ waiting visitor (each stored, for the predicted-vs-actual report), and publishin
 """
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from chat import services as chat_services
-from chat.events import chat_visitor_group, send_event_on_commit, stage_queue_group
+from chat.events import (
+    Event,
+    QueueItemAdded,
+    QueueItemRemoved,
+    VisitorHello,
+    agent_group,
+    chat_visitor_group,
+    send_event_on_commit,
+    stage_queue_group,
+)
 from chat.models import ChatSession, FlowEvent
 from escalation import frames, selectors
 from escalation.estimates import WaitRange
@@ -75,6 +83,7 @@ def enqueue(
             "deadline": entry.deadline.isoformat() if entry.deadline else None,
         },
     )
+    publish_queue_delta(entry, QueueItemAdded(item=frames.queue_item_for(entry)))
     queue_changed(stage_id=stage.pk)
     return entry
 
@@ -116,14 +125,25 @@ def leave_queue(*, entry: QueueEntry, outcome: str) -> None:
         Escalation.objects.filter(entry=entry, outcome=Escalation.Outcome.WAITING).update(
             outcome=escalation_outcome
         )
+    removed = QueueItemRemoved(
+        chat=entry.chat_id, stage_id=entry.stage_id, entry=entry.pk, reason=outcome
+    )
+    publish_queue_delta(entry, removed)
     queue_changed(stage_id=entry.stage_id)
 
 
+def publish_queue_delta(entry: QueueEntry, event: Event) -> None:
+    """After commit, one queue change to the consoles of the stage's agents (and of the agents a
+    chat is narrowed to, who need not serve the stage): computed once, applied by each console
+    without asking again."""
+    send_event_on_commit(stage_queue_group(entry.stage_id), event)
+    for agent_id in entry.agents.values_list("pk", flat=True):
+        send_event_on_commit(agent_group(agent_id), event)
+
+
 def queue_changed(*, stage_id: int) -> None:
-    """After commit, tell the stage's agents at once (their consoles fetch fresh lists), and
-    publish the waiting visitors' places at most about once a second per stage: the first change
-    arms a delayed publish, later ones ride on it."""
-    send_event_on_commit(stage_queue_group(stage_id), {"type": "queue.changed", "stage": stage_id})
+    """After commit, publish the waiting visitors' places at most about once a second per stage:
+    the first change arms a delayed publish, later ones ride on it."""
 
     def arm() -> None:
         if cache.add(f"queue-publish:{stage_id}", 1, timeout=5):
@@ -135,8 +155,8 @@ def queue_changed(*, stage_id: int) -> None:
 
 
 def publish_queue_now(*, stage_id: int) -> int:
-    """Tell every visitor waiting at `stage_id` its position and estimate, and the stage's agents
-    that the queue changed. Returns how many visitors were told."""
+    """Tell every visitor waiting at `stage_id` its position and estimate. Returns how many
+    visitors were told."""
     cache.delete(f"queue-publish:{stage_id}")
     now = timezone.now()
     told = 0
@@ -149,7 +169,6 @@ def publish_queue_now(*, stage_id: int) -> int:
             frames.queue_position_payload(entry=entry, position=position, estimate=estimate),
         )
         told += 1
-    send_event_on_commit(stage_queue_group(stage_id), {"type": "queue.changed", "stage": stage_id})
     return told
 
 
@@ -180,19 +199,18 @@ def record_estimate(
     )
 
 
-def visitor_hello(*, chat: ChatSession) -> dict[str, Any]:
+def visitor_hello(*, chat: ChatSession) -> VisitorHello:
     """The snapshot a visitor's page gets on (re)connecting. The wait estimate in it is shown to
     the visitor, so it is stored like every other estimate shown (predicted vs actual wait)."""
-    state = frames.visitor_state(chat=chat)
-    queue = state.get("queue")
+    hello = frames.visitor_state(chat=chat)
     entry_id = ChatRoute.objects.filter(chat=chat).values_list("entry_id", flat=True).first()
-    if queue and entry_id:
-        estimate = queue.get("estimate") or {}
+    if hello.queue and entry_id:
+        estimate = hello.queue.get("estimate") or {}
         WaitEstimate.objects.create(
             entry_id=entry_id,
-            position=queue["position"],
+            position=hello.queue["position"],
             low_seconds=estimate.get("low_seconds"),
             high_seconds=estimate.get("high_seconds"),
             created_at=timezone.now(),
         )
-    return state
+    return hello

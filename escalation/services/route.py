@@ -12,7 +12,14 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from chat import services as chat_services
-from chat.events import agent_group, chat_agents_group, chat_visitor_group, send_event_on_commit
+from chat.events import (
+    ChatRemoved,
+    ChatStatus,
+    agent_group,
+    chat_agents_group,
+    chat_visitor_group,
+    send_event_on_commit,
+)
 from chat.exceptions import ChatClosed
 from chat.models import ChatSession, FlowEvent, Message
 from escalation import selectors
@@ -58,21 +65,43 @@ def notify_visitor(*, chat: ChatSession, event: str, stage: Stage | None, **valu
     return chat_services.append_notice(chat=chat, event=event, text=text)
 
 
-def end_assignment(
-    *, route: ChatRoute, reason: str, extra: dict[str, Any] | None = None
-) -> Assignment | None:
-    """End the chat's open assignment, if any, and tell the agent's consoles after commit."""
+def notify_agents(*, chat: ChatSession, event: str, stage: Stage | None, **values: str) -> Message:
+    """Store a notice from `event`'s template that only agents see (an internal message) and
+    publish it after commit. Caller holds the chat row lock."""
+    text = selectors.render_template(
+        event=event, stage=stage, **{"visitor": chat.visitor_name, **values}
+    )
+    return chat_services.append_message(
+        chat=chat, kind=Message.Kind.INTERNAL, text=text, event=event
+    )
+
+
+def end_assignment(*, route: ChatRoute, reason: str) -> Assignment | None:
+    """End the chat's open assignment, if any. The caller tells the agent (`tell_removed`) once
+    the chat's notices of the change are stored, so that the console shows them first."""
     assignment = Assignment.objects.filter(chat_id=route.chat_id, ended_at__isnull=True).first()
     if assignment is None:
         return None
     assignment.ended_at = timezone.now()
     assignment.end_reason = reason
     assignment.save(update_fields=["ended_at", "end_reason"])
-    send_event_on_commit(
-        agent_group(assignment.agent_id),
-        {"type": "chat.removed", "chat": route.chat_id, "reason": reason, **(extra or {})},
-    )
     return assignment
+
+
+def tell_removed(
+    *, chat: ChatSession, assignment: Assignment | None, handed_over_to: str = ""
+) -> None:
+    """After commit, tell the agent of an ended assignment that it no longer holds the chat,
+    numbered after the chat's last message so far (its consoles show everything up to it)."""
+    if assignment is None:
+        return
+    event = ChatRemoved(
+        chat=chat.pk,
+        seq=chat.last_seq,
+        reason=assignment.end_reason,
+        handed_over_to=handed_over_to,
+    )
+    send_event_on_commit(agent_group(assignment.agent_id), event)
 
 
 def close_chat(
@@ -82,10 +111,13 @@ def close_chat(
     status: str,
     actor: User | None,
     data: dict[str, Any],
+    by: str,
     notice: str = "ended",
     notice_values: dict[str, str] | None = None,
 ) -> None:
-    """End the chat with `status` and tell both sides. Caller holds the chat row lock."""
+    """End the chat with `status` and tell both sides (`by`: agent, visitor, visitor_gone,
+    timeout or fallback), each after the notice that ends their stream. Caller holds the chat
+    row lock."""
     agent_name = route.agent.display_name if route.agent else ""
     route.agent, route.entry = None, None
     route.save(update_fields=["agent", "entry"])
@@ -93,9 +125,13 @@ def close_chat(
     chat_services.add_flow_event(
         chat=chat, kind=FlowEvent.Kind.ENDED, actor=actor, data={**data, "status": status}
     )
-    notify_visitor(
+    last = notify_visitor(
         chat=chat, event=notice, stage=route.stage, agent=agent_name, **(notice_values or {})
     )
-    status_event = {"type": "chat.status", "chat": chat.pk, "status": status}
-    send_event_on_commit(chat_agents_group(chat.pk), status_event)
-    send_event_on_commit(chat_visitor_group(chat.pk), status_event)
+    send_event_on_commit(
+        chat_agents_group(chat.pk), ChatStatus(chat=chat.pk, seq=last.seq, status=status, by=by)
+    )
+    send_event_on_commit(
+        chat_visitor_group(chat.pk),
+        ChatStatus(chat=chat.pk, seq=last.public_seq or 0, status=status, by=by),
+    )

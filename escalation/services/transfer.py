@@ -18,7 +18,13 @@ from escalation.models import (
 )
 from escalation.services.dispatch import dispatch
 from escalation.services.fallbacks import Origin, move_chat, run_fallback
-from escalation.services.route import end_assignment, lock_route, notify_visitor, require_holder
+from escalation.services.route import (
+    end_assignment,
+    lock_route,
+    notify_visitor,
+    require_holder,
+    tell_removed,
+)
 
 
 @transaction.atomic
@@ -61,11 +67,7 @@ def escalate_chat(
         raise NobodyAvailable(
             f"Nobody in {target.label} is online with free capacity; the chat stays with you."
         )
-    assignment = end_assignment(
-        route=route,
-        reason=Assignment.EndReason.ESCALATED,
-        extra={"handed_over_to": f"{target.label} ({target.tier.name})"},
-    )
+    assignment = end_assignment(route=route, reason=Assignment.EndReason.ESCALATED)
     from_stage, from_tier = route.stage, route.tier  # before the move changes the route
     notify_visitor(
         chat=chat,
@@ -93,6 +95,8 @@ def escalate_chat(
         note=note,
     )
     escalation = move_chat(chat=chat, route=route, target=target, origin=origin, notice="transfer")
+    handed_over_to = f"{target.label} ({target.tier.name})"
+    tell_removed(chat=chat, assignment=assignment, handed_over_to=handed_over_to)
     if nobody and option.no_agent_rule == EscalationOption.NoAgentRule.FALLBACK and route.entry:
         run_fallback(chat=chat, route=route, entry=route.entry, cause="no agent available")
     dispatch(stage_ids=[target.stage.pk, *selectors.served_stage_ids(agent=agent)])

@@ -14,7 +14,7 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
 from chat.selectors import make_visitor_token
-from escalation import services
+from escalation import frames, services
 from helpdesk.asgi import application
 
 
@@ -83,7 +83,7 @@ async def test_visitor_connects_with_its_token_and_gets_state_and_history(l1_set
     assert hello["queue"]["position"] == 1
     frames = await frames_until(ws, "replay.done")
     assert [f["seq"] for f in frames if f["type"] == "message"] == [1, 2]
-    assert frames[-1] == {"type": "replay.done", "v": 1, "chat": chat.pk, "last": 2, "more": False}
+    assert frames[-1] == {"type": "replay.done", "v": 2, "chat": chat.pk, "last": 2, "more": False}
     await ws.disconnect()
 
 
@@ -276,7 +276,7 @@ async def test_agent_cannot_open_a_chat_outside_its_queues(bob_agent_other_queue
     await ws.connect()
     await ws.receive_json_from()
     await ws.send_json_to({"type": "subscribe", "chat": chat.pk})
-    assert (await ws.receive_json_from())["code"] == "forbidden"
+    assert (await ws.receive_json_from())["code"] == "not_found"
     await ws.send_json_to({"type": "take", "chat": chat.pk})
     assert (await ws.receive_json_from())["code"] == "not_your_queue"
     await ws.send_json_to({"type": "message", "chat": chat.pk, "text": "hi"})
@@ -312,7 +312,12 @@ async def test_agent_presence_frame_validates(alice_agent, client):
     await ws.send_json_to({"type": "presence", "presence": "sleeping"})
     assert (await ws.receive_json_from())["code"] == "bad_frame"
     await ws.send_json_to({"type": "presence", "presence": "away"})
-    assert await ws.receive_json_from() == {"type": "presence", "v": 1, "presence": "away"}
+    assert await ws.receive_json_from() == {
+        "type": "presence",
+        "v": 2,
+        "presence": "away",
+        "reason": "",
+    }
     await ws.disconnect()
 
 
@@ -357,12 +362,8 @@ async def test_a_previewer_stops_receiving_once_another_agent_takes_the_chat(ali
     frames = []
     while not await ws.receive_nothing(timeout=1):
         frames.append(await ws.receive_json_from())
-    assert {
-        "type": "chat.removed",
-        "v": 1,
-        "chat": chat.pk,
-        "reason": "no_longer_visible",
-    } in frames
+    [removed] = [f for f in frames if f["type"] == "chat.removed"]
+    assert (removed["chat"], removed["reason"]) == (chat.pk, "no_longer_visible")
     assert not any(f.get("text") == "SECRET" for f in frames), frames
     await ws.disconnect()
 
@@ -383,20 +384,39 @@ async def test_a_read_mark_past_the_end_is_clamped(alice_agent, client):
     await ws.disconnect()
 
 
-async def test_a_queue_change_pushes_the_queue_alone_and_a_request_gets_every_list(
+async def test_a_queue_change_arrives_as_one_delta_and_a_request_gets_every_list(
     alice_agent, client
 ):
     ws = await console_socket(client, alice_agent.user)
     assert (await ws.connect())[0]
     await frames_until(ws, "hello")
     chat = await sync_to_async(start)()  # a chat joins the queue Alice serves
-    pushed = (await frames_until(ws, "queue"))[-1]
-    assert [item["chat"] for item in pushed["items"]] == [chat.pk]
-    assert "chats" not in pushed and "offers" not in pushed
+    added = (await frames_until(ws, "queue.item.added"))[-1]
+    assert added["item"]["chat"] == chat.pk and added["item"]["position"] == 1
+    await sync_to_async(services.take_chat)(chat_id=chat.pk, agent=alice_agent)
+    removed = (await frames_until(ws, "queue.item.removed"))[-1]
+    assert (removed["chat"], removed["reason"]) == (chat.pk, "taken")
     await ws.send_json_to({"type": "queue"})
     asked = (await frames_until(ws, "queue"))[-1]
-    while "chats" not in asked:  # another push may come first
-        asked = (await frames_until(ws, "queue"))[-1]
-    assert [item["chat"] for item in asked["items"]] == [chat.pk]
-    assert asked["chats"] == [] and asked["offers"] == []
+    assert asked["items"] == [] and [c["chat"] for c in asked["chats"]] == [chat.pk]
+    assert asked["offers"] == []
     await ws.disconnect()
+
+
+async def test_a_queue_delta_reaches_only_the_agents_who_may_see_the_chat(
+    alice_agent, bob_agent_other_queue, client
+):
+    """A chat narrowed to one agent is listed for that agent only (as in the full list)."""
+    alice = await console_socket(client, alice_agent.user)
+    await alice.connect()
+    await frames_until(alice, "hello")
+    chat = await sync_to_async(start)()
+    await frames_until(alice, "queue.item.added")
+    entry = await sync_to_async(lambda: chat.route.entry)()
+    await sync_to_async(lambda: entry.agents.set([bob_agent_other_queue]))()
+    item = await sync_to_async(frames.queue_item_for)(entry)
+    assert item["agent_ids"] == [bob_agent_other_queue.pk]
+    ids = {"agent_id": alice_agent.pk, "group_ids": set(), "stage_ids": {entry.stage_id}}
+    assert not frames.may_see_item(item, **ids)
+    assert frames.may_see_item(item, **{**ids, "agent_id": bob_agent_other_queue.pk})
+    await alice.disconnect()

@@ -75,7 +75,7 @@ def test_a_visitor_message_reaches_both_streams_with_their_own_numbers(
         message = post_visitor_message(chat_id=chat.pk, text="Hi there", client_id="c-1")
     common = {
         "type": "message",
-        "v": 1,
+        "v": 2,
         "chat": chat.pk,
         "kind": "visitor",
         "event": "",
@@ -111,7 +111,7 @@ def test_taking_a_chat_tells_the_agent_and_the_visitor(
     me, visitor = Listener(agent_group(alice_agent.pk)), Listener(chat_visitor_group(chat.pk))
     with django_capture_on_commit_callbacks(execute=True):
         services.take_chat(chat_id=chat.pk, agent=alice_agent)
-    assert me.receive_all() == [{"type": "chat.assigned", "v": 1, "chat": chat.pk}]
+    assert me.receive_all() == [{"type": "chat.assigned", "v": 2, "chat": chat.pk}]
     [joined] = visitor.receive_all()
     assert (joined["kind"], joined["event"], joined["text"]) == (
         "system",
@@ -127,25 +127,44 @@ def test_ending_a_chat_tells_everyone(alice_agent, django_capture_on_commit_call
     visitor, agents = Listener(chat_visitor_group(chat.pk)), Listener(chat_agents_group(chat.pk))
     with django_capture_on_commit_callbacks(execute=True):
         services.end_chat_by_agent(chat_id=chat.pk, agent=alice_agent)
-    assert me.receive_all() == [
-        {"type": "chat.removed", "v": 1, "chat": chat.pk, "reason": "resolved"}
-    ]
     got = visitor.receive_all()
     assert got[0]["event"] == "ended"
-    assert got[1] == {"type": "chat.status", "v": 1, "chat": chat.pk, "status": "ended"}
-    assert agents.receive_all()[-1] == {
+    assert got[1] == {
         "type": "chat.status",
-        "v": 1,
+        "v": 2,
         "chat": chat.pk,
+        "seq": got[0]["seq"],  # after the visitor's last message: the notice
         "status": "ended",
+        "by": "agent",
     }
+    agent_stream = agents.receive_all()
+    assert agent_stream[-1] == {
+        "type": "chat.status",
+        "v": 2,
+        "chat": chat.pk,
+        "seq": agent_stream[-2]["seq"],
+        "status": "ended",
+        "by": "agent",
+    }
+    # The agent hears it no longer holds the chat numbered after the chat's last message, so
+    # that its console shows the end first.
+    assert me.receive_all() == [
+        {
+            "type": "chat.removed",
+            "v": 2,
+            "chat": chat.pk,
+            "seq": agent_stream[-2]["seq"],
+            "reason": "resolved",
+            "handed_over_to": "",
+        }
+    ]
 
 
 def test_presence_change_is_published(alice_agent, django_capture_on_commit_callbacks):
     me = Listener(agent_group(alice_agent.pk))
     with django_capture_on_commit_callbacks(execute=True):
         services.set_presence(agent=alice_agent, presence="away")
-    assert me.receive_all() == [{"type": "presence", "v": 1, "presence": "away"}]
+    assert me.receive_all() == [{"type": "presence", "v": 2, "presence": "away", "reason": ""}]
 
 
 def test_queue_publication_tells_each_visitor_its_place(
@@ -163,7 +182,7 @@ def test_queue_publication_tells_each_visitor_its_place(
     assert v1.receive_all() == [
         {
             "type": "queue.position",
-            "v": 1,
+            "v": 2,
             "chat": first.pk,
             "position": 1,
             "estimate": None,
@@ -171,6 +190,6 @@ def test_queue_publication_tells_each_visitor_its_place(
         }
     ]
     assert v2.receive_all()[0]["position"] == 2
-    assert queue.receive_all() == [{"type": "queue.changed", "v": 1, "stage": l1_setup.l1.pk}]
+    assert queue.receive_all() == []  # consoles get queue deltas from the changes themselves
     assert shown_on_start == 2
     assert WaitEstimate.objects.count() == shown_on_start + 2

@@ -116,12 +116,17 @@ async def test_escalate_command_hands_over_and_the_console_drops_the_chat(demo, 
     assert removed == [
         {
             "type": "chat.removed",
-            "v": 1,
+            "v": 2,
             "chat": chat.pk,
+            "seq": removed[0]["seq"],
             "reason": "escalated",
             "handed_over_to": "L2 Billing (Level 2)",
         }
     ]
+    # The console saw the hand-over as the visitor did, then let go of the chat.
+    notices = [f for f in frames if f["type"] == "message" and f["seq"] <= removed[0]["seq"]]
+    assert [f["event"] for f in notices][-2:] == ["agent_left", "transfer"]
+    assert frames.index(removed[0]) > frames.index(notices[-1])
     escalation = await sync_to_async(Escalation.objects.get)()
     assert escalation.requested_by == "command"
     assert escalation.note == "Disputed invoice, already checked the account"

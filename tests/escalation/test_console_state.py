@@ -47,13 +47,13 @@ def test_the_console_reads_the_same_number_of_queries_for_2_or_12_waiting_chats(
     escalated_to_l2_billing(2)
     few = queries_for_console(sam)
     escalated_to_l2_billing(10, first=2)
-    assert len(console_state(agent=sam)["queue"]) == 12
+    assert len(console_state(agent=sam).queue) == 12
     assert queries_for_console(sam) == few
 
 
 def test_the_queue_lists_places_paths_and_hand_overs_as_the_one_chat_selectors_do(demo):
     chat_ids = escalated_to_l2_billing(4)
-    rows = console_state(agent=agent("sam"))["queue"]
+    rows = console_state(agent=agent("sam")).queue
     assert [row["chat"] for row in rows] == chat_ids  # the longest waiting first
     assert [row["position"] for row in rows] == [1, 2, 3, 4]
     for i, row in enumerate(rows):
@@ -77,7 +77,7 @@ def test_open_chats_count_each_chats_unread_visitor_messages(demo):
     post_visitor_message(chat_id=second, text="three")
     last = post_visitor_message(chat_id=second, text="four")
     services.mark_read(chat_id=second, agent=sam, seq=last.seq - 1)
-    chats = {row["chat"]: row for row in console_state(agent=sam)["chats"]}
+    chats = {row["chat"]: row for row in console_state(agent=sam).chats}
     assert set(chats) == {first, second}
     # Unread: every visitor message after what Sam marked read ("Help" counts for the first).
     assert chats[first]["unread"] == 3

@@ -384,7 +384,7 @@ def test_place_in_line_after_a_transfer_uses_the_new_wait_text(demo):
     services.escalate_chat(chat_id=chat.pk, agent=agent("alex"), keyword="billing", note="n")
     entry = route(chat).entry
     payload = queue_position_payload(entry=entry, position=1, estimate=WaitRange(60, 180))
-    assert payload["text"] == "You are number 1 in line for L2 Billing, about 1–3 minutes."
+    assert payload.text == "You are number 1 in line for L2 Billing, about 1–3 minutes."
 
 
 def test_the_handover_shown_is_the_agents_not_a_later_fallbacks(demo):
