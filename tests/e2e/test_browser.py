@@ -156,6 +156,9 @@ def test_escalate_button_journey(demo, browser, daphne_process, celery_worker_pr
     dialog.locator(".esc-note").fill("Charged twice on 3 March; refund needs L2.")
     dialog.locator(".esc-submit").click()
     pane.locator("text=Handed over to L2 Billing (Level 2).").wait_for()
+    # Read-only once handed over: the `hidden` composer and buttons really are hidden.
+    for control in ("form.composer", ".end-btn", ".esc-btn"):
+        expect(pane.locator(control)).to_be_hidden()
     expect(alex.locator("#chat-list .chat-item")).to_have_count(0)  # the chat left Alex's list
 
     visitor.locator("text=You are being transferred to L2 Billing (Level 2).").wait_for()
