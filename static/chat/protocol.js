@@ -1,5 +1,6 @@
 /* The websocket protocol that the visitor page and the console speak: frame types, close codes,
-   error codes and addresses. The server's side is chat/consumers.py and chat/events.py. */
+   error codes and addresses. The server's side: the consumers in chat/consumers (frame checks and
+   close codes in their protocol module) and the event payloads in chat/events.py. */
 
 /** Frame types the server sends. */
 export const FROM_SERVER = Object.freeze({
