@@ -39,7 +39,7 @@ def test_start_creates_the_chat_and_the_room_shows_it(client, demo):
     chat = ChatSession.objects.get()
     assert chat.visitor_context == {"page": "/pricing", "user_agent": "Firefox/1.0", "language": ""}
     room = client.get("/chat/room/").content.decode()
-    assert "Help please" in room and "Chat about Billing" in room
+    assert "Help please" in room and "Chat about <bdi>Billing</bdi>" in room
     assert client.get("/chat/").status_code == 302  # an open chat: back to the room
 
 

@@ -156,6 +156,9 @@ def test_escalate_button_journey(demo, browser, daphne_process, celery_worker_pr
     dialog.locator(".esc-note").fill("Charged twice on 3 March; refund needs L2.")
     dialog.locator(".esc-submit").click()
     pane.locator("text=Handed over to L2 Billing (Level 2).").wait_for()
+    # Read-only once handed over: the `hidden` composer and buttons really are hidden.
+    for control in ("form.composer", ".end-btn", ".esc-btn"):
+        expect(pane.locator(control)).to_be_hidden()
     expect(alex.locator("#chat-list .chat-item")).to_have_count(0)  # the chat left Alex's list
 
     visitor.locator("text=You are being transferred to L2 Billing (Level 2).").wait_for()
@@ -177,3 +180,46 @@ def test_escalate_button_journey(demo, browser, daphne_process, celery_worker_pr
     sam_pane.locator("text=I was charged twice").wait_for()  # the whole transcript came along
     visitor.locator("text=Sam from L2 Billing joined the chat.").wait_for()
     sam.screenshot(path=ARTIFACTS / "06-receiving-agent.png", full_page=True)
+
+
+# A name that tries to reorder what follows it: a right-to-left override, never closed.
+RLO_NAME = "Zed \u202eevil"
+# Every text node holding the name must sit in an isolate: <bdi> or an element with dir=auto.
+UNISOLATED = """marker => {
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const found = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (!node.data.includes(marker)) continue;
+    const isolated = node.parentElement.closest("bdi, [dir=auto]") !== null;
+    found.push(isolated ? "isolated" : node.parentElement.outerHTML);
+  }
+  return found;
+}"""
+
+
+def test_bidi_controls_in_a_name_stay_inside_an_isolate(
+    demo, browser, daphne_process, celery_worker_process
+):
+    base = daphne_process.base_url
+    visitor = browser.new_context().new_page()
+    visitor.goto(f"{base}/chat/")
+    visitor.fill("#id_name", RLO_NAME)
+    visitor.select_option("#id_topic", "Billing")
+    visitor.fill("#id_message", "Is my name shown safely?")
+    visitor.click("text=Start chat")
+    visitor.wait_for_selector("#conn[data-state=open]")
+    visitor.fill("#composer-text", "A second line, drawn by the page's script")
+    visitor.click("#send")
+    visitor.locator(".msg-visitor").nth(1).wait_for()
+    # At least "Hello, <name>" and both lines' authors: one drawn by the server, one by the script.
+    places = visitor.evaluate(UNISOLATED, "Zed")
+    assert len(places) >= 3 and set(places) == {"isolated"}, places
+
+    agent = log_in(browser, base, "alex")
+    agent.locator("#queue-list .queue-info").click()  # preview: the pane, its tab, the transcript
+    agent.locator(".pane:visible .msg-visitor").nth(1).wait_for()
+    expect(agent.locator(".pane:visible .pane-title bdi").first).to_have_text(RLO_NAME)
+    places = agent.evaluate(UNISOLATED, "Zed")
+    # At least the queue, the pane's title and tab, and the two lines' authors.
+    assert len(places) >= 5 and set(places) == {"isolated"}, places
+    agent.screenshot(path=ARTIFACTS / "09-agent-bidi-name.png", full_page=True)

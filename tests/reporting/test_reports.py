@@ -312,9 +312,9 @@ def test_the_chat_page_shows_metadata_and_flow(history, client, manager_user):
     d = history["D"]
     meta = client.get(reverse("reporting:chat", args=[d.pk])).content.decode()
     assert "Level 1 → Level 2" in meta and "/help" in meta
-    assert "Alex, Sam" in meta
+    assert "<bdi>Alex</bdi>, <bdi>Sam</bdi>" in meta
     flow = client.get(reverse("reporting:chat", args=[d.pk]), {"tab": "flow"}).content.decode()
-    assert "<svg" in flow and "Held by Alex" in flow and "Waiting for L2 Billing" in flow
+    assert "<svg" in flow and "Held by <bdi>Alex</bdi>" in flow and "Waiting for L2 Billing" in flow
     assert flow.count("Timed out") >= 2
     assert client.get(reverse("reporting:chat", args=[999999])).status_code == 404
 

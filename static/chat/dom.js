@@ -1,0 +1,28 @@
+/* Building the pages' nodes from data. Text goes in as textContent, never as HTML, and text a
+   user typed (names, topics, notes, messages) is isolated for bidi: a right-to-left override or
+   an RTL name inside it cannot reorder the text around it. */
+
+/** An element with properties (`dataset` merged) and children (nodes or strings). */
+export function el(tag, props = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "dataset") Object.assign(node.dataset, value);
+    else node[key] = value;
+  }
+  node.append(...children);
+  return node;
+}
+
+/** User text inside a <bdi>, isolated from the text around it. */
+export function bdi(text, props = {}) {
+  return el("bdi", { ...props, textContent: text });
+}
+
+/** Enter sends the form, Shift+Enter adds a line. */
+export function submitOnEnter(textarea, form) {
+  textarea.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || event.shiftKey) return;
+    event.preventDefault();
+    form.requestSubmit();
+  });
+}
