@@ -176,9 +176,12 @@ class EscalationDriver:
     async def _read_watcher(self, ws: Any) -> None:
         async for raw in ws:
             frame = orjson.loads(raw)
-            if frame["type"] in ("queue", "hello"):
+            if frame["type"] in ("queue.item.added", "queue", "hello"):
                 now = time.monotonic_ns()
-                items = frame["items"] if frame["type"] == "queue" else frame["queue"]
+                if frame["type"] == "queue.item.added":
+                    items = [frame["item"]]
+                else:
+                    items = frame["items"] if frame["type"] == "queue" else frame["queue"]
                 for item in items:
                     if item["chat"] in self.sent and item["chat"] not in self.queued:
                         self.queued[item["chat"]] = now

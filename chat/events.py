@@ -335,9 +335,10 @@ def frame_classes() -> list[type[Frame]]:
     while todo:
         cls = todo.pop()
         todo += cls.__subclasses__()
-        if cls.__dict__.get("type"):
+        # A slots dataclass is a new class: the one it replaced is a stale subclass, skipped.
+        if cls.__dict__.get("type") and "__slots__" in cls.__dict__:
             found.append(cls)
-    return sorted(found, key=lambda cls: (cls.type, cls.__name__))
+    return sorted(set(found), key=lambda cls: (cls.type, cls.__name__))
 
 
 # --- Publishing -----------------------------------------------------------------------------------

@@ -292,8 +292,10 @@ REPLAY_PAGE_SIZE = 200
 # A chat's event that arrives before an earlier one waits this long for it, then the socket reads
 # the missing messages from the database (events of one chat can take different paths).
 # A console socket checks that its agent may still use it (active, still an agent, session still
-# logged in) this often, and on actions at most once a second; if not, it closes with 4403.
+# logged in) this often, and on actions at most once per AGENT_ACTION_RECHECK_SECONDS; if not,
+# it closes with 4403.
 AGENT_RECHECK_SECONDS: float = env.float("AGENT_RECHECK_SECONDS", default=3.0)
+AGENT_ACTION_RECHECK_SECONDS: float = env.float("AGENT_ACTION_RECHECK_SECONDS", default=1.0)
 GAP_REPAIR_SECONDS: float = env.float("GAP_REPAIR_SECONDS", default=0.25)
 # Websocket messages from many sockets are stored in one transaction per batch (the coalescing
 # writer, chat/realtime/writer.py).

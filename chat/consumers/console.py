@@ -10,6 +10,7 @@ an agent who was disabled, lost the console role or logged out is closed with 44
 import asyncio
 import logging
 import time
+from collections import deque
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -78,6 +79,7 @@ class ConsoleConsumer(ProtocolConsumer):
         self.held: set[int] = set()
         self.previewing: set[int] = set()
         self.typing_sent: dict[int, tuple[bool, float]] = {}
+        self.gone_entries: deque[int] = deque(maxlen=1000)  # queue entries seen leaving
         user = self.scope.get("user")
         try:
             self.agent = await database_sync_to_async(selectors.get_agent_for_user)(user)
@@ -154,9 +156,10 @@ class ConsoleConsumer(ProtocolConsumer):
                 return
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        # Every action re-checks who is acting (at most once a second: a burst of frames costs
-        # one query, and a disable takes effect before the next second's actions).
-        if time.monotonic() - self.checked_at >= 1.0 and not await self.still_allowed():
+        # Every action re-checks who is acting (at most once per AGENT_ACTION_RECHECK_SECONDS:
+        # a burst of frames costs one query, and a disable takes effect within that time).
+        fresh = time.monotonic() - self.checked_at < settings.AGENT_ACTION_RECHECK_SECONDS
+        if not fresh and not await self.still_allowed():
             await self.close(code=CLOSE_FORBIDDEN)
             return
         await super().receive(text_data=text_data, bytes_data=bytes_data)
@@ -166,6 +169,8 @@ class ConsoleConsumer(ProtocolConsumer):
         payload = event["payload"]
         kind = payload.get("type")
         if kind == "queue.item.added":
+            if payload["item"]["entry"] in self.gone_entries:
+                return  # its removal came first (two commits' events can cross): not listed
             if frames.may_see_item(
                 payload["item"],
                 agent_id=self.agent.pk,
@@ -174,6 +179,7 @@ class ConsoleConsumer(ProtocolConsumer):
             ):
                 await self.send_json(payload)
         elif kind == "queue.item.removed":
+            self.gone_entries.append(payload["entry"])
             await self.send_json(payload)
             if payload["chat"] in self.previewing:
                 await self.stop_preview(payload["chat"])

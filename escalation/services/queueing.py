@@ -83,9 +83,22 @@ def enqueue(
             "deadline": entry.deadline.isoformat() if entry.deadline else None,
         },
     )
-    publish_queue_delta(entry, QueueItemAdded(item=frames.queue_item_for(entry)))
+    transaction.on_commit(lambda: publish_added(entry_id=entry.pk), robust=True)
     queue_changed(stage_id=stage.pk)
     return entry
+
+
+def publish_added(*, entry_id: int) -> None:
+    """After the commit that queued it: the new queue item, read once (with the escalation and
+    hand-over written later in the same transaction) for every console of the stage. An entry
+    that left the queue in that same transaction (assigned at once) is not announced."""
+    entry = (
+        QueueEntry.objects.select_related("chat", "stage", "tier", "group")
+        .filter(pk=entry_id, left_at__isnull=True)
+        .first()
+    )
+    if entry is not None:
+        publish_queue_delta(entry, QueueItemAdded(item=frames.queue_item_for(entry)))
 
 
 def arm_wait_timer(entry: QueueEntry) -> None:

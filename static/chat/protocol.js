@@ -1,5 +1,5 @@
-/* The websocket protocol that the visitor page and the console speak: frame types, close codes,
-   error codes and addresses. The server's side: the consumers in chat/consumers (frame checks and
+/* The websocket protocol (version 2, docs/protocol.md) that the visitor page and the console
+   speak: frame types, close codes, error codes and addresses. The server's side: the consumers in chat/consumers (frame checks and
    close codes in their protocol module) and the event payloads in chat/events.py. */
 
 /** Frame types the server sends. */
@@ -11,7 +11,10 @@ export const FROM_SERVER = Object.freeze({
   ERROR: "error",
   CHAT_STATUS: "chat.status",
   QUEUE_POSITION: "queue.position", // to the visitor
+  TYPING: "typing",
   QUEUE: "queue", // the rest to the console
+  QUEUE_ITEM_ADDED: "queue.item.added",
+  QUEUE_ITEM_REMOVED: "queue.item.removed",
   OFFER: "offer",
   OFFER_CLOSED: "offer.closed",
   PRESENCE: "presence",
@@ -39,6 +42,7 @@ export const TO_SERVER = Object.freeze({
   OFFER_DECLINE: "offer.decline",
   ESCALATION_OPTIONS: "escalation.options",
   ESCALATE: "escalate",
+  TYPING: "typing",
 });
 
 /** Websocket close codes the server uses. */

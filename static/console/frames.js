@@ -14,7 +14,7 @@ import {
   showHandedOver,
 } from "./pane.js";
 import { openChat } from "./panes.js";
-import { enableTakeButtons, renderQueue } from "./queue.js";
+import { addQueueItem, enableTakeButtons, removeQueueItem, setQueue } from "./queue.js";
 import { chats, ensureChat, markRead, outbox, showPresence, view } from "./state.js";
 import { showToast } from "./toast.js";
 
@@ -22,16 +22,16 @@ const refreshQueue = () => send({ type: TO_SERVER.QUEUE });
 
 function onHello(f) {
   showPresence(f.agent.presence);
-  renderQueue(f.queue);
+  setQueue(f.queue);
   renderChatList(f.chats);
   setOffers(f.offers);
 }
 
-// After a queue change the server sends the queue alone; asked for ("queue"), all lists.
+// Asked for ("queue"), or after a resync: every list.
 function onQueue(f) {
-  renderQueue(f.items);
-  if (f.chats) renderChatList(f.chats);
-  if (f.offers) setOffers(f.offers);
+  setQueue(f.items);
+  renderChatList(f.chats);
+  setOffers(f.offers);
 }
 
 function onOffer(f) {
@@ -115,6 +115,8 @@ function onError(f) {
 export const handlers = new Map([
   [FROM_SERVER.HELLO, onHello],
   [FROM_SERVER.QUEUE, onQueue],
+  [FROM_SERVER.QUEUE_ITEM_ADDED, (f) => addQueueItem(f.item)],
+  [FROM_SERVER.QUEUE_ITEM_REMOVED, (f) => removeQueueItem(f.chat)],
   [FROM_SERVER.OFFER, onOffer],
   [FROM_SERVER.OFFER_CLOSED, (f) => dropOffer(f.offer)],
   [FROM_SERVER.PRESENCE, (f) => showPresence(f.presence)],

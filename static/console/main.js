@@ -8,10 +8,10 @@ import { handlers } from "./frames.js";
 import { connect, send } from "./link.js";
 import { tickOffers } from "./offers.js";
 import { openChat } from "./panes.js";
-import { onPreview } from "./queue.js";
+import { onPreview, renderQueue } from "./queue.js";
 import { chats, markRead, outbox, view } from "./state.js";
 
-const QUEUE_REFRESH_MS = 15000; // the "waiting for" times
+const WAITED_REDRAW_MS = 15000; // the "waiting for" times run on in the browser
 
 /** After a (re)connect: pick up every open pane where it stopped, and resend what is owed. */
 function resume() {
@@ -37,7 +37,7 @@ document.addEventListener("visibilitychange", () => {
 });
 onPreview(openChat);
 onSelect(openChat);
-setInterval(() => send({ type: TO_SERVER.QUEUE }), QUEUE_REFRESH_MS);
+setInterval(renderQueue, WAITED_REDRAW_MS);
 // "Still here": an agent whose every console tab is closed or silent for AGENT_GONE_SECONDS is
 // set offline so that no chat is routed to them.
 setInterval(() => send({ type: TO_SERVER.PING }), PING_INTERVAL_MS);

@@ -8,24 +8,70 @@ import { send } from "./link.js";
 const queueList = document.getElementById("queue-list");
 const queueCount = document.getElementById("queue-count");
 
-export function renderQueue(items) {
-  queueCount.textContent = items.length;
-  if (!items.length) {
+// The waiting chats this console shows, by chat id. Full lists replace them (on connect, on
+// request, after a resync); between those, each queue change arrives alone as a delta.
+const items = new Map();
+
+/** Replace the whole list (hello, a `queue` answer). */
+export function setQueue(list) {
+  items.clear();
+  for (const item of list) remember(item);
+  renderQueue();
+}
+
+export function addQueueItem(item) {
+  remember(item);
+  renderQueue();
+}
+
+export function removeQueueItem(chatId) {
+  if (items.delete(chatId)) renderQueue();
+}
+
+function remember(item) {
+  items.set(item.chat, { ...item, receivedAt: Date.now() });
+}
+
+/** The stage's queue order: priority first, then the longest waiting, then the entry. */
+function byQueueOrder(a, b) {
+  return (
+    a.stage_id - b.stage_id ||
+    b.priority - a.priority ||
+    Date.parse(a.waiting_since) - Date.parse(b.waiting_since) ||
+    a.entry - b.entry
+  );
+}
+
+/** Draw the list; places count within each stage, waiting times run on in the browser. */
+export function renderQueue() {
+  queueCount.textContent = items.size;
+  if (!items.size) {
     queueList.replaceChildren(el("li", { className: "empty", textContent: "No chats waiting." }));
     return;
   }
-  queueList.replaceChildren(...items.map(queueItem));
+  const sorted = [...items.values()].sort(byQueueOrder);
+  const places = new Map();
+  queueList.replaceChildren(
+    ...sorted.map((q) => {
+      const place = (places.get(q.stage_id) || 0) + 1;
+      places.set(q.stage_id, place);
+      return queueItem(q, place);
+    }),
+  );
 }
 
-function queueItem(q) {
+function waited(q) {
+  return q.waited_seconds + Math.floor((Date.now() - q.receivedAt) / 1000);
+}
+
+function queueItem(q, place) {
   const info = el("div", { className: "queue-info", title: "Preview the transcript" }, [
     el("strong", {}, [bdi(q.visitor)]),
     el("span", { className: "muted small" }, [" · ", bdi(q.topic)]),
     el("div", {
       className: "muted small",
       textContent:
-        `#${q.position} in ${q.team} · waiting ${minutes(q.waited_seconds)}` +
-        ` · ${tierPath(q.tier_path)}`,
+        `#${place} in ${q.team} · waiting ${minutes(waited(q))}` + ` · ${tierPath(q.tier_path)}`,
     }),
   ]);
   if (q.handover) info.append(handoverLine(q.handover));

@@ -68,8 +68,8 @@ async def test_escalate_command_end_to_end(demo, daphne_process, worker_with_bea
     )
     position = await visitor.until(lambda f: f["type"] == "queue.position")
     assert position["position"] == 1
-    queue = await sam.until(lambda f: f["type"] == "queue" and f["items"])
-    [item] = queue["items"]
+    added = await sam.until(lambda f: f["type"] == "queue.item.added")
+    item = added["item"]
     assert item["tier_path"] == ["Level 1", "Level 2"]
     assert item["handover"]["note"] == "Disputed invoice, already checked the account"
 

@@ -204,10 +204,11 @@ async def test_a_visitor_who_leaves_while_queued_lands_in_the_drop_stage(server,
     await visitor.send(type="end")
     dropped = await visitor.until(lambda f: f.get("event") == "dropped")
     assert dropped["text"] == "You left the queue. Order follow-up will get back to you."
-    queue = await alex.until(
-        lambda f: f["type"] == "queue" and any(i["stage"] == "Order follow-up" for i in f["items"])
+    added = await alex.until(
+        lambda f: f["type"] == "queue.item.added" and f["item"]["stage"] == "Order follow-up"
     )
-    [item] = [i for i in queue["items"] if i["chat"] == chat.pk]
+    item = added["item"]
+    assert item["chat"] == chat.pk
     assert item["reason"] == "dropped"
     route = await sync_to_async(ChatRoute.objects.select_related("stage", "entry").get)(chat=chat)
     assert (route.stage.name, route.entry.reason) == ("Order follow-up", "dropped")
