@@ -13,11 +13,6 @@ class AlreadyTaken(ChatError):
     message = "This chat was already taken by another agent."
 
 
-class NotInYourQueues(ChatError):
-    code = "not_your_queue"
-    message = "This chat is not waiting in one of your queues."
-
-
 class NotYourChat(ChatError):
     code = "not_your_chat"
     message = "You are not holding this chat."

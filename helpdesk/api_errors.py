@@ -24,7 +24,7 @@ CONFLICTS = {
     "offer_closed",
     "offer_lapsed",
 }
-FORBIDDEN = {"not_your_queue", "forbidden"}
+FORBIDDEN = {"forbidden"}
 NOT_FOUND = {"not_found", "offer_not_found"}
 
 

@@ -121,12 +121,15 @@ class ConsoleConsumer(ProtocolConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
             self.groups_joined.discard(group)
 
-    async def disconnect(self, code: int) -> None:
+    async def leave_groups(self) -> None:
         watchman = getattr(self, "watchman", None)
-        if watchman is not None:
+        if watchman is not None and watchman is not asyncio.current_task():
             watchman.cancel()
         for group in list(getattr(self, "groups_joined", ())):
             await self.leave(group)
+
+    async def disconnect(self, code: int) -> None:
+        await self.leave_groups()
         if hasattr(self, "agent"):
             # The last sight of this tab: with no other tab open the agent is set offline
             # AGENT_GONE_SECONDS from now (escalation.tasks.sweep_gone_agents), not at once, so
@@ -152,7 +155,7 @@ class ConsoleConsumer(ProtocolConsumer):
                 logger.warning("console re-check failed", exc_info=True)
                 continue
             if not allowed:
-                await self.close(code=CLOSE_FORBIDDEN)
+                await self.shut(CLOSE_FORBIDDEN)
                 return
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -160,7 +163,7 @@ class ConsoleConsumer(ProtocolConsumer):
         # a burst of frames costs one query, and a disable takes effect within that time).
         fresh = time.monotonic() - self.checked_at < settings.AGENT_ACTION_RECHECK_SECONDS
         if not fresh and not await self.still_allowed():
-            await self.close(code=CLOSE_FORBIDDEN)
+            await self.shut(CLOSE_FORBIDDEN)
             return
         await super().receive(text_data=text_data, bytes_data=bytes_data)
 

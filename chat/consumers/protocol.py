@@ -130,10 +130,36 @@ class ProtocolConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         await self.send_frame(Error(code=code, message=message, ref=ref))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if getattr(self, "closing", False):
+            return
+        try:
+            await self.handle_frame(text_data)
+        except Exception:
+            # Whatever happens, the sender gets an answer and the socket lives on (an exception
+            # out of here would close it with 1011 and skip `disconnect`, leaving its groups).
+            logger.exception("error reading a frame")
+            await self.error("server_error", "That could not be completed; please try again.")
+
+    async def shut(self, code: int) -> None:
+        """Close from our side: leave every group first, so that no event is sent to a socket
+        that is going (the disconnect that follows finds nothing left to do)."""
+        self.closing = True
+        await self.leave_groups()
+        await self.close(code=code)
+
+    async def leave_groups(self) -> None:
+        """Leave the channel-layer groups this socket joined."""
+
+    async def send_json(self, content: dict[str, Any], close: bool = False) -> None:
+        if getattr(self, "closing", False):
+            return  # closed by us: late events are dropped here, not sent to a closed protocol
+        await super().send_json(content, close=close)
+
+    async def handle_frame(self, text_data: str | None) -> None:
         if not self.bucket.take():
             self.rejections += 1
             if self.rejections > self.max_rejections:
-                await self.close(code=CLOSE_FLOODING)
+                await self.shut(CLOSE_FLOODING)
                 return
             await self.error("rate_limited", "Too many frames; slow down and send this again.")
             return
@@ -147,7 +173,7 @@ class ProtocolConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             return
         try:
             content = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python goes
             await self.error("bad_json", "The frame is not valid JSON.")
             return
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):

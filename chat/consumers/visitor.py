@@ -59,11 +59,16 @@ class VisitorConsumer(ProtocolConsumer):
             chat_id=self.chat_id, since=_since(_query_param(self.scope, "since"))
         )
 
-    async def disconnect(self, code: int) -> None:
+    async def leave_groups(self) -> None:
         if getattr(self, "joined", False):
+            self.joined = False
             await self.channel_layer.group_discard(
                 chat_visitor_group(self.chat_id), self.channel_name
             )
+
+    async def disconnect(self, code: int) -> None:
+        await self.leave_groups()
+        if hasattr(self, "chat_id"):
             await database_sync_to_async(chat_services.mark_visitor_seen)(chat_id=self.chat_id)
 
     async def on_message(self, content: dict[str, Any]) -> None:

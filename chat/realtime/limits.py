@@ -1,4 +1,5 @@
-"""A cap on the websockets one client address may hold open on this daphne process.
+"""Limits at the websocket edge: a cap on the sockets one client address may hold open on this
+daphne process, and close frames (not a dropped connection) for frames the server refuses.
 
 Counted in memory per process (each process enforces its own cap; deployment.md adds nginx's
 `limit_conn` in front for a cap across processes). Past the cap the socket is accepted only to be
@@ -38,3 +39,16 @@ class ConnectionCapMiddleware:
             self.open[address] -= 1
             if self.open[address] <= 0:
                 del self.open[address]
+
+
+def close_frames_on_protocol_errors() -> None:
+    """Under daphne: refuse an oversized frame (over daphne's 1 MiB) with close code 1009 and
+    invalid UTF-8 with 1007, as RFC 6455 says, instead of autobahn's default of dropping the TCP
+    connection (the client then sees 1006 and cannot tell why). Autobahn copies each option from
+    the factory onto a connection only when the protocol class does not set it, so this class
+    attribute is how daphne's connections get it (daphne exposes no option for it)."""
+    try:
+        from daphne.ws_protocol import WebSocketProtocol
+    except ImportError:  # another ASGI server: it has its own behaviour
+        return
+    WebSocketProtocol.failByDrop = False

@@ -6,10 +6,10 @@ from django.utils import timezone
 
 from chat import services as chat_services
 from chat.events import ChatAssigned, agent_group, send_event_on_commit
-from chat.exceptions import ChatClosed
+from chat.exceptions import ChatClosed, ChatNotFound
 from chat.models import ChatSession, FlowEvent
 from escalation import selectors
-from escalation.exceptions import AgentNotOnline, AlreadyTaken, AtCapacity, NotInYourQueues
+from escalation.exceptions import AgentNotOnline, AlreadyTaken, AtCapacity
 from escalation.models import Agent, Assignment, ChatRoute, Escalation, QueueEntry
 from escalation.services import offering
 from escalation.services.queueing import leave_queue
@@ -26,7 +26,8 @@ def take_chat(*, chat_id: int, agent: Agent) -> Assignment:
     if chat.status != ChatSession.Status.QUEUED or entry is None:
         raise AlreadyTaken()
     if not selectors.can_serve(agent=agent, entry=entry):
-        raise NotInYourQueues()
+        # As for a chat that does not exist: an agent learns nothing of other groups' chats.
+        raise ChatNotFound()
     locked_agent = Agent.objects.select_for_update().get(pk=agent.pk)
     if locked_agent.presence != Agent.Presence.ONLINE:
         raise AgentNotOnline()

@@ -278,7 +278,9 @@ async def test_agent_cannot_open_a_chat_outside_its_queues(bob_agent_other_queue
     await ws.send_json_to({"type": "subscribe", "chat": chat.pk})
     assert (await ws.receive_json_from())["code"] == "not_found"
     await ws.send_json_to({"type": "take", "chat": chat.pk})
-    assert (await ws.receive_json_from())["code"] == "not_your_queue"
+    assert (await ws.receive_json_from())["code"] == "not_found"  # as for a missing chat
+    await ws.send_json_to({"type": "take", "chat": 2**40})
+    assert (await ws.receive_json_from())["code"] == "not_found"
     await ws.send_json_to({"type": "message", "chat": chat.pk, "text": "hi"})
     assert (await ws.receive_json_from())["code"] == "not_your_chat"
     await ws.disconnect()

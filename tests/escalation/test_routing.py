@@ -5,14 +5,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from chat.exceptions import ChatClosed
+from chat.exceptions import ChatClosed, ChatNotFound
 from chat.models import ChatSession, FlowEvent, Message
 from escalation import services
 from escalation.exceptions import (
     AgentNotOnline,
     AlreadyTaken,
     AtCapacity,
-    NotInYourQueues,
     NotYourChat,
     UnknownTopic,
 )
@@ -103,7 +102,7 @@ def test_taking_a_taken_chat_says_already_taken(alice_agent, l1_setup):
 
 def test_an_agent_cannot_take_from_another_groups_queue(bob_agent_other_queue):
     chat = start()
-    with pytest.raises(NotInYourQueues):
+    with pytest.raises(ChatNotFound):  # as for a chat that does not exist
         services.take_chat(chat_id=chat.pk, agent=bob_agent_other_queue)
 
 

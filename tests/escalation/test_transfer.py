@@ -161,10 +161,10 @@ def test_escalate_to_a_group_narrows_the_queue_to_that_group(demo):
         "L3 Engineering",
         3,
     )
-    from escalation.exceptions import NotInYourQueues
+    from chat.exceptions import ChatNotFound
 
     online("kim")
-    with pytest.raises(NotInYourQueues):
+    with pytest.raises(ChatNotFound):
         services.take_chat(chat_id=chat.pk, agent=agent("kim"))
     services.take_chat(chat_id=chat.pk, agent=agent("jordan"))
 
@@ -177,9 +177,9 @@ def test_escalate_to_named_agents_only_they_may_take(demo):
     )  # no note needed
     entry = route(chat).entry
     assert set(entry.agents.values_list("display_name", flat=True)) == {"Sam", "Kim"}
-    from escalation.exceptions import NotInYourQueues
+    from chat.exceptions import ChatNotFound
 
-    with pytest.raises(NotInYourQueues):
+    with pytest.raises(ChatNotFound):
         services.take_chat(chat_id=chat.pk, agent=agent("taylor"))
     services.take_chat(chat_id=chat.pk, agent=agent("sam"))
 
