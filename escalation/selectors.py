@@ -447,6 +447,20 @@ def active_chats_seen_before(*, seen_before: datetime, limit: int) -> list[int]:
     )
 
 
+def disabled_agents_still_working(*, limit: int) -> list[int]:
+    """Agents whose user is disabled or no longer has the console role, yet are not offline or
+    still hold chats."""
+    holding = Assignment.objects.filter(agent=OuterRef("pk"), ended_at__isnull=True)
+    may_use_console = Q(user__groups__permissions__codename="use_console") | Q(
+        user__user_permissions__codename="use_console"
+    )
+    working = Agent.objects.filter(~Q(presence=Agent.Presence.OFFLINE) | Exists(holding))
+    allowed = working.filter(user__is_active=True).filter(
+        may_use_console | Q(user__is_superuser=True)
+    )
+    return list(working.exclude(pk__in=allowed.values("pk")).values_list("pk", flat=True)[:limit])
+
+
 def agents_gone_since(*, seen_before: datetime, limit: int) -> list[int]:
     """Agents whose console was last seen before `seen_before` and who are not offline or still
     hold chats."""

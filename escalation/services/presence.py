@@ -92,4 +92,23 @@ def sweep_gone_agents(*, limit: int = 500) -> int:
     for agent_id in agent_ids:
         sign_out_if_console_gone(agent_id=agent_id, seen_before=seen_before)
         hand_back_chats_of_gone_agent(agent_id=agent_id, seen_before=seen_before)
+    return len(agent_ids) + retire_disabled_agents(limit=limit)
+
+
+def retire_disabled_agents(*, limit: int = 500) -> int:
+    """Agents whose account was disabled (or lost the agent role) but are still online or hold
+    chats: set offline, their chats back to their queues keeping their places, as for an agent
+    whose console is gone (their sockets are closed by the consoles' own re-check)."""
+    agent_ids = selectors.disabled_agents_still_working(limit=limit)
+    for agent_id in agent_ids:
+        agent = Agent.objects.get(pk=agent_id)
+        if agent.presence != Agent.Presence.OFFLINE:
+            set_presence(agent=agent, presence=Agent.Presence.OFFLINE)
+        for chat_id in selectors.open_assignment_chat_ids(agent=agent):
+            try:
+                return_to_queue(
+                    chat_id=chat_id, agent=agent, why="the agent may no longer take chats"
+                )
+            except (ChatClosed, NotYourChat):
+                continue
     return len(agent_ids)

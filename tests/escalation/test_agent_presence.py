@@ -172,3 +172,36 @@ def test_chats_stay_when_the_console_came_back_before_the_hand_back(alice_agent)
         == 0
     )
     assert open_assignments(chat) == [alice_agent.pk]
+
+
+@pytest.mark.parametrize("how", ["disabled", "no longer an agent"])
+def test_a_disabled_agents_chats_go_back_to_their_queues(l1_setup, alice_agent, how):
+    from escalation.models import Agent, Assignment, QueueEntry
+
+    services.set_presence(agent=alice_agent, presence="online")
+    chat = services.start_chat(
+        visitor_name="Carol",
+        visitor_email="",
+        topic_name="Billing",
+        first_message="Hello",
+        visitor_context={},
+    )
+    services.take_chat(chat_id=chat.pk, agent=alice_agent)
+    user = alice_agent.user
+    if how == "disabled":
+        user.is_active = False
+        user.save()
+    else:
+        user.groups.clear()
+    assert services.sweep_gone_agents() == 1
+    assert Agent.objects.get(pk=alice_agent.pk).presence == "offline"
+    assignment = Assignment.objects.get(chat=chat)
+    assert assignment.end_reason == "returned"
+    entry = QueueEntry.objects.get(chat=chat, left_at__isnull=True)
+    assert entry.reason == "returned"
+    assert services.sweep_gone_agents() == 0  # done: nothing left to hand back
+
+
+def test_an_agent_still_allowed_keeps_its_chats(l1_setup, alice_agent):
+    services.set_presence(agent=alice_agent, presence="online")
+    assert services.sweep_gone_agents() == 0
