@@ -6,7 +6,7 @@ One APIView per operation, with nested Input/Output serializers. Errors have one
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -21,13 +21,12 @@ from rest_framework.views import APIView
 from chat.models import ChatSession, Message
 from chat.selectors import messages_after
 from escalation import selectors, services
+from escalation.access import chats_visible_to_agent
 from escalation.models import (
     Agent,
     AgentGroup,
-    Assignment,
     Escalation,
     Pipeline,
-    QueueEntry,
     Stage,
     Tier,
 )
@@ -79,25 +78,20 @@ def sees_every_chat(request: Request) -> bool:
     return bool(user.is_superuser or user.has_perm("escalation.view_reports"))
 
 
-def visible_chats(request: Request) -> QuerySet[ChatSession]:
-    chats = ChatSession.objects.all()
+def visible_chats(request: Request, *, include_past_queues: bool = False) -> QuerySet[ChatSession]:
     if sees_every_chat(request):
-        return chats
-    agent = current_agent(request)
-    served = selectors.stages_served_by(agent)
-    waiting_for_me = QueueEntry.objects.filter(left_at__isnull=True).filter(
-        Q(agents=agent)
-        | Q(group__in=agent.groups.all())
-        | (Q(group__isnull=True, agents__isnull=True) & Q(stage__in=served))
-    )
-    return chats.filter(
-        Q(pk__in=Assignment.objects.filter(agent=agent).values("chat_id"))
-        | Q(pk__in=waiting_for_me.values("chat_id"))
+        return ChatSession.objects.all()
+    return chats_visible_to_agent(
+        agent=current_agent(request), include_past_queues=include_past_queues
     )
 
 
-def get_visible_chat(request: Request, chat_id: int) -> ChatSession:
-    return get_object_or_404(visible_chats(request), pk=chat_id)
+def get_visible_chat(
+    request: Request, chat_id: int, *, include_past_queues: bool = False
+) -> ChatSession:
+    """The chat, or 404 "not found" alike for a missing chat and one the caller may not see."""
+    chats = visible_chats(request, include_past_queues=include_past_queues)
+    return get_object_or_404(chats, pk=chat_id)
 
 
 class ChatOutput(serializers.Serializer[Any]):
@@ -283,9 +277,11 @@ class _ChatAction(APIView):
 class ChatTakeApi(_ChatAction):
     @extend_schema(request=None, responses={200: ChatOutput, **ERROR_RESPONSES})
     def post(self, request: Request, chat_id: int) -> Response:
-        # Not the visibility check: a chat someone else just took is gone from your queue, and
-        # you should hear "already taken" (409), not "no such chat".
-        get_object_or_404(ChatSession, pk=chat_id)
+        # A chat someone else just took is gone from your queue, and you should hear "already
+        # taken" (409), not "no such chat": so chats that once waited in your queues count too.
+        # Any other chat, like a missing one, is "not found" (404): never 403 "not your queue",
+        # which told an agent that the id exists.
+        get_visible_chat(request, chat_id, include_past_queues=True)
         services.take_chat(chat_id=chat_id, agent=current_agent(request))
         return self.state(chat_id)
 

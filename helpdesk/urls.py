@@ -8,6 +8,8 @@ from helpdesk.converters import IdConverter
 
 register_converter(IdConverter, "id")  # before the apps' URLconfs use it
 
+handler500 = "helpdesk.api_errors.server_error"
+
 admin.site.site_header = "Tierline administration"
 admin.site.site_title = "Tierline admin"
 
