@@ -25,6 +25,6 @@ class DepthLimitedJSONParser(parsers.JSONParser):
                 parse_constant=json.strict_constant if self.strict else None,
             )
         except JsonTooDeep as exc:
-            raise ParseError(f"JSON parse error - {exc}.", code="too_deep") from exc
+            raise ParseError(f"JSON parse error - {exc}.") from exc
         except ValueError as exc:  # invalid JSON, or bytes that are not `encoding`
             raise ParseError(f"JSON parse error - {exc}") from exc
