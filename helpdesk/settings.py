@@ -46,7 +46,7 @@ def env_positive_int(name: str, default: int) -> int:
 
 def env_networks(name: str) -> list[str]:
     """Comma-separated addresses or CIDR networks (IPv4 or IPv6); empty by default."""
-    values: list[str] = env.list(name, default=[])
+    values = [value.strip() for value in env.list(name, default=[]) if value.strip()]
     for value in values:
         try:
             ipaddress.ip_network(value, strict=False)

@@ -86,6 +86,29 @@ def test_an_agent_sees_its_queue_not_another_groups(demo):
     ]
 
 
+def test_a_chat_you_may_not_see_answers_exactly_as_a_missing_one(demo):
+    """Issue 13: take answered 403 for another group's chat and 404 for a missing one, so an agent
+    could tell which ids exist. Every chat endpoint now answers the same for both."""
+    chat = start()  # waits at L1 General; Sam is L2 Billing
+    sam = client_for("sam")
+    for suffix, method in [
+        ("", "get"),
+        ("messages/", "get"),
+        ("messages/", "post"),
+        ("take/", "post"),
+        ("end/", "post"),
+        ("return/", "post"),
+        ("escalate/", "post"),
+    ]:
+        body = {"text": "hi", "target": "billing", "note": "x"}
+        call = getattr(sam, method)
+        theirs = call(f"/api/v1/chats/{chat.pk}/{suffix}", body, format="json")
+        missing = call(f"/api/v1/chats/{chat.pk + 1000}/{suffix}", body, format="json")
+        assert theirs.status_code == missing.status_code == 404, suffix
+        not_found = {"code": "not_found", "message": "No ChatSession matches the given query."}
+        assert theirs.json() == missing.json() == {"error": not_found}
+
+
 def test_a_manager_reads_every_chat_but_cannot_act(demo):
     chat = start()
     morgan = client_for("morgan")
