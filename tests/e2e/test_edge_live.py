@@ -3,18 +3,33 @@ proxies, seen by django-axes, and unknown websocket paths. `manage.py serve` is 
 `make run` and the Procfile use."""
 
 import asyncio
+import json
 import re
 import sys
+from urllib.parse import quote
 
 import pytest
 import requests
 import websockets
+from asgiref.sync import sync_to_async
 from axes.models import AccessAttempt
 
+from chat.selectors import make_visitor_token
+from escalation import services
 from tests.e2e.live import Daphne
 from tests.factories import PASSWORD, UserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+
+@pytest.fixture(autouse=True)
+async def _close_thread_connections():
+    """sync_to_async runs ORM calls on a worker thread: close its connection after each test so
+    that the test database can be dropped at the end."""
+    yield
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()
 
 
 class Serve(Daphne):
@@ -103,3 +118,57 @@ async def test_an_unknown_websocket_path_closes_with_4404_and_logs_no_traceback(
     await asyncio.sleep(0.3)  # let daphne write whatever it would log
     log = "\n".join(daphne_process.lines)
     assert "Traceback" not in log and "No route found" not in log
+
+
+async def open_visitor_socket(server: Daphne, url: str, forwarded_for: str) -> tuple[object, str]:
+    """A visitor socket; what its first frame was: "hello", or the close code."""
+    ws = await websockets.connect(
+        url,
+        origin=server.base_url,
+        additional_headers={"X-Forwarded-For": forwarded_for},
+        open_timeout=10,
+    )
+    try:
+        return ws, json.loads(await asyncio.wait_for(ws.recv(), 10))["type"]
+    except websockets.ConnectionClosed as closed:
+        return ws, str(closed.rcvd.code if closed.rcvd else None)
+
+
+@pytest.mark.parametrize(
+    ("server", "forged", "answers"),
+    [
+        # No trusted proxy: the header is ignored; all three are the peer's, the third is over.
+        (
+            (Daphne, {"WS_MAX_CONNECTIONS_PER_ADDRESS": "2"}),
+            ["198.51.100.1", "198.51.100.2", "198.51.100.3"],
+            ["hello", "hello", "4429"],
+        ),
+        # Behind a trusted proxy: each client has its own count.
+        (
+            (Daphne, {"WS_MAX_CONNECTIONS_PER_ADDRESS": "2", "TRUSTED_PROXIES": "127.0.0.1"}),
+            ["203.0.113.1", "203.0.113.2", "203.0.113.1", "203.0.113.1"],
+            ["hello", "hello", "hello", "4429"],
+        ),
+    ],
+    indirect=["server"],
+    ids=["no-trusted-proxy", "behind-a-trusted-proxy"],
+)
+async def test_the_websocket_cap_counts_the_settled_address(l1_setup, server, forged, answers):
+    """Issue 13: rotating a forged X-Forwarded-For bypassed the per-address websocket cap."""
+    chat = await sync_to_async(services.start_chat)(
+        visitor_name="Carol",
+        visitor_email="",
+        topic_name="Billing",
+        first_message="Hello?",
+        visitor_context={},
+    )
+    token = await sync_to_async(make_visitor_token)(chat)
+    url = f"{server.ws_url}/ws/chat/{chat.pk}/?token={quote(token)}&since=0"
+    sockets, got = [], []
+    for address in forged:
+        ws, first = await open_visitor_socket(server, url, address)
+        sockets.append(ws)
+        got.append(first)
+    assert got == answers
+    for ws in sockets:
+        await ws.close()
