@@ -212,7 +212,19 @@ def test_a_500_outside_the_api_views_is_json_under_api_and_a_page_elsewhere():
 
 
 # --- websockets: unknown paths -------------------------------------------------------------------
-@pytest.mark.django_db(transaction=True)
+@pytest.fixture
+async def _close_thread_connections():
+    """Channels' auth runs on a worker thread: close its connection so that the test database
+    can be dropped at the end (as in tests/chat/test_bad_input.py)."""
+    yield
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # as the other socket tests
+@pytest.mark.usefixtures("_close_thread_connections")
 async def test_an_unknown_websocket_path_is_closed_with_4404_without_a_traceback(caplog):
     """Through the whole ASGI application (proxy headers, cap, origin check, auth, router).
     tests/e2e/test_edge_live.py does the same against a real daphne."""
