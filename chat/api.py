@@ -29,15 +29,20 @@ from helpdesk.api_errors import ERROR_RESPONSES
 MAX_ID = 2**63 - 1
 
 
-def visible_chats(request: Request) -> QuerySet[ChatSession]:
+def visible_chats(request: Request, *, include_past_queues: bool = False) -> QuerySet[ChatSession]:
     """The chats the caller may read: every chat for managers and admins, else the agent's."""
     if sees_every_chat(request):
         return ChatSession.objects.all()
-    return selectors.chats_visible_to(agent=current_agent(request))
+    agent = current_agent(request)
+    return selectors.chats_visible_to(agent=agent, include_past_queues=include_past_queues)
 
 
-def get_visible_chat(request: Request, chat_id: int) -> ChatSession:
-    return get_object_or_404(visible_chats(request), pk=chat_id)
+def get_visible_chat(
+    request: Request, chat_id: int, *, include_past_queues: bool = False
+) -> ChatSession:
+    """The chat, or 404 "not found" alike for a missing chat and one the caller may not see."""
+    chats = visible_chats(request, include_past_queues=include_past_queues)
+    return get_object_or_404(chats, pk=chat_id)
 
 
 class ChatOutput(serializers.Serializer[Any]):
@@ -223,9 +228,10 @@ class _ChatAction(APIView):
 class ChatTakeApi(_ChatAction):
     @extend_schema(request=None, responses={200: ChatOutput, **ERROR_RESPONSES})
     def post(self, request: Request, chat_id: int) -> Response:
-        # Not the visibility check: a chat someone else just took is gone from your queue, and
-        # you should hear "already taken" (409), not "no such chat".
-        get_object_or_404(ChatSession, pk=chat_id)
+        # A chat someone else just took is gone from your queue, and you should hear "already
+        # taken" (409), not "no such chat": so chats that once waited in your queues count too.
+        # Any other chat, like a missing one, is "not found" (404).
+        get_visible_chat(request, chat_id, include_past_queues=True)
         services.take_chat(chat_id=chat_id, agent=current_agent(request))
         return self.state(chat_id)
 

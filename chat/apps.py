@@ -1,5 +1,10 @@
 from django.apps import AppConfig
 
+# Connects the failed-login counter (per address, across usernames) when the app registry loads,
+# not at the first login, when the authentication backends are first imported. (Its module uses
+# no model, so it can be imported this early.)
+from chat import throttles  # noqa: F401
+
 
 class ChatConfig(AppConfig):
     name = "chat"

@@ -7,12 +7,22 @@ from django.core.validators import MaxLengthValidator
 from escalation.models import Topic
 
 
+class TruncatedCharField(forms.CharField):
+    """Context the browser fills in, not the visitor (a referrer, a page title): cut to
+    max_length rather than refused. Refused, it re-showed the start form with an error on a hidden
+    field that nobody could see or fix, and that visitor could never start a chat."""
+
+    def to_python(self, value: Any) -> str:
+        text: str = super().to_python(value) or ""
+        return text[: self.max_length] if self.max_length is not None else text
+
+
 class StartChatForm(forms.Form):
     name = forms.CharField(max_length=100, label="Your name")
     email = forms.EmailField(required=False, label="E-mail (optional)")
     topic = forms.ChoiceField(label="Topic")
     message = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label="How can we help?")
-    page = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
+    page = TruncatedCharField(required=False, max_length=500, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -13,6 +13,7 @@ from chat.exceptions import ChatError, ChatNotFound
 from chat.forms import OfflineMessageForm, StartChatForm
 from chat.models import ChatSession
 from chat.selectors import chat_for_visitor_token, make_visitor_token, transcript
+from chat.throttles import Refusal, chat_start_refusal, left_message_refusal
 from escalation import services
 from escalation.selectors import (
     agent_history,
@@ -40,12 +41,26 @@ def _visitor_chat(request: HttpRequest) -> tuple[ChatSession, str] | None:
         return None
 
 
+def _visitor_token(request: HttpRequest) -> str:
+    return request.COOKIES.get(VISITOR_COOKIE, "").partition(":")[2]
+
+
+def _too_many(response: HttpResponse, refusal: Refusal) -> HttpResponse:
+    response.status_code = 429
+    response["Retry-After"] = str(refusal.retry_after_seconds)
+    return response
+
+
 def visitor_start(request: HttpRequest) -> HttpResponseBase:
     held = _visitor_chat(request)
     if held is not None and held[0].is_open:
         return redirect("chat:room")
     form = StartChatForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        refusal = chat_start_refusal(request, visitor_token=_visitor_token(request))
+        if refusal is not None:  # the form comes back as typed, to send again later
+            page = render(request, "chat/start.html", {"form": form, "too_many": refusal})
+            return _too_many(page, refusal)
         data = form.cleaned_data
         try:
             chat = services.start_chat(
@@ -83,7 +98,10 @@ def visitor_room(request: HttpRequest) -> HttpResponseBase:
 
 
 def _room(
-    request: HttpRequest, held: tuple[ChatSession, str], offline_error: str = ""
+    request: HttpRequest,
+    held: tuple[ChatSession, str],
+    offline_error: str = "",
+    offline_form: OfflineMessageForm | None = None,
 ) -> HttpResponse:
     chat, cookie = held
     return render(
@@ -96,6 +114,9 @@ def _room(
             "max_chars": settings.MESSAGE_MAX_CHARS,
             "offer_message_form": offers_message_form(chat),
             "offline_error": offline_error,
+            # What the visitor typed, shown again with the error rather than lost.
+            "offline_email": offline_form.data.get("email", "") if offline_form else "",
+            "offline_text": offline_form.data.get("text", "") if offline_form else "",
         },
     )
 
@@ -109,13 +130,20 @@ def visitor_leave_message(request: HttpRequest) -> HttpResponseBase:
     form = OfflineMessageForm(request.POST)
     if not form.is_valid():
         errors = " ".join(str(e) for errs in form.errors.values() for e in errs)
-        return _room(request, held, offline_error=errors)
+        return _room(request, held, offline_error=errors, offline_form=form)
+    refusal = left_message_refusal(request, visitor_token=_visitor_token(request))
+    if refusal is not None:
+        error = (
+            "Too many messages from your connection. Please wait about "
+            f"{refusal.retry_after_minutes} minutes and send it again."
+        )
+        return _too_many(_room(request, held, offline_error=error, offline_form=form), refusal)
     try:
         services.leave_offline_message(
             chat_id=held[0].pk, text=form.cleaned_data["text"], email=form.cleaned_data["email"]
         )
     except ChatError as exc:
-        return _room(request, held, offline_error=exc.message)
+        return _room(request, held, offline_error=exc.message, offline_form=form)
     return redirect("chat:room")
 
 

@@ -472,17 +472,22 @@ def agents_gone_since(*, seen_before: datetime, limit: int) -> list[int]:
     )
 
 
-def chats_visible_to(*, agent: Agent) -> QuerySet[ChatSession]:
-    """The chats an agent may read: those it holds or held, and those waiting in its queues."""
-    served = stages_served_by(agent)
-    waiting_for_me = QueueEntry.objects.filter(left_at__isnull=True).filter(
+def chats_visible_to(*, agent: Agent, include_past_queues: bool = False) -> QuerySet[ChatSession]:
+    """The chats an agent may learn exist: those it holds or held, and those waiting in a queue
+    it serves (by the entry's narrowing: named agents, else a group, else the stage's groups).
+    With `include_past_queues`, also chats that once waited in such a queue: the agent may have
+    seen them there, so "already taken" tells it nothing new. Any other chat is answered as a
+    missing one ("not found"), so that ids cannot be probed."""
+    entries = QueueEntry.objects.filter(
         Q(agents=agent)
         | Q(group__in=agent.groups.all())
-        | (Q(group__isnull=True, agents__isnull=True) & Q(stage__in=served))
+        | (Q(group__isnull=True, agents__isnull=True) & Q(stage__in=stages_served_by(agent)))
     )
+    if not include_past_queues:
+        entries = entries.filter(left_at__isnull=True)
     return ChatSession.objects.filter(
         Q(pk__in=Assignment.objects.filter(agent=agent).values("chat_id"))
-        | Q(pk__in=waiting_for_me.values("chat_id"))
+        | Q(pk__in=entries.values("chat_id"))
     )
 
 
@@ -523,3 +528,24 @@ def last_end_reason(*, agent: Agent, chat_id: int) -> str:
         .first()
     )
     return reason or ""
+
+
+def pipeline_queue_is_full(*, topic_name: str) -> bool:
+    """Whether the pipeline that `topic_name` starts in already has MAX_WAITING_CHATS_PER_PIPELINE
+    chats waiting in its queues (any stage). Past that a new visitor is offered the "leave a
+    message" form instead of a place in line: each waiting chat makes every queue change cost
+    more (positions, estimates, console lists), and nobody is served faster by a longer line.
+    Counts at most the cap's rows (index entry_stage_open)."""
+    cap = settings.MAX_WAITING_CHATS_PER_PIPELINE
+    waiting = QueueEntry.objects.filter(
+        left_at__isnull=True, stage__pipeline__topics__name=topic_name
+    )
+    return waiting[:cap].count() >= cap
+
+
+def agent_may_see_chat(*, agent: Agent, chat_id: int, include_past_queues: bool = False) -> bool:
+    return (
+        chats_visible_to(agent=agent, include_past_queues=include_past_queues)
+        .filter(pk=chat_id)
+        .exists()
+    )

@@ -1,15 +1,23 @@
 """One error shape for the whole API: {"error": {"code": ..., "message": ..., "fields": {...}}}."""
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
+from rest_framework.views import exception_handler, set_rollback
 
 from chat.exceptions import ChatError
+
+logger = logging.getLogger(__name__)
+
+SERVER_ERROR = {
+    "error": {"code": "server_error", "message": "Something went wrong on our side; try again."}
+}
 
 # Domain errors that say "the chat is not in a state for that": 409 Conflict.
 CONFLICTS = {
@@ -49,7 +57,14 @@ def handle_api_exception(exc: Exception, context: dict[str, Any]) -> Response | 
         exc = exceptions.PermissionDenied(str(exc) or "You do not have permission.")
     response = exception_handler(exc, context)
     if response is None:
-        return None
+        # Not an API error: a bug, a database or Redis failure. Logged with its traceback, and
+        # answered in the error shape rather than Django's HTML 500 page.
+        view = context.get("view")
+        logger.error(
+            "unexpected error in %s", type(view).__name__ if view else "the API", exc_info=exc
+        )
+        set_rollback()
+        return Response(SERVER_ERROR, status=500)
     if isinstance(exc, exceptions.ValidationError):
         fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         response.data = {
@@ -60,6 +75,14 @@ def handle_api_exception(exc: Exception, context: dict[str, Any]) -> Response | 
         code = getattr(detail, "code", None) or exc.default_code
         response.data = {"error": {"code": str(code), "message": str(detail)}}
     return response
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: under /api/ the error shape, elsewhere Django's page. (Errors inside an API
+    view never get here: handle_api_exception answers them.)"""
+    if request.path.startswith("/api/"):
+        return JsonResponse(SERVER_ERROR, status=500)
+    return defaults.server_error(request)
 
 
 ErrorSerializer = inline_serializer(

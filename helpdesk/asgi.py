@@ -8,18 +8,28 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware  # noqa: E402
 
 from chat.realtime.limits import ConnectionCapMiddleware, close_frames_on_protocol_errors  # noqa: E402
 from chat.realtime.origins import SameOriginValidator  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": ConnectionCapMiddleware(
-            SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
-        ),
-    }
+# Outermost: the client's address (scope["client"], hence REMOTE_ADDR) is the connection's peer,
+# or, when that peer is one of TRUSTED_PROXIES, the right-most address in X-Forwarded-For that is
+# not a trusted proxy (X-Forwarded-Proto likewise sets the scheme). Everything inside (the
+# websocket cap, login throttling, the rate limits) counts by that one address. uvicorn's
+# middleware is plain ASGI and does exactly this; daphne's own --proxy-headers trusts anyone.
+application = ProxyHeadersMiddleware(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": ConnectionCapMiddleware(
+                SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+            ),
+        }
+    ),
+    trusted_hosts=settings.TRUSTED_PROXIES,
 )
 
 # The ASGI module is imported by the server before it listens: under daphne, answer oversized

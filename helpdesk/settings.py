@@ -7,6 +7,7 @@ Two shapes (docs/configuration.md lists every setting):
   broker, with daphne, `celery worker` and `celery beat` as separate processes.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 django_stubs_ext.monkeypatch()  # lets admin.ModelAdmin[Model] etc. be subscripted at run time
 
@@ -39,6 +41,31 @@ def env_positive_int(name: str, default: int) -> int:
     value: int = env.int(name, default=default)
     if value <= 0:
         raise ImproperlyConfigured(f"{name} must be a positive whole number, got {value}")
+    return value
+
+
+def env_networks(name: str) -> list[str]:
+    """Comma-separated addresses or CIDR networks (IPv4 or IPv6); empty by default."""
+    values = [value.strip() for value in env.list(name, default=[]) if value.strip()]
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {value!r} is not an IP address or network (e.g. 10.0.0.5, 10.0.0.0/24)"
+            ) from None
+    return values
+
+
+def env_rate(name: str, default: str) -> str:
+    """A rate such as "5/10m": that many in that many seconds (s), minutes (m) or hours (h)."""
+    value: str = env.str(name, default=default)
+    count, _, period = value.partition("/")
+    unit = period[-1:]
+    if not (count.isdigit() and int(count) > 0 and unit in {"s", "m", "h"}):
+        raise ImproperlyConfigured(f"{name} is a rate like 5/10m, got {value!r}")
+    if period[:-1] and not (period[:-1].isdigit() and int(period[:-1]) > 0):
+        raise ImproperlyConfigured(f"{name} is a rate like 5/10m, got {value!r}")
     return value
 
 
@@ -95,14 +122,16 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     # Last: turns a locked-out login into a 429 page (django-axes).
     "axes.middleware.AxesMiddleware",
 ]
 
 AUTHENTICATION_BACKENDS = [
-    # First: refuses a login attempt from a locked-out username and address before the password
-    # is checked.
+    # First: refuses a login attempt from a locked-out username and address, or from an address
+    # locked across usernames, before the password is checked.
     "axes.backends.AxesStandaloneBackend",
+    "chat.throttles.AddressLockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 
@@ -119,6 +148,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # {% csp_nonce_attr %}: the admin's one inline <style> (SECURE_CSP below).
+                "django.template.context_processors.csp",
             ],
         },
     },
@@ -163,15 +194,34 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# --- Client addresses (deployment.md, "Client addresses and TRUSTED_PROXIES") ------------------
+# The proxies (addresses or CIDR networks) whose X-Forwarded-For / X-Forwarded-Proto are believed.
+# Empty (the default): every client's address is the connection's peer, and those headers are
+# ignored. helpdesk/asgi.py applies it to HTTP and websockets alike, so REMOTE_ADDR, the websocket
+# cap, login throttling and the rate limits all see one address.
+TRUSTED_PROXIES: list[str] = env_networks("TRUSTED_PROXIES")  # "*" is refused: name them
+
+
+def client_address(request: Any) -> str | None:
+    """The client's address as the ASGI proxy-headers middleware settled it (TRUSTED_PROXIES)."""
+    address: str | None = request.META.get("REMOTE_ADDR")
+    return address
+
+
 # Login throttling (django-axes): after AXES_FAILURE_LIMIT failed logins for one username from one
 # address, that pair is locked out for AXES_COOLOFF_MINUTES (the console login and admin alike).
 AXES_FAILURE_LIMIT: int = env_positive_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_positive_int("AXES_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-# Behind a proxy the client's address comes from X-Forwarded-For (deployment.md); daphne's
-# --proxy-headers puts it in REMOTE_ADDR.
+# Explicit, so that installing django-ipware never makes axes read X-Forwarded-For on its own.
+AXES_CLIENT_IP_CALLABLE = client_address
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# And per address across usernames (chat/throttles.py): this many failed logins from one address
+# within AXES_COOLOFF_MINUTES lock that address for every username. Higher than the per-username
+# limit so that one person's typos do not lock out an office behind one NAT address; a successful
+# login does not reset it (one known account must not reset an attacker's count).
+LOGIN_FAILURES_PER_ADDRESS: int = env_positive_int("LOGIN_FAILURES_PER_ADDRESS", 15)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "console:home"
@@ -279,13 +329,27 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- Product limits -----------------------------------------------------------------------------
+# Anonymous visitors (chat/throttles.py, counted in the cache: Redis, or this process's memory in
+# the embedded default). Rates are "count/period": 5/10m is 5 in any 10 minutes (fixed windows).
+# Chat starts per client address and per visitor token (the browser's chat cookie); raise the
+# address rate for sites whose visitors share one address (an office or a carrier's NAT).
+CHAT_START_RATE_PER_ADDRESS: str = env_rate("CHAT_START_RATE_PER_ADDRESS", "5/10m")
+CHAT_START_RATE_PER_VISITOR: str = env_rate("CHAT_START_RATE_PER_VISITOR", "3/10m")
+# "Leave a message" posts, likewise.
+LEFT_MESSAGE_RATE_PER_ADDRESS: str = env_rate("LEFT_MESSAGE_RATE_PER_ADDRESS", "5/10m")
+LEFT_MESSAGE_RATE_PER_VISITOR: str = env_rate("LEFT_MESSAGE_RATE_PER_VISITOR", "3/10m")
+# Past this many chats waiting in one pipeline's queues, a new visitor is offered the "leave a
+# message" form instead of a place in line (escalation.selectors.pipeline_queue_is_full).
+MAX_WAITING_CHATS_PER_PIPELINE: int = env_positive_int("MAX_WAITING_CHATS_PER_PIPELINE", 200)
+# JSON nested deeper than this is refused (the API's parser; chat/realtime/jsonlimits.py).
+JSON_MAX_DEPTH: int = env_positive_int("JSON_MAX_DEPTH", 32)
 MESSAGE_MAX_CHARS: int = env_positive_int("MESSAGE_MAX_CHARS", 4000)
 WS_FRAME_MAX_BYTES: int = env_positive_int("WS_FRAME_MAX_BYTES", 32768)
 # Per socket: frames a second on average and the burst allowed above it (flood control).
 WS_FRAMES_PER_SECOND: int = env_positive_int("WS_FRAMES_PER_SECOND", 10)
 WS_FRAME_BURST: int = env_positive_int("WS_FRAME_BURST", 30)
 # Open websockets one client address may hold on one daphne process (more are closed with 4429).
-# Behind a load balancer run daphne with --proxy-headers so the address is the client's.
+# Behind a load balancer set TRUSTED_PROXIES so that the address is the client's.
 WS_MAX_CONNECTIONS_PER_ADDRESS: int = env_positive_int("WS_MAX_CONNECTIONS_PER_ADDRESS", 100)
 VISITOR_TOKEN_MAX_AGE_SECONDS: int = env_positive_int("VISITOR_TOKEN_MAX_AGE_SECONDS", 86400)
 REPLAY_PAGE_SIZE = 200
@@ -319,7 +383,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "helpdesk.api_errors.handle_api_exception",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSONParser with a nesting depth limit (JSON_MAX_DEPTH): a 400 in the error shape, not a 500.
+    "DEFAULT_PARSER_CLASSES": ["helpdesk.api_parsers.DepthLimitedJSONParser"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tierline API",
@@ -349,6 +414,22 @@ SECURE_HSTS_PRELOAD = HTTPS
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy on every response (Django's ContentSecurityPolicyMiddleware). No inline
+# script or style: a page's own nonce is added only where a template asks for it with
+# {% csp_nonce_attr %} (the admin's templates do); Tierline's pages ask for none. 'self' in
+# connect-src also covers ws:/wss: to this host (CSP Level 3). frame-ancestors is 'none' until the
+# widget names the sites allowed to frame the visitor page.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 
 LOGGING = {
     "version": 1,

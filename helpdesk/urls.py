@@ -1,12 +1,14 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, register_converter
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from chat import views as chat_views
 from helpdesk.converters import IdConverter
 
 register_converter(IdConverter, "id")  # before the apps' URLconfs use it
+
+handler500 = "helpdesk.api_errors.server_error"
 
 admin.site.site_header = "Tierline administration"
 admin.site.site_title = "Tierline admin"
@@ -22,5 +24,5 @@ urlpatterns = [
     path("reports/", include("reporting.urls")),
     path("api/v1/", include("helpdesk.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
 ]

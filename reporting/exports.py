@@ -7,6 +7,8 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 
+from reporting.csvsafe import safe_cell
+
 COPY_BLOCK_BYTES = 256 * 1024
 
 
@@ -23,7 +25,7 @@ def csv_response(
     def lines() -> Iterator[str]:
         yield writer.writerow(header)
         for row in rows:
-            yield writer.writerow(["" if value is None else value for value in row])
+            yield writer.writerow(["" if value is None else safe_cell(value) for value in row])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -35,7 +37,8 @@ def copy_csv_response(
 ) -> StreamingHttpResponse:
     """Stream the rows of consecutive querysets as CSV straight from PostgreSQL's COPY, block by
     block: a year of rows in constant memory and without a Python object per row. The queries
-    read one snapshot (REPEATABLE READ), so the parts fit together as one query's rows would."""
+    read one snapshot (REPEATABLE READ), so the parts fit together as one query's rows would.
+    Their text columns must be wrapped in reporting.csvsafe.safe_text (no Python sees a cell)."""
     from django.db import connections, transaction
 
     head = csv.writer(_Echo()).writerow(header)

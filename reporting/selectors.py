@@ -40,6 +40,7 @@ from django.db.models import (
 from chat.models import ChatSession, FlowEvent
 from escalation.models import Agent, Assignment, Escalation, QueueEntry, Stage, Tier
 from reporting import summaries
+from reporting.csvsafe import safe_text
 from reporting.summaries import AGENT_REQUESTS, Metric
 
 
@@ -222,16 +223,20 @@ def escalated_csv_queryset(
             function="to_char",
             output_field=CharField(),
         ),
-        Coalesce("from_agent__display_name", Value("")),
-        Coalesce("from_group__name", Value("")),
-        Concat("target_label", Value(" ("), "to_tier__name", Value(")"), output_field=CharField()),
-        "reason",
+        safe_text(Coalesce("from_agent__display_name", Value(""))),
+        safe_text(Coalesce("from_group__name", Value(""))),
+        safe_text(
+            Concat(
+                "target_label", Value(" ("), "to_tier__name", Value(")"), output_field=CharField()
+            )
+        ),
+        safe_text(F("reason")),
         Func(
             F("wait"),
             template="EXTRACT(EPOCH FROM %(expressions)s)::int",
             output_field=IntegerField(),
         ),
-        Coalesce("taken_by__display_name", Value("")),
+        safe_text(Coalesce("taken_by__display_name", Value(""))),
         SqlCase(
             When(chat__status=ChatSession.Status.ENDED, then=Value("Ended")),
             When(chat__status=ChatSession.Status.MISSED, then=Value("Missed (nobody took it)")),

@@ -9,7 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connections
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 
 from escalation.selectors import agent_may_view_chat, get_agent_for_user
@@ -230,7 +230,8 @@ def chat_detail(request: HttpRequest, chat_id: int) -> HttpResponse:
     if not user.has_perm("escalation.view_reports"):
         agent = get_agent_for_user(user)
         if not agent_may_view_chat(agent=agent, chat_id=chat_id):
-            raise PermissionDenied("You cannot open this chat.")
+            # As for a missing chat: a 403 here would tell an agent which chat ids exist.
+            raise Http404("No such chat.")
     detail = selectors.chat_detail(chat_id=chat_id)
     tab = "flow" if request.GET.get("tab") == "flow" else "metadata"
     return render(request, "reporting/chat.html", {**detail, "tab": tab})

@@ -54,6 +54,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+@pytest.fixture(autouse=True)
+def _own_rate_limit_counts(settings: Any) -> None:
+    """Each test counts chat starts, left messages and failed logins from zero: the counts live
+    in the cache (the tests' Redis database), which tests share; a fresh key prefix per test
+    starts them over without flushing what else is there."""
+    import uuid
+
+    settings.RATELIMIT_CACHE_PREFIX = f"rl:{uuid.uuid4().hex}:"
+
+
 # --- Personas ------------------------------------------------------------------------------------
 @pytest.fixture
 def demo(db: None) -> None:

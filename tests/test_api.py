@@ -78,12 +78,35 @@ def test_an_agent_sees_its_queue_not_another_groups(demo):
     assert sam.get("/api/v1/chats/").json()["results"] == []
     assert error_of(sam.get(f"/api/v1/chats/{chat.pk}/"))["code"] == "not_found"
     taking = sam.post(f"/api/v1/chats/{chat.pk}/take/")
-    assert taking.status_code == 404 and error_of(taking)["code"] == "not_found"
+    assert taking.status_code == 404 and error_of(taking)["code"] == "not_found"  # as if missing
     detail = alex.get(f"/api/v1/chats/{chat.pk}/").json()
     assert detail["status"] == "queued" and [f["kind"] for f in detail["flow"]] == [
         "created",
         "queued",
     ]
+
+
+def test_a_chat_you_may_not_see_answers_exactly_as_a_missing_one(demo):
+    """Issue 13: take answered 403 for another group's chat and 404 for a missing one, so an agent
+    could tell which ids exist. Every chat endpoint now answers the same for both."""
+    chat = start()  # waits at L1 General; Sam is L2 Billing
+    sam = client_for("sam")
+    for suffix, method in [
+        ("", "get"),
+        ("messages/", "get"),
+        ("messages/", "post"),
+        ("take/", "post"),
+        ("end/", "post"),
+        ("return/", "post"),
+        ("escalate/", "post"),
+    ]:
+        body = {"text": "hi", "target": "billing", "note": "x"}
+        call = getattr(sam, method)
+        theirs = call(f"/api/v1/chats/{chat.pk}/{suffix}", body, format="json")
+        missing = call(f"/api/v1/chats/{chat.pk + 1000}/{suffix}", body, format="json")
+        assert theirs.status_code == missing.status_code == 404, suffix
+        not_found = {"code": "not_found", "message": "No ChatSession matches the given query."}
+        assert theirs.json() == missing.json() == {"error": not_found}
 
 
 def test_a_manager_reads_every_chat_but_cannot_act(demo):

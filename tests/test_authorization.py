@@ -42,7 +42,8 @@ PAGES = [
     ("GET", "/reports/waits/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/fallbacks/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/predicted-vs-actual/", [302, 302, 403, 403, 200, 200]),
-    ("GET", "/reports/chats/{chat}/", [302, 302, 200, 403, 200, 200]),
+    # Another group's agent: "not found", as for a missing chat (ids cannot be probed).
+    ("GET", "/reports/chats/{chat}/", [302, 302, 200, 404, 200, 200]),
     ("GET", "/admin/", [302, 302, 302, 302, 302, 200]),
     ("GET", "/admin/chat/chatsession/", [302, 302, 302, 302, 302, 200]),
     ("GET", "/admin/chat/chatsession/{chat}/change/", [302, 302, 302, 302, 302, 200]),
@@ -57,7 +58,8 @@ API = [
     ("GET", "/api/v1/chats/{chat}/", [401, 401, 200, 404, 200, 200]),
     ("GET", "/api/v1/chats/{chat}/messages/", [401, 401, 200, 404, 200, 200]),
     ("POST", "/api/v1/chats/{chat}/messages/", [401, 401, 201, 404, 403, 403]),
-    ("POST", "/api/v1/chats/{chat}/take/", [401, 401, 409, 409, 403, 403]),  # already held
+    # Held already: 409 for its holder; another group's agent never saw it, so 404.
+    ("POST", "/api/v1/chats/{chat}/take/", [401, 401, 409, 404, 403, 403]),
     ("POST", "/api/v1/chats/{chat}/escalate/", [401, 401, 400, 404, 403, 403]),
     ("POST", "/api/v1/chats/{chat}/return/", [401, 401, 200, 404, 403, 403]),
     ("POST", "/api/v1/chats/{chat}/end/", [401, 401, 200, 404, 403, 403]),

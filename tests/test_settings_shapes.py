@@ -117,3 +117,21 @@ def test_a_bad_number_is_refused_with_its_name():
     result = manage("check", MESSAGE_MAX_CHARS="0")
     assert result.returncode != 0
     assert "MESSAGE_MAX_CHARS must be a positive whole number" in result.stderr
+
+
+def test_trusted_proxies_and_rates_are_checked_with_their_names():
+    """TRUSTED_PROXIES is addresses or networks, never "*" (trust anyone); rates look like 5/10m."""
+    ok = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.TRUSTED_PROXIES)",
+        TRUSTED_PROXIES="10.0.0.5, 10.1.0.0/16,::1",
+    )
+    assert ok.stdout.strip().endswith("['10.0.0.5', '10.1.0.0/16', '::1']"), ok.stderr
+    for value in ("*", "nginx", "10.0.0.300"):
+        bad = manage("check", TRUSTED_PROXIES=value)
+        assert bad.returncode != 0 and "TRUSTED_PROXIES" in bad.stderr, value
+    for value in ("5", "5/10", "0/10m", "x/m"):
+        bad = manage("check", CHAT_START_RATE_PER_ADDRESS=value)
+        assert bad.returncode != 0
+        assert "CHAT_START_RATE_PER_ADDRESS is a rate like 5/10m" in bad.stderr, value

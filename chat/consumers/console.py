@@ -41,6 +41,7 @@ from chat.events import (
     publish_now,
     stage_queue_group,
 )
+from chat.exceptions import ChatNotFound
 from escalation import frames, selectors, services
 from escalation.commands import COMMANDS_HELP, Command, parse_command
 from escalation.exceptions import UnknownCommand
@@ -283,6 +284,13 @@ class ConsoleConsumer(ProtocolConsumer):
 
     async def on_take(self, content: dict[str, Any]) -> None:
         values = validate_frame(content, {"chat": (int, True)})
+        # As the API: a chat that never waited in this agent's queues is "not found", like a
+        # missing one; one someone else just took is "already taken".
+        visible = await database_sync_to_async(selectors.agent_may_see_chat)(
+            agent=self.agent, chat_id=values["chat"], include_past_queues=True
+        )
+        if not visible:
+            raise ChatNotFound()
         await database_sync_to_async(services.take_chat)(chat_id=values["chat"], agent=self.agent)
         await self.hold(values["chat"])
         await self.send_frame(Taken(chat=values["chat"]))

@@ -25,6 +25,7 @@ from chat.consumers.streams import SEQUENCED, ChatStream
 from chat.events import Error, Frame, ReplayDone, message_payload
 from chat.exceptions import ChatError
 from chat.models import Message
+from chat.realtime import jsonlimits
 from chat.realtime.writer import writer_for
 from escalation import services
 
@@ -172,8 +173,13 @@ class ProtocolConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             )
             return
         try:
-            content = json.loads(text_data)
-        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python goes
+            content = jsonlimits.loads(text_data, max_depth=settings.JSON_MAX_DEPTH)
+        except jsonlimits.JsonTooDeep:
+            await self.error(
+                "bad_json", f"The frame nests deeper than {settings.JSON_MAX_DEPTH} levels."
+            )
+            return
+        except ValueError:
             await self.error("bad_json", "The frame is not valid JSON.")
             return
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):

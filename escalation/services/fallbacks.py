@@ -220,7 +220,7 @@ def run_fallback(*, chat: ChatSession, route: ChatRoute, entry: QueueEntry, caus
     ):
         _after_fallback_move(chat=chat, route=route)
     elif action in (FallbackAction.LEAVE_MESSAGE, FallbackAction.PREVIOUS_TIER):
-        _offer_message_form(chat=chat, route=route, cause=cause)
+        offer_message_form(chat=chat, route=route, cause=cause)
     else:
         _end_missed(chat=chat, route=route, why=cause)
 
@@ -286,7 +286,7 @@ def fall_back_if_nobody_serves(*, chat: ChatSession, route: ChatRoute, entry: Qu
     return True
 
 
-def _offer_message_form(*, chat: ChatSession, route: ChatRoute, cause: str) -> None:
+def offer_message_form(*, chat: ChatSession, route: ChatRoute, cause: str) -> None:
     chat_services.add_flow_event(
         chat=chat, kind=FlowEvent.Kind.FELL_BACK, data={"action": "leave_message", "why": cause}
     )

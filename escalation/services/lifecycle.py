@@ -15,7 +15,7 @@ from escalation import selectors
 from escalation.exceptions import UnknownTopic
 from escalation.models import Agent, Assignment, ChatRoute, QueueEntry, Stage, Topic
 from escalation.services.dispatch import dispatch
-from escalation.services.fallbacks import fall_back_if_nobody_serves
+from escalation.services.fallbacks import fall_back_if_nobody_serves, offer_message_form
 from escalation.services.queueing import enqueue, leave_queue, wait_text
 from escalation.services.route import (
     close_chat,
@@ -26,6 +26,8 @@ from escalation.services.route import (
     require_holder,
     tell_removed,
 )
+
+QUEUE_FULL = "queue full"
 
 
 @transaction.atomic
@@ -58,6 +60,11 @@ def start_chat(
     chat_services.append_message(
         chat=chat, kind=Message.Kind.VISITOR, text=first_message, author_name=visitor_name
     )
+    if selectors.pipeline_queue_is_full(topic_name=topic.name):
+        # Past MAX_WAITING_CHATS_PER_PIPELINE a new visitor is offered the "leave a message"
+        # form at once, with what they wrote kept, instead of a place in a line that long.
+        offer_message_form(chat=chat, route=route, cause=QUEUE_FULL)
+        return chat
     entry = enqueue(chat=chat, route=route, stage=stage, reason=QueueEntry.Reason.START)
     notify_visitor(
         chat=chat,

@@ -323,7 +323,11 @@ def test_an_agent_opens_only_chats_it_may_see(history, client):
     client.force_login(agent("alex").user)
     assert client.get(reverse("reporting:chat", args=[history["D"].pk])).status_code == 200
     client.force_login(agent("dana").user)
-    assert client.get(reverse("reporting:chat", args=[history["D"].pk])).status_code == 403
+    # Not hers: "not found", exactly as a missing chat (ids cannot be probed).
+    theirs = client.get(reverse("reporting:chat", args=[history["D"].pk]))
+    missing = client.get(reverse("reporting:chat", args=[999_999]))
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.content == missing.content
 
 
 @pytest.mark.postgres

@@ -21,6 +21,8 @@ class Command(BaseCommand):
         if settings.EMBEDDED_WORKER:
             EmbeddedCelery().start()
             self.stdout.write("Embedded Celery worker and beat started (in-memory broker).")
+        # No --proxy-headers: daphne would believe X-Forwarded-For from anyone. The application
+        # reads it only from TRUSTED_PROXIES (helpdesk/asgi.py).
         CommandLineInterface().run(
-            ["--bind", bind, "--port", str(port), "--proxy-headers", "helpdesk.asgi:application"]
+            ["--bind", bind, "--port", str(port), "helpdesk.asgi:application"]
         )
