@@ -50,6 +50,7 @@ function setStatus(status, by = "") {
   const open = isOpen(status);
   input.disabled = !open;
   form.querySelector("button").disabled = !open;
+  form.hidden = !open; // over: the banner says why, and "Start a new chat" is the way on
   endBtn.hidden = !open;
   newChat.hidden = open;
   banner.hidden = open;

@@ -1,6 +1,6 @@
 /* The "My chats" card: the chats this agent holds, with unread counts. */
 import { bdi, clickOnKeys, el, redrawKeepingFocus } from "../chat/dom.js";
-import { needsAttention } from "./alerts.js";
+import { chatKey, clear, needsAttention } from "./alerts.js";
 import { next } from "./chatstate.js";
 import { chats, ensureChat, isHeld, isOnScreen, view } from "./state.js";
 
@@ -12,6 +12,13 @@ const MAY_BE_HELD = new Set(["waiting", "offered"]);
 
 /** The server's list of held chats: the rows say which, and how many messages are unread. */
 export function renderChatList(rows) {
+  const listed = new Set(rows.map((row) => row.chat));
+  for (const c of chats.values()) {
+    // Lost while this tab was away (a reconnect): an open pane learns how on its subscribe.
+    if (!isHeld(c) || listed.has(c.id) || c.pane) continue;
+    chats.delete(c.id);
+    clear(chatKey(c.id));
+  }
   for (const row of rows) {
     const c = ensureChat(row.chat);
     if (MAY_BE_HELD.has(c.state.name)) c.state = next(c.state, { type: "chat.assigned" });

@@ -13,7 +13,7 @@ import { wireComposer } from "./composer.js";
 import { closeDialog, wireEscalation } from "./escalate.js";
 import { tierPath } from "./format.js";
 import { send } from "./link.js";
-import { ensureChat, isHeld, isOnScreen, markRead, outbox } from "./state.js";
+import { claimed, ensureChat, isHeld, isOnScreen, markRead, outbox } from "./state.js";
 
 const paneTemplate = document.getElementById("pane-template");
 /** Controls for a chat the agent holds: hidden and disabled in every other state. */
@@ -29,6 +29,10 @@ export function createPane(c, close) {
     if (confirm("End this chat as resolved?")) send({ type: TO_SERVER.END, chat: c.id });
   });
   pane.querySelector(".pane-close").addEventListener("click", () => close(c.id));
+  pane.querySelector(".pane-take").addEventListener("click", () => {
+    claimed.add(c.id);
+    send({ type: TO_SERVER.TAKE, chat: c.id });
+  });
   c.typing = new TypingIndicator(pane.querySelector(".typing"));
   return pane;
 }
@@ -51,6 +55,7 @@ export function drawState(c) {
   for (const field of c.pane.querySelectorAll(HOLDER_FIELDS)) field.disabled = !canWrite;
   if (!canWrite) closeDialog(c.pane);
   c.pane.querySelector(".pane-close").hidden = !isOver;
+  c.pane.querySelector(".pane-take").hidden = c.state.name !== "waiting";
   c.pane.querySelector(".pane-banner").textContent = banner;
   c.tab?.classList.toggle("over", isOver);
 }

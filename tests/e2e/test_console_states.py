@@ -142,7 +142,7 @@ def expect_read_only(box) -> None:
 
 def expect_visitor_closed(visitor: Page, banner: str) -> None:
     expect(visitor.locator("#room-banner")).to_have_text(banner)
-    expect(visitor.locator("#composer-text")).to_be_disabled()
+    expect(visitor.locator("#composer-text")).to_be_hidden()
     expect(visitor.locator("#end-chat")).to_be_hidden()
     expect(visitor.locator("#new-chat")).to_be_visible()
     expect(visitor.locator("#conn")).to_have_text("Chat ended")
@@ -365,6 +365,7 @@ def test_ended_by_timeout_while_previewed(demo, browser, server):
     box.locator("text=Hello, this is Carol").wait_for()
     expect(box.locator(".pane-banner")).to_have_text("Waiting in the queue: take it to reply.")
     expect_read_only(box)
+    expect(box.locator(".pane-take")).to_be_visible()
     shot(alex, "07-agent-waiting-preview")
     chat = chat_id(visitor)
 
@@ -386,6 +387,7 @@ def test_ended_by_timeout_while_previewed(demo, browser, server):
     )
     box.locator("text=Nobody from L1 General could take your chat yet.").wait_for()
     expect_read_only(box)
+    expect(box.locator(".pane-take")).to_be_hidden()
     shot(alex, "07-agent-ended-by-timeout")
     shot(visitor, "07-visitor-ended-by-timeout")
 
