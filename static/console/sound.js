@@ -1,6 +1,7 @@
 /* The alert sound: a short two-note chime made with WebAudio (no audio file), on by default,
    switched off or on per agent with the "Sound alerts" box (remembered in this browser). */
-const STORAGE_KEY = "tierline.console.sound";
+// Per agent: two agents taking turns at one browser keep their own choice.
+const STORAGE_KEY = `tierline.console.sound.${document.getElementById("console").dataset.agent}`;
 const QUIET_MS = 1500; // a burst of alerts chimes once
 const toggle = document.getElementById("sound-alerts");
 let context = null;

@@ -437,6 +437,58 @@ def test_a_second_chat_counts_in_the_title_until_looked_at(demo, browser, server
     expect(alex.locator("#chat-list .badge:visible")).to_have_count(0)
 
 
+# The tab hidden on demand (headless pages are always visible), and the desktop notifications it
+# shows, as the agent would see them pop up.
+HIDDEN_TAB = """
+let hidden = false;
+Object.defineProperty(Document.prototype, "hidden", { get: () => hidden });
+Object.defineProperty(Document.prototype, "visibilityState", {
+  get: () => (hidden ? "hidden" : "visible"),
+});
+window.setTabHidden = (value) => {
+  hidden = value;
+  document.dispatchEvent(new Event("visibilitychange"));
+};
+window.shownNotifications = [];
+const Shown = class extends window.Notification {
+  constructor(title, options) {
+    super(title, options);
+    window.shownNotifications.push({ title, body: options.body });
+  }
+};
+window.Notification = Shown;
+"""
+
+
+def test_a_message_while_the_tab_is_hidden_notifies_and_counts(demo, browser, server):
+    context = browser.new_context()
+    context.grant_permissions(["notifications"], origin=server.base_url)
+    context.add_init_script(HIDDEN_TAB)
+    alex = context.new_page()
+    alex.goto(f"{server.base_url}/console/")
+    alex.fill("#id_username", "alex")
+    alex.fill("#id_password", "tierline-demo")
+    alex.click("button[type=submit]")
+    alex.wait_for_selector("#conn[data-state=open]")
+    expect(alex.locator("#desktop-alerts")).to_be_hidden()  # allowed already: nothing to ask
+    expect(alex.locator("#desktop-alerts-state")).to_have_text(
+        "Desktop alerts are on while this tab is hidden."
+    )
+    alex.select_option("#presence", "online")
+    visitor = start_chat(browser, server.base_url)
+    pane(alex).locator("text=Alex from L1 General joined the chat.").wait_for()
+    expect(alex).to_have_title(TITLE)
+    alex.evaluate("setTabHidden(true)")  # the agent switched to another tab
+    visitor.fill("#composer-text", "Anyone there?")
+    visitor.click("#send")
+    expect(alex).to_have_title(f"(1) {TITLE}")
+    shown = alex.evaluate("shownNotifications")
+    assert shown == [{"title": "Carol wrote", "body": "Anyone there?"}]
+    alex.evaluate("setTabHidden(false)")  # back: the chat on screen is seen
+    expect(alex).to_have_title(TITLE)
+    expect(alex.locator("#chat-list .badge:visible")).to_have_count(0)
+
+
 def test_sound_switch_is_remembered(demo, browser, server):
     alex = log_in(browser, server.base_url, online=False)
     sound = alex.locator("#sound-alerts")
@@ -493,7 +545,9 @@ def test_an_offer_alerts_and_auto_away_says_why(quick_lapses, browser, server):
     offer.wait_for()
     expect(alex).to_have_title(f"(1) {TITLE}")
     notice = alex.locator("#presence-notice")
-    expect(notice).to_have_text("You were set away: 1 offers in a row lapsed unanswered.")
+    # The 3 s accept timeout runs out (Celery's countdown task), then the agent is set away.
+    lapsed = "You were set away: 1 offers in a row lapsed unanswered."
+    expect(notice).to_have_text(lapsed, timeout=20_000)
     expect(alex.locator("#presence")).to_have_value("away")
     expect(offer).to_have_count(0)
     expect(alex).to_have_title(TITLE)  # the offer is gone, the notice is on screen
