@@ -1,16 +1,13 @@
 /* The "My chats" card: the chats this agent holds, with unread counts. */
 import { bdi, clickOnKeys, el, redrawKeepingFocus } from "../chat/dom.js";
 import { chatKey, clear, needsAttention } from "./alerts.js";
-import { next } from "./chatstate.js";
 import { chats, ensureChat, isHeld, isOnScreen, view } from "./state.js";
 
 const chatList = document.getElementById("chat-list");
 const chatsCount = document.getElementById("chats-count");
-/** States a list of held chats may move to held: not a chat that just left (the list may be
-    older than the `chat.removed` that came before it). */
-const MAY_BE_HELD = new Set(["waiting", "offered"]);
 
-/** The server's list of held chats: the rows say which, and how many messages are unread. */
+/** The server's list of held chats (their states already moved to held): the rows say which,
+    and how many messages are unread. */
 export function renderChatList(rows) {
   const listed = new Set(rows.map((row) => row.chat));
   for (const c of chats.values()) {
@@ -21,7 +18,6 @@ export function renderChatList(rows) {
   }
   for (const row of rows) {
     const c = ensureChat(row.chat);
-    if (MAY_BE_HELD.has(c.state.name)) c.state = next(c.state, { type: "chat.assigned" });
     // The chat on screen is read: the server's count may predate our last "read".
     c.unread = isOnScreen(c) ? 0 : row.unread;
     c.summary = row;

@@ -18,17 +18,24 @@ import { showToast } from "./toast.js";
 const refreshQueue = () => send({ type: TO_SERVER.QUEUE });
 const SUBSCRIBE_REF = "subscribe-"; // the `ref` of a subscribe frame: "subscribe-<chat id>"
 
+/** The chats the agent holds, as listed by the server. The list was read after every change
+    this socket sent before it, so a listed chat is held now. */
+function heldChats(rows) {
+  for (const row of rows) moveTo(ensureChat(row.chat), { type: FROM_SERVER.CHAT_ASSIGNED });
+  renderChatList(rows);
+}
+
 function onHello(f) {
   showPresence(f.agent.presence);
   setQueue(f.queue);
-  renderChatList(f.chats);
+  heldChats(f.chats);
   setOffers(f.offers);
 }
 
 // Asked for ("queue"), or after a resync: every list.
 function onQueue(f) {
   setQueue(f.items);
-  renderChatList(f.chats);
+  heldChats(f.chats);
   setOffers(f.offers);
 }
 

@@ -42,7 +42,10 @@ export function moveTo(c, frame) {
   const before = c.state;
   c.state = next(before, frame);
   if (c.state === before) return;
-  if (!isHeld(c)) c.composerTyping?.reset();
+  if (!isHeld(c)) {
+    c.composerTyping?.reset();
+    c.typing?.hide();
+  }
   drawState(c);
 }
 
