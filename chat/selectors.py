@@ -69,3 +69,8 @@ def chat_for_id(*, chat_id: int) -> ChatSession:
     if chat is None:
         raise ChatNotFound()
     return chat
+
+
+def chat_has_ended(*, chat_id: int) -> bool:
+    """Whether the chat is over (ended, abandoned or missed); a missing chat counts as over."""
+    return not ChatSession.objects.filter(pk=chat_id, status__in=ChatSession.OPEN_STATUSES).exists()

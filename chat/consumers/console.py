@@ -17,6 +17,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 
+from chat import selectors as chat_selectors
 from chat.consumers.protocol import (
     CLOSE_FORBIDDEN,
     FrameError,
@@ -228,8 +229,12 @@ class ConsoleConsumer(ProtocolConsumer):
         await self.leave(chat_agents_group(chat_id))
 
     async def stop_preview(self, chat_id: int) -> None:
-        """A chat opened from the queue left it (taken, moved, ended): the agent may no longer
-        watch it."""
+        """A chat opened from the queue left it (taken, moved): the agent may no longer watch it.
+        A chat that left because it ended (timed out, missed, abandoned) is still followed up to
+        its `chat.status`, which comes after its last notices and ends the preview (`deliver`):
+        the agent sees how it ended, as the visitor did."""
+        if await database_sync_to_async(chat_selectors.chat_has_ended)(chat_id=chat_id):
+            return
         stream = self.streams.get(chat_id)
         last = stream.last if stream is not None and stream.last is not None else 0
         await self.release(chat_id)

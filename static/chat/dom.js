@@ -26,3 +26,27 @@ export function submitOnEnter(textarea, form) {
     form.requestSubmit();
   });
 }
+
+/** Enter or Space on a focused element matching `selector` inside `root` works as a click (for
+    list entries that act as buttons: role=button, tabindex=0). */
+export function clickOnKeys(root, selector) {
+  root.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" && event.key !== " ") return;
+    if (!event.target.matches(selector)) return;
+    event.preventDefault();
+    event.target.click();
+  });
+}
+
+/** Redraw `list` with `draw()`; the keyboard focus, if it was on an entry (an element inside a
+    `[data-chat]` item), goes back to the same entry of the same chat. */
+export function redrawKeepingFocus(list, draw) {
+  const focused = list.contains(document.activeElement) ? document.activeElement : null;
+  const chat = focused?.closest("[data-chat]")?.dataset.chat;
+  const role = focused?.classList[0];
+  draw();
+  if (!chat || !role) return;
+  const item = list.querySelector(`[data-chat="${chat}"]`);
+  const target = item?.classList.contains(role) ? item : item?.querySelector(`.${role}`);
+  target?.focus();
+}

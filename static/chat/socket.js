@@ -51,10 +51,7 @@ export class ReconnectingSocket {
       this.setState("closed", "Not allowed: please reload the page.");
       return;
     }
-    if (this.closedForGood) {
-      this.setState("closed", "Closed");
-      return;
-    }
+    if (this.closedForGood) return; // the page said why when it closed the socket
     this.attempt += 1;
     // Exponential backoff capped at 30 s, with full jitter so a restarted server is not stampeded.
     const ceiling = Math.min(30000, 500 * 2 ** Math.min(this.attempt, 6));
@@ -73,9 +70,11 @@ export class ReconnectingSocket {
     return true;
   }
 
-  close() {
+  /** Close for good; the state line says `text` (e.g. "Chat ended") from now on. */
+  close(text = "Closed") {
     this.closedForGood = true;
     clearTimeout(this.timer);
+    this.setState("closed", text);
     this.ws?.close();
   }
 }

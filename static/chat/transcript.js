@@ -21,13 +21,20 @@ function author(m) {
   return who;
 }
 
+/** Notices to the agents only that read as what happened, not as anyone's note: the visitor
+    left the chat (their End, or their page stopped answering). */
+const AGENT_NOTICES = new Set(["visitor_left"]);
+
+function lineClass(m) {
+  if (m.kind === "internal" && AGENT_NOTICES.has(m.event)) return "msg msg-system msg-notice";
+  return `msg msg-${m.kind}`;
+}
+
 /** One transcript line, as templates/chat/room.html renders it on the server. */
 export function messageItem(m) {
-  const li = el("li", {
-    className: `msg msg-${m.kind}`,
-    dataset: { seq: m.seq, event: m.event || "" },
-  });
-  if (m.kind !== "system") li.append(author(m));
+  const className = lineClass(m);
+  const li = el("li", { className, dataset: { seq: m.seq, event: m.event || "" } });
+  if (!className.includes("msg-system")) li.append(author(m));
   li.append(
     el("time", { dateTime: m.at, textContent: formatTime(m.at) }),
     el("div", { className: "text", dir: "auto", textContent: m.text }),

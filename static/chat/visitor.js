@@ -1,5 +1,7 @@
-/* The visitor's chat page: live transcript, queue position, composer that never loses a message. */
+/* The visitor's chat page: live transcript, queue position, composer that never loses a message,
+   "Alex is typing…" both ways, and a clear end (banner and state line) when the chat is over. */
 import { submitOnEnter } from "./dom.js";
+import { endText } from "./ending.js";
 import {
   dispatch,
   FROM_SERVER,
@@ -10,12 +12,14 @@ import {
 } from "./protocol.js";
 import { Outbox, ReconnectingSocket } from "./socket.js";
 import { appendMessage, collapseSearching, localizeTimes } from "./transcript.js";
+import { TypingIndicator, TypingSender } from "./typing.js";
 
 const room = document.getElementById("room");
 const chatId = Number(room.dataset.chat);
 const token = JSON.parse(document.getElementById("visitor-token").textContent);
 const transcript = document.getElementById("transcript");
 const queueBox = document.getElementById("queue-box");
+const banner = document.getElementById("room-banner");
 const form = document.getElementById("composer");
 const input = document.getElementById("composer-text");
 const errorEl = document.getElementById("composer-error");
@@ -24,6 +28,8 @@ const newChat = document.getElementById("new-chat");
 const offlineForm = document.getElementById("offline-form");
 const conn = document.getElementById("conn");
 const outbox = new Outbox(); // until the server acknowledges each frame
+const agentTyping = new TypingIndicator(document.getElementById("typing"));
+let agentName = ""; // the agent with the visitor now, for "Alex ended the chat."
 
 collapseSearching(transcript);
 let lastSeq = 0;
@@ -38,17 +44,22 @@ scrollDown();
 
 const isOpen = (status) => status === "queued" || status === "active";
 
-function setStatus(status) {
+/** The chat's status; when it is over, `by` says who or what ended it (if known). */
+function setStatus(status, by = "") {
   room.dataset.status = status;
   const open = isOpen(status);
   input.disabled = !open;
   form.querySelector("button").disabled = !open;
+  form.hidden = !open; // over: the banner says why, and "Start a new chat" is the way on
   endBtn.hidden = !open;
   newChat.hidden = open;
+  banner.hidden = open;
   if (open) return;
+  typing.stop();
+  agentTyping.hide();
   queueBox.hidden = true;
-  socket.close();
-  conn.textContent = status === "left" ? "You left the queue" : "Chat ended";
+  banner.textContent = endText(status, by, agentName);
+  socket.close(status === "left" ? "You left the queue" : "Chat ended");
 }
 
 function showQueue(q) {
@@ -70,6 +81,9 @@ function addMessage(m) {
   lastSeq = m.seq;
   appendMessage(transcript, m);
   if (m.client_id) outbox.delete(m.client_id);
+  if (m.kind !== "visitor") agentTyping.hide();
+  if (m.kind === "agent") agentName = m.author;
+  if (m.event === "agent_joined" || m.event === "agent_left") agentName = ""; // someone new
   if (m.kind === "agent" || m.event === "agent_joined") queueBox.hidden = true;
   if (m.event === "offline") offlineForm.hidden = false;
   if (m.event === "message_left") offlineForm.hidden = true;
@@ -84,6 +98,7 @@ function showError(f) {
 }
 
 function onHello(f) {
+  agentName = f.agent || "";
   showQueue(f.status === "queued" ? f.queue : null);
   if (!isOpen(f.status)) setStatus(f.status);
 }
@@ -92,13 +107,18 @@ function onReplayDone(f) {
   if (f.more) socket.send({ type: TO_SERVER.RESUME, since: lastSeq });
 }
 
+function onAck(f) {
+  if (f.chat === chatId) outbox.delete(f.client_id);
+}
+
 const handlers = new Map([
   [FROM_SERVER.HELLO, onHello],
   [FROM_SERVER.MESSAGE, addMessage],
   [FROM_SERVER.REPLAY_DONE, onReplayDone],
   [FROM_SERVER.QUEUE_POSITION, showQueue],
-  [FROM_SERVER.CHAT_STATUS, (f) => setStatus(f.status)],
-  [FROM_SERVER.ACK, (f) => outbox.delete(f.client_id)],
+  [FROM_SERVER.CHAT_STATUS, (f) => setStatus(f.status, f.by)],
+  [FROM_SERVER.TYPING, (f) => agentTyping.show(f)],
+  [FROM_SERVER.ACK, onAck],
   [FROM_SERVER.ERROR, showError],
 ]);
 
@@ -111,17 +131,21 @@ const socket = new ReconnectingSocket({
   onOpen: () => outbox.resend((frame) => socket.send(frame)),
   onFrame: (f) => dispatch(handlers, f),
 });
+const typing = new TypingSender((active) => socket.send({ type: TO_SERVER.TYPING, active }));
 
 form.addEventListener("submit", (e) => {
   e.preventDefault();
   const text = input.value.trim();
   errorEl.textContent = "";
   if (!text) return;
+  typing.stop();
   const frame = outbox.add({ type: TO_SERVER.MESSAGE, text, client_id: newClientId() });
   socket.send(frame); // if closed, it goes out on reconnect
   input.value = "";
 });
 submitOnEnter(input, form);
+input.addEventListener("input", () => typing.changed(input.value));
+input.addEventListener("blur", () => typing.stop());
 endBtn.addEventListener("click", () => {
   if (confirm("End this chat?")) socket.send({ type: TO_SERVER.END });
 });

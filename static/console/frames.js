@@ -1,42 +1,60 @@
-/* What the console does with each frame the server sends. */
+/* What the console does with each frame the server sends. A chat's frames that say where it
+   stands (chat.info, chat.assigned, taken, offer, offer.closed, chat.status, chat.removed) go
+   through its state machine (chatstate.js, drawn by pane.js). */
 import { FROM_SERVER, TO_SERVER } from "../chat/protocol.js";
+import { chatKey, clear, offerKey, raise } from "./alerts.js";
 import { drawChatList, renderChatList } from "./chats.js";
 import { showComposerError } from "./composer.js";
 import { closeDialog, dialogError, showOptions } from "./escalate.js";
 import { send } from "./link.js";
 import { addOffer, dropOffer, offerRefused, renderOffers, setOffers } from "./offers.js";
-import {
-  addMessage,
-  applyInfo,
-  isHandedOver,
-  setPaneStatus,
-  showCommandResult,
-  showHandedOver,
-} from "./pane.js";
-import { openChat } from "./panes.js";
+import { addMessage, applyInfo, moveTo, showCommandResult } from "./pane.js";
+import { openChat, seen, subscribe } from "./panes.js";
+import { showPresence } from "./presence.js";
 import { addQueueItem, enableTakeButtons, removeQueueItem, setQueue } from "./queue.js";
-import { chats, ensureChat, markRead, outbox, showPresence, view } from "./state.js";
+import { chats, claimed, ensureChat, isOnScreen, outbox, view } from "./state.js";
 import { showToast } from "./toast.js";
 
 const refreshQueue = () => send({ type: TO_SERVER.QUEUE });
+const SUBSCRIBE_REF = "subscribe-"; // the `ref` of a subscribe frame: "subscribe-<chat id>"
+
+/** The chats the agent holds, as listed by the server. The list was read after every change
+    this socket sent before it, so a listed chat is held now. */
+function heldChats(rows) {
+  for (const row of rows) moveTo(ensureChat(row.chat), { type: FROM_SERVER.CHAT_ASSIGNED });
+  renderChatList(rows);
+}
 
 function onHello(f) {
   showPresence(f.agent.presence);
   setQueue(f.queue);
-  renderChatList(f.chats);
+  heldChats(f.chats);
   setOffers(f.offers);
 }
 
 // Asked for ("queue"), or after a resync: every list.
 function onQueue(f) {
   setQueue(f.items);
-  renderChatList(f.chats);
+  heldChats(f.chats);
   setOffers(f.offers);
 }
 
 function onOffer(f) {
   addOffer(f);
   renderOffers();
+  const c = chats.get(f.chat);
+  if (c) moveTo(c, f);
+  raise(offerKey(f.offer), {
+    title: "A chat is offered to you",
+    body: `${f.visitor} · ${f.topic}`,
+  });
+}
+
+function onOfferClosed(f) {
+  dropOffer(f.offer);
+  clear(offerKey(f.offer));
+  const c = chats.get(f.chat);
+  if (c) moveTo(c, f);
 }
 
 function onReplayDone(f) {
@@ -45,33 +63,50 @@ function onReplayDone(f) {
     return;
   }
   const c = chats.get(f.chat);
-  if (c && view.activeChat === c.id) {
-    markRead(c);
+  if (c && isOnScreen(c)) {
+    seen(c);
     drawChatList();
   }
 }
 
+/** The agent's Take or Accept worked: the chat comes on screen (`chat.assigned` follows). */
 function onTaken(f) {
   if (f.offer) dropOffer(f.offer);
+  moveTo(ensureChat(f.chat), f);
   openChat(f.chat);
-  refreshQueue();
 }
 
+/** A chat is ours now: it opens if no pane is open; if the agent did not ask for it, alert. */
 function onAssigned(f) {
   const c = ensureChat(f.chat);
-  c.held = true;
-  refreshQueue();
-  if (c.pane) send({ type: TO_SERVER.SUBSCRIBE, chat: c.id, since: c.lastSeq });
-  else if (view.activeChat === null) openChat(c.id);
+  const asked = claimed.delete(c.id);
+  moveTo(c, f);
+  refreshQueue(); // the held chats' list: the visitor's name, unread counts
+  if (c.pane && !asked)
+    subscribe(c, c.lastSeq); // a fresh header, and what we may have missed
+  else if (!c.pane && view.activeChat === null) openChat(c.id);
+  drawChatList();
+  if (asked || isOnScreen(c)) return;
+  raise(chatKey(c.id), { title: "New chat", body: "A chat was given to you.", chat: c.id });
 }
 
 function onRemoved(f) {
   const c = ensureChat(f.chat);
-  c.held = false;
-  const status = f.handed_over_to ? "queued" : c.pane ? c.pane.dataset.status : "ended";
-  setPaneStatus(c, status, false);
-  if (c.pane && f.handed_over_to) showHandedOver(c, f.handed_over_to);
-  refreshQueue();
+  moveTo(c, f);
+  c.unread = 0;
+  if (!c.pane) clear(chatKey(c.id));
+  drawChatList();
+}
+
+function onStatus(f) {
+  const c = ensureChat(f.chat);
+  moveTo(c, f);
+  drawChatList();
+}
+
+function onTyping(f) {
+  const c = chats.get(f.chat);
+  if (c?.pane && f.who === "visitor") c.typing.show(f);
 }
 
 function onOptions(f) {
@@ -94,15 +129,17 @@ function onCommandResult(f) {
   else showToast(f.text);
 }
 
-function onStatus(f) {
-  const c = ensureChat(f.chat);
-  if (isHandedOver(c) && !c.held) return;
-  setPaneStatus(c, f.status, c.held && f.status === "active");
+/** A pane whose chat we may no longer open (it left our queues while we were away). */
+function subscribeRefused(f) {
+  if (typeof f.ref !== "string" || !f.ref.startsWith(SUBSCRIBE_REF)) return false;
+  const c = chats.get(Number(f.ref.slice(SUBSCRIBE_REF.length)));
+  if (c) moveTo(c, { type: FROM_SERVER.CHAT_REMOVED, chat: c.id, reason: "no_longer_visible" });
+  return true;
 }
 
 /** An error goes where the agent is looking: the dialog, the pane's composer, or a toast. */
 function onError(f) {
-  if (offerRefused(f)) return;
+  if (offerRefused(f) || subscribeRefused(f)) return;
   if (outbox.retryIfRateLimited(f, send)) return;
   const frame = f.ref && outbox.get(f.ref);
   if (frame) outbox.delete(f.ref);
@@ -118,10 +155,11 @@ export const handlers = new Map([
   [FROM_SERVER.QUEUE_ITEM_ADDED, (f) => addQueueItem(f.item)],
   [FROM_SERVER.QUEUE_ITEM_REMOVED, (f) => removeQueueItem(f.chat)],
   [FROM_SERVER.OFFER, onOffer],
-  [FROM_SERVER.OFFER_CLOSED, (f) => dropOffer(f.offer)],
-  [FROM_SERVER.PRESENCE, (f) => showPresence(f.presence)],
+  [FROM_SERVER.OFFER_CLOSED, onOfferClosed],
+  [FROM_SERVER.PRESENCE, (f) => showPresence(f.presence, f.reason)],
   [FROM_SERVER.CHAT_INFO, applyInfo],
   [FROM_SERVER.MESSAGE, addMessage],
+  [FROM_SERVER.TYPING, onTyping],
   [FROM_SERVER.REPLAY_DONE, onReplayDone],
   [FROM_SERVER.TAKEN, onTaken],
   [FROM_SERVER.CHAT_ASSIGNED, onAssigned],

@@ -1,22 +1,28 @@
 /* The agent console: live queue and offers, own chats with unread counts, several chat panes at
-   once. This entry module connects the socket and wires the page; the cards and panes are built
-   by their own modules. */
+   once, alerts. This entry module connects the socket and wires the page; the cards and panes
+   are built by their own modules. */
 import { dispatch, PING_INTERVAL_MS, socketUrl, TO_SERVER } from "../chat/protocol.js";
 import { localizeTimes } from "../chat/transcript.js";
-import { onSelect } from "./chats.js";
+import { onAlertClicked, onAlertsChange } from "./alerts.js";
+import { drawChatList, onSelect } from "./chats.js";
+import { describe } from "./chatstate.js";
+import { wireDesktop } from "./desktop.js";
 import { handlers } from "./frames.js";
 import { connect, send } from "./link.js";
 import { tickOffers } from "./offers.js";
-import { openChat } from "./panes.js";
+import { markTabs, openChat, seen, subscribe } from "./panes.js";
+import { presenceSeen, wirePresence } from "./presence.js";
 import { onPreview, renderQueue } from "./queue.js";
-import { chats, markRead, outbox, view } from "./state.js";
+import { wireSound } from "./sound.js";
+import { chats, outbox, view } from "./state.js";
 
 const WAITED_REDRAW_MS = 15000; // the "waiting for" times run on in the browser
 
-/** After a (re)connect: pick up every open pane where it stopped, and resend what is owed. */
+/** After a (re)connect: pick up every live pane where it stopped, and resend what is owed. A
+    pane whose chat is over stays as it is: nothing more comes for it. */
 function resume() {
   for (const c of chats.values()) {
-    if (c.pane) send({ type: TO_SERVER.SUBSCRIBE, chat: c.id, since: c.lastSeq });
+    if (c.pane && !describe(c.state).isOver) subscribe(c, c.lastSeq);
   }
   outbox.resend(send);
 }
@@ -28,12 +34,20 @@ connect({
   onFrame: (frame) => dispatch(handlers, frame),
 });
 
-const presence = document.getElementById("presence");
-presence.addEventListener("change", () => {
-  send({ type: TO_SERVER.PRESENCE, presence: presence.value });
+wirePresence();
+wireSound();
+wireDesktop();
+onAlertsChange(() => {
+  drawChatList();
+  markTabs();
 });
+onAlertClicked(openChat);
 document.addEventListener("visibilitychange", () => {
-  if (!document.hidden && view.activeChat) markRead(chats.get(view.activeChat));
+  if (document.hidden) return;
+  presenceSeen();
+  if (view.activeChat === null) return;
+  seen(chats.get(view.activeChat));
+  drawChatList();
 });
 onPreview(openChat);
 onSelect(openChat);

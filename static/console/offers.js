@@ -2,8 +2,10 @@
    or decline. */
 import { bdi, el } from "../chat/dom.js";
 import { ERROR, TO_SERVER } from "../chat/protocol.js";
+import { keepOffers } from "./alerts.js";
 import { minutes, tierPath } from "./format.js";
 import { send } from "./link.js";
+import { claimed } from "./state.js";
 import { showToast } from "./toast.js";
 
 const offerList = document.getElementById("offer-list");
@@ -35,6 +37,7 @@ function secondsLeft(o) {
 }
 
 export function renderOffers() {
+  keepOffers([...offers.keys()]);
   offersCount.textContent = offers.size;
   if (!offers.size) {
     offerList.replaceChildren(el("li", { className: "empty", textContent: "No offers." }));
@@ -73,6 +76,7 @@ function answerButtons(o) {
   });
   const answer = (type) => {
     accept.disabled = decline.disabled = true;
+    if (type === TO_SERVER.OFFER_ACCEPT) claimed.add(o.chat);
     send({ type, offer: o.offer, ref: `${REF_PREFIX}${o.offer}` });
   };
   accept.addEventListener("click", () => answer(TO_SERVER.OFFER_ACCEPT));

@@ -1,18 +1,26 @@
-/* One chat's pane: title and visitor details, hand-over, timeline, transcript, status banner and
-   the controls the agent may use in that status. */
+/* One chat's pane: title and visitor details, hand-over, timeline, transcript, typing line, and
+   the banner and controls of the chat's state (chatstate.js): the composer, Internal note, End
+   and Escalate exist only while the agent holds the chat. A chat that ended or left stays
+   readable, its banner saying what happened, until the agent closes the pane. */
 import { bdi, el } from "../chat/dom.js";
 import { TO_SERVER } from "../chat/protocol.js";
 import { appendMessage, formatTime } from "../chat/transcript.js";
+import { TypingIndicator } from "../chat/typing.js";
+import { chatKey, raise } from "./alerts.js";
 import { drawChatList } from "./chats.js";
+import { describe, next } from "./chatstate.js";
 import { wireComposer } from "./composer.js";
-import { wireEscalation } from "./escalate.js";
+import { closeDialog, wireEscalation } from "./escalate.js";
 import { tierPath } from "./format.js";
 import { send } from "./link.js";
-import { agentId, ensureChat, isOnScreen, markRead, outbox } from "./state.js";
+import { claimed, ensureChat, isHeld, isOnScreen, markRead, outbox } from "./state.js";
 
 const paneTemplate = document.getElementById("pane-template");
+/** Controls for a chat the agent holds: hidden and disabled in every other state. */
+const HOLDER_CONTROLS = "form.composer, .end-btn, .esc-btn";
+const HOLDER_FIELDS = "form.composer :is(textarea, input, button), .end-btn, .esc-btn";
 
-export function createPane(c) {
+export function createPane(c, close) {
   const pane = paneTemplate.content.firstElementChild.cloneNode(true);
   pane.dataset.chat = c.id;
   wireComposer(pane, c);
@@ -20,20 +28,53 @@ export function createPane(c) {
   pane.querySelector(".end-btn").addEventListener("click", () => {
     if (confirm("End this chat as resolved?")) send({ type: TO_SERVER.END, chat: c.id });
   });
+  pane.querySelector(".pane-close").addEventListener("click", () => close(c.id));
+  pane.querySelector(".pane-take").addEventListener("click", () => {
+    claimed.add(c.id);
+    send({ type: TO_SERVER.TAKE, chat: c.id });
+  });
+  c.typing = new TypingIndicator(pane.querySelector(".typing"));
   return pane;
+}
+
+/** Feed one of the chat's frames to its state machine; redraw if the state changed. */
+export function moveTo(c, frame) {
+  const before = c.state;
+  c.state = next(before, frame);
+  if (c.state === before) return;
+  if (!isHeld(c)) {
+    c.composerTyping?.reset();
+    c.typing?.hide();
+  }
+  drawState(c);
+}
+
+/** The banner and the controls of the chat's state. */
+export function drawState(c) {
+  if (!c.pane) return;
+  const { banner, canWrite, isOver } = describe(c.state);
+  c.pane.dataset.state = c.state.name;
+  for (const control of c.pane.querySelectorAll(HOLDER_CONTROLS)) control.hidden = !canWrite;
+  for (const field of c.pane.querySelectorAll(HOLDER_FIELDS)) field.disabled = !canWrite;
+  if (!canWrite) closeDialog(c.pane);
+  c.pane.querySelector(".pane-close").hidden = !isOver;
+  c.pane.querySelector(".pane-take").hidden = c.state.name !== "waiting";
+  c.pane.querySelector(".pane-banner").textContent = banner;
+  c.tab?.classList.toggle("over", isOver);
 }
 
 /** The chat's details (a `chat.info` frame), on its pane and its tab. */
 export function applyInfo(info) {
   const c = ensureChat(info.chat);
   c.info = info;
+  moveTo(c, info);
   if (!c.pane) return;
   c.pane.querySelector(".pane-title").replaceChildren(bdi(info.visitor), " · ", bdi(info.topic));
   c.tab.querySelector(".tab-name").textContent = info.visitor;
   c.pane.querySelector(".pane-meta").replaceChildren(...metaLine(info));
   showHandover(c.pane, info.handover);
   showTimeline(c.pane, info.flow);
-  setPaneStatus(c, info.status, info.agent_id === agentId);
+  drawState(c);
 }
 
 /** "e-mail · path: Level 1 → Level 2 · page: … · browser", each visitor value isolated. */
@@ -67,33 +108,6 @@ function showTimeline(pane, flow) {
   pane.querySelector(".timeline ol").replaceChildren(...items);
 }
 
-/** Composer, End and Escalate only while the agent holds a live chat; a banner otherwise. */
-export function setPaneStatus(c, status, held) {
-  if (!c.pane) return;
-  const open = (status === "queued" || status === "active") && held;
-  c.pane.dataset.status = status;
-  for (const control of c.pane.querySelectorAll("form.composer, .end-btn, .esc-btn")) {
-    control.hidden = !open;
-  }
-  const banner = c.pane.querySelector(".pane-banner");
-  banner.hidden = open;
-  if (open) return;
-  if (status === "queued") banner.textContent = "Waiting in the queue: take it to reply.";
-  else banner.textContent = held ? "" : `This chat is ${status}.`;
-}
-
-/** The chat left this agent by escalation: the pane says where it went and stays read-only. */
-export function showHandedOver(c, to) {
-  const banner = c.pane.querySelector(".pane-banner");
-  banner.hidden = false;
-  banner.textContent = `Handed over to ${to}.`;
-  c.pane.dataset.handedOver = "true";
-}
-
-export function isHandedOver(c) {
-  return c.pane?.dataset.handedOver === "true";
-}
-
 export function showCommandResult(c, text) {
   c.pane.querySelector(".command-result").textContent = text;
 }
@@ -116,13 +130,17 @@ export function addMessage(m) {
   appendMessage(list, m);
   list.scrollTop = list.scrollHeight;
   if (m.kind !== "visitor") return;
+  c.typing.hide();
   if (isOnScreen(c)) markRead(c);
-  else c.unread += 1;
+  else countUnseen(c, m);
   drawChatList();
 }
 
+/** A visitor's message the agent has not seen, in a chat it holds. */
 function countUnseen(c, m) {
-  if (m.kind !== "visitor" || !c.held) return;
+  if (m.kind !== "visitor" || !isHeld(c)) return;
   c.unread += 1;
+  const name = c.info?.visitor || c.summary?.visitor || "The visitor";
+  raise(chatKey(c.id), { title: `${name} wrote`, body: m.text.slice(0, 120), chat: c.id });
   drawChatList();
 }

@@ -1,9 +1,10 @@
 /* The queue card: the chats waiting in the agent's groups, each with a Take button; clicking a
    chat's details previews its transcript. */
-import { bdi, el } from "../chat/dom.js";
+import { bdi, clickOnKeys, el, redrawKeepingFocus } from "../chat/dom.js";
 import { TO_SERVER } from "../chat/protocol.js";
 import { minutes, tierPath } from "./format.js";
 import { send } from "./link.js";
+import { claimed } from "./state.js";
 
 const queueList = document.getElementById("queue-list");
 const queueCount = document.getElementById("queue-count");
@@ -51,13 +52,12 @@ export function renderQueue() {
   }
   const sorted = [...items.values()].sort(byQueueOrder);
   const places = new Map();
-  queueList.replaceChildren(
-    ...sorted.map((q) => {
-      const place = (places.get(q.stage_id) || 0) + 1;
-      places.set(q.stage_id, place);
-      return queueItem(q, place);
-    }),
-  );
+  const drawn = sorted.map((q) => {
+    const place = (places.get(q.stage_id) || 0) + 1;
+    places.set(q.stage_id, place);
+    return queueItem(q, place);
+  });
+  redrawKeepingFocus(queueList, () => queueList.replaceChildren(...drawn));
 }
 
 function waited(q) {
@@ -65,15 +65,20 @@ function waited(q) {
 }
 
 function queueItem(q, place) {
-  const info = el("div", { className: "queue-info", title: "Preview the transcript" }, [
-    el("strong", {}, [bdi(q.visitor)]),
-    el("span", { className: "muted small" }, [" · ", bdi(q.topic)]),
-    el("div", {
-      className: "muted small",
-      textContent:
-        `#${place} in ${q.team} · waiting ${minutes(waited(q))}` + ` · ${tierPath(q.tier_path)}`,
-    }),
-  ]);
+  const info = el(
+    "div",
+    { className: "queue-info", title: "Preview the transcript", tabIndex: 0 },
+    [
+      el("strong", {}, [bdi(q.visitor)]),
+      el("span", { className: "muted small" }, [" · ", bdi(q.topic)]),
+      el("div", {
+        className: "muted small",
+        textContent:
+          `#${place} in ${q.team} · waiting ${minutes(waited(q))}` + ` · ${tierPath(q.tier_path)}`,
+      }),
+    ],
+  );
+  info.setAttribute("role", "button");
   if (q.handover) info.append(handoverLine(q.handover));
   return el("li", { className: "queue-item", dataset: { chat: q.chat } }, [info, takeButton(q)]);
 }
@@ -93,6 +98,7 @@ function takeButton(q) {
   const take = el("button", { type: "button", textContent: "Take", className: "take-btn" });
   take.addEventListener("click", () => {
     take.disabled = true;
+    claimed.add(q.chat);
     send({ type: TO_SERVER.TAKE, chat: q.chat });
   });
   return take;
@@ -109,4 +115,5 @@ export function onPreview(open) {
     const info = event.target.closest(".queue-info");
     if (info) open(Number(info.parentElement.dataset.chat));
   });
+  clickOnKeys(queueList, ".queue-info");
 }

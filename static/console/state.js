@@ -1,22 +1,31 @@
 /* What this console tab knows: the chats it has seen, the one on screen, unacknowledged frames. */
 import { TO_SERVER } from "../chat/protocol.js";
 import { Outbox } from "../chat/socket.js";
+import { initial } from "./chatstate.js";
 import { send } from "./link.js";
 
 const root = document.getElementById("console");
 export const agentId = Number(root.dataset.agent);
 export const maxChars = Number(root.dataset.maxChars);
 
-/** chat id -> {id, info, summary, lastSeq, unread, pane, tab, held} */
+/** chat id -> {id, info, summary, state, lastSeq, unread, pane, tab}; `state` is the chat's
+    place in chatstate.js's machine. */
 export const chats = new Map();
 export const outbox = new Outbox();
 export const view = { activeChat: null }; // the id of the chat on screen
+/** Chats this tab asked for (Take, Accept): their assignment is no news to alert about. */
+export const claimed = new Set();
 
 export function ensureChat(id) {
   if (!chats.has(id)) {
-    chats.set(id, { id, info: null, lastSeq: 0, unread: 0, pane: null, tab: null, held: false });
+    chats.set(id, { id, info: null, state: initial, lastSeq: 0, unread: 0, pane: null, tab: null });
   }
   return chats.get(id);
+}
+
+/** This agent holds the chat now (it may write to it). */
+export function isHeld(c) {
+  return c.state.name === "held";
 }
 
 /** The agent is looking at this chat now. */
@@ -25,11 +34,6 @@ export function isOnScreen(c) {
 }
 
 export function markRead(c) {
-  if (c.held && c.lastSeq) send({ type: TO_SERVER.READ, chat: c.id, seq: c.lastSeq });
+  if (isHeld(c) && c.lastSeq) send({ type: TO_SERVER.READ, chat: c.id, seq: c.lastSeq });
   c.unread = 0;
-}
-
-export function showPresence(presence) {
-  document.getElementById("presence").value = presence;
-  root.dataset.presence = presence;
 }

@@ -370,6 +370,27 @@ async def test_a_previewer_stops_receiving_once_another_agent_takes_the_chat(ali
     await ws.disconnect()
 
 
+async def test_a_previewer_sees_how_a_waiting_chat_ended(alice_agent, client):
+    """A chat that leaves the queue because it ended is followed up to its end, in order: the
+    preview's last frames are the end notice and the chat's status, never `no_longer_visible`."""
+    chat = await sync_to_async(start)()
+    ws = await console_socket(client, alice_agent.user)
+    await ws.connect()
+    await ws.receive_json_from()
+    await ws.send_json_to({"type": "subscribe", "chat": chat.pk})
+    await frames_until(ws, "replay.done")  # Alice previews the waiting chat
+    await sync_to_async(services.end_chat_by_visitor)(chat_id=chat.pk)
+    frames = await frames_until(ws, "chat.status")
+    assert [f["type"] for f in frames if f["type"] != "queue.item.removed"] == [
+        "message",
+        "chat.status",
+    ]
+    assert (frames[-1]["status"], frames[-1]["by"]) == ("abandoned", "visitor")
+    assert frames[-2]["text"] == "The chat has ended. Thank you for contacting us."
+    assert await ws.receive_nothing(timeout=0.5)  # the preview is over: no removal follows
+    await ws.disconnect()
+
+
 async def test_a_read_mark_past_the_end_is_clamped(alice_agent, client):
     chat = await sync_to_async(start)()
     await sync_to_async(services.take_chat)(chat_id=chat.pk, agent=alice_agent)
