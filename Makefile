@@ -34,19 +34,27 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 migrate: install
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py collectstatic --noinput --verbosity 0
+	@echo "Migrating the database and collecting static files"
+	@$(PY) manage.py migrate --noinput --verbosity 0
+	@$(PY) manage.py collectstatic --noinput --verbosity 0
 
 demo: migrate
-	$(PY) manage.py load_demo
+	@$(PY) manage.py load_demo
 
 run: demo
 	@echo
 	@echo "Tierline is starting on http://$(HOST):$(PORT)/"
-	@echo "  Visitor chat:  http://$(HOST):$(PORT)/chat/"
-	@echo "  Agent console: http://$(HOST):$(PORT)/console/"
-	@echo "  Reports:       http://$(HOST):$(PORT)/reports/"
-	@echo "  Admin:         http://$(HOST):$(PORT)/admin/"
+	@echo "  Visitor chat:   http://$(HOST):$(PORT)/chat/"
+	@echo "  Agent console:  http://$(HOST):$(PORT)/console/"
+	@echo "  Left messages:  http://$(HOST):$(PORT)/console/messages/"
+	@echo "  Reports:        http://$(HOST):$(PORT)/reports/"
+	@echo "  Admin:          http://$(HOST):$(PORT)/admin/"
+	@echo "  Log in:         http://$(HOST):$(PORT)/accounts/login/"
+	@echo "  REST API:       http://$(HOST):$(PORT)/api/v1/"
+	@echo "  API docs:       http://$(HOST):$(PORT)/api/docs/"
+	@echo "  API schema:     http://$(HOST):$(PORT)/api/schema/"
+	@echo "  Health check:   http://$(HOST):$(PORT)/healthz"
+	@echo "  Websockets:     ws://$(HOST):$(PORT)/ws/chat/<id>/ and /ws/console/"
 	@if [ -n "$$REDIS_URL" ]; then \
 		echo "Services mode: daphne, Celery worker and beat (honcho, Procfile)"; \
 		BIND=$(HOST) PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile; \

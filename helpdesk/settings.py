@@ -7,13 +7,14 @@ Two shapes (docs/configuration.md lists every setting):
   broker, with daphne, `celery worker` and `celery beat` as separate processes.
 """
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import django_stubs_ext
 import environ
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 
 django_stubs_ext.monkeypatch()  # lets admin.ModelAdmin[Model] etc. be subscripted at run time
 
@@ -172,6 +173,9 @@ AXES_RESET_ON_SUCCESS = True
 # Behind a proxy the client's address comes from X-Forwarded-For (deployment.md); daphne's
 # --proxy-headers puts it in REMOTE_ADDR.
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# No "AXES: BEGIN" banner from every manage.py command; failures and lockouts are still logged
+# (as warnings: the "axes" logger below drops its per-login INFO lines).
+AXES_VERBOSE = False
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "console:home"
@@ -348,10 +352,33 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
+
+def _refusal_without_traceback(record: logging.LogRecord) -> bool:
+    """A page refused with PermissionDenied (a manager opening the console) is an answer, not a
+    fault: keep django.request's one "Forbidden (Permission denied): /path" line, drop the
+    traceback. Always True: the record is logged, only shorter."""
+    if record.exc_info and isinstance(record.exc_info[1], PermissionDenied):
+        record.exc_info = None
+        record.exc_text = None
+    return True
+
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "refusal_without_traceback": {
+            "()": "django.utils.log.CallbackFilter",
+            "callback": _refusal_without_traceback,
+        }
+    },
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"celery": {"level": env.str("CELERY_LOG_LEVEL", default="WARNING")}},
+    "loggers": {
+        "celery": {"level": env.str("CELERY_LOG_LEVEL", default="WARNING")},
+        "django.request": {"filters": ["refusal_without_traceback"]},
+        # django-axes logs three INFO lines for every successful login; its warnings (failed
+        # logins, lockouts) stay.
+        "axes": {"level": "WARNING"},
+    },
 }

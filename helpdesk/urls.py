@@ -1,5 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponseRedirect
+from django.templatetags.static import static
 from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -11,9 +13,16 @@ register_converter(IdConverter, "id")  # before the apps' URLconfs use it
 admin.site.site_header = "Tierline administration"
 admin.site.site_title = "Tierline admin"
 
+
+def favicon(request: HttpRequest) -> HttpResponseRedirect:
+    """Browsers ask for /favicon.ico on pages that name no icon (the admin's)."""
+    return HttpResponseRedirect(static("favicon.ico"))
+
+
 urlpatterns = [
     path("", chat_views.home, name="home"),
     path("healthz", chat_views.healthz, name="healthz"),
+    path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
