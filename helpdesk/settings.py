@@ -380,5 +380,8 @@ LOGGING = {
         # django-axes logs three INFO lines for every successful login; its warnings (failed
         # logins, lockouts) stay.
         "axes": {"level": "WARNING"},
+        # The embedded in-memory broker ("memory://") has no host, and kombu warns at every
+        # start that it falls back to "localhost"; with Redis its warnings matter and stay.
+        **({"kombu.connection": {"level": "ERROR"}} if EMBEDDED_WORKER else {}),
     },
 }
