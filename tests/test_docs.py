@@ -1,8 +1,9 @@
 """The README stays a short map of the code, and the documents cite only what the repository holds.
 
 A new app or sub-package must appear in the README's map, a new environment variable in
-docs/configuration.md; a link must lead to a file of the repository, and no text may send the
-reader to a document or an issue tracker they do not have.
+docs/configuration.md; a link, and a file a document names, must be in the repository (a module
+that moves takes its mentions along), and no text may send the reader to a document or an issue
+tracker they do not have.
 """
 
 import ast
@@ -108,3 +109,18 @@ def test_no_document_cites_what_the_repository_does_not_hold():
         if ELSEWHERE.search(line)
     ]
     assert found == []
+
+
+CITED_PATH = re.compile(
+    r"\b(?:chat|escalation|reporting|helpdesk|bench|tests|static|templates)/[\w/]+\.\w+"
+)
+
+
+def test_every_file_a_document_names_exists():
+    missing = sorted(
+        f"{document.relative_to(ROOT)}: {path}"
+        for document in DOCUMENTS
+        for path in set(CITED_PATH.findall(document.read_text()))
+        if not (ROOT / path).exists()
+    )
+    assert missing == []
