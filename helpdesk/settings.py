@@ -8,13 +8,14 @@ Two shapes (docs/configuration.md lists every setting):
 """
 
 import ipaddress
+import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import django_stubs_ext
 import environ
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.utils.csp import CSP
 
 django_stubs_ext.monkeypatch()  # lets admin.ModelAdmin[Model] etc. be subscripted at run time
@@ -222,6 +223,9 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 # limit so that one person's typos do not lock out an office behind one NAT address; a successful
 # login does not reset it (one known account must not reset an attacker's count).
 LOGIN_FAILURES_PER_ADDRESS: int = env_positive_int("LOGIN_FAILURES_PER_ADDRESS", 15)
+# No "AXES: BEGIN" banner from every manage.py command; failures and lockouts are still logged
+# (as warnings: the "axes" logger below drops its per-login INFO lines).
+AXES_VERBOSE = False
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "console:home"
@@ -431,10 +435,36 @@ SECURE_CSP = {
     "frame-ancestors": [CSP.NONE],
 }
 
+
+def _refusal_without_traceback(record: logging.LogRecord) -> bool:
+    """A page refused with PermissionDenied (a manager opening the console) is an answer, not a
+    fault: keep django.request's one "Forbidden (Permission denied): /path" line, drop the
+    traceback. Always True: the record is logged, only shorter."""
+    if record.exc_info and isinstance(record.exc_info[1], PermissionDenied):
+        record.exc_info = None
+        record.exc_text = None
+    return True
+
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "refusal_without_traceback": {
+            "()": "django.utils.log.CallbackFilter",
+            "callback": _refusal_without_traceback,
+        }
+    },
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"celery": {"level": env.str("CELERY_LOG_LEVEL", default="WARNING")}},
+    "loggers": {
+        "celery": {"level": env.str("CELERY_LOG_LEVEL", default="WARNING")},
+        "django.request": {"filters": ["refusal_without_traceback"]},
+        # django-axes logs three INFO lines for every successful login; its warnings (failed
+        # logins, lockouts) stay.
+        "axes": {"level": "WARNING"},
+        # The embedded in-memory broker ("memory://") has no host, and kombu warns at every
+        # start that it falls back to "localhost"; with Redis its warnings matter and stay.
+        **({"kombu.connection": {"level": "ERROR"}} if EMBEDDED_WORKER else {}),
+    },
 }

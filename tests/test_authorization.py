@@ -24,6 +24,7 @@ PERSONAS = ["anonymous", "visitor", "holder", "other_group", "manager", "admin"]
 PAGES = [
     ("GET", "/", [302, 302, 302, 302, 302, 302]),
     ("GET", "/healthz", [200, 200, 200, 200, 200, 200]),
+    ("GET", "/favicon.ico", [302, 302, 302, 302, 302, 302]),  # to the static icon
     ("GET", "/accounts/login/", [200, 200, 200, 200, 200, 200]),
     ("GET", "/accounts/logout/", [405, 405, 405, 405, 405, 405]),  # POST only (CSRF)
     ("GET", "/chat/", [200, 302, 200, 200, 200, 200]),  # a visitor with an open chat: its room
