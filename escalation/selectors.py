@@ -500,18 +500,32 @@ def agent_membership(*, agent: Agent) -> tuple[set[int], set[int]]:
 def console_session_valid(*, agent_id: int, session_key: str) -> bool:
     """Whether the console socket opened with `session_key` may still act for the agent: its
     user is active, still has the console role, and the session still logs that user in (not
-    logged out, expired, or from before a password change)."""
-    agent = Agent.objects.select_related("user").filter(pk=agent_id).first()
-    if agent is None or not session_key:
+    logged out, expired, or from before a password change). Two queries: a console checks this
+    every few seconds and before actions."""
+    if not session_key:
         return False
-    user = agent.user
-    if not user.is_active or not user.has_perm("escalation.use_console"):
+    may_use_console = (
+        Q(user__is_superuser=True)
+        | Q(user__groups__permissions__codename="use_console")
+        | Q(user__user_permissions__codename="use_console")
+    )
+    row = (
+        Agent.objects.filter(pk=agent_id, user__is_active=True)
+        .filter(may_use_console)
+        .values_list("user_id", "user__password")
+        .first()
+    )
+    if row is None:
         return False
+    user = User(pk=row[0], password=row[1])
     session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
     if str(session.get(SESSION_KEY)) != str(user.pk):
         return False
     session_hash = session.get(HASH_SESSION_KEY)
-    return bool(session_hash) and constant_time_compare(session_hash, user.get_session_auth_hash())
+    if not session_hash:
+        return False
+    hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
+    return any(constant_time_compare(session_hash, known) for known in hashes)
 
 
 def chat_last_seq(*, chat_id: int) -> int:
