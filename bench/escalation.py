@@ -9,7 +9,8 @@ chats (visitor + agent socket each) and drives them at --load-rate messages/s; m
 holding separate chats type `/escalate l2` at --rate a second. For each escalation it times,
 from the moment the command frame is sent:
   (a) the visitor's socket receiving the transfer notice (`message` with event "transfer");
-  (b) a socket of an agent serving the target stage receiving a `queue` frame listing the chat.
+  (b) a socket of an agent serving the target stage receiving the `queue.item.added` delta (or a
+      `queue` list) with the chat.
 Timers: --timers chats are started (by a child process, so the load client is not disturbed) at a
 stage with a --timer-wait seconds wait-timeout and nobody serving it; each timeout records when
 it ran against its deadline (flow event `timed_out`, `late_ms`), reported as p50/p99/max.

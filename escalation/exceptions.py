@@ -48,6 +48,13 @@ class NobodyAvailable(ChatError):
     message = "Nobody there is online with free capacity."
 
 
+class ConsoleLoginRevoked(ChatError):
+    """The console's agent may no longer act: disabled, no longer an agent, or logged out."""
+
+    code = "forbidden"
+    message = "You are no longer signed in as an agent."
+
+
 class UnknownCommand(ChatError):
     code = "unknown_command"
     message = "Unknown command. Type /help for the list."

@@ -3,10 +3,12 @@
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import import_module
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.sessions.models import Session
 from django.core.exceptions import PermissionDenied
 from django.db.models import (
     Count,
@@ -22,6 +24,7 @@ from django.db.models import (
     Window,
 )
 from django.db.models.functions import Coalesce, RowNumber
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from chat.models import ChatSession, FlowEvent
@@ -497,35 +500,61 @@ def agent_membership(*, agent: Agent) -> tuple[set[int], set[int]]:
     return group_ids, set(stages_served_by(agent).values_list("pk", flat=True))
 
 
-def console_session_valid(*, agent_id: int, session_key: str) -> bool:
-    """Whether the console socket opened with `session_key` may still act for the agent: its
-    user is active, still has the console role, and the session still logs that user in (not
-    logged out, expired, or from before a password change). Two queries: a console checks this
-    every few seconds and before actions."""
-    if not session_key:
-        return False
+ConsoleLogin = tuple[int, str]  # (agent id, session key) of a console socket
+
+
+def invalid_console_logins(logins: set[ConsoleLogin]) -> set[ConsoleLogin]:
+    """Of these console logins, those that may no longer act: the agent's user is disabled or
+    lost the console role, or the session no longer logs that user in (logged out, expired, or
+    from before a password change). Three queries for any number of logins: the consoles of a
+    process are checked together every few seconds, and a batch of posts before it is stored."""
+    if not logins:
+        return set()
     may_use_console = (
         Q(user__is_superuser=True)
         | Q(user__groups__permissions__codename="use_console")
         | Q(user__user_permissions__codename="use_console")
     )
-    row = (
-        Agent.objects.filter(pk=agent_id, user__is_active=True)
+    allowed = {
+        agent_id: User(pk=user_id, password=password)
+        for agent_id, user_id, password in Agent.objects.filter(
+            pk__in={agent_id for agent_id, _ in logins}, user__is_active=True
+        )
         .filter(may_use_console)
-        .values_list("user_id", "user__password")
-        .first()
-    )
-    if row is None:
-        return False
-    user = User(pk=row[0], password=row[1])
-    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-    if str(session.get(SESSION_KEY)) != str(user.pk):
+        .values_list("pk", "user_id", "user__password")
+        .distinct()
+    }
+    sessions = _sessions({key for _, key in logins if key})
+    return {login for login in logins if not _logs_in(allowed.get(login[0]), sessions, login[1])}
+
+
+def _sessions(keys: set[str]) -> dict[str, dict[str, Any]]:
+    """The data of these sessions that have not expired, by key (one query with the database
+    engine; a store per key with any other)."""
+    engine = import_module(settings.SESSION_ENGINE)
+    if settings.SESSION_ENGINE == "django.contrib.sessions.backends.db":
+        store = engine.SessionStore()
+        rows = Session.objects.filter(session_key__in=keys, expire_date__gt=timezone.now())
+        return {
+            key: store.decode(data) for key, data in rows.values_list("session_key", "session_data")
+        }
+    return {key: dict(engine.SessionStore(key).load()) for key in keys}
+
+
+def _logs_in(user: User | None, sessions: dict[str, dict[str, Any]], key: str) -> bool:
+    session = sessions.get(key)
+    if user is None or not session or str(session.get(SESSION_KEY)) != str(user.pk):
         return False
     session_hash = session.get(HASH_SESSION_KEY)
     if not session_hash:
         return False
     hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
     return any(constant_time_compare(session_hash, known) for known in hashes)
+
+
+def console_session_valid(*, agent_id: int, session_key: str) -> bool:
+    """`invalid_console_logins` for one console."""
+    return (agent_id, session_key) not in invalid_console_logins({(agent_id, session_key)})
 
 
 def chat_last_seq(*, chat_id: int) -> int:

@@ -10,6 +10,7 @@ an agent who was disabled, lost the console role or logged out is closed with 44
 import asyncio
 import logging
 import time
+import weakref
 from collections import deque
 from typing import Any
 
@@ -45,7 +46,7 @@ from chat.events import (
 from chat.exceptions import ChatNotFound
 from escalation import frames, selectors, services
 from escalation.commands import COMMANDS_HELP, Command, parse_command
-from escalation.exceptions import UnknownCommand
+from escalation.exceptions import ConsoleLoginRevoked, UnknownCommand
 from escalation.models import Agent, Escalation
 
 logger = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ class ConsoleConsumer(ProtocolConsumer):
             await self.refuse()
             return
         session = self.scope.get("session")
-        self.session_key = getattr(session, "session_key", None) or ""
+        self.login = (self.agent.pk, getattr(session, "session_key", None) or "")
         self.checked_at = time.monotonic()
         await self.load_membership()
         await self.join(agent_group(self.agent.pk))
@@ -106,7 +107,7 @@ class ConsoleConsumer(ProtocolConsumer):
         for row in hello.chats:  # read after joining: delivery goes on from there
             await self.deliver(row["chat"], self.follow(row["chat"], None).start(row["last_seq"]))
         await self.send_frame(hello)
-        self.watchman = asyncio.get_running_loop().create_task(self.keep_checking())
+        watch_for(asyncio.get_running_loop()).add(self)
 
     async def load_membership(self) -> None:
         self.group_ids, self.stage_ids = await database_sync_to_async(selectors.agent_membership)(
@@ -124,9 +125,7 @@ class ConsoleConsumer(ProtocolConsumer):
             self.groups_joined.discard(group)
 
     async def leave_groups(self) -> None:
-        watchman = getattr(self, "watchman", None)
-        if watchman is not None and watchman is not asyncio.current_task():
-            watchman.cancel()
+        watch_for(asyncio.get_running_loop()).discard(self)
         for group in list(getattr(self, "groups_joined", ())):
             await self.leave(group)
 
@@ -139,35 +138,24 @@ class ConsoleConsumer(ProtocolConsumer):
             await database_sync_to_async(services.mark_console_seen)(agent_id=self.agent.pk)
 
     # --- Who is on the socket ----------------------------------------------------------------
-    async def still_allowed(self) -> bool:
+    @property
+    def recheck_due(self) -> bool:
+        return time.monotonic() - self.checked_at >= settings.AGENT_ACTION_RECHECK_SECONDS
+
+    async def may_act(self, frame_type: str) -> bool:
+        """Before an action, who is acting is checked again (at most once per
+        AGENT_ACTION_RECHECK_SECONDS: a burst of frames costs one check). A message's check is
+        made by the batch that stores it, with the other posts of the moment (see on_message);
+        keep-alives, read marks and typing change nothing that needs it."""
+        if frame_type in ("message", "ping", "read", "typing") or not self.recheck_due:
+            return True
         self.checked_at = time.monotonic()
-        return bool(
-            await database_sync_to_async(selectors.console_session_valid)(
-                agent_id=self.agent.pk, session_key=self.session_key
-            )
+        allowed = await database_sync_to_async(selectors.console_session_valid)(
+            agent_id=self.login[0], session_key=self.login[1]
         )
-
-    async def keep_checking(self) -> None:
-        """Every AGENT_RECHECK_SECONDS: close the socket of an agent who may no longer use it."""
-        while True:
-            await asyncio.sleep(settings.AGENT_RECHECK_SECONDS)
-            try:
-                allowed = await self.still_allowed()
-            except Exception:  # the database is away: the next tick tries again
-                logger.warning("console re-check failed", exc_info=True)
-                continue
-            if not allowed:
-                await self.shut(CLOSE_FORBIDDEN)
-                return
-
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        # Every action re-checks who is acting (at most once per AGENT_ACTION_RECHECK_SECONDS:
-        # a burst of frames costs one query, and a disable takes effect within that time).
-        fresh = time.monotonic() - self.checked_at < settings.AGENT_ACTION_RECHECK_SECONDS
-        if not fresh and not await self.still_allowed():
+        if not allowed:
             await self.shut(CLOSE_FORBIDDEN)
-            return
-        await super().receive(text_data=text_data, bytes_data=bytes_data)
+        return bool(allowed)
 
     # --- Events --------------------------------------------------------------------------------
     async def chat_event(self, event: dict[str, Any]) -> None:
@@ -274,15 +262,23 @@ class ConsoleConsumer(ProtocolConsumer):
         if command is not None:
             await self.run_command(values["chat"], command, values.get("client_id"))
             return
-        message = await store_post(
-            services.Post(
-                chat_id=values["chat"],
-                text=values["text"],
-                client_id=values.get("client_id"),
-                agent=self.agent,
-                internal=values.get("internal", False),
+        check = self.recheck_due
+        try:
+            message = await store_post(
+                services.Post(
+                    chat_id=values["chat"],
+                    text=values["text"],
+                    client_id=values.get("client_id"),
+                    agent=self.agent,
+                    internal=values.get("internal", False),
+                    login=self.login if check else None,
+                )
             )
-        )
+        except ConsoleLoginRevoked:
+            await self.shut(CLOSE_FORBIDDEN)
+            return
+        if check:
+            self.checked_at = time.monotonic()
         await self.send_frame(
             Ack(chat=message.chat_id, client_id=message.client_id, seq=message.seq)
         )
@@ -445,3 +441,47 @@ class ConsoleConsumer(ProtocolConsumer):
                 await self.release(chat_id)
                 await self.send_frame(ChatRemoved(chat=chat_id, seq=last, reason=reason))
         await self.on_queue({})
+
+
+class ConsoleWatch:
+    """The console sockets of one event loop, checked together every AGENT_RECHECK_SECONDS: one
+    set of queries for all of them (selectors.invalid_console_logins), not a task and queries per
+    socket, so that a process with thousands of consoles checks them as cheaply as a few."""
+
+    def __init__(self) -> None:
+        self.consoles: set[ConsoleConsumer] = set()
+        self.task: asyncio.Task[None] | None = None
+
+    def add(self, console: ConsoleConsumer) -> None:
+        self.consoles.add(console)
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self.run())
+
+    def discard(self, console: ConsoleConsumer) -> None:
+        self.consoles.discard(console)
+
+    async def run(self) -> None:
+        while self.consoles:
+            await asyncio.sleep(settings.AGENT_RECHECK_SECONDS)
+            consoles = list(self.consoles)
+            logins = {console.login for console in consoles}
+            try:
+                revoked = await database_sync_to_async(selectors.invalid_console_logins)(logins)
+            except Exception:  # the database is away: the next tick tries again
+                logger.warning("checking the consoles' agents failed", exc_info=True)
+                continue
+            for console in consoles:
+                if console.login in revoked:
+                    await console.shut(CLOSE_FORBIDDEN)
+
+
+_watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ConsoleWatch] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def watch_for(loop: asyncio.AbstractEventLoop) -> ConsoleWatch:
+    watch = _watches.get(loop)
+    if watch is None:
+        watch = _watches[loop] = ConsoleWatch()
+    return watch

@@ -141,6 +141,10 @@ class ProtocolConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             logger.exception("error reading a frame")
             await self.error("server_error", "That could not be completed; please try again.")
 
+    async def may_act(self, frame_type: str) -> bool:
+        """Whether the socket may still act (a console re-checks its agent); False: closed."""
+        return True
+
     async def shut(self, code: int) -> None:
         """Close from our side: leave every group first, so that no event is sent to a socket
         that is going (the disconnect that follows finds nothing left to do)."""
@@ -195,6 +199,8 @@ class ProtocolConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             return
         handler: Handler = getattr(self, method_name)
         try:
+            if not await self.may_act(content["type"]):
+                return
             await handler(content)
         except FrameError as exc:
             await self.error(exc.code, exc.message, ref)

@@ -31,6 +31,8 @@ from chat import services as chat_services
 from chat.exceptions import ChatClosed, ChatError, ChatNotFound
 from chat.models import ChatSession, FlowEvent, Message
 from chat.services import NewMessage
+from escalation import selectors
+from escalation.exceptions import ConsoleLoginRevoked
 from escalation.models import Agent, Assignment
 from escalation.services.route import lock_route_holders, require_holder
 
@@ -46,6 +48,9 @@ class Post:
     client_id: str | None = None
     agent: Agent | None = None
     internal: bool = False
+    # A console's (agent id, session key), to be checked before the post is stored: the agent
+    # is still active, still an agent and still logged in (see selectors.invalid_console_logins).
+    login: tuple[int, str] | None = None
 
 
 class _Same(Exception):
@@ -96,13 +101,17 @@ def _post(posts: Sequence[Post]) -> list[Result]:
         sorted({p.chat_id for p in posts if p.agent is not None} & chats.keys())
     )
     stored = chat_services.stored_by_client_id([(p.chat_id, p.client_id) for p in posts])
+    logins = {p.login for p in posts if p.login is not None}
+    revoked = selectors.invalid_console_logins(logins) if logins else set()
     results: list[Result] = []
     to_store: list[tuple[int, NewMessage]] = []
     pending: dict[tuple[int, str], int] = {}  # a client_id sent twice within this batch
     for index, post in enumerate(posts):
         key = (post.chat_id, post.client_id or "")
         chat = chats.get(post.chat_id)
-        if chat is None:
+        if post.login is not None and post.login in revoked:
+            results.append(ConsoleLoginRevoked())
+        elif chat is None:
             results.append(ChatNotFound())
         elif post.client_id and key in stored:
             results.append(stored[key])
