@@ -24,6 +24,7 @@ from chat.consumers.protocol import (
     FrameError,
     ProtocolConsumer,
     _since,
+    mark_seen,
     off_loop,
     store_post,
     validate_frame,
@@ -102,7 +103,7 @@ class ConsoleConsumer(ProtocolConsumer):
             self.follow(chat_id, None)
             await self.join(chat_agents_group(chat_id))
         await self.accept()
-        await database_sync_to_async(services.mark_console_seen)(agent_id=self.agent.pk)
+        await mark_seen(console_agent=self.agent.pk)
         hello = await database_sync_to_async(frames.console_state)(agent=self.agent)
         for row in hello.chats:  # read after joining: delivery goes on from there
             await self.deliver(row["chat"], self.follow(row["chat"], None).start(row["last_seq"]))
@@ -135,7 +136,7 @@ class ConsoleConsumer(ProtocolConsumer):
             # The last sight of this tab: with no other tab open the agent is set offline
             # AGENT_GONE_SECONDS from now (escalation.tasks.sweep_gone_agents), not at once, so
             # that a reload or a dropped connection that comes back changes nothing.
-            await database_sync_to_async(services.mark_console_seen)(agent_id=self.agent.pk)
+            await mark_seen(console_agent=self.agent.pk)
 
     # --- Who is on the socket ----------------------------------------------------------------
     @property
@@ -335,7 +336,7 @@ class ConsoleConsumer(ProtocolConsumer):
         await self.send_frame(QueueLists(items=state.queue, chats=state.chats, offers=state.offers))
 
     async def on_ping(self, content: dict[str, Any]) -> None:
-        await database_sync_to_async(services.mark_console_seen)(agent_id=self.agent.pk)
+        await mark_seen(console_agent=self.agent.pk)
         await self.send_frame(Pong())
 
     async def on_typing(self, content: dict[str, Any]) -> None:
@@ -466,7 +467,7 @@ class ConsoleWatch:
             consoles = list(self.consoles)
             logins = {console.login for console in consoles}
             try:
-                revoked = await database_sync_to_async(selectors.invalid_console_logins)(logins)
+                revoked = await off_loop(selectors.invalid_console_logins)(logins)
             except Exception:  # the database is away: the next tick tries again
                 logger.warning("checking the consoles' agents failed", exc_info=True)
                 continue

@@ -8,7 +8,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -21,6 +21,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import DatabaseError, connection
 
 from chat import selectors as chat_selectors
+from chat import services as chat_services
 from chat.consumers.streams import SEQUENCED, ChatStream
 from chat.events import Error, Frame, ReplayDone, message_payload
 from chat.exceptions import ChatError
@@ -377,10 +378,28 @@ def _since(value: Any) -> int:
         return 0
 
 
+def _visitors_seen(chat_ids: Sequence[int]) -> list[None]:
+    return chat_services.mark_visitors_seen(chat_ids=chat_ids)
+
+
+def _consoles_seen(agent_ids: Sequence[int]) -> list[None]:
+    return services.mark_consoles_seen(agent_ids=agent_ids)
+
+
+async def mark_seen(*, visitor_chat: int | None = None, console_agent: int | None = None) -> None:
+    """ "Still here" marks (a ping, a connect, a disconnect) through the coalescing writer: the
+    marks of the moment share one UPDATE, on the writer's thread, not the thread the sockets'
+    other database work shares; the caller goes on once its mark is stored."""
+    if visitor_chat is not None:
+        await writer_for("visitors-seen", _visitors_seen).submit(visitor_chat)
+    if console_agent is not None:
+        await writer_for("consoles-seen", _consoles_seen).submit(console_agent)
+
+
 async def store_post(post: services.Post) -> Message:
     """Store a visitor's or agent's post: through the process's coalescing writer (concurrent
     posts share one transaction) on PostgreSQL, else as a batch of one."""
-    if settings.REALTIME_BATCH_WRITES and connection.vendor == "postgresql":
+    if _coalescing():
         message: Message = await writer_for("posts", services.post_messages).submit(post)
         return message
     stored: Message = await database_sync_to_async(services.post_message)(post)

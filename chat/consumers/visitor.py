@@ -6,11 +6,11 @@ from typing import Any
 from channels.db import database_sync_to_async
 
 from chat import selectors as chat_selectors
-from chat import services as chat_services
 from chat.consumers.protocol import (
     ProtocolConsumer,
     _query_param,
     _since,
+    mark_seen,
     store_post,
     validate_frame,
 )
@@ -53,7 +53,7 @@ class VisitorConsumer(ProtocolConsumer):
         await self.channel_layer.group_add(chat_visitor_group(self.chat_id), self.channel_name)
         self.joined = True
         await self.accept()
-        await database_sync_to_async(chat_services.mark_visitor_seen)(chat_id=self.chat_id)
+        await mark_seen(visitor_chat=self.chat_id)
         await self.send_frame(await database_sync_to_async(services.visitor_hello)(chat=chat))
         await self.send_replay(
             chat_id=self.chat_id, since=_since(_query_param(self.scope, "since"))
@@ -69,7 +69,7 @@ class VisitorConsumer(ProtocolConsumer):
     async def disconnect(self, code: int) -> None:
         await self.leave_groups()
         if hasattr(self, "chat_id"):
-            await database_sync_to_async(chat_services.mark_visitor_seen)(chat_id=self.chat_id)
+            await mark_seen(visitor_chat=self.chat_id)
 
     async def on_message(self, content: dict[str, Any]) -> None:
         values = validate_frame(content, {"text": (str, True), "client_id": (str, False)})
@@ -87,7 +87,7 @@ class VisitorConsumer(ProtocolConsumer):
         await database_sync_to_async(services.end_chat_by_visitor)(chat_id=self.chat_id)
 
     async def on_ping(self, content: dict[str, Any]) -> None:
-        await database_sync_to_async(chat_services.mark_visitor_seen)(chat_id=self.chat_id)
+        await mark_seen(visitor_chat=self.chat_id)
         await self.send_frame(Pong())
 
     async def on_resume(self, content: dict[str, Any]) -> None:

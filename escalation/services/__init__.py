@@ -51,6 +51,7 @@ from escalation.services.posting import (
 from escalation.services.presence import (
     hand_back_chats_of_gone_agent,
     mark_console_seen,
+    mark_consoles_seen,
     set_presence,
     sign_out_if_console_gone,
     sweep_gone_agents,
@@ -75,6 +76,7 @@ __all__ = [
     "handle_wait_timeout",
     "leave_offline_message",
     "mark_console_seen",
+    "mark_consoles_seen",
     "mark_read",
     "post_agent_message",
     "post_message",

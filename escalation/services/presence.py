@@ -1,6 +1,7 @@
 """Agents' presence: online, away, offline; consoles seen (a console pings every 20 s), and
 agents whose every console is gone signed out, their chats handed back to the queues."""
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -45,7 +46,13 @@ def set_presence(*, agent: Agent, presence: str, by_integration: bool = False) -
 
 
 def mark_console_seen(*, agent_id: int) -> None:
-    Agent.objects.filter(pk=agent_id).update(console_seen_at=timezone.now())
+    mark_consoles_seen(agent_ids=[agent_id])
+
+
+def mark_consoles_seen(*, agent_ids: Sequence[int]) -> list[None]:
+    """These agents' consoles are still open (one UPDATE for all of them)."""
+    Agent.objects.filter(pk__in=set(agent_ids)).update(console_seen_at=timezone.now())
+    return [None] * len(agent_ids)
 
 
 @transaction.atomic
