@@ -386,14 +386,27 @@ def _consoles_seen(agent_ids: Sequence[int]) -> list[None]:
     return services.mark_consoles_seen(agent_ids=agent_ids)
 
 
+def _coalescing() -> bool:
+    """The coalescing writer runs on PostgreSQL (one more SQLite writer thread would only add
+    "database is locked" waits in the embedded default)."""
+    return bool(settings.REALTIME_BATCH_WRITES) and connection.vendor == "postgresql"
+
+
 async def mark_seen(*, visitor_chat: int | None = None, console_agent: int | None = None) -> None:
-    """ "Still here" marks (a ping, a connect, a disconnect) through the coalescing writer: the
+    """Still-here marks (a ping, a connect, a disconnect) through the coalescing writer: the
     marks of the moment share one UPDATE, on the writer's thread, not the thread the sockets'
     other database work shares; the caller goes on once its mark is stored."""
-    if visitor_chat is not None:
-        await writer_for("visitors-seen", _visitors_seen).submit(visitor_chat)
-    if console_agent is not None:
-        await writer_for("consoles-seen", _consoles_seen).submit(console_agent)
+    marks: list[tuple[str, Callable[[Sequence[int]], list[None]], int | None]] = [
+        ("visitors-seen", _visitors_seen, visitor_chat),
+        ("consoles-seen", _consoles_seen, console_agent),
+    ]
+    for name, write, key in marks:
+        if key is None:
+            continue
+        if _coalescing():
+            await writer_for(name, write).submit(key)
+        else:
+            await database_sync_to_async(write)([key])
 
 
 async def store_post(post: services.Post) -> Message:
