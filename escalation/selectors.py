@@ -3,10 +3,8 @@
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import import_module
-from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.sessions.models import Session
 from django.core.exceptions import PermissionDenied
@@ -25,7 +23,6 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
-from django.utils.crypto import constant_time_compare
 
 from chat.models import ChatSession, FlowEvent
 from escalation.estimates import WaitRange, estimate_wait
@@ -500,14 +497,18 @@ def agent_membership(*, agent: Agent) -> tuple[set[int], set[int]]:
     return group_ids, set(stages_served_by(agent).values_list("pk", flat=True))
 
 
-ConsoleLogin = tuple[int, str]  # (agent id, session key) of a console socket
+# A console socket's login: (agent id, session key, the user's password hash when it connected).
+# Django checked the session against the user at the handshake; a password change since then
+# changes the hash, and Django gives a new session key at every login, so "the same row, the same
+# hash, the session still there" is "still that login" without reading any session's data.
+ConsoleLogin = tuple[int, str, str]
 
 
 def invalid_console_logins(logins: set[ConsoleLogin]) -> set[ConsoleLogin]:
-    """Of these console logins, those that may no longer act: the agent's user is disabled or
-    lost the console role, or the session no longer logs that user in (logged out, expired, or
-    from before a password change). Three queries for any number of logins: the consoles of a
-    process are checked together every few seconds, and a batch of posts before it is stored."""
+    """Of these console logins, those that may no longer act: the agent's user is disabled, lost
+    the console role or changed password, or the session is gone (logged out) or expired. Two
+    queries for any number of logins, and no session decoded: the consoles of a process are
+    checked together every few seconds, and a batch of posts before it is stored."""
     if not logins:
         return set()
     may_use_console = (
@@ -515,46 +516,36 @@ def invalid_console_logins(logins: set[ConsoleLogin]) -> set[ConsoleLogin]:
         | Q(user__groups__permissions__codename="use_console")
         | Q(user__user_permissions__codename="use_console")
     )
-    allowed = {
-        agent_id: User(pk=user_id, password=password)
-        for agent_id, user_id, password in Agent.objects.filter(
-            pk__in={agent_id for agent_id, _ in logins}, user__is_active=True
-        )
+    passwords = dict(
+        Agent.objects.filter(pk__in={login[0] for login in logins}, user__is_active=True)
         .filter(may_use_console)
-        .values_list("pk", "user_id", "user__password")
+        .values_list("pk", "user__password")
         .distinct()
+    )
+    live = _live_sessions({login[1] for login in logins if login[1]})
+    return {
+        login
+        for login in logins
+        if passwords.get(login[0]) != login[2] or not login[2] or login[1] not in live
     }
-    sessions = _sessions({key for _, key in logins if key})
-    return {login for login in logins if not _logs_in(allowed.get(login[0]), sessions, login[1])}
 
 
-def _sessions(keys: set[str]) -> dict[str, dict[str, Any]]:
-    """The data of these sessions that have not expired, by key (one query with the database
-    engine; a store per key with any other)."""
-    engine = import_module(settings.SESSION_ENGINE)
+def _live_sessions(keys: set[str]) -> set[str]:
+    """Those of these session keys whose session still exists and has not expired."""
     if settings.SESSION_ENGINE == "django.contrib.sessions.backends.db":
-        store = engine.SessionStore()
-        rows = Session.objects.filter(session_key__in=keys, expire_date__gt=timezone.now())
-        return {
-            key: store.decode(data) for key, data in rows.values_list("session_key", "session_data")
-        }
-    return {key: dict(engine.SessionStore(key).load()) for key in keys}
+        return set(
+            Session.objects.filter(
+                session_key__in=keys, expire_date__gt=timezone.now()
+            ).values_list("session_key", flat=True)
+        )
+    engine = import_module(settings.SESSION_ENGINE)
+    return {key for key in keys if engine.SessionStore().exists(key)}
 
 
-def _logs_in(user: User | None, sessions: dict[str, dict[str, Any]], key: str) -> bool:
-    session = sessions.get(key)
-    if user is None or not session or str(session.get(SESSION_KEY)) != str(user.pk):
-        return False
-    session_hash = session.get(HASH_SESSION_KEY)
-    if not session_hash:
-        return False
-    hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
-    return any(constant_time_compare(session_hash, known) for known in hashes)
-
-
-def console_session_valid(*, agent_id: int, session_key: str) -> bool:
+def console_session_valid(*, agent_id: int, session_key: str, password: str) -> bool:
     """`invalid_console_logins` for one console."""
-    return (agent_id, session_key) not in invalid_console_logins({(agent_id, session_key)})
+    login = (agent_id, session_key, password)
+    return login not in invalid_console_logins({login})
 
 
 def chat_last_seq(*, chat_id: int) -> int:

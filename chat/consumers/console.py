@@ -91,7 +91,11 @@ class ConsoleConsumer(ProtocolConsumer):
             await self.refuse()
             return
         session = self.scope.get("session")
-        self.login = (self.agent.pk, getattr(session, "session_key", None) or "")
+        self.login = (
+            self.agent.pk,
+            getattr(session, "session_key", None) or "",
+            getattr(user, "password", ""),
+        )
         self.checked_at = time.monotonic()
         await self.load_membership()
         await self.join(agent_group(self.agent.pk))
@@ -151,8 +155,9 @@ class ConsoleConsumer(ProtocolConsumer):
         if frame_type in ("message", "ping", "read", "typing") or not self.recheck_due:
             return True
         self.checked_at = time.monotonic()
+        agent_id, session_key, password = self.login
         allowed = await database_sync_to_async(selectors.console_session_valid)(
-            agent_id=self.login[0], session_key=self.login[1]
+            agent_id=agent_id, session_key=session_key, password=password
         )
         if not allowed:
             await self.shut(CLOSE_FORBIDDEN)

@@ -134,7 +134,9 @@ async def test_a_visitor_still_there_keeps_the_chat(alice_agent, client, setting
     assert (await sync_to_async(ChatSession.objects.get)(pk=chat.pk)).status == "active"
 
 
-@pytest.mark.parametrize("how", ["disabled", "logged out", "no longer an agent"])
+@pytest.mark.parametrize(
+    "how", ["disabled", "logged out", "no longer an agent", "password changed"]
+)
 async def test_a_console_is_closed_once_its_agent_may_no_longer_use_it(
     alice_agent, client, settings, how
 ):
@@ -149,8 +151,11 @@ async def test_a_console_is_closed_once_its_agent_may_no_longer_use_it(
         await sync_to_async(user.save)()
     elif how == "logged out":
         await sync_to_async(client.logout)()
-    else:
+    elif how == "no longer an agent":
         await sync_to_async(user.groups.clear)()
+    else:
+        user.set_password("a new one")
+        await sync_to_async(user.save)()
     closed = None
     for _ in range(50):
         output = await agent.receive_output(timeout=3)
