@@ -25,8 +25,9 @@ from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
 from chat.models import ChatSession, FlowEvent
+from escalation import templates
 from escalation.estimates import WaitRange, estimate_wait
-from escalation.messages import DEFAULT_TEXTS, render_text
+from escalation.messages import render_text
 from escalation.models import (
     OFFER_POLICIES,
     Agent,
@@ -34,7 +35,6 @@ from escalation.models import (
     Assignment,
     EscalationOption,
     FallbackAction,
-    MessageTemplate,
     OfflineMessage,
     QueueEntry,
     RoutingPolicy,
@@ -199,16 +199,11 @@ def wait_estimate(*, entry: QueueEntry, position: int, now: datetime) -> WaitRan
 
 def template_text(*, event: str, stage: Stage | None) -> str:
     """The text for `event`: the stage's override, else its pipeline's, else the default."""
-    rows = MessageTemplate.objects.filter(event=event)
-    scope = Q(pipeline__isnull=True, stage__isnull=True)
-    if stage is not None:
-        scope |= Q(stage=stage) | Q(pipeline=stage.pipeline_id, stage__isnull=True)
-    best: tuple[int, str] | None = None
-    for row in rows.filter(scope):
-        rank = 0 if row.stage_id else 1 if row.pipeline_id else 2
-        if best is None or rank < best[0]:
-            best = (rank, row.text)
-    return best[1] if best else DEFAULT_TEXTS[event]
+    return templates.template_text(
+        event=event,
+        stage_id=stage.pk if stage is not None else None,
+        pipeline_id=stage.pipeline_id if stage is not None else None,
+    )
 
 
 def render_template(*, event: str, stage: Stage | None, **values: str) -> str:

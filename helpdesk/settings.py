@@ -364,6 +364,9 @@ REPLAY_PAGE_SIZE = 200
 # it closes with 4403.
 AGENT_RECHECK_SECONDS: float = env.float("AGENT_RECHECK_SECONDS", default=3.0)
 AGENT_ACTION_RECHECK_SECONDS: float = env.float("AGENT_ACTION_RECHECK_SECONDS", default=1.0)
+# Processes keep the message templates in memory this long; an admin's change is seen at once by
+# the process that saved it and within this time by the others.
+TEMPLATE_CACHE_SECONDS: float = env.float("TEMPLATE_CACHE_SECONDS", default=5.0)
 GAP_REPAIR_SECONDS: float = env.float("GAP_REPAIR_SECONDS", default=0.25)
 # Websocket messages from many sockets are stored in one transaction per batch (the coalescing
 # writer, chat/realtime/writer.py).

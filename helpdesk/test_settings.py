@@ -30,3 +30,7 @@ if REDIS_URL:
     CELERY_BROKER_URL = TEST_REDIS_URL
 else:
     TEST_REDIS_URL = ""
+
+# Tests roll the database back between them; a copy of the templates kept across that would show
+# one test's texts to the next (tests/escalation/test_templates_cache.py turns it on).
+TEMPLATE_CACHE_SECONDS = 0.0

@@ -1,0 +1,46 @@
+"""The message templates are read once and kept (a queue publication renders one per waiting
+visitor); an admin's change is seen at once."""
+
+import pytest
+
+from escalation import templates
+from escalation.models import MessageTemplate
+from escalation.selectors import render_template
+
+
+@pytest.fixture
+def kept(settings):
+    settings.TEMPLATE_CACHE_SECONDS = 60
+    templates.forget()
+    yield
+    templates.forget()
+
+
+def test_texts_are_read_once_and_kept(l1_setup, kept, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        first = render_template(event="position", stage=l1_setup.l1, position="3", wait="soon")
+    with django_assert_num_queries(0):
+        for _ in range(50):
+            assert (
+                render_template(event="position", stage=l1_setup.l1, position="3", wait="soon")
+                == first
+            )
+
+
+def test_a_change_is_seen_at_once_with_the_stages_override_first(l1_setup, kept):
+    default = MessageTemplate.objects.get(event="position", pipeline=None, stage=None)
+    assert render_template(event="position", stage=l1_setup.l1, position="2", wait="soon")
+    default.text = "Place {position}."
+    default.save()
+    assert render_template(event="position", stage=l1_setup.l2, position="2") == "Place 2."
+    MessageTemplate.objects.create(
+        event="position", pipeline=l1_setup.pipeline, text="Pipeline {position}."
+    )
+    assert render_template(event="position", stage=l1_setup.l2, position="2") == "Pipeline 2."
+    override = MessageTemplate.objects.create(
+        event="position", stage=l1_setup.l1, text="Stage {position}."
+    )
+    assert render_template(event="position", stage=l1_setup.l1, position="2") == "Stage 2."
+    assert render_template(event="position", stage=l1_setup.l2, position="2") == "Pipeline 2."
+    override.delete()
+    assert render_template(event="position", stage=l1_setup.l1, position="2") == "Pipeline 2."
