@@ -5,6 +5,7 @@ and per stage). The defaults below are also what renders when no row exists at a
 """
 
 import string
+import unicodedata
 from typing import Final
 
 from django.core.exceptions import ValidationError
@@ -100,9 +101,24 @@ class _KeepMissing(dict[str, str]):
         return "{" + key + "}"
 
 
+# Bidirectional classes that can reorder the text around them: right-to-left letters and the
+# embedding, override and isolate controls.
+_REORDERING = {"R", "AL", "RLE", "RLO", "LRE", "LRO", "PDF", "RLI", "LRI", "FSI", "PDI"}
+
+
+def isolate(value: str) -> str:
+    """A value as it goes into a sentence: one that holds right-to-left text or bidi controls
+    (a visitor named "Zed\u202eevil") is wrapped in FIRST STRONG ISOLATE ... POP DIRECTIONAL
+    ISOLATE, so that it cannot reorder the rest of the notice; anything else is left as it is."""
+    if any(unicodedata.bidirectional(char) in _REORDERING for char in value):
+        return f"\u2068{value}\u2069"
+    return value
+
+
 def render_text(text: str, values: dict[str, str]) -> str:
-    """Fill placeholders; an unexpected one stays visible rather than failing a live chat."""
+    """Fill placeholders, each value isolated (see `isolate`); an unexpected placeholder stays
+    visible rather than failing a live chat."""
     try:
-        return text.format_map(_KeepMissing(values))
+        return text.format_map(_KeepMissing({k: isolate(v) for k, v in values.items()}))
     except (ValueError, IndexError):
         return text

@@ -44,3 +44,13 @@ def test_a_change_is_seen_at_once_with_the_stages_override_first(l1_setup, kept)
     assert render_template(event="position", stage=l1_setup.l2, position="2") == "Pipeline 2."
     override.delete()
     assert render_template(event="position", stage=l1_setup.l1, position="2") == "Pipeline 2."
+
+
+def test_a_name_with_bidi_controls_cannot_reorder_the_notice_around_it():
+    from escalation.messages import render_text
+
+    text = render_text("Thanks, {visitor}. You are in the queue.", {"visitor": "Zed \u202eevil"})
+    assert text == "Thanks, \u2068Zed \u202eevil\u2069. You are in the queue."
+    arabic = render_text("{agent} joined.", {"agent": "\u0633\u0627\u0645"})
+    assert arabic == "\u2068\u0633\u0627\u0645\u2069 joined."
+    assert render_text("{agent} joined.", {"agent": "Alex"}) == "Alex joined."  # unchanged
