@@ -45,8 +45,17 @@ def service_env(redis_url: str | None = None, **extra: str) -> dict[str, str]:
         REDIS_URL=redis_url or settings.TEST_REDIS_URL,
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         PYTHONUNBUFFERED="1",
-        **extra,
     )
+    # Every browser and socket of a test run comes from 127.0.0.1: the anonymous rate limits
+    # (tested on their own, tests/chat/test_views.py) would refuse the journeys' chat starts.
+    for name in (
+        "CHAT_START_RATE_PER_ADDRESS",
+        "CHAT_START_RATE_PER_VISITOR",
+        "LEFT_MESSAGE_RATE_PER_ADDRESS",
+        "LEFT_MESSAGE_RATE_PER_VISITOR",
+    ):
+        env[name] = "100000/1m"
+    env.update(extra)
     return env
 
 
