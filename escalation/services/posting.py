@@ -119,7 +119,8 @@ def _post(posts: Sequence[Post]) -> list[Result]:
             results.append(_Same(pending[key]))
         else:
             try:
-                new = _checked(post, chat, holders.get(post.chat_id))
+                holder = holders.get(post.chat_id)
+                new = _checked(post, chat, holder.agent_id if holder else None)
             except ChatError as exc:
                 results.append(exc)
                 continue
@@ -130,7 +131,10 @@ def _post(posts: Sequence[Post]) -> list[Result]:
     messages = chat_services.append_messages([new for _, new in to_store])
     for (index, _), message in zip(to_store, messages, strict=True):
         results[index] = message
-    _mark_first_replies(messages)
+    # A turn that has had its first reply needs no look: most batches skip the UPDATE.
+    _mark_first_replies(
+        [m for m in messages if not (m.chat_id in holders and holders[m.chat_id].replied)]
+    )
     return results
 
 

@@ -6,9 +6,11 @@ publishes its realtime events after commit.
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from chat import services as chat_services
@@ -38,13 +40,33 @@ def lock_route(*, chat_id: int) -> tuple[ChatSession, ChatRoute]:
     return chat, route
 
 
-def lock_route_holders(chat_ids: Sequence[int]) -> dict[int, int | None]:
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """Who holds a chat, read under its route's lock: the agent, and whether that agent's turn
+    has had its first reply (so that posting need not look again)."""
+
+    agent_id: int | None
+    replied: bool
+
+
+def lock_route_holders(chat_ids: Sequence[int]) -> dict[int, Holder]:
     """Lock the routes of these chats (the chats locked already), in chat order, as `lock_route`
-    does: chat id -> the id of the agent holding it, if any."""
+    does: chat id -> who holds it."""
     if not chat_ids:
         return {}
-    routes = ChatRoute.objects.select_for_update().filter(chat_id__in=chat_ids).order_by("chat_id")
-    return dict(routes.values_list("chat_id", "agent_id"))
+    replied = Assignment.objects.filter(
+        chat_id=OuterRef("chat_id"), ended_at__isnull=True, replied_at__isnull=False
+    )
+    routes = (
+        ChatRoute.objects.select_for_update(of=("self",))
+        .filter(chat_id__in=chat_ids)
+        .order_by("chat_id")
+        .annotate(replied=Exists(replied))
+    )
+    return {
+        chat_id: Holder(agent_id, replied)
+        for chat_id, agent_id, replied in routes.values_list("chat_id", "agent_id", "replied")
+    }
 
 
 def require_holder(*, chat: ChatSession, holder_id: int | None, agent: Agent) -> None:

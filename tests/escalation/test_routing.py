@@ -334,3 +334,19 @@ def test_an_inactive_user_is_never_assigned(l1_setup):
     AgentFactory(user=UserFactory(is_active=False), member_of=[l1_setup.g1])
     chat = start()
     assert chat.route.agent is None
+
+
+def test_the_first_reply_is_recorded_once_per_agent_and_chat(alice_agent):
+    from chat.models import FlowEvent
+
+    chat = start()
+    services.take_chat(chat_id=chat.pk, agent=alice_agent)
+    services.post_agent_message(chat_id=chat.pk, agent=alice_agent, text="note", internal=True)
+    for text in ("Hello", "Anything else?", "Bye"):
+        services.post_agent_message(chat_id=chat.pk, agent=alice_agent, text=text)
+    firsts = FlowEvent.objects.filter(chat=chat, kind=FlowEvent.Kind.FIRST_AGENT_MESSAGE)
+    assert [event.data["agent"] for event in firsts] == ["Alice"]
+    services.return_to_queue(chat_id=chat.pk, agent=alice_agent)
+    services.take_chat(chat_id=chat.pk, agent=alice_agent)  # her chat again: not a first reply
+    services.post_agent_message(chat_id=chat.pk, agent=alice_agent, text="Back again")
+    assert firsts.count() == 1
