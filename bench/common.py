@@ -81,6 +81,8 @@ def server_env(**extra: str) -> dict[str, str]:
         # The load client's consoles do not send the page's 20 s "still here" ping: keep their
         # agents online for the whole run.
         AGENT_GONE_SECONDS="86400",
+        # The timer benchmark queues a thousand chats in one pipeline on purpose.
+        MAX_WAITING_CHATS_PER_PIPELINE="100000",
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)

@@ -310,7 +310,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 str(args.timer_wait),
             ],
             cwd=common.ROOT,
-            env=dict(os.environ),
+            env=common.server_env(),
         )
         load = asyncio.create_task(client.fixed_rate(args.load_rate, 3600))
         await asyncio.to_thread(maker.wait)
