@@ -86,17 +86,24 @@ def queue_item(
     }
 
 
-def queue_item_for(entry: QueueEntry) -> dict[str, Any]:
-    """One queue item, read for a queue delta (once per change, not per console)."""
-    handover = None
-    if entry.reason != QueueEntry.Reason.START:
+def queue_item_for(
+    entry: QueueEntry,
+    *,
+    handover: dict[str, Any] | None = None,
+    agent_ids: list[int] | None = None,
+) -> dict[str, Any]:
+    """One queue item, read for a queue delta (once per change, not per console). A caller that
+    has just written the entry may pass its hand-over and the agents it is narrowed to."""
+    if handover is None and entry.reason != QueueEntry.Reason.START:
         handover = latest_handover(chat_id=entry.chat_id)
+    if agent_ids is None:
+        agent_ids = list(entry.agents.values_list("pk", flat=True))
     return queue_item(
         entry,
         position=selectors.queue_position(entry=entry),
         path=selectors.tier_path(chat_id=entry.chat_id),
         handover=handover,
-        agent_ids=list(entry.agents.values_list("pk", flat=True)),
+        agent_ids=agent_ids,
         now=timezone.now(),
     )
 
@@ -337,10 +344,10 @@ def latest_handovers(*, chat_ids: list[int]) -> dict[int, dict[str, Any]]:
         # the newest move by an agent, else the newest move.
         if held is None or (held.from_agent_id is None and move.from_agent_id is not None):
             chosen[move.chat_id] = move
-    return {chat_id: _handover_payload(escalation) for chat_id, escalation in chosen.items()}
+    return {chat_id: handover_payload(escalation) for chat_id, escalation in chosen.items()}
 
 
-def _handover_payload(escalation: Escalation) -> dict[str, Any]:
+def handover_payload(escalation: Escalation) -> dict[str, Any]:
     return {
         "from_agent": escalation.from_agent.display_name if escalation.from_agent else None,
         "from_stage": escalation.from_stage.name,

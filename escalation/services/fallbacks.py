@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from chat import services as chat_services
 from chat.models import ChatSession, FlowEvent
-from escalation import selectors
+from escalation import frames, selectors
 from escalation.exceptions import OfflineMessageNotOffered
 from escalation.models import (
     MAX_FALLBACK_HOPS,
@@ -35,7 +35,13 @@ from escalation.selectors import Target
 from escalation.services import timers
 from escalation.services.assignment import assign
 from escalation.services.dispatch import dispatch
-from escalation.services.queueing import arm_wait_timer, enqueue, leave_queue, shown_estimate
+from escalation.services.queueing import (
+    announce_entry,
+    arm_wait_timer,
+    enqueue,
+    leave_queue,
+    shown_estimate,
+)
 from escalation.services.route import close_chat, lock_route, notify_visitor
 
 
@@ -71,6 +77,7 @@ def move_chat(
         priority=1 if escalated_first else 0,
         # Keep their place by original waiting time: they have waited since the chat began.
         waiting_since=now if escalated_first else chat.created_at,
+        announce=False,
     )
     escalation = Escalation.objects.create(
         chat=chat,
@@ -119,6 +126,8 @@ def move_chat(
         position=str(position),
         wait=estimate.as_text() if estimate else "not known yet",
     )
+    # An agent's move is the hand-over the next agent reads first (frames.latest_handover).
+    announce_entry(entry, handover=frames.handover_payload(escalation) if origin.agent else None)
     return escalation
 
 

@@ -3,6 +3,7 @@ waiting visitor (each stored, for the predicted-vs-actual report), and publishin
 """
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
@@ -46,8 +47,13 @@ def enqueue(
     agents: list[Agent] | None = None,
     priority: int = 0,
     waiting_since: datetime | None = None,
+    announce: bool = True,
 ) -> QueueEntry:
-    """Put the chat in `stage`'s queue with a deadline. Caller holds the chat row lock."""
+    """Put the chat in `stage`'s queue with a deadline. Caller holds the chat row lock.
+
+    With `announce=False` the caller calls `announce_entry` itself, after the notices it sends
+    the visitor: the work after commit runs in the order it was asked for, and the visitor's
+    notice should not wait behind the timers and the consoles' new queue item."""
     now = timezone.now()
     # A chat in a drop stage has lost its visitor: nobody to tell that we are still searching.
     notices = stage.still_searching_seconds > 0 and reason != QueueEntry.Reason.DROPPED
@@ -69,8 +75,6 @@ def enqueue(
     route.save(update_fields=["stage", "tier", "entry", "agent"])
     if chat.status != ChatSession.Status.QUEUED:
         chat_services.change_status(chat=chat, to=ChatSession.Status.QUEUED)
-    arm_wait_timer(entry)
-    arm_notice_timer(entry)
     chat_services.add_flow_event(
         chat=chat,
         kind=FlowEvent.Kind.QUEUED,
@@ -83,12 +87,22 @@ def enqueue(
             "deadline": entry.deadline.isoformat() if entry.deadline else None,
         },
     )
-    transaction.on_commit(lambda: publish_added(entry_id=entry.pk), robust=True)
-    queue_changed(stage_id=stage.pk)
+    if announce:
+        announce_entry(entry)
     return entry
 
 
-def publish_added(*, entry_id: int) -> None:
+def announce_entry(entry: QueueEntry, *, handover: dict[str, Any] | None = None) -> None:
+    """After commit: arm the entry's timers, publish it to the consoles of its stage and the
+    places of the stage's waiting visitors. The consoles first: the timers are seconds away.
+    `handover`: the entry's hand-over, when the caller has just written it."""
+    transaction.on_commit(lambda: publish_added(entry_id=entry.pk, handover=handover), robust=True)
+    arm_wait_timer(entry)
+    arm_notice_timer(entry)
+    queue_changed(stage_id=entry.stage_id)
+
+
+def publish_added(*, entry_id: int, handover: dict[str, Any] | None = None) -> None:
     """After the commit that queued it: the new queue item, read once (with the escalation and
     hand-over written later in the same transaction) for every console of the stage. An entry
     that left the queue in that same transaction (assigned at once) is not announced."""
@@ -98,7 +112,9 @@ def publish_added(*, entry_id: int) -> None:
         .first()
     )
     if entry is not None:
-        publish_queue_delta(entry, QueueItemAdded(item=frames.queue_item_for(entry)))
+        agent_ids = list(entry.agents.values_list("pk", flat=True))
+        item = frames.queue_item_for(entry, handover=handover, agent_ids=agent_ids)
+        publish_queue_delta(entry, QueueItemAdded(item=item), agent_ids=agent_ids)
 
 
 def arm_wait_timer(entry: QueueEntry) -> None:
@@ -145,12 +161,16 @@ def leave_queue(*, entry: QueueEntry, outcome: str) -> None:
     queue_changed(stage_id=entry.stage_id)
 
 
-def publish_queue_delta(entry: QueueEntry, event: Event) -> None:
+def publish_queue_delta(
+    entry: QueueEntry, event: Event, *, agent_ids: list[int] | None = None
+) -> None:
     """After commit, one queue change to the consoles of the stage's agents (and of the agents a
     chat is narrowed to, who need not serve the stage): computed once, applied by each console
     without asking again."""
     send_event_on_commit(stage_queue_group(entry.stage_id), event)
-    for agent_id in entry.agents.values_list("pk", flat=True):
+    if agent_ids is None:
+        agent_ids = list(entry.agents.values_list("pk", flat=True))
+    for agent_id in agent_ids:
         send_event_on_commit(agent_group(agent_id), event)
 
 
