@@ -228,7 +228,7 @@ LOGIN_FAILURES_PER_ADDRESS: int = env_positive_int("LOGIN_FAILURES_PER_ADDRESS",
 AXES_VERBOSE = False
 
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "console:home"
+LOGIN_REDIRECT_URL = "after-login"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"

@@ -1,11 +1,14 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import redirect
 from django.templatetags.static import static
 from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from chat import views as chat_views
+from escalation.models import Agent
 from helpdesk.converters import IdConverter
 
 register_converter(IdConverter, "id")  # before the apps' URLconfs use it
@@ -21,6 +24,20 @@ def favicon(request: HttpRequest) -> HttpResponseRedirect:
     return HttpResponseRedirect(static("favicon.ico"))
 
 
+@login_required
+def after_login(request: HttpRequest) -> HttpResponseRedirect:
+    """Where a login lands when no page was asked for: an agent's console, a manager's reports,
+    an administrator's admin. Anyone else gets the console, whose 403 page says why."""
+    user = request.user
+    if user.has_perm("escalation.use_console") and Agent.objects.filter(user=user).exists():
+        return redirect("console:home")
+    if user.is_staff:
+        return redirect("admin:index")
+    if user.has_perm("escalation.view_reports"):
+        return redirect("reporting:home")
+    return redirect("console:home")
+
+
 urlpatterns = [
     path("", chat_views.home, name="home"),
     path("healthz", chat_views.healthz, name="healthz"),
@@ -28,6 +45,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/start/", after_login, name="after-login"),
     path("chat/", include("chat.urls")),
     path("console/", include("chat.console_urls")),
     path("reports/", include("reporting.urls")),

@@ -27,6 +27,7 @@ PAGES = [
     ("GET", "/favicon.ico", [302, 302, 302, 302, 302, 302]),  # to the static icon
     ("GET", "/accounts/login/", [200, 200, 200, 200, 200, 200]),
     ("GET", "/accounts/logout/", [405, 405, 405, 405, 405, 405]),  # POST only (CSRF)
+    ("GET", "/accounts/start/", [302, 302, 302, 302, 302, 302]),  # a login's landing, by role
     ("GET", "/chat/", [200, 302, 200, 200, 200, 200]),  # a visitor with an open chat: its room
     ("GET", "/chat/room/", [302, 200, 302, 302, 302, 302]),
     ("GET", "/chat/new/", [405, 405, 405, 405, 405, 405]),
@@ -187,3 +188,31 @@ def test_every_route_is_in_the_table():
             continue  # the API's catch-all 404 (row "nothing-here")
         missing.append(route)
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("persona", "lands_on"),
+    [("holder", "/console/"), ("manager", "/reports/"), ("admin", "/admin/")],
+)
+def test_a_login_lands_where_that_person_works(world, persona, lands_on):
+    """Through the login form with no page asked for: an agent's console, a manager's reports
+    (not the console's 403), an administrator's admin; a page that was asked for still wins."""
+    user = world["users"][persona]
+    user.set_password("a-long-test-password")
+    user.save()
+    client = Client()
+    response = client.post(
+        "/accounts/login/", {"username": user.username, "password": "a-long-test-password"}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/start/"
+    landing = client.get(response["Location"])
+    assert landing.status_code == 302
+    assert landing["Location"] == lands_on
+    assert client.get(lands_on).status_code == 200
+
+    asked = Client().post(
+        "/accounts/login/?next=/healthz",
+        {"username": user.username, "password": "a-long-test-password"},
+    )
+    assert asked["Location"] == "/healthz"
