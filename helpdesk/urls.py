@@ -29,7 +29,9 @@ def after_login(request: HttpRequest) -> HttpResponseRedirect:
     """Where a login lands when no page was asked for: an agent's console, a manager's reports,
     an administrator's admin. Anyone else gets the console, whose 403 page says why."""
     user = request.user
-    if user.has_perm("escalation.use_console") and Agent.objects.filter(user_id=user.pk).exists():
+    if not user.is_authenticated:  # login_required has sent anyone else to the login page
+        return redirect("login")
+    if user.has_perm("escalation.use_console") and Agent.objects.filter(user=user).exists():
         return redirect("console:home")
     if user.is_staff:
         return redirect("admin:index")
