@@ -55,7 +55,9 @@ def test_admin_opens_admin(client, admin_user):
 def test_login_page_logs_an_agent_in(client, alice_agent):
     response = client.post(reverse("login"), {"username": "alice", "password": "pw-for-tests"})
     assert response.status_code == 302
-    assert response["Location"] == reverse("console:home")
+    # The login lands by role (an agent, here): through the landing page to the console.
+    assert response["Location"] == reverse("after-login")
+    assert client.get(response["Location"])["Location"] == reverse("console:home")
 
 
 def test_visitor_page_is_public(client):
