@@ -183,7 +183,11 @@ def _lapse(*, chat: ChatSession, route: ChatRoute, offer: Offer, now: datetime) 
             agent_group(agent.pk),
             PresenceChanged(
                 presence=Agent.Presence.AWAY,
-                reason=f"{limit} offers in a row lapsed unanswered",
+                reason=(
+                    "an offer lapsed unanswered"
+                    if limit == 1
+                    else f"{limit} offers in a row lapsed unanswered"
+                ),
             ),
         )
         offering.withdraw_agent_offers(agent=agent, reason="away", except_chat_id=chat.pk)

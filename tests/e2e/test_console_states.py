@@ -546,7 +546,7 @@ def test_an_offer_alerts_and_auto_away_says_why(quick_lapses, browser, server):
     expect(alex).to_have_title(f"(1) {TITLE}")
     notice = alex.locator("#presence-notice")
     # The 3 s accept timeout runs out (Celery's countdown task), then the agent is set away.
-    lapsed = "You were set away: 1 offers in a row lapsed unanswered."
+    lapsed = "You were set away: an offer lapsed unanswered."
     expect(notice).to_have_text(lapsed, timeout=20_000)
     expect(alex.locator("#presence")).to_have_value("away")
     expect(offer).to_have_count(0)
