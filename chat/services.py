@@ -222,10 +222,6 @@ def change_status(*, chat: ChatSession, to: str) -> None:
     chat.save(update_fields=fields)
 
 
-def mark_visitor_seen(*, chat_id: int) -> None:
-    mark_visitors_seen(chat_ids=[chat_id])
-
-
 def mark_visitors_seen(*, chat_ids: Sequence[int]) -> list[None]:
     """The visitors' pages of these chats are still there (one UPDATE for all of them)."""
     ChatSession.objects.filter(pk__in=set(chat_ids)).update(visitor_seen_at=timezone.now())

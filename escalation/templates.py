@@ -22,6 +22,7 @@ Rows = dict[tuple[str, int | None, int | None], str]
 _lock = threading.Lock()
 _rows: Rows | None = None
 _read_at = 0.0
+_changes = 0  # how many times an admin's change was seen here (see `forget`)
 
 
 def _current_rows() -> Rows:
@@ -30,6 +31,7 @@ def _current_rows() -> Rows:
         fresh = time.monotonic() - _read_at < settings.TEMPLATE_CACHE_SECONDS
         if _rows is not None and fresh:
             return _rows
+        changes = _changes
     rows: Rows = {
         (event, pipeline_id, stage_id): text
         for event, pipeline_id, stage_id, text in MessageTemplate.objects.values_list(
@@ -37,7 +39,8 @@ def _current_rows() -> Rows:
         )
     }
     with _lock:
-        _rows, _read_at = rows, time.monotonic()
+        if changes == _changes:  # else a change came in while reading: keep nothing, read again
+            _rows, _read_at = rows, time.monotonic()
     return rows
 
 
@@ -61,6 +64,7 @@ def template_text(*, event: str, stage_id: int | None, pipeline_id: int | None) 
 @receiver(post_delete, sender=MessageTemplate, dispatch_uid="tierline-templates-deleted")
 def forget(**kwargs: object) -> None:
     """An admin changed a text: read them again at the next use."""
-    global _rows
+    global _rows, _changes
     with _lock:
         _rows = None
+        _changes += 1

@@ -48,9 +48,9 @@ class Post:
     client_id: str | None = None
     agent: Agent | None = None
     internal: bool = False
-    # A console's login (selectors.ConsoleLogin), to be checked before the post is stored: the agent
-    # is still active, still an agent and still logged in (see selectors.invalid_console_logins).
-    login: tuple[int, str, str] | None = None
+    # A console's login, to be checked before the post is stored: the agent is still active,
+    # still an agent and still logged in (see selectors.invalid_console_logins).
+    login: selectors.ConsoleLogin | None = None
 
 
 class _Same(Exception):

@@ -11,30 +11,17 @@ from chat import events
 from escalation import frames, services
 from escalation.models import Agent, ChatRoute, Escalation
 from escalation.services import transfer
+from tests.escalation.test_transfer import agent, start
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
-
-
-def agent(username: str) -> Agent:
-    return Agent.objects.get(user__username=username)
-
-
-def start(name: str) -> int:
-    return services.start_chat(
-        visitor_name=name,
-        visitor_email="",
-        topic_name="Billing",
-        first_message="Help",
-        visitor_context={},
-    ).pk
 
 
 def test_the_hand_over_is_told_before_dispatching_which_still_follows(demo, monkeypatch):
     alex = agent("alex")
     Agent.objects.filter(pk=alex.pk).update(capacity=1)
     services.set_presence(agent=alex, presence=Agent.Presence.ONLINE)
-    held = start("Carol")
-    waiting = start("Dan")  # Alex is full: Dan waits at L1, where Alex serves (round robin)
+    held = start().pk
+    waiting = start().pk  # Alex is full: this one waits at L1, where Alex serves (round robin)
     assert ChatRoute.objects.get(chat_id=waiting).agent_id is None
 
     seen: list[Any] = []

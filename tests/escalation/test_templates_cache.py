@@ -46,6 +46,25 @@ def test_a_change_is_seen_at_once_with_the_stages_override_first(l1_setup, kept)
     assert render_template(event="position", stage=l1_setup.l1, position="2") == "Pipeline 2."
 
 
+def test_a_change_saved_while_the_texts_are_being_read_is_not_lost(l1_setup, kept, monkeypatch):
+    """Another thread saves a text between this read's query and its keeping the rows: the rows
+    read before the change are used once, not kept for TEMPLATE_CACHE_SECONDS."""
+    default = MessageTemplate.objects.get(event="position", pipeline=None, stage=None)
+    real_values_list = MessageTemplate.objects.values_list
+
+    def read_then_change(*fields, **kwargs):
+        rows = list(real_values_list(*fields, **kwargs))  # the read sees the old text
+        default.text = "New {position}."
+        default.save()  # ... and the change lands before the rows are kept
+        return rows
+
+    monkeypatch.setattr(MessageTemplate.objects, "values_list", read_then_change)
+    old = render_template(event="position", stage=l1_setup.l1, position="2", wait="soon")
+    monkeypatch.undo()
+    assert old != "New 2."
+    assert render_template(event="position", stage=l1_setup.l1, position="2") == "New 2."
+
+
 def test_a_name_with_bidi_controls_cannot_reorder_the_notice_around_it():
     from escalation.messages import render_text
 
