@@ -54,6 +54,23 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _flush_survives_a_deadlock() -> Any:
+    """The TRUNCATE between transactional tests runs again when PostgreSQL aborts it for a
+    deadlock with a live server's transaction (tests/flush.py says how that happens)."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    from tests.flush import retrying_deadlocks
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            DatabaseOperations,
+            "execute_sql_flush",
+            retrying_deadlocks(DatabaseOperations.execute_sql_flush),
+        )
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _own_rate_limit_counts(settings: Any) -> None:
     """Each test counts chat starts, left messages and failed logins from zero: the counts live
