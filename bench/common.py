@@ -175,6 +175,67 @@ def daphne(port: int, name: str = "daphne", **env: str) -> Process:
     )
 
 
+def uvicorn(port: int, name: str = "uvicorn", **env: str) -> Process:
+    """The same ASGI application on uvicorn: uvloop, httptools, the `websockets` library's
+    sans-I/O protocol; pings every 20 s as daphne's."""
+    return Process(
+        name,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "helpdesk.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--ws",
+            env.pop("UVICORN_WS", "websockets-sansio"),
+            "--lifespan",
+            "off",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--backlog",
+            "4096",
+        ],
+        server_env(**env),
+    )
+
+
+def granian(port: int, name: str = "granian", **env: str) -> Process:
+    """The same ASGI application on granian (Rust I/O, one worker, uvloop)."""
+    return Process(
+        name,
+        [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--loop",
+            "uvloop",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--backlog",
+            "4096",
+            "helpdesk.asgi:application",
+        ],
+        server_env(**env),
+    )
+
+
 def celery_worker(**env: str) -> Process:
     return Process(
         "celery",
@@ -234,6 +295,28 @@ def rss_mb(pid: int) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (granian serves from a child process of its own)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += children.get(current, [])
+    return found
+
+
+def tree_rss_mb(pid: int) -> float:
+    return sum(rss_mb(p) for p in process_tree(pid))
 
 
 def pids_named(*names: str) -> list[int]:

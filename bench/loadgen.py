@@ -5,7 +5,8 @@ Speaks two dialects:
   frames, the agent's console socket `message` frames with `chat`; every frame sent carries a
   `client_id` and the sender's monotonic clock in its text. Each socket checks the sequence
   numbers it receives (a `seq` at or below the last one is a duplicate, a jump is a gap), the
-  sender waits for its `ack`, the peer socket records the latency.
+  sender's acknowledgement is its own message coming back (protocol 3) or an `ack` (protocol 2),
+  the peer socket records the latency.
 - "relay": the reference relays (bench/relays.py) forward each text frame to the other socket of
   the pair, nothing else; loss and duplicates are checked by the sender's counter.
 
@@ -245,9 +246,13 @@ class LoadClient:
             if not check.see(frame["seq"]):
                 return
             cid = frame.get("client_id") or ""
-            # The sender's own stream echoes its message; latency is taken at the peer.
-            if cid.startswith(self.run_id) and cid.split(":")[2] != role[0]:
-                self._delivered(cid, now)
+            # The sender's own stream brings its message back: stored, the acknowledgement in
+            # protocol 3. Latency is taken at the peer.
+            if cid.startswith(self.run_id):
+                if cid.split(":")[2] == role[0]:
+                    self.acked.add(cid)
+                else:
+                    self._delivered(cid, now)
         elif kind == "ack":
             self.acked.add(frame["client_id"])
         elif kind == "error":

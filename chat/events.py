@@ -26,7 +26,7 @@ from chat.models import Message
 
 logger = logging.getLogger(__name__)
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 
 def chat_agents_group(chat_id: int) -> str:

@@ -4,9 +4,11 @@ the lost/duplicated accounting the reported numbers rest on."""
 import math
 import subprocess
 import sys
+from dataclasses import asdict
 
 from bench.common import server_env
-from bench.loadgen import SeqCheck, percentile, summarize
+from bench.loadgen import SeqCheck, Summary, percentile, summarize
+from bench.realtime import agree, markdown_table
 
 
 def test_percentile_is_nearest_rank():
@@ -49,3 +51,44 @@ def test_the_benchmarks_server_takes_all_the_load_clients_sockets_from_one_addre
     cap, frames = int(out[0]), float(out[1])
     assert cap >= 2 * 2_000 + 2 * 200 + 10  # bench/escalation at N = 2,000
     assert frames >= 10_000
+
+
+def _phase(name: str, p99: float, delivered: int = 1000, lost: int = 0) -> Summary:
+    ms = 1_000_000
+    sent = {str(i): 0 for i in range(delivered + lost)}
+    arrived = {str(i): int(p99 * ms) for i in range(delivered)}
+    return summarize(name, 1.0, sent, arrived, set(sent), 0, {}, 0.1)
+
+
+def test_two_runs_agree_within_15_percent_or_2_ms_and_on_the_verdict():
+    assert agree(_phase("200/s", 20.0), _phase("200/s", 22.9), saturation=False)
+    assert not agree(_phase("200/s", 20.0), _phase("200/s", 24.0), saturation=False)
+    assert agree(_phase("200/s", 3.0), _phase("200/s", 4.9), saturation=False)  # timer noise
+    # The same p99 within 15 %, but one run lost a message: a different story.
+    assert not agree(_phase("200/s", 40.0), _phase("200/s", 41.0, lost=1), saturation=False)
+    assert not agree(_phase("200/s", 48.0), _phase("200/s", 52.0), saturation=False)  # 50 ms
+    assert agree(_phase("s", 900, delivered=1000), _phase("s", 90, 870), saturation=True)
+    assert not agree(_phase("s", 90, delivered=1000), _phase("s", 90, 840), saturation=True)
+
+
+def test_the_full_runs_table_is_the_one_in_the_docs():
+    rate = lambda p99, lost=0: _phase("200/s", p99, lost=lost)  # noqa: E731
+    phases = [rate(20.0), _phase("2000/s", 700.0), _phase("saturation", 90.0, delivered=1977)]
+    for phase in phases:
+        phase.extra["cpu"] = {"server": 0.81}
+    phases[0].extra["agreed"] = "after 2 runs"
+    as_dicts = [asdict(p) | {"rate": r} for p, r in zip(phases, (200, 2000, 1977), strict=True)]
+    for d in as_dicts[:2]:
+        d["delivered"] = d["sent"] = int(d["rate"])
+    result = {
+        "system": "Tierline",
+        "sockets": 400,
+        "phases": as_dicts,
+        "rss_mb_per_1000_sockets": 37.0,
+    }
+    table = markdown_table([{"chats": 200, "systems": [result]}]).splitlines()
+    assert table[0].startswith("| N (sockets) | system | held at p99 ≤ 50 ms, 0 lost |")
+    assert table[2] == (
+        "| 200 (400) | Tierline | 200 msg/s | 20.0 ms | 2000/s: p99 700 ms, 0 lost | 1,977 | 0 "
+        "| 0.81 | 37.0 | after 2 runs |"
+    )

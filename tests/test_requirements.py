@@ -32,6 +32,9 @@ DEV_TOOLS = {
     "faker",
     "time-machine",
     "websockets",
+    "granian",
+    "uvloop",
+    "httptools",
 }
 
 

@@ -30,7 +30,6 @@ from chat.consumers.protocol import (
     validate_frame,
 )
 from chat.events import (
-    Ack,
     ChatRemoved,
     CommandResult,
     Escalated,
@@ -285,9 +284,7 @@ class ConsoleConsumer(ProtocolConsumer):
             return
         if check:
             self.checked_at = time.monotonic()
-        await self.send_frame(
-            Ack(chat=message.chat_id, client_id=message.client_id, seq=message.seq)
-        )
+        await self.acknowledge(message)
 
     async def on_take(self, content: dict[str, Any]) -> None:
         values = validate_frame(content, {"chat": (int, True)})

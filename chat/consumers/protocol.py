@@ -23,7 +23,7 @@ from django.db import DatabaseError, connection
 from chat import selectors as chat_selectors
 from chat import services as chat_services
 from chat.consumers.streams import SEQUENCED, ChatStream
-from chat.events import Error, Frame, ReplayDone, message_payload
+from chat.events import PROTOCOL_VERSION, Ack, Error, Frame, ReplayDone, message_payload
 from chat.exceptions import ChatError
 from chat.models import Message
 from chat.realtime import jsonlimits
@@ -112,6 +112,7 @@ class ProtocolConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     for_visitor = False  # which of a chat's streams this socket follows (visitor or agents')
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
+        self.protocol = _protocol(self.scope)
         self.bucket = TokenBucket(rate=settings.WS_FRAMES_PER_SECOND, burst=settings.WS_FRAME_BURST)
         self.rejections = 0
         self.streams: dict[int, ChatStream] = {}
@@ -244,6 +245,22 @@ class ProtocolConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         for frame in frames:
             await self.send_json(frame)
 
+    async def acknowledge(self, message: Message) -> None:
+        """Tell the sender that its message is stored. Protocol 3: the stored message itself,
+        on the sender's own stream, is the acknowledgement (it carries the `client_id`), and the
+        same event arriving through the channel layer is then skipped as delivered: one frame to
+        the sender instead of two. Protocol 2, or a chat this socket does not follow: `ack`."""
+        seq = message.public_seq if self.for_visitor else message.seq
+        stream = self.streams.get(message.chat_id)
+        if self.protocol >= 3 and stream is not None and stream.last is not None and seq:
+            payload = message_payload(message, for_visitor=self.for_visitor)
+            # Nothing is sent when the socket already has this message (the event came first,
+            # or the client sent a client_id again whose message it was sent before).
+            await self.deliver(message.chat_id, stream.push(payload))
+            self.watch_gap(message.chat_id)
+            return
+        await self.send_frame(Ack(chat=message.chat_id, client_id=message.client_id, seq=seq or 0))
+
     def follow(self, chat_id: int, last: int | None) -> ChatStream:
         stream = self.streams.get(chat_id)
         if stream is None:
@@ -366,6 +383,13 @@ class ProtocolConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
 def _query_param(scope: dict[str, Any], name: str) -> str | None:
     values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
     return values[0] if values else None
+
+
+def _protocol(scope: dict[str, Any]) -> int:
+    """The protocol version the page speaks: `v` in the socket's address (`?v=3`); without it
+    (pages loaded before version 3, still open during an upgrade), version 2."""
+    value = _query_param(scope, "v") or ""
+    return PROTOCOL_VERSION if value.isdigit() and int(value[:4]) >= PROTOCOL_VERSION else 2
 
 
 def _since(value: Any) -> int:

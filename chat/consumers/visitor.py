@@ -14,7 +14,7 @@ from chat.consumers.protocol import (
     store_post,
     validate_frame,
 )
-from chat.events import Ack, Pong, Typing, chat_agents_group, chat_visitor_group, publish_now
+from chat.events import Pong, Typing, chat_agents_group, chat_visitor_group, publish_now
 from chat.exceptions import ChatNotFound
 from escalation import frames, services
 
@@ -78,9 +78,7 @@ class VisitorConsumer(ProtocolConsumer):
                 chat_id=self.chat_id, text=values["text"], client_id=values.get("client_id")
             )
         )
-        await self.send_frame(
-            Ack(chat=self.chat_id, client_id=message.client_id, seq=message.public_seq or 0)
-        )
+        await self.acknowledge(message)
 
     async def on_end(self, content: dict[str, Any]) -> None:
         validate_frame(content, {})

@@ -1,4 +1,4 @@
-/* The websocket protocol (version 2, docs/protocol.md) that the visitor page and the console
+/* The websocket protocol (version 3, docs/protocol.md) that the visitor page and the console
    speak: frame types, close codes, error codes and addresses. The server's side: the consumers in chat/consumers (frame checks and
    close codes in their protocol module) and the event payloads in chat/events.py. */
 
@@ -61,10 +61,16 @@ export const ERROR = Object.freeze({
 /** "Still here": a console or visitor silent for longer is taken as gone by the server. */
 export const PING_INTERVAL_MS = 20000;
 
-/** The address of a websocket path on this page's host, ws: or wss: as the page. */
+/** The protocol version these pages speak, said in every socket's address. In version 3 a sent
+    message's acknowledgement is the message itself, on the sender's own stream. */
+export const PROTOCOL_VERSION = 3;
+
+/** The address of a websocket path on this page's host, ws: or wss: as the page, saying which
+    protocol version the page speaks. */
 export function socketUrl(path) {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  return `${scheme}://${location.host}${path}`;
+  const joiner = path.includes("?") ? "&" : "?";
+  return `${scheme}://${location.host}${path}${joiner}v=${PROTOCOL_VERSION}`;
 }
 
 /** An id for a frame, so that the server can drop a repeat and acknowledge it. */

@@ -44,14 +44,22 @@ def start():
 
 
 async def visitor_socket(
-    chat, *, token: str | None = None, since: int = 0, origin: tuple[bytes, bytes] = ORIGIN
+    chat,
+    *,
+    token: str | None = None,
+    since: int = 0,
+    origin: tuple[bytes, bytes] = ORIGIN,
+    version: int | None = None,
 ) -> WebsocketCommunicator:
+    """A visitor's socket; without `version`, as a page from before protocol 3 opens it."""
     token = token if token is not None else await sync_to_async(make_visitor_token)(chat)
     path = f"/ws/chat/{chat.pk}/?token={quote(token)}&since={since}"
+    if version is not None:
+        path += f"&v={version}"
     return WebsocketCommunicator(application, path, headers=[origin, (b"host", b"localhost")])
 
 
-async def console_socket(client, user=None) -> WebsocketCommunicator:
+async def console_socket(client, user=None, version: int | None = None) -> WebsocketCommunicator:
     headers = [ORIGIN, (b"host", b"localhost")]
     if user is not None:
         await sync_to_async(client.force_login)(user)
@@ -59,7 +67,8 @@ async def console_socket(client, user=None) -> WebsocketCommunicator:
             f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
         )
         headers.append((b"cookie", cookie.encode()))
-    return WebsocketCommunicator(application, "/ws/console/", headers=headers)
+    path = "/ws/console/" if version is None else f"/ws/console/?v={version}"
+    return WebsocketCommunicator(application, path, headers=headers)
 
 
 async def frames_until(
@@ -83,7 +92,7 @@ async def test_visitor_connects_with_its_token_and_gets_state_and_history(l1_set
     assert hello["queue"]["position"] == 1
     frames = await frames_until(ws, "replay.done")
     assert [f["seq"] for f in frames if f["type"] == "message"] == [1, 2]
-    assert frames[-1] == {"type": "replay.done", "v": 2, "chat": chat.pk, "last": 2, "more": False}
+    assert frames[-1] == {"type": "replay.done", "v": 3, "chat": chat.pk, "last": 2, "more": False}
     await ws.disconnect()
 
 
@@ -190,6 +199,52 @@ async def test_visitor_message_is_acknowledged_and_reaches_the_agent_not_the_not
     assert [f["seq"] for f in visible] == [4, 5]
     await visitor.disconnect()
     await agent_ws.disconnect()
+
+
+async def test_protocol_3_acknowledges_a_message_with_the_message_itself(alice_agent, client):
+    """One frame to the sender, not `ack` and then the message; a client_id sent again is
+    neither stored nor sent again; the peer gets each message once."""
+    chat = await sync_to_async(start)()
+    await sync_to_async(services.take_chat)(chat_id=chat.pk, agent=alice_agent)
+    agent_ws = await console_socket(client, alice_agent.user, version=3)
+    assert (await agent_ws.connect())[0]
+    assert (await agent_ws.receive_json_from())["type"] == "hello"
+    visitor = await visitor_socket(chat, since=99, version=3)
+    await visitor.connect()
+    await frames_until(visitor, "replay.done")
+
+    await visitor.send_json_to({"type": "message", "text": "Hi!", "client_id": "v1"})
+    mine = await visitor.receive_json_from()
+    assert (mine["type"], mine["client_id"], mine["seq"], mine["v"]) == ("message", "v1", 4, 3)
+    await visitor.send_json_to({"type": "message", "text": "Hi!", "client_id": "v1"})  # again
+    await agent_ws.send_json_to(
+        {"type": "message", "chat": chat.pk, "text": "Hello", "client_id": "a1"}
+    )
+    # The visitor's next frame is the agent's message: no ack, no second copy of its own.
+    theirs = await visitor.receive_json_from()
+    assert (theirs["type"], theirs["client_id"], theirs["seq"]) == ("message", "a1", 5)
+    agent_frames = [await agent_ws.receive_json_from() for _ in range(2)]
+    assert [(f["type"], f["client_id"], f["seq"]) for f in agent_frames] == [
+        ("message", "v1", 4),
+        ("message", "a1", 5),
+    ]
+    assert await visitor.receive_nothing(timeout=0.3)
+    assert await agent_ws.receive_nothing(timeout=0.3)
+    assert await sync_to_async(chat.messages.count)() == 5
+    await visitor.disconnect()
+    await agent_ws.disconnect()
+
+
+async def test_a_page_from_before_protocol_3_still_gets_acks(l1_setup):
+    """A page loaded before the upgrade opens its socket without `v`: `ack`, then its message."""
+    chat = await sync_to_async(start)()
+    ws = await visitor_socket(chat, since=99)
+    await ws.connect()
+    await frames_until(ws, "replay.done")
+    await ws.send_json_to({"type": "message", "text": "old page", "client_id": "o1"})
+    got = [await ws.receive_json_from() for _ in range(2)]
+    assert sorted((f["type"], f["client_id"]) for f in got) == [("ack", "o1"), ("message", "o1")]
+    await ws.disconnect()
 
 
 BAD_FRAMES = [
@@ -316,7 +371,7 @@ async def test_agent_presence_frame_validates(alice_agent, client):
     await ws.send_json_to({"type": "presence", "presence": "away"})
     assert await ws.receive_json_from() == {
         "type": "presence",
-        "v": 2,
+        "v": 3,
         "presence": "away",
         "reason": "",
     }

@@ -75,7 +75,7 @@ def test_a_visitor_message_reaches_both_streams_with_their_own_numbers(
         message = post_visitor_message(chat_id=chat.pk, text="Hi there", client_id="c-1")
     common = {
         "type": "message",
-        "v": 2,
+        "v": 3,
         "chat": chat.pk,
         "kind": "visitor",
         "event": "",
@@ -111,7 +111,7 @@ def test_taking_a_chat_tells_the_agent_and_the_visitor(
     me, visitor = Listener(agent_group(alice_agent.pk)), Listener(chat_visitor_group(chat.pk))
     with django_capture_on_commit_callbacks(execute=True):
         services.take_chat(chat_id=chat.pk, agent=alice_agent)
-    assert me.receive_all() == [{"type": "chat.assigned", "v": 2, "chat": chat.pk}]
+    assert me.receive_all() == [{"type": "chat.assigned", "v": 3, "chat": chat.pk}]
     [joined] = visitor.receive_all()
     assert (joined["kind"], joined["event"], joined["text"]) == (
         "system",
@@ -131,7 +131,7 @@ def test_ending_a_chat_tells_everyone(alice_agent, django_capture_on_commit_call
     assert got[0]["event"] == "ended"
     assert got[1] == {
         "type": "chat.status",
-        "v": 2,
+        "v": 3,
         "chat": chat.pk,
         "seq": got[0]["seq"],  # after the visitor's last message: the notice
         "status": "ended",
@@ -140,7 +140,7 @@ def test_ending_a_chat_tells_everyone(alice_agent, django_capture_on_commit_call
     agent_stream = agents.receive_all()
     assert agent_stream[-1] == {
         "type": "chat.status",
-        "v": 2,
+        "v": 3,
         "chat": chat.pk,
         "seq": agent_stream[-2]["seq"],
         "status": "ended",
@@ -151,7 +151,7 @@ def test_ending_a_chat_tells_everyone(alice_agent, django_capture_on_commit_call
     assert me.receive_all() == [
         {
             "type": "chat.removed",
-            "v": 2,
+            "v": 3,
             "chat": chat.pk,
             "seq": agent_stream[-2]["seq"],
             "reason": "resolved",
@@ -164,7 +164,7 @@ def test_presence_change_is_published(alice_agent, django_capture_on_commit_call
     me = Listener(agent_group(alice_agent.pk))
     with django_capture_on_commit_callbacks(execute=True):
         services.set_presence(agent=alice_agent, presence="away")
-    assert me.receive_all() == [{"type": "presence", "v": 2, "presence": "away", "reason": ""}]
+    assert me.receive_all() == [{"type": "presence", "v": 3, "presence": "away", "reason": ""}]
 
 
 def test_queue_publication_tells_each_visitor_its_place(
@@ -182,7 +182,7 @@ def test_queue_publication_tells_each_visitor_its_place(
     assert v1.receive_all() == [
         {
             "type": "queue.position",
-            "v": 2,
+            "v": 3,
             "chat": first.pk,
             "position": 1,
             "estimate": None,

@@ -52,7 +52,7 @@ async def test_typing_reaches_the_other_side_and_is_never_stored(alice_agent, cl
     typing = (await frames_until(agent, "typing"))[-1]
     assert typing == {
         "type": "typing",
-        "v": 2,
+        "v": 3,
         "chat": chat.pk,
         "who": "visitor",
         "name": "Carol",

@@ -116,7 +116,7 @@ async def test_escalate_command_hands_over_and_the_console_drops_the_chat(demo, 
     assert removed == [
         {
             "type": "chat.removed",
-            "v": 2,
+            "v": 3,
             "chat": chat.pk,
             "seq": removed[0]["seq"],
             "reason": "escalated",

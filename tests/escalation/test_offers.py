@@ -105,7 +105,7 @@ def test_broadcast_first_accept_wins_and_the_offer_vanishes_elsewhere(
     assert offer_of(chat, desk.ben).status == "withdrawn"
     assert {
         "type": "offer.closed",
-        "v": 2,
+        "v": 3,
         "offer": offer_of(chat, desk.ben).pk,
         "chat": chat.pk,
         "status": "withdrawn",
@@ -192,7 +192,7 @@ def test_hunt_lapse_moves_on_and_never_straight_back(desk, django_capture_on_com
     assert closed == [
         {
             "type": "offer.closed",
-            "v": 2,
+            "v": 3,
             "offer": offer_of(chat, desk.ann).pk,
             "chat": chat.pk,
             "status": "lapsed",
@@ -285,7 +285,7 @@ def test_auto_away_after_offers_lapse_repeatedly(desk, django_capture_on_commit_
     assert (ann.presence, ann.lapses_in_a_row) == ("away", 0)
     assert {
         "type": "presence",
-        "v": 2,
+        "v": 3,
         "presence": "away",
         "reason": "2 offers in a row lapsed unanswered",
     } in ann_console.receive_all()
