@@ -157,6 +157,20 @@ class TierlineGranian(TierlineUvicorn):
     server = staticmethod(common.granian)
 
 
+class TierlinePubSub(Tierline):
+    """The same application on channels-redis's RedisPubSubChannelLayer (bench/pubsub_layer.py)
+    instead of the hand-written fan-out layer."""
+
+    name = "Tierline pubsub"
+    settings = "bench.pubsub_settings"
+
+    def start(self) -> None:
+        server = common.daphne(self.port, DJANGO_SETTINGS_MODULE=self.settings).start()
+        self.processes.append(server)
+        common.wait_http(f"http://127.0.0.1:{self.port}/healthz", server)
+        self.processes.append(common.celery_worker(DJANGO_SETTINGS_MODULE=self.settings).start())
+
+
 class TierlineProtocol2(Tierline):
     """As pages loaded before protocol 3: `ack` and then the message (1 frame in, 3 out)."""
 
@@ -492,6 +506,7 @@ async def main_async(args: argparse.Namespace) -> None:
         "tierline-v2": TierlineProtocol2,
         "tierline-uvicorn": TierlineUvicorn,
         "tierline-granian": TierlineGranian,
+        "tierline-pubsub": TierlinePubSub,
     }
     print(f"load average before: {common.loadavg()}", flush=True)
     for n in args.chats:
