@@ -24,12 +24,12 @@ import asyncio
 from typing import Any
 
 import redis
-from redis import asyncio as aioredis
 from channels_redis.pubsub import (
     RedisPubSubChannelLayer,
     RedisPubSubLoopLayer,
     RedisSingleShardConnection,
 )
+from redis import asyncio as aioredis
 
 OVERRUN = {"type": "layer.overrun"}
 
