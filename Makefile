@@ -10,7 +10,7 @@ PORT ?= 8000
 PYTHON ?= $(shell for c in python3.13 python3.12 $$(ls -d $$HOME/.pyenv/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -rV) python3; do \
 	"$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { command -v "$$c"; break; }; done)
 
-.PHONY: run test lint typecheck check install install-dev migrate demo clean bench-reports bench-realtime bench-realtime-quick bench-escalation
+.PHONY: run test lint typecheck check install install-dev migrate demo clean bench-reports bench-realtime bench-realtime-quick bench-idle bench-escalation
 
 # What running Tierline needs (requirements.txt): all `make run` installs.
 $(VENV)/.installed: requirements.txt
@@ -90,6 +90,10 @@ bench-realtime: install-dev
 
 bench-realtime-quick: install-dev
 	$(PY) -m bench.realtime --quick $(BENCH_ARGS)
+
+# What idle sockets cost: 10,000 open visitor sockets held 60 s with their keep-alives.
+bench-idle: install-dev
+	$(PY) -m bench.idle $(BENCH_ARGS)
 
 # Escalations under the 2,000-chat load, and wait-timeout precision for 1,000 timers.
 bench-escalation: install-dev

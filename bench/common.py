@@ -90,8 +90,10 @@ def server_env(**extra: str) -> dict[str, str]:
 
 
 class Process:
-    def __init__(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        self.name, self.args, self.env = name, args, env
+    def __init__(
+        self, name: str, args: list[str], env: dict[str, str], pass_fds: tuple[int, ...] = ()
+    ) -> None:
+        self.name, self.args, self.env, self.pass_fds = name, args, env, pass_fds
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "Process":
@@ -104,6 +106,7 @@ class Process:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=self.pass_fds,
         )
         return self
 
@@ -172,6 +175,37 @@ def daphne(port: int, name: str = "daphne", **env: str) -> Process:
             "helpdesk.asgi:application",
         ],
         server_env(**env),
+    )
+
+
+def listening_socket(port: int) -> socket.socket:
+    """A listening TCP socket on 127.0.0.1:`port`, to hand down to several server processes
+    (as a supervisor does): the kernel spreads the connections among those that accept."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(4096)
+    sock.set_inheritable(True)
+    return sock
+
+
+def daphne_on_socket(sock: socket.socket, name: str, **env: str) -> Process:
+    """daphne serving a socket it was handed (`--fd`), not one it binds."""
+    fd = sock.fileno()
+    return Process(
+        name,
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "--fd",
+            str(fd),
+            "--websocket_timeout",
+            "-1",
+            "helpdesk.asgi:application",
+        ],
+        server_env(**env),
+        pass_fds=(fd,),
     )
 
 

@@ -57,6 +57,9 @@ class System:
     def server_pid(self) -> int:
         return self.processes[0].pid
 
+    def server_rss_mb(self) -> float:
+        return common.tree_rss_mb(self.server_pid())
+
     def pairs(self) -> list[Pair]:
         base = f"ws://127.0.0.1:{self.port}/room"
         return [
@@ -169,6 +172,38 @@ class TierlinePubSub(Tierline):
         self.processes.append(server)
         common.wait_http(f"http://127.0.0.1:{self.port}/healthz", server)
         self.processes.append(common.celery_worker(DJANGO_SETTINGS_MODULE=self.settings).start())
+
+
+class TierlineTwoProcesses(Tierline):
+    """Two daphne processes on one port: a listening socket bound here and handed down to both
+    (`daphne --fd`), as a supervisor does; the kernel spreads the connections, so a chat's
+    visitor and agent are often on different processes and every event crosses Redis."""
+
+    name = "Tierline 2 daphne"
+
+    def start(self) -> None:
+        self.socket = common.listening_socket(self.port)
+        for n in (1, 2):
+            server = common.daphne_on_socket(self.socket, f"daphne-{n}").start()
+            self.processes.append(server)
+        common.wait_http(f"http://127.0.0.1:{self.port}/healthz", self.processes[0])
+        self.processes.append(common.celery_worker().start())
+
+    def server_pids(self) -> list[int]:
+        return [p.pid for p in self.processes[:2]]
+
+    def server_rss_mb(self) -> float:
+        return sum(common.rss_mb(pid) for pid in self.server_pids())
+
+    def cpu_groups(self) -> dict[str, list[int]]:
+        return super().cpu_groups() | {
+            "server": self.server_pids(),
+            "celery": common.process_tree(self.processes[2].pid),
+        }
+
+    def stop(self) -> None:
+        super().stop()
+        self.socket.close()
 
 
 class TierlineProtocol2(Tierline):
@@ -338,12 +373,12 @@ async def run_system(
 ) -> dict[str, Any]:
     system.start()
     try:
-        rss0 = common.tree_rss_mb(system.server_pid())
+        rss0 = system.server_rss_mb()
         client = LoadClient(system.dialect, system.pairs(), f"http://127.0.0.1:{system.port}", "r")
         connect_s = await client.connect_all()
         await asyncio.sleep(0.5)
         sockets = 2 * len(client.pairs)
-        rss1 = common.tree_rss_mb(system.server_pid())
+        rss1 = system.server_rss_mb()
         result: dict[str, Any] = {
             "system": system.name,
             "sockets": sockets,
@@ -507,6 +542,7 @@ async def main_async(args: argparse.Namespace) -> None:
         "tierline-uvicorn": TierlineUvicorn,
         "tierline-granian": TierlineGranian,
         "tierline-pubsub": TierlinePubSub,
+        "tierline-2": TierlineTwoProcesses,
     }
     print(f"load average before: {common.loadavg()}", flush=True)
     for n in args.chats:
