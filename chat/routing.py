@@ -1,5 +1,6 @@
 from typing import Any, cast
 
+from channels.auth import AuthMiddlewareStack
 from django.urls import path, re_path
 
 from chat.consumers.console import ConsoleConsumer
@@ -19,8 +20,11 @@ async def unknown_path(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 websocket_urlpatterns = [
+    # A visitor's socket is authorised by its chat token alone: no session or user is loaded
+    # for it (each would stay in memory for as long as the socket is open).
     path("ws/chat/<int:chat_id>/", VisitorConsumer.as_asgi()),
-    path("ws/console/", ConsoleConsumer.as_asgi()),
+    # The console's agent comes from the session cookie.
+    path("ws/console/", AuthMiddlewareStack(ConsoleConsumer.as_asgi())),
     # Last: whatever the routes above did not match. (An ASGI app, as the consumers are.)
     re_path(r"", cast(Any, unknown_path)),
 ]

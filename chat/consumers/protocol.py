@@ -18,7 +18,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 
 from chat import selectors as chat_selectors
 from chat import services as chat_services
@@ -413,7 +413,10 @@ def _consoles_seen(agent_ids: Sequence[int]) -> list[None]:
 def _coalescing() -> bool:
     """The coalescing writer runs on PostgreSQL (one more SQLite writer thread would only add
     "database is locked" waits in the embedded default)."""
-    return bool(settings.REALTIME_BATCH_WRITES) and connection.vendor == "postgresql"
+    # From the settings, not `connection.vendor`: on a socket's task that would create a
+    # database connection object for that task, kept for as long as the socket is open.
+    engine = settings.DATABASES["default"]["ENGINE"]
+    return bool(settings.REALTIME_BATCH_WRITES) and engine.endswith("postgresql")
 
 
 async def mark_seen(*, visitor_chat: int | None = None, console_agent: int | None = None) -> None:
