@@ -249,13 +249,14 @@ class ProtocolConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         """Tell the sender that its message is stored. Protocol 3: the stored message itself,
         on the sender's own stream, is the acknowledgement (it carries the `client_id`), and the
         same event arriving through the channel layer is then skipped as delivered: one frame to
-        the sender instead of two. Protocol 2, or a chat this socket does not follow: `ack`."""
+        the sender instead of two (a consumer handles one frame or event at a time, so that event
+        comes after this). Protocol 2, a chat this socket does not follow, or a message this
+        socket was already sent (its client_id sent again): `ack`."""
         seq = message.public_seq if self.for_visitor else message.seq
         stream = self.streams.get(message.chat_id)
-        if self.protocol >= 3 and stream is not None and stream.last is not None and seq:
+        last = stream.last if stream is not None else None
+        if self.protocol >= 3 and stream is not None and last is not None and (seq or 0) > last:
             payload = message_payload(message, for_visitor=self.for_visitor)
-            # Nothing is sent when the socket already has this message (the event came first,
-            # or the client sent a client_id again whose message it was sent before).
             await self.deliver(message.chat_id, stream.push(payload))
             self.watch_gap(message.chat_id)
             return

@@ -202,8 +202,8 @@ async def test_visitor_message_is_acknowledged_and_reaches_the_agent_not_the_not
 
 
 async def test_protocol_3_acknowledges_a_message_with_the_message_itself(alice_agent, client):
-    """One frame to the sender, not `ack` and then the message; a client_id sent again is
-    neither stored nor sent again; the peer gets each message once."""
+    """One frame to the sender, not `ack` and then the message; a client_id sent again is not
+    stored again and gets an `ack` (its message was sent already); the peer gets each once."""
     chat = await sync_to_async(start)()
     await sync_to_async(services.take_chat)(chat_id=chat.pk, agent=alice_agent)
     agent_ws = await console_socket(client, alice_agent.user, version=3)
@@ -220,9 +220,12 @@ async def test_protocol_3_acknowledges_a_message_with_the_message_itself(alice_a
     await agent_ws.send_json_to(
         {"type": "message", "chat": chat.pk, "text": "Hello", "client_id": "a1"}
     )
-    # The visitor's next frame is the agent's message: no ack, no second copy of its own.
-    theirs = await visitor.receive_json_from()
-    assert (theirs["type"], theirs["client_id"], theirs["seq"]) == ("message", "a1", 5)
+    # Then: an ack for the repeat and the agent's message, no second copy of its own.
+    got = [await visitor.receive_json_from() for _ in range(2)]
+    assert sorted((f["type"], f["client_id"], f["seq"]) for f in got) == [
+        ("ack", "v1", 4),
+        ("message", "a1", 5),
+    ]
     agent_frames = [await agent_ws.receive_json_from() for _ in range(2)]
     assert [(f["type"], f["client_id"], f["seq"]) for f in agent_frames] == [
         ("message", "v1", 4),
