@@ -96,7 +96,11 @@ class BoundedLoopLayer(RedisPubSubLoopLayer):  # type: ignore[misc]
 class PubSubChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        host = (kwargs.get("hosts") or ["redis://localhost:6379"])[0]
+        hosts = kwargs.get("hosts") or ["redis://localhost:6379"]
+        # One host: the library shards channels over several, which this publisher does not.
+        if len(hosts) != 1:
+            raise ValueError("the benchmark's pub/sub layer takes exactly one Redis host")
+        host = hosts[0]
         self._prefix = kwargs.get("prefix", "asgi")
         self._blocking = redis.Redis.from_url(host if isinstance(host, str) else host["address"])
 

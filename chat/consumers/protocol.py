@@ -250,8 +250,9 @@ class ProtocolConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         on the sender's own stream, is the acknowledgement (it carries the `client_id`), and the
         same event arriving through the channel layer is then skipped as delivered: one frame to
         the sender instead of two (a consumer handles one frame or event at a time, so that event
-        comes after this). Protocol 2, a chat this socket does not follow, or a message this
-        socket was already sent (its client_id sent again): `ack`."""
+        comes after this; a gap repair running meanwhile may deliver it first, and then the
+        sender gets it and an `ack`, harmless). Protocol 2, a chat this socket does not follow,
+        or a message this socket was already sent (its client_id sent again): `ack`."""
         seq = message.public_seq if self.for_visitor else message.seq
         stream = self.streams.get(message.chat_id)
         last = stream.last if stream is not None else None
@@ -390,7 +391,8 @@ def _protocol(scope: dict[str, Any]) -> int:
     """The protocol version the page speaks: `v` in the socket's address (`?v=3`); without it
     (pages loaded before version 3, still open during an upgrade), version 2."""
     value = _query_param(scope, "v") or ""
-    return PROTOCOL_VERSION if value.isdigit() and int(value[:4]) >= PROTOCOL_VERSION else 2
+    digits = value.isascii() and value.isdigit()  # not "²", which isdigit() takes
+    return PROTOCOL_VERSION if digits and int(value[:4]) >= PROTOCOL_VERSION else 2
 
 
 def _since(value: Any) -> int:
@@ -417,7 +419,7 @@ def _coalescing() -> bool:
     # From the settings, not `connection.vendor`: on a socket's task that would create a
     # database connection object for that task, kept for as long as the socket is open.
     engine = settings.DATABASES["default"]["ENGINE"]
-    return bool(settings.REALTIME_BATCH_WRITES) and engine.endswith("postgresql")
+    return bool(settings.REALTIME_BATCH_WRITES) and "postgresql" in engine
 
 
 async def mark_seen(*, visitor_chat: int | None = None, console_agent: int | None = None) -> None:

@@ -73,6 +73,7 @@ function showQueue(q) {
 }
 
 function addMessage(m) {
+  if (m.client_id) outbox.delete(m.client_id); // stored: whether or not it is shown here
   if (m.seq <= lastSeq) return; // already shown (replay after reconnect)
   if (m.seq > lastSeq + 1) {
     socket.send({ type: TO_SERVER.RESUME, since: lastSeq }); // a gap: ask for it
@@ -80,7 +81,6 @@ function addMessage(m) {
   }
   lastSeq = m.seq;
   appendMessage(transcript, m);
-  if (m.client_id) outbox.delete(m.client_id);
   if (m.kind !== "visitor") agentTyping.hide();
   if (m.kind === "agent") agentName = m.author;
   if (m.event === "agent_joined" || m.event === "agent_left") agentName = ""; // someone new
