@@ -22,14 +22,7 @@ import orjson
 import websockets
 
 from bench import common
-from bench.realtime import (
-    System,
-    Tierline,
-    TierlineGranian,
-    TierlineUvicorn,
-    WebsocketsRelay,
-    raise_fd_limit,
-)
+from bench.realtime import SYSTEMS, System, raise_fd_limit
 
 PING_EVERY = 20.0
 
@@ -123,17 +116,11 @@ async def hold_idle(system: System, sockets: int, hold: float, concurrency: int)
 
 
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
-    systems = {
-        "websockets": WebsocketsRelay,
-        "tierline": Tierline,
-        "tierline-uvicorn": TierlineUvicorn,
-        "tierline-granian": TierlineGranian,
-    }
     chats = await asyncio.to_thread(common.bench_chats, args.chats)
     results = []
     for key in args.systems:
         print(f"load average before {key}: {common.loadavg()}", flush=True)
-        result = await hold_idle(systems[key](chats), args.sockets, args.hold, args.concurrency)
+        result = await hold_idle(SYSTEMS[key](chats), args.sockets, args.hold, args.concurrency)
         print(orjson.dumps(result).decode(), flush=True)
         results.append(result)
     print("\n| system | idle sockets | RSS MB / 1,000 sockets | server CPU while idle | closed |")

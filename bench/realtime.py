@@ -114,19 +114,36 @@ class ChannelsRelay(System):
 
 
 class Tierline(System):
+    """The product: its server process(es) (`servers`), then a Celery worker, all with the
+    settings module `settings`."""
+
     name = "Tierline"
     dialect = "tierline"
     protocol = 3  # the sender's own message is its acknowledgement: 1 frame in, 2 out
+    settings = "helpdesk.settings"
 
-    def cpu_groups(self) -> dict[str, list[int]]:
-        return super().cpu_groups() | {"celery": common.process_tree(self.processes[1].pid)}
+    def servers(self) -> list[common.Process]:
+        return [common.daphne(self.port, DJANGO_SETTINGS_MODULE=self.settings)]
 
     def start(self) -> None:
-        server = common.daphne(self.port).start()
-        self.processes.append(server)
-        common.wait_http(f"http://127.0.0.1:{self.port}/healthz", server)
-        worker = common.celery_worker().start()
-        self.processes.append(worker)
+        servers = self.servers()
+        for server in servers:
+            self.processes.append(server.start())
+        common.wait_http(f"http://127.0.0.1:{self.port}/healthz", self.processes[0])
+        self.processes.append(common.celery_worker(DJANGO_SETTINGS_MODULE=self.settings).start())
+        self.server_count = len(servers)
+
+    def server_pids(self) -> list[int]:
+        return [p.pid for p in self.processes[: self.server_count]]
+
+    def server_rss_mb(self) -> float:
+        return sum(common.tree_rss_mb(pid) for pid in self.server_pids())
+
+    def cpu_groups(self) -> dict[str, list[int]]:
+        return super().cpu_groups() | {
+            "server": [p for pid in self.server_pids() for p in common.process_tree(pid)],
+            "celery": common.process_tree(self.processes[-1].pid),
+        }
 
     def pairs(self) -> list[Pair]:
         base = f"ws://127.0.0.1:{self.port}"
@@ -146,18 +163,16 @@ class TierlineUvicorn(Tierline):
     """The same application and services, served by uvicorn instead of daphne."""
 
     name = "Tierline uvicorn"
-    server = staticmethod(common.uvicorn)
 
-    def start(self) -> None:
-        server = self.server(self.port).start()
-        self.processes.append(server)
-        common.wait_http(f"http://127.0.0.1:{self.port}/healthz", server)
-        self.processes.append(common.celery_worker().start())
+    def servers(self) -> list[common.Process]:
+        return [common.uvicorn(self.port)]
 
 
-class TierlineGranian(TierlineUvicorn):
+class TierlineGranian(Tierline):
     name = "Tierline granian"
-    server = staticmethod(common.granian)
+
+    def servers(self) -> list[common.Process]:
+        return [common.granian(self.port)]
 
 
 class TierlinePubSub(Tierline):
@@ -167,12 +182,6 @@ class TierlinePubSub(Tierline):
     name = "Tierline pubsub"
     settings = "bench.pubsub_settings"
 
-    def start(self) -> None:
-        server = common.daphne(self.port, DJANGO_SETTINGS_MODULE=self.settings).start()
-        self.processes.append(server)
-        common.wait_http(f"http://127.0.0.1:{self.port}/healthz", server)
-        self.processes.append(common.celery_worker(DJANGO_SETTINGS_MODULE=self.settings).start())
-
 
 class TierlineTwoProcesses(Tierline):
     """Two daphne processes on one port: a listening socket bound here and handed down to both
@@ -181,25 +190,9 @@ class TierlineTwoProcesses(Tierline):
 
     name = "Tierline 2 daphne"
 
-    def start(self) -> None:
+    def servers(self) -> list[common.Process]:
         self.socket = common.listening_socket(self.port)
-        for n in (1, 2):
-            server = common.daphne_on_socket(self.socket, f"daphne-{n}").start()
-            self.processes.append(server)
-        common.wait_http(f"http://127.0.0.1:{self.port}/healthz", self.processes[0])
-        self.processes.append(common.celery_worker().start())
-
-    def server_pids(self) -> list[int]:
-        return [p.pid for p in self.processes[:2]]
-
-    def server_rss_mb(self) -> float:
-        return sum(common.rss_mb(pid) for pid in self.server_pids())
-
-    def cpu_groups(self) -> dict[str, list[int]]:
-        return super().cpu_groups() | {
-            "server": self.server_pids(),
-            "celery": common.process_tree(self.processes[2].pid),
-        }
+        return [common.daphne_on_socket(self.socket, f"daphne-{n}") for n in (1, 2)]
 
     def stop(self) -> None:
         super().stop()
@@ -532,18 +525,21 @@ def report(all_results: list[dict[str, Any]]) -> None:
             )
 
 
+SYSTEMS: dict[str, type[System]] = {
+    "websockets": WebsocketsRelay,
+    "channels": ChannelsRelay,
+    "tierline": Tierline,
+    "tierline-v2": TierlineProtocol2,
+    "tierline-uvicorn": TierlineUvicorn,
+    "tierline-granian": TierlineGranian,
+    "tierline-pubsub": TierlinePubSub,
+    "tierline-2": TierlineTwoProcesses,
+}
+
+
 async def main_async(args: argparse.Namespace) -> None:
     all_results = []
-    systems = {
-        "websockets": WebsocketsRelay,
-        "channels": ChannelsRelay,
-        "tierline": Tierline,
-        "tierline-v2": TierlineProtocol2,
-        "tierline-uvicorn": TierlineUvicorn,
-        "tierline-granian": TierlineGranian,
-        "tierline-pubsub": TierlinePubSub,
-        "tierline-2": TierlineTwoProcesses,
-    }
+    systems = SYSTEMS
     print(f"load average before: {common.loadavg()}", flush=True)
     for n in args.chats:
         print(f"\nN = {n} chats ({2 * n} sockets)", flush=True)
