@@ -159,6 +159,11 @@ def wait_http(url: str, proc: Process, timeout: float = 60) -> None:
             time.sleep(0.05)
 
 
+# As `manage.py serve` runs daphne (chat.management.commands.serve.daphne_options with the
+# default WS_HANDSHAKE_TIMEOUT_SECONDS); the bench does not load Django's settings itself.
+DAPHNE_OPTIONS = ("--websocket_connect_timeout", "30")
+
+
 def daphne(port: int, name: str = "daphne", **env: str) -> Process:
     return Process(
         name,
@@ -172,6 +177,7 @@ def daphne(port: int, name: str = "daphne", **env: str) -> Process:
             str(port),
             "--websocket_timeout",
             "-1",
+            *DAPHNE_OPTIONS,
             "helpdesk.asgi:application",
         ],
         server_env(**env),
@@ -202,6 +208,7 @@ def daphne_on_socket(sock: socket.socket, name: str, **env: str) -> Process:
             str(fd),
             "--websocket_timeout",
             "-1",
+            *DAPHNE_OPTIONS,
             "helpdesk.asgi:application",
         ],
         server_env(**env),

@@ -355,6 +355,10 @@ WS_FRAME_BURST: int = env_positive_int("WS_FRAME_BURST", 30)
 # Open websockets one client address may hold on one daphne process (more are closed with 4429).
 # Behind a load balancer set TRUSTED_PROXIES so that the address is the client's.
 WS_MAX_CONNECTIONS_PER_ADDRESS: int = env_positive_int("WS_MAX_CONNECTIONS_PER_ADDRESS", 100)
+# How long daphne lets a websocket's opening handshake take, the application's connect included,
+# before it drops the connection. daphne's own default (5 s) drops consoles that reconnect all at
+# once after a restart, on a busy machine, while their connects wait their turn for the database.
+WS_HANDSHAKE_TIMEOUT_SECONDS: int = env_positive_int("WS_HANDSHAKE_TIMEOUT_SECONDS", 30)
 VISITOR_TOKEN_MAX_AGE_SECONDS: int = env_positive_int("VISITOR_TOKEN_MAX_AGE_SECONDS", 86400)
 REPLAY_PAGE_SIZE = 200
 # A chat's event that arrives before an earlier one waits this long for it, then the socket reads

@@ -6,9 +6,10 @@ import subprocess
 import sys
 from dataclasses import asdict
 
-from bench.common import server_env
+from bench.common import DAPHNE_OPTIONS, server_env
 from bench.loadgen import SeqCheck, Summary, percentile, summarize
 from bench.realtime import agree, markdown_table
+from chat.management.commands.serve import daphne_options
 
 
 def test_percentile_is_nearest_rank():
@@ -51,6 +52,12 @@ def test_the_benchmarks_server_takes_all_the_load_clients_sockets_from_one_addre
     cap, frames = int(out[0]), float(out[1])
     assert cap >= 2 * 2_000 + 2 * 200 + 10  # bench/escalation at N = 2,000
     assert frames >= 10_000
+
+
+def test_the_benchmarks_daphne_runs_with_the_options_serve_gives_it():
+    """The bench starts daphne itself (it loads no Django settings): the same options as
+    `manage.py serve`, so that what it measures is what is deployed."""
+    assert list(DAPHNE_OPTIONS) == daphne_options()
 
 
 def _phase(name: str, p99: float, delivered: int = 1000, lost: int = 0) -> Summary:

@@ -19,6 +19,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from chat.management.commands.serve import daphne_options
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -185,6 +187,7 @@ class Daphne(Process):
                 "127.0.0.1",
                 "-p",
                 str(self.port),
+                *daphne_options(),
                 *args,
                 "helpdesk.asgi:application",
             ],

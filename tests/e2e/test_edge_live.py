@@ -6,14 +6,18 @@ import asyncio
 import json
 import re
 import sys
+from typing import Any
 from urllib.parse import quote
 
+import psycopg
 import pytest
 import requests
 import websockets
 from asgiref.sync import sync_to_async
 from axes.models import AccessAttempt
+from django.db import connection
 
+from chat.models import ChatSession
 from chat.selectors import make_visitor_token
 from escalation import services
 from tests.e2e.live import Daphne
@@ -172,3 +176,68 @@ async def test_the_websocket_cap_counts_the_settled_address(l1_setup, server, fo
     assert got == answers
     for ws in sockets:
         await ws.close()
+
+
+async def hold_table_until(table: str, until: Any) -> None:
+    """Lock `table` against every read on a connection of its own, wait until a server's query
+    is held by that lock, then keep it until `until` (an awaitable) is done."""
+    db = connection.settings_dict
+    async with await psycopg.AsyncConnection.connect(
+        dbname=db["NAME"], user=db["USER"], host=db["HOST"] or None, port=db["PORT"] or None
+    ) as lock:
+        await lock.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        async with await psycopg.AsyncConnection.connect(
+            dbname=db["NAME"],
+            user=db["USER"],
+            host=db["HOST"] or None,
+            port=db["PORT"] or None,
+            autocommit=True,
+        ) as watch:
+            while True:  # the server's connect is now waiting for the lock
+                cursor = await watch.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND query LIKE %s",
+                    (f"%{table}%",),
+                )
+                row = await cursor.fetchone()
+                if row and row[0]:
+                    break
+                await asyncio.sleep(0.05)
+        await until
+        await lock.rollback()
+
+
+@pytest.mark.parametrize(
+    ("server", "outcome"),
+    [((Serve, {}), "hello"), ((Serve, {"WS_HANDSHAKE_TIMEOUT_SECONDS": "2"}), "dropped")],
+    indirect=["server"],
+    ids=["default", "timeout-2s"],
+)
+async def test_serve_gives_a_slow_connect_its_handshake_timeout(l1_setup, server, outcome):
+    """A socket's connect can wait seconds for the database on a busy server (a reconnect storm
+    after a restart: the connects take their turn on one database thread). daphne's own default
+    drops the handshake after 5 s; `manage.py serve` gives it WS_HANDSHAKE_TIMEOUT_SECONDS (30 by
+    default). Here the visitor's connect is held by a lock on the chat table: for 7 s, which
+    the default outlasts, or (with the timeout at 2 s) until daphne drops it."""
+    chat = await sync_to_async(services.start_chat)(
+        visitor_name="Carol",
+        visitor_email="",
+        topic_name="Billing",
+        first_message="Hello?",
+        visitor_context={},
+    )
+    token = await sync_to_async(make_visitor_token)(chat)
+    url = f"{server.ws_url}/ws/chat/{chat.pk}/?token={quote(token)}&since=0"
+
+    async def first_frame() -> str:
+        async with websockets.connect(url, origin=server.base_url, open_timeout=60) as ws:
+            return str(json.loads(await asyncio.wait_for(ws.recv(), 60))["type"])
+
+    visitor = asyncio.ensure_future(first_frame())
+    if outcome == "hello":
+        await hold_table_until(ChatSession._meta.db_table, asyncio.sleep(7))
+        assert await asyncio.wait_for(visitor, 60) == "hello"
+    else:
+        await hold_table_until(ChatSession._meta.db_table, asyncio.wait({visitor}, timeout=60))
+        with pytest.raises((websockets.InvalidHandshake, EOFError, OSError)):
+            visitor.result()

@@ -7,6 +7,13 @@ from django.core.management.base import BaseCommand, CommandParser
 from helpdesk.embedded import EmbeddedCelery
 
 
+def daphne_options() -> list[str]:
+    """The daphne options Tierline runs with, wherever it starts daphne."""
+    # No --proxy-headers: daphne would believe X-Forwarded-For from anyone. The application
+    # reads it only from TRUSTED_PROXIES (helpdesk/asgi.py).
+    return ["--websocket_connect_timeout", str(settings.WS_HANDSHAKE_TIMEOUT_SECONDS)]
+
+
 class Command(BaseCommand):
     help = (
         "Run Tierline under daphne. With no REDIS_URL (the embedded default) this process also "
@@ -21,8 +28,6 @@ class Command(BaseCommand):
         if settings.EMBEDDED_WORKER:
             EmbeddedCelery().start()
             self.stdout.write("Embedded Celery worker and beat started (in-memory broker).")
-        # No --proxy-headers: daphne would believe X-Forwarded-For from anyone. The application
-        # reads it only from TRUSTED_PROXIES (helpdesk/asgi.py).
         CommandLineInterface().run(
-            ["--bind", bind, "--port", str(port), "helpdesk.asgi:application"]
+            ["--bind", bind, "--port", str(port), *daphne_options(), "helpdesk.asgi:application"]
         )
