@@ -26,12 +26,19 @@ from escalation.selectors import fallback_loop
 
 @admin.register(Tier)
 class TierAdmin(admin.ModelAdmin[Tier]):
-    list_display = ["level", "name"]
+    list_display = ["level", "name", "public_name"]
 
 
 @admin.register(AgentGroup)
 class AgentGroupAdmin(admin.ModelAdmin[AgentGroup]):
-    list_display = ["name", "tier", "routing_policy", "default_capacity", "auto_away_after_lapses"]
+    list_display = [
+        "name",
+        "public_name",
+        "tier",
+        "routing_policy",
+        "default_capacity",
+        "auto_away_after_lapses",
+    ]
     list_filter = ["tier", "routing_policy"]
 
 
@@ -128,6 +135,7 @@ class StageAdmin(admin.ModelAdmin[Stage]):
     form = StageForm
     list_display = [
         "name",
+        "public_name",
         "pipeline",
         "tier",
         "wait_timeout_seconds",

@@ -42,6 +42,7 @@ class TierListApi(APIView):
         id = serializers.IntegerField()
         level = serializers.IntegerField()
         name = serializers.CharField()
+        public_name = serializers.CharField(source="public", help_text="What visitors are told.")
 
     @extend_schema(responses={200: TierOutput(many=True), **ERROR_RESPONSES})
     def get(self, request: Request) -> Response:
@@ -54,6 +55,7 @@ class GroupListApi(APIView):
     class GroupOutput(serializers.Serializer[Any]):
         id = serializers.IntegerField()
         name = serializers.CharField()
+        public_name = serializers.CharField(source="public", help_text="What visitors are told.")
         tier = serializers.IntegerField(source="tier.level")
         routing_policy = serializers.CharField()
         default_capacity = serializers.IntegerField()
@@ -106,6 +108,7 @@ class OptionOutput(serializers.Serializer[Any]):
 class StageOutput(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     name = serializers.CharField()
+    public_name = serializers.CharField(help_text="What visitors are told.")
     pipeline = serializers.CharField()
     tier = serializers.IntegerField()
     wait_timeout_seconds = serializers.IntegerField()
@@ -121,6 +124,7 @@ def stage_row(stage: Stage) -> dict[str, Any]:
     return {
         "id": stage.pk,
         "name": stage.name,
+        "public_name": stage.public,
         "pipeline": stage.pipeline.name,
         "tier": stage.tier.level,
         "wait_timeout_seconds": stage.wait_timeout_seconds,

@@ -46,6 +46,20 @@ GROUPS = {  # name: (tier, policy, default capacity, auto-away after this many l
     "L2 Technical": (2, RoutingPolicy.LEAST_BUSY, 2, 0),
     "L3 Engineering": (3, RoutingPolicy.MANUAL, 2, 0),
 }
+# What visitors are told of each group and stage (their internal names say tier and desk).
+PUBLIC_NAMES = {
+    "L1 General": "our support team",
+    "L1 Orders": "the orders team",
+    "L1 Returns": "the returns team",
+    "L1 Follow-up": "the orders team",
+    "L2 Billing": "the billing team",
+    "L2 Technical": "technical support",
+    "L3 Engineering": "our engineers",
+    "Sales": "the sales team",
+    "Orders": "the orders team",
+    "Order follow-up": "the orders team",
+    "Returns": "the returns team",
+}
 L1_TEAMS = ["L1 General", "L1 Orders", "L1 Returns", "L1 Follow-up"]
 AGENTS = {  # username: (display name, groups)
     "alex": ("Alex", L1_TEAMS),
@@ -86,6 +100,7 @@ def load_demo_configuration() -> list[DemoLogin]:
                 "routing_policy": policy,
                 "default_capacity": capacity,
                 "auto_away_after_lapses": lapses,
+                "public_name": PUBLIC_NAMES[name],
             },
         )[0]
         for name, (level, policy, capacity, lapses) in GROUPS.items()
@@ -126,6 +141,7 @@ def load_demo_configuration() -> list[DemoLogin]:
             name=name,
             defaults={
                 "tier": tiers[level],
+                "public_name": PUBLIC_NAMES[name],
                 "position": position,
                 # Every setting is named, so load_demo puts an edited demo stage back as it was.
                 "fallback_stage": None,

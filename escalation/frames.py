@@ -181,8 +181,8 @@ def queue_position_payload(
 ) -> QueuePosition:
     values = {
         "visitor": entry.chat.visitor_name,
-        "team": selectors.team_name(entry),
-        "tier": entry.tier.name,
+        "team": selectors.public_team(entry),
+        "tier": entry.tier.public,
         "position": str(position),
     }
     if estimate is None:

@@ -15,11 +15,11 @@ DEFAULT_TEXTS: Final[dict[str, str]] = {
     "position": "You are number {position} in line, {wait}.",
     "position_no_estimate": "You are number {position} in line.",
     "agent_joined": "{agent} from {team} joined the chat.",
-    "transfer": "You are being transferred to {team} ({tier}). Estimated wait: {wait}.",
+    "transfer": "You are being transferred to {team}. Estimated wait: {wait}.",
     "new_wait": "You are number {position} in line for {team}, {wait}.",
     "timeout": "Nobody from {team} could take your chat yet.",
-    "fallback": "We are moving your chat to {team} ({tier}).",
-    "previous_tier": "We are taking you back to {team} ({tier}).",
+    "fallback": "We are moving your chat to {team}.",
+    "previous_tier": "We are taking you back to {team}.",
     "offline": (
         "Sorry, nobody is available right now. Please leave a message and we will get back to you."
     ),
@@ -28,14 +28,14 @@ DEFAULT_TEXTS: Final[dict[str, str]] = {
     "ended": "The chat has ended. Thank you for contacting us.",
     "missed": "Sorry, nobody could take your chat. The chat has ended.",
     "still_searching": "Still looking for an agent: you are number {position} in line, {wait}.",
-    "dropped": "You left the queue. {team} will get back to you.",
+    "dropped": "You left the queue. Someone from {team} will get back to you.",
     "visitor_left": "{visitor} left the chat.",
 }
 
 PLACEHOLDER_HELP: Final[dict[str, str]] = {
     "visitor": "the visitor's name",
-    "team": "the agent group or stage the chat waits for",
-    "tier": "that queue's tier, e.g. “Tier 2”",
+    "team": "the agent group or stage the chat waits for, by its public name",
+    "tier": "that queue's tier, by its public name",
     "position": "the place in line (1 = next)",
     "wait": "the wait estimate, e.g. “about 3 minutes” (or “wait not known yet”)",
     "agent": "the agent's display name",

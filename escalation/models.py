@@ -18,15 +18,23 @@ from escalation.messages import placeholder_help_text, validate_template_text
 MAX_FALLBACK_HOPS = 5
 
 
+PUBLIC_NAME_HELP = "What visitors are told, e.g. “Billing team”. Empty: the name above."
+
+
 class Tier(models.Model):
     level = models.PositiveSmallIntegerField(unique=True, validators=[MinValueValidator(1)])
     name = models.CharField(max_length=60)
+    public_name = models.CharField(max_length=60, blank=True, help_text=PUBLIC_NAME_HELP)
 
     class Meta:
         ordering = ["level"]
 
     def __str__(self) -> str:
         return f"{self.name} (Tier {self.level})"
+
+    @property
+    def public(self) -> str:
+        return self.public_name or self.name
 
 
 class RoutingPolicy(models.TextChoices):
@@ -46,6 +54,7 @@ OFFER_POLICIES = (RoutingPolicy.BROADCAST, RoutingPolicy.HUNT)
 
 class AgentGroup(models.Model):
     name = models.CharField(max_length=80, unique=True)
+    public_name = models.CharField(max_length=80, blank=True, help_text=PUBLIC_NAME_HELP)
     tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="groups")
     routing_policy = models.CharField(
         max_length=20, choices=RoutingPolicy.choices, default=RoutingPolicy.MANUAL
@@ -68,6 +77,10 @@ class AgentGroup(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def public(self) -> str:
+        return self.public_name or self.name
 
     def clean(self) -> None:
         if self.auto_away_after_lapses and self.routing_policy != RoutingPolicy.HUNT:
@@ -182,6 +195,7 @@ class Stage(models.Model):
 
     pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="stages")
     name = models.CharField(max_length=80)
+    public_name = models.CharField(max_length=80, blank=True, help_text=PUBLIC_NAME_HELP)
     tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="stages")
     groups = models.ManyToManyField(
         AgentGroup, related_name="stages", help_text="The agent groups that serve this queue."
@@ -247,6 +261,10 @@ class Stage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pipeline.name} › {self.name}"
+
+    @property
+    def public(self) -> str:
+        return self.public_name or self.name
 
     def clean(self) -> None:
         errors: dict[str, str] = {}

@@ -216,6 +216,13 @@ def team_name(entry: QueueEntry) -> str:
     return entry.stage.name
 
 
+def public_team(entry: QueueEntry) -> str:
+    """`team_name` as visitors are told it (the group's or stage's public name)."""
+    if entry.group_id is not None and entry.group is not None:
+        return entry.group.public
+    return entry.stage.public
+
+
 def tier_path(*, chat_id: int) -> list[str]:
     """The tiers a chat has waited at, in order, without repeats in a row (e.g. L1 → L2)."""
     return tier_paths(chat_ids=[chat_id])[chat_id]
@@ -334,6 +341,13 @@ class Target:
     kind: str = TargetKind.STAGE
     group: AgentGroup | None = None
     agents: list[Agent] = field(default_factory=list)
+    public_label: str = ""  # what the visitor is told, when not the group's or stage's
+
+    @property
+    def public(self) -> str:
+        if self.public_label:
+            return self.public_label
+        return self.group.public if self.group is not None else self.stage.public
 
 
 def resolve_option(option: EscalationOption) -> Target:

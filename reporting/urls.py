@@ -14,4 +14,16 @@ urlpatterns = [
     path("fallbacks/", views.fallbacks, name="fallbacks"),
     path("predicted-vs-actual/", views.predicted_vs_actual, name="predicted_vs_actual"),
     path("chats/<id:chat_id>/", views.chat_detail, name="chat"),
+    path(
+        "chats/<id:chat_id>/transcript.csv",
+        views.chat_transcript_download,
+        {"fmt": "csv"},
+        name="chat_transcript_csv",
+    ),
+    path(
+        "chats/<id:chat_id>/transcript.json",
+        views.chat_transcript_download,
+        {"fmt": "json"},
+        name="chat_transcript_json",
+    ),
 ]

@@ -9,11 +9,12 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connections
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import render
 
+from chat.models import ChatSession
 from escalation.selectors import agent_may_view_chat, get_agent_for_user
-from reporting import charts, offers, selectors
+from reporting import charts, offers, selectors, transcript
 from reporting.exports import copy_csv_response, csv_response
 from reporting.forms import ReportFilterForm
 from reporting.routers import report_reads, reports_alias, stream_report_reads
@@ -223,15 +224,55 @@ def fallbacks(request: HttpRequest, f: ReportFilter, context: dict[str, Any]) ->
     return render(request, "reporting/fallbacks.html", context)
 
 
-@login_required
-def chat_detail(request: HttpRequest, chat_id: int) -> HttpResponse:
-    """One chat's Metadata and Flow tabs: managers, and agents who may see the chat."""
+def _may_view_chat(request: HttpRequest, chat_id: int) -> None:
+    """Managers see every chat; agents those they hold or held and those waiting in their
+    queues. Anyone else gets a 404, as for a missing chat: a 403 would tell an agent which chat
+    ids exist."""
     user = request.user
     if not user.has_perm("escalation.view_reports"):
         agent = get_agent_for_user(user)
         if not agent_may_view_chat(agent=agent, chat_id=chat_id):
-            # As for a missing chat: a 403 here would tell an agent which chat ids exist.
             raise Http404("No such chat.")
+
+
+TABS = ("metadata", "flow", "transcript")
+
+
+@login_required
+def chat_detail(request: HttpRequest, chat_id: int) -> HttpResponse:
+    """One chat's Metadata, Flow and Transcript tabs: managers, and agents who may see the
+    chat."""
+    _may_view_chat(request, chat_id)
     detail = selectors.chat_detail(chat_id=chat_id)
-    tab = "flow" if request.GET.get("tab") == "flow" else "metadata"
+    tab = request.GET.get("tab", "")
+    tab = tab if tab in TABS else "metadata"
+    if tab == "transcript":
+        detail["transcript"] = transcript.chat_transcript(chat=detail["chat"])
     return render(request, "reporting/chat.html", {**detail, "tab": tab})
+
+
+@login_required
+def chat_transcript_download(request: HttpRequest, chat_id: int, fmt: str) -> HttpResponseBase:
+    """The Transcript tab's lines as a CSV or JSON file."""
+    _may_view_chat(request, chat_id)
+    chat = ChatSession.objects.filter(pk=chat_id).first()
+    if chat is None:
+        raise Http404("No such chat.")
+    lines = transcript.chat_transcript(chat=chat)
+    filename = f"chat-{chat.pk}-transcript.{fmt}"
+    if fmt == "csv":
+        return csv_response(filename, transcript.CSV_HEADER, transcript.csv_rows(lines))
+    response = JsonResponse(
+        {
+            "chat": chat.pk,
+            "visitor": chat.visitor_name,
+            "topic": chat.topic,
+            "status": chat.status,
+            "created_at": chat.created_at.isoformat(),
+            "ended_at": chat.ended_at.isoformat() if chat.ended_at else None,
+            "lines": [line.as_dict() for line in lines],
+        },
+        json_dumps_params={"ensure_ascii": False},
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

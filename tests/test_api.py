@@ -187,9 +187,13 @@ def test_return_to_queue_and_end(held):
 def test_configuration_queues_and_presence(demo):
     start()
     alex = client_for("alex")
-    assert [t["level"] for t in alex.get("/api/v1/tiers/").json()] == [1, 2, 3]
-    assert {g["name"] for g in alex.get("/api/v1/groups/").json()} >= {"L1 General", "L2 Billing"}
+    tiers = alex.get("/api/v1/tiers/").json()
+    assert [t["level"] for t in tiers] == [1, 2, 3]
+    assert tiers[0]["public_name"] == "Level 1"  # none set: the name
+    groups = {g["name"]: g["public_name"] for g in alex.get("/api/v1/groups/").json()}
+    assert groups["L2 Billing"] == "the billing team"
     stages = {s["name"]: s for s in alex.get("/api/v1/stages/").json()}
+    assert stages["L2 Technical"]["public_name"] == "technical support"
     assert [o["keyword"] for o in stages["L1 General"]["escalation_options"]] == [
         "billing",
         "technical",

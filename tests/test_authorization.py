@@ -46,6 +46,10 @@ PAGES = [
     ("GET", "/reports/predicted-vs-actual/", [302, 302, 403, 403, 200, 200]),
     # Another group's agent: "not found", as for a missing chat (ids cannot be probed).
     ("GET", "/reports/chats/{chat}/", [302, 302, 200, 404, 200, 200]),
+    ("GET", "/reports/chats/{chat}/?tab=transcript", [302, 302, 200, 404, 200, 200]),
+    ("GET", "/reports/chats/{chat}/transcript.csv", [302, 302, 200, 404, 200, 200]),
+    ("GET", "/reports/chats/{chat}/transcript.json", [302, 302, 200, 404, 200, 200]),
+    ("GET", "/reports/chats/{chat}/transcript.xml", [404, 404, 404, 404, 404, 404]),
     ("GET", "/admin/", [302, 302, 302, 302, 302, 200]),
     ("GET", "/admin/chat/chatsession/", [302, 302, 302, 302, 302, 200]),
     ("GET", "/admin/chat/chatsession/{chat}/change/", [302, 302, 302, 302, 302, 200]),

@@ -72,8 +72,8 @@ def assign(*, chat: ChatSession, route: ChatRoute, entry: QueueEntry, agent: Age
         event="agent_joined",
         stage=entry.stage,
         agent=agent.display_name,
-        team=group.name if group else selectors.team_name(entry),
-        tier=entry.tier.name,
+        team=group.public if group else selectors.public_team(entry),
+        tier=entry.tier.public,
     )
     send_event_on_commit(agent_group(agent.pk), ChatAssigned(chat=chat.pk))
     if selectors.agent_load(agent) >= selectors.effective_capacity(agent):

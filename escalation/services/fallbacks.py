@@ -121,8 +121,8 @@ def move_chat(
         chat=chat,
         event=notice,
         stage=target.stage,
-        team=target.label,
-        tier=entry.tier.name,
+        team=target.public,
+        tier=entry.tier.public,
         position=str(position),
         wait=estimate.as_text() if estimate else "not known yet",
     )
@@ -166,8 +166,8 @@ def handle_wait_timeout(*, entry_id: int) -> str:
         chat=chat,
         event="timeout",
         stage=entry.stage,
-        team=selectors.team_name(entry),
-        tier=entry.tier.name,
+        team=selectors.public_team(entry),
+        tier=entry.tier.public,
     )
     run_fallback(chat=chat, route=route, entry=entry, cause="timeout")
     return "fell back"
@@ -258,6 +258,7 @@ def _back_to_previous_tier(
             stage=previous.stage,
             tier=previous.tier,
             label=agent.display_name,
+            public_label=agent.display_name,
             kind=TargetKind.AGENTS,
             agents=[agent],
         )
@@ -307,7 +308,7 @@ def offer_message_form(*, chat: ChatSession, route: ChatRoute, cause: str) -> No
         data={"by": "fallback", "why": cause, "offer": "leave_message"},
         by="timeout" if cause == "timeout" else "fallback",
         notice="offline",
-        notice_values={"team": route.stage.name, "tier": route.tier.name},
+        notice_values={"team": route.stage.public, "tier": route.tier.public},
     )
 
 
@@ -323,7 +324,7 @@ def _end_missed(*, chat: ChatSession, route: ChatRoute, why: str) -> None:
         data={"by": "fallback", "why": why},
         by="timeout" if why == "timeout" else "fallback",
         notice="missed",
-        notice_values={"team": route.stage.name, "tier": route.tier.name},
+        notice_values={"team": route.stage.public, "tier": route.tier.public},
     )
 
 

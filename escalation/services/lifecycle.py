@@ -66,17 +66,23 @@ def start_chat(
         offer_message_form(chat=chat, route=route, cause=QUEUE_FULL)
         return chat
     entry = enqueue(chat=chat, route=route, stage=stage, reason=QueueEntry.Reason.START)
-    notify_visitor(
-        chat=chat,
-        event="queued",
-        stage=stage,
-        team=selectors.team_name(entry),
-        tier=stage.tier.name,
-        position=str(selectors.queue_position(entry=entry)),
-        wait=wait_text(entry),
-    )
-    if not fall_back_if_nobody_serves(chat=chat, route=route, entry=entry):
-        dispatch(stage_ids=[stage.pk])
+    if fall_back_if_nobody_serves(chat=chat, route=route, entry=entry):
+        return chat  # the fallback's own notice says where the chat went
+    dispatch(stage_ids=[stage.pk])
+    # A place in line is announced only if there is one: a visitor whose chat an agent took
+    # at once is told who joined, not that they are queued. (dispatch works on its own copy
+    # of the chat row: read its numbering back before adding to it.)
+    chat.refresh_from_db()
+    if chat.status == ChatSession.Status.QUEUED:
+        notify_visitor(
+            chat=chat,
+            event="queued",
+            stage=stage,
+            team=selectors.public_team(entry),
+            tier=stage.tier.public,
+            position=str(selectors.queue_position(entry=entry)),
+            wait=wait_text(entry),
+        )
     return chat
 
 
@@ -173,8 +179,8 @@ def _drop(*, chat: ChatSession, route: ChatRoute, entry: QueueEntry, why: str) -
         chat=chat,
         event="dropped",
         stage=drop_stage,
-        team=selectors.team_name(dropped),
-        tier=dropped.tier.name,
+        team=selectors.public_team(dropped),
+        tier=dropped.tier.public,
     )
     if not fall_back_if_nobody_serves(chat=chat, route=route, entry=dropped):
         dispatch(stage_ids=[drop_stage.pk])
@@ -246,8 +252,8 @@ def return_to_queue(*, chat_id: int, agent: Agent, why: str = "") -> QueueEntry:
         event="agent_left",
         stage=route.stage,
         agent=agent.display_name,
-        team=route.stage.name,
-        tier=route.tier.name,
+        team=route.stage.public,
+        tier=route.tier.public,
     )
     entry = enqueue(
         chat=chat,

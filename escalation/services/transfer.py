@@ -106,8 +106,8 @@ def _hand_over(
         event="agent_left",
         stage=from_stage,
         agent=agent.display_name,
-        team=from_stage.name,
-        tier=from_tier.name,
+        team=from_stage.public,
+        tier=from_tier.public,
     )
     chat_services.add_flow_event(
         chat=chat,

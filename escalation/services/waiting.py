@@ -46,8 +46,8 @@ def send_still_searching(*, entry_id: int, due: datetime | None = None) -> str:
         chat=chat,
         event="still_searching",
         stage=entry.stage,
-        team=selectors.team_name(entry),
-        tier=entry.tier.name,
+        team=selectors.public_team(entry),
+        tier=entry.tier.public,
         position=str(position),
         wait=estimate.as_text() if estimate else "wait not known yet",
     )

@@ -72,10 +72,10 @@ def test_visitor_and_agent_chat_in_two_browsers(
     assert agent.locator("#queue-list .queue-item").count() == 1
     agent.select_option("#presence", "online")  # L1 General routes round robin: Alex gets it
     pane = agent.locator(".pane:visible")
-    pane.locator("text=Alex from L1 General joined the chat.").wait_for()
+    pane.locator("text=Alex from our support team joined the chat.").wait_for()
     assert pane.locator(".msg-visitor .text").first.inner_text() == XSS  # shown as text
 
-    visitor.locator("text=Alex from L1 General joined the chat.").wait_for()
+    visitor.locator("text=Alex from our support team joined the chat.").wait_for()
     assert queue_box.is_hidden()
     pane.locator("form.composer textarea").fill("Hi Carol, let me look at that invoice.")
     pane.locator("form.composer button[type=submit]").click()
@@ -140,7 +140,7 @@ def test_escalate_button_journey(demo, browser, daphne_process, celery_worker_pr
     visitor.select_option("#id_topic", "Billing")
     visitor.fill("#id_message", "I was charged twice")
     visitor.click("text=Start chat")
-    visitor.locator("text=Alex from L1 General joined the chat.").wait_for()
+    visitor.locator("text=Alex from our support team joined the chat.").wait_for()
 
     pane = alex.locator(".pane:visible")
     pane.locator("text=I was charged twice").wait_for()
@@ -161,8 +161,11 @@ def test_escalate_button_journey(demo, browser, daphne_process, celery_worker_pr
         expect(pane.locator(control)).to_be_hidden()
     expect(alex.locator("#chat-list .chat-item")).to_have_count(0)  # the chat left Alex's list
 
-    visitor.locator("text=You are being transferred to L2 Billing (Level 2).").wait_for()
+    visitor.locator("text=You are being transferred to the billing team.").wait_for()
     visitor.locator("#queue-box:visible").wait_for()
+    # The visitor is told the teams' public names; the desk's internal names stay inside.
+    told = visitor.locator("#transcript").inner_text() + visitor.locator("#queue-box").inner_text()
+    assert "L1 General" not in told and "L2 Billing" not in told and "Level" not in told, told
     visitor.screenshot(path=ARTIFACTS / "05-visitor-transfer-notice.png", full_page=True)
 
     sam = log_in(browser, base, "sam")
@@ -178,8 +181,32 @@ def test_escalate_button_journey(demo, browser, daphne_process, celery_worker_pr
     assert "Handed over from Alex (L1 General, Level 1) to L2 Billing" in handover.inner_text()
     assert "Reason: Billing question" in handover.inner_text()
     sam_pane.locator("text=I was charged twice").wait_for()  # the whole transcript came along
-    visitor.locator("text=Sam from L2 Billing joined the chat.").wait_for()
+    visitor.locator("text=Sam from the billing team joined the chat.").wait_for()
     sam.screenshot(path=ARTIFACTS / "06-receiving-agent.png", full_page=True)
+
+    # The manager reads the whole conversation on the chat's Transcript tab.
+    chat_id = visitor.locator("#room").get_attribute("data-chat")
+    morgan = browser.new_context().new_page()
+    morgan.goto(f"{base}/reports/chats/{chat_id}/?tab=transcript")
+    morgan.fill("#id_username", "morgan")
+    morgan.fill("#id_password", "tierline-demo")
+    morgan.click("button[type=submit]")
+    lines = morgan.locator(".chat-transcript .line")
+    lines.last.wait_for()
+    texts = lines.all_inner_texts()
+    handover = next(i for i, t in enumerate(texts) if "Hand-over" in t)
+    assert "Alex left the chat." in texts[handover - 1]
+    assert "Charged twice on 3 March" in texts[handover]
+    assert "not shown to the visitor" in texts[handover]
+    assert "You are being transferred to the billing team." in texts[handover + 1]
+    assert "Sam from the billing team joined the chat." in texts[-1]
+    expect(morgan.locator(".tab.active")).to_have_text("Transcript")
+    expect(morgan.locator("a", has_text="Download CSV")).to_be_visible()
+    morgan.screenshot(path=ARTIFACTS / "10-manager-transcript.png", full_page=True)
+    morgan.emulate_media(media="print")  # the printed page: no navigation, no buttons
+    expect(morgan.locator(".topbar")).to_be_hidden()
+    expect(morgan.locator("button[data-print]")).to_be_hidden()
+    expect(morgan.locator(".print-only")).to_be_visible()
 
 
 # A name that tries to reorder what follows it: a right-to-left override, never closed.

@@ -110,8 +110,8 @@ def held_chat(browser, base: str) -> tuple[Page, Page]:
     """Alex online, then Carol's chat: L1 General routes it to Alex, whose pane opens on it."""
     alex = log_in(browser, base)
     visitor = start_chat(browser, base)
-    visitor.locator("text=Alex from L1 General joined the chat.").wait_for()
-    pane(alex).locator("text=Alex from L1 General joined the chat.").wait_for()
+    visitor.locator("text=Alex from our support team joined the chat.").wait_for()
+    pane(alex).locator("text=Alex from our support team joined the chat.").wait_for()
     return alex, visitor
 
 
@@ -317,9 +317,9 @@ def test_handed_over(demo, browser, server):
     box = pane(alex)
     expect(box.locator(".pane-banner")).to_have_text("Handed over to L2 Billing (Level 2).")
     expect_read_only(box)
-    box.locator("text=You are being transferred to L2 Billing (Level 2).").wait_for()
+    box.locator("text=You are being transferred to the billing team.").wait_for()
     expect(alex.locator("#chat-list .chat-item")).to_have_count(0)
-    visitor.locator("text=You are being transferred to L2 Billing (Level 2).").wait_for()
+    visitor.locator("text=You are being transferred to the billing team.").wait_for()
     expect(visitor.locator("#queue-box")).to_be_visible()
     expect(visitor.locator("#room-banner")).to_be_hidden()
     expect(visitor.locator("#composer-text")).to_be_enabled()  # the visitor may write meanwhile
@@ -385,7 +385,7 @@ def test_ended_by_timeout_while_previewed(demo, browser, server):
     expect(box.locator(".pane-banner")).to_have_text(
         "The wait timed out: the chat ended without an agent."
     )
-    box.locator("text=Nobody from L1 General could take your chat yet.").wait_for()
+    box.locator("text=Nobody from our support team could take your chat yet.").wait_for()
     expect_read_only(box)
     expect(box.locator(".pane-take")).to_be_hidden()
     shot(alex, "07-agent-ended-by-timeout")
@@ -399,7 +399,7 @@ def test_a_preview_taken_by_someone_else_is_no_longer_visible(demo, browser, ser
     box = pane(blair)
     box.locator("text=Hello, this is Carol").wait_for()
     alex = log_in(browser, server.base_url)  # online: L1 General routes the chat to Alex
-    visitor.locator("text=Alex from L1 General joined the chat.").wait_for()
+    visitor.locator("text=Alex from our support team joined the chat.").wait_for()
     expect(box.locator(".pane-banner")).to_have_text(
         "This chat left your queues: you can no longer follow it."
     )
@@ -414,7 +414,7 @@ def test_a_second_chat_counts_in_the_title_until_looked_at(demo, browser, server
     alex, first = held_chat(browser, server.base_url)
     expect(alex).to_have_title(TITLE)
     second = start_chat(browser, server.base_url, name="Dave")
-    second.locator("text=Alex from L1 General joined the chat.").wait_for()
+    second.locator("text=Alex from our support team joined the chat.").wait_for()
     expect(alex).to_have_title(f"(1) {TITLE}")  # a pane is open: the new chat waits its turn
     expect(pane(alex).locator(".pane-title")).to_contain_text("Carol")  # Carol stays on screen
     marked = alex.locator("#chat-list .chat-item.attention")
@@ -476,7 +476,7 @@ def test_a_message_while_the_tab_is_hidden_notifies_and_counts(demo, browser, se
     )
     alex.select_option("#presence", "online")
     visitor = start_chat(browser, server.base_url)
-    pane(alex).locator("text=Alex from L1 General joined the chat.").wait_for()
+    pane(alex).locator("text=Alex from our support team joined the chat.").wait_for()
     expect(alex).to_have_title(TITLE)
     alex.evaluate("setTabHidden(true)")  # the agent switched to another tab
     visitor.fill("#composer-text", "Anyone there?")

@@ -64,7 +64,7 @@ async def test_escalate_command_end_to_end(demo, daphne_process, worker_with_bea
     assert removed["handed_over_to"] == "L2 Billing (Level 2)"
     notice = await visitor.until(lambda f: f.get("event") == "transfer")
     assert notice["text"].startswith(
-        "You are being transferred to L2 Billing (Level 2). Estimated wait:"
+        "You are being transferred to the billing team. Estimated wait:"
     )
     position = await visitor.until(lambda f: f["type"] == "queue.position")
     assert position["position"] == 1
@@ -81,7 +81,7 @@ async def test_escalate_command_end_to_end(demo, daphne_process, worker_with_bea
     await sam.until(lambda f: f["type"] == "replay.done")
     assert texts(sam)[0] == "Hello?"  # the whole history came along
     joined = await visitor.until(lambda f: f.get("event") == "agent_joined")
-    assert joined["text"] == "Sam from L2 Billing joined the chat."
+    assert joined["text"] == "Sam from the billing team joined the chat."
     escalation = await sync_to_async(Escalation.objects.get)(chat=chat)
     assert escalation.outcome == "taken" and escalation.taken_at is not None
     for peer in (visitor, alex, sam):

@@ -81,7 +81,7 @@ def test_an_agent_accepts_an_offer_from_the_console(
     pane.locator("text=Order 1234 has not arrived").wait_for()
     expect(alex.locator("#offer-list .offer-item")).to_have_count(0)
     expect(alex.locator("#chat-list .chat-item")).to_have_count(1)
-    visitor.locator("text=Alex from L1 Orders joined the chat.").wait_for()
+    visitor.locator("text=Alex from the orders team joined the chat.").wait_for()
     pane.locator("form.composer textarea").fill("Hi Carol, let me check order 1234.")
     pane.locator("form.composer button[type=submit]").click()
     visitor.locator("text=Hi Carol, let me check order 1234.").wait_for()

@@ -157,7 +157,7 @@ async def test_broadcast_losers_consoles_drop_the_offer_at_once(server, worker, 
     error = await blair.until(lambda f: f["type"] == "error")
     assert (error["code"], error["ref"]) == ("already_taken", "late")
     joined = await visitor.until(lambda f: f.get("event") == "agent_joined")
-    assert joined["text"] == "Alex from L1 Orders joined the chat."
+    assert joined["text"] == "Alex from the orders team joined the chat."
     for peer in (alex, blair, visitor):
         await peer.close()
 
@@ -203,7 +203,9 @@ async def test_a_visitor_who_leaves_while_queued_lands_in_the_drop_stage(server,
     await visitor.until(lambda f: f["type"] == "replay.done")
     await visitor.send(type="end")
     dropped = await visitor.until(lambda f: f.get("event") == "dropped")
-    assert dropped["text"] == "You left the queue. Order follow-up will get back to you."
+    assert (
+        dropped["text"] == "You left the queue. Someone from the orders team will get back to you."
+    )
     added = await alex.until(
         lambda f: f["type"] == "queue.item.added" and f["item"]["stage"] == "Order follow-up"
     )

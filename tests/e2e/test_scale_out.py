@@ -96,7 +96,7 @@ async def test_two_servers_and_two_workers_behave_as_one(demo, cluster):
     hello = next(f for f in sam_console.frames if f["type"] == "hello")
     assert [q["chat"] for q in hello["queue"]] == [chat_id]
     await sam_console.send(type="take", chat=chat_id)
-    joined = "Sam from L2 Billing joined the chat."
+    joined = "Sam from the billing team joined the chat."
     await visitor.wait_for(lambda: joined in visitor.texts())
     await alex_console.stop()
 

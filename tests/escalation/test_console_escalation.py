@@ -209,5 +209,7 @@ async def test_the_receiving_agent_sees_the_handover_note_and_the_path(demo, cli
         "Alex took it at L1 General",
     ]
     texts = [f["text"] for f in frames if f["type"] == "message"]
-    assert texts[0] == "Help" and "Sam from L2 Billing joined the chat." in texts  # full history
+    assert (
+        texts[0] == "Help" and "Sam from the billing team joined the chat." in texts
+    )  # full history
     await ws.disconnect()

@@ -109,7 +109,7 @@ def test_escalate_to_a_stage_hands_over_in_one_step(demo):
     assert escalation.outcome == Escalation.Outcome.WAITING
     assert notices(chat)[-2:] == [
         "Alex left the chat.",
-        "You are being transferred to L2 Billing (Level 2). Estimated wait: not known yet.",
+        "You are being transferred to the billing team. Estimated wait: not known yet.",
     ]
     assert list(chat.flow.values_list("kind", flat=True))[-3:] == [
         "agent_left",
@@ -129,7 +129,7 @@ def test_the_receiver_takes_it_and_the_escalation_is_marked_taken(demo):
     escalation.refresh_from_db()
     assert escalation.outcome == Escalation.Outcome.TAKEN
     assert escalation.taken_by == agent("sam") and escalation.taken_at
-    assert notices(chat)[-1] == "Sam from L2 Billing joined the chat."
+    assert notices(chat)[-1] == "Sam from the billing team joined the chat."
     assert Assignment.objects.get(chat=chat, ended_at=None).tier.level == 2
 
 
@@ -199,8 +199,8 @@ def test_fallback_rule_with_nobody_online_falls_back_at_once(demo):
     kinds = list(chat.flow.values_list("kind", flat=True))
     assert kinds[-5:] == ["queued", "escalated", "queued", "fell_back", "assigned"]
     assert notices(chat)[-2:] == [
-        "We are taking you back to Alex (Level 1).",
-        "Alex from L1 General joined the chat.",
+        "We are taking you back to Alex.",
+        "Alex from our support team joined the chat.",
     ]
 
 
@@ -296,8 +296,8 @@ def test_timeout_at_l2_billing_moves_to_l2_technical(demo):
     r = route(chat)
     assert r.stage.name == "L2 Technical"
     assert notices(chat)[-2:] == [
-        "Nobody from L2 Billing could take your chat yet.",
-        "We are moving your chat to L2 Technical (Level 2).",
+        "Nobody from the billing team could take your chat yet.",
+        "We are moving your chat to technical support.",
     ]
     escalation.refresh_from_db()
     assert escalation.outcome == Escalation.Outcome.TIMED_OUT
@@ -317,7 +317,7 @@ def test_timeout_at_l2_technical_goes_back_to_the_previous_tier_group_when_agent
     assert expire(chat) == "fell back"
     entry = route(chat).entry
     assert (entry.stage.name, entry.group.name, entry.tier.level) == ("L1 General", "L1 General", 1)
-    assert notices(chat)[-1] == "We are taking you back to L1 General (Level 1)."
+    assert notices(chat)[-1] == "We are taking you back to our support team."
 
 
 def test_timeout_at_l3_ends_the_chat_as_missed(demo):
@@ -337,7 +337,7 @@ def test_sales_falls_back_to_the_billing_group_then_to_a_message(demo):
     assert expire(chat) == "fell back"
     entry = route(chat).entry
     assert (entry.stage.name, entry.group.name) == ("Sales", "L2 Billing")
-    assert notices(chat)[-1] == "We are moving your chat to L2 Billing (Level 2)."
+    assert notices(chat)[-1] == "We are moving your chat to the billing team."
     assert expire(chat) == "fell back"
     chat.refresh_from_db()
     assert chat.status == ChatSession.Status.MISSED and offers_message_form(chat)
@@ -384,7 +384,7 @@ def test_place_in_line_after_a_transfer_uses_the_new_wait_text(demo):
     services.escalate_chat(chat_id=chat.pk, agent=agent("alex"), keyword="billing", note="n")
     entry = route(chat).entry
     payload = queue_position_payload(entry=entry, position=1, estimate=WaitRange(60, 180))
-    assert payload.text == "You are number 1 in line for L2 Billing, about 1–3 minutes."
+    assert payload.text == "You are number 1 in line for the billing team, about 1–3 minutes."
 
 
 def test_the_handover_shown_is_the_agents_not_a_later_fallbacks(demo):

@@ -112,7 +112,7 @@ def test_visitor_leaving_while_queued_moves_the_chat_to_the_drop_stage(desk, fol
     assert (event.data["from_stage"], event.data["to_stage"]) == ("Broadcast", "Follow-up")
     assert event.data["why"] == "visitor ended the chat"
     assert chat.messages.filter(event="dropped").get().text == (
-        "You left the queue. Follow-up will get back to you."
+        "You left the queue. Someone from Follow-up will get back to you."
     )
 
 

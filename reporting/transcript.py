@@ -1,0 +1,106 @@
+"""A chat's transcript as a manager reads it: every message with its author and time, internal
+notes and system notices marked as such, and each agent's hand-over (reason and note) in place
+among the messages. The page's Transcript tab and its CSV and JSON downloads show the same lines.
+"""
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from chat.models import ChatSession, Message
+from escalation.models import Escalation
+
+HANDOVER = "handover"
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    at: datetime
+    kind: str  # a Message.Kind value, or "handover"
+    author: str  # who wrote it (a notice's author is empty)
+    text: str
+    seq: int | None  # the message's number in the chat (a hand-over has none)
+    event: str  # a notice's template event (agent_joined, transfer, ...)
+    visible_to_visitor: bool
+
+    @property
+    def label(self) -> str:
+        """What kind of line it is, in words."""
+        if self.kind == HANDOVER:
+            return "Hand-over"
+        if self.kind == Message.Kind.INTERNAL:
+            return "Internal notice" if self.event else "Internal note"
+        return str(Message.Kind(self.kind).label)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "at": self.at.isoformat(), "label": self.label}
+
+
+def _handover_text(escalation: Escalation) -> str:
+    origin = escalation.from_agent.display_name if escalation.from_agent else "–"
+    text = (
+        f"Handed over from {origin} ({escalation.from_tier.name}) to "
+        f"{escalation.target_label} ({escalation.to_tier.name})."
+    )
+    if escalation.reason:
+        text += f" Reason: {escalation.reason}."
+    if escalation.note:
+        text += f" Note: {escalation.note}"
+    return text
+
+
+def chat_transcript(*, chat: ChatSession) -> list[Line]:
+    """The chat's lines in order: its messages by number, each agent's hand-over placed after
+    the messages written before it was asked for."""
+    messages = (
+        Message.objects.filter(chat=chat)
+        .order_by("seq")
+        .only("created_at", "kind", "author_name", "text", "seq", "event", "public_seq")
+    )
+    lines = [
+        Line(
+            at=m.created_at,
+            kind=m.kind,
+            author=m.author_name,
+            text=m.text,
+            seq=m.seq,
+            event=m.event or "",
+            visible_to_visitor=m.public_seq is not None,
+        )
+        for m in messages
+    ]
+    handovers = (
+        Escalation.objects.filter(chat=chat, from_agent__isnull=False)
+        .select_related("from_agent", "from_tier", "to_tier")
+        .order_by("requested_at", "pk")
+    )
+    for escalation in handovers:
+        line = Line(
+            at=escalation.requested_at,
+            kind=HANDOVER,
+            author=escalation.from_agent.display_name if escalation.from_agent else "",
+            text=_handover_text(escalation),
+            seq=None,
+            event="",
+            visible_to_visitor=False,
+        )
+        after = next((i for i, m in enumerate(lines) if m.at > line.at), len(lines))
+        lines.insert(after, line)
+    return lines
+
+
+CSV_HEADER = ["time", "seq", "kind", "author", "text", "shown_to_visitor"]
+
+
+def csv_rows(lines: list[Line]) -> list[list[Any]]:
+    return [
+        [
+            line.at.isoformat(),
+            line.seq,
+            line.label,
+            line.author,
+            line.text,
+            "yes" if line.visible_to_visitor else "no",
+        ]
+        for line in lines
+    ]
