@@ -4,7 +4,7 @@ from django import forms
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
 
-from escalation.models import Topic
+from escalation.models import Agent, CannedReply, Topic
 
 
 class TruncatedCharField(forms.CharField):
@@ -41,3 +41,29 @@ class StartChatForm(forms.Form):
 class OfflineMessageForm(forms.Form):
     email = forms.EmailField(label="E-mail")
     text = forms.CharField(label="Message", max_length=4000)
+
+
+class CannedReplyForm(forms.ModelForm):  # type: ignore[type-arg]
+    """An agent's own saved reply (group and global ones are managed in admin)."""
+
+    class Meta:
+        model = CannedReply
+        fields = ["shortcut", "title", "text"]
+        widgets = {"text": forms.Textarea(attrs={"rows": 4})}
+        labels = {"shortcut": "Shortcut (typed as #shortcut)"}
+
+    def __init__(self, *args: Any, owner: Agent, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.owner = owner
+        self.instance.owner = owner
+        self.fields["text"].validators.append(MaxLengthValidator(settings.MESSAGE_MAX_CHARS))
+
+    def clean_shortcut(self) -> str:
+        # The owner is not a field of the form, so Django would skip the unique constraint.
+        shortcut: str = self.cleaned_data["shortcut"].lower()
+        taken = CannedReply.objects.filter(owner=self.owner, shortcut=shortcut)
+        if self.instance.pk is not None:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise forms.ValidationError(f"You already have a reply with the shortcut #{shortcut}.")
+        return shortcut

@@ -1,22 +1,25 @@
 """Visitor pages (/chat/) and the agent console (/console/)."""
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from django.shortcuts import redirect, render
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from chat.exceptions import ChatError, ChatNotFound
-from chat.forms import OfflineMessageForm, StartChatForm
+from chat.forms import CannedReplyForm, OfflineMessageForm, StartChatForm
 from chat.models import ChatSession
 from chat.selectors import chat_for_visitor_token, make_visitor_token, transcript
 from chat.throttles import Refusal, chat_start_refusal, left_message_refusal
 from escalation import services
+from escalation.models import Agent, CannedReply
 from escalation.selectors import (
     agent_history,
+    canned_replies_for,
     get_agent_for_user,
     left_messages,
     offers_message_form,
@@ -189,3 +192,86 @@ def history(request: HttpRequest) -> HttpResponse:
     rows = agent_history(agent=agent)
     page = Paginator(rows, 25).get_page(request.GET.get("page"))
     return render(request, "console/history.html", {"agent": agent, "page": page})
+
+
+# --- Canned replies: an agent's saved answers, inserted by typing #shortcut in the console -----
+@login_required
+def canned_replies(request: HttpRequest) -> HttpResponse:
+    """The agent's own replies (add, edit, delete) and the group and global ones it may use."""
+    agent = get_agent_for_user(request.user)
+    form = CannedReplyForm(request.POST or None, owner=agent)
+    if request.method == "POST" and form.is_valid():
+        reply = form.save()
+        messages.success(request, f"Saved #{reply.shortcut}.")
+        return redirect("console:replies")
+    usable = canned_replies_for(agent)
+    shared = Paginator(usable.exclude(owner=agent), 25).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "console/replies.html",
+        {
+            "form": form,
+            "own": usable.filter(owner=agent),
+            "shared": shared,
+        },
+        status=400 if form.errors else 200,
+    )
+
+
+def _own_reply(request: HttpRequest, reply_id: int) -> tuple[Agent, CannedReply]:
+    """The agent and its own personal reply; 404 for anyone else's (ids cannot be probed)."""
+    agent = get_agent_for_user(request.user)
+    return agent, get_object_or_404(CannedReply, pk=reply_id, owner=agent)
+
+
+@login_required
+def canned_reply_edit(request: HttpRequest, reply_id: int) -> HttpResponse:
+    agent, reply = _own_reply(request, reply_id)
+    form = CannedReplyForm(request.POST or None, instance=reply, owner=agent)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, f"Saved #{reply.shortcut}.")
+        return redirect("console:replies")
+    return render(
+        request,
+        "console/reply_form.html",
+        {"form": form, "reply": reply},
+        status=400 if form.errors else 200,
+    )
+
+
+@login_required
+@require_POST
+def canned_reply_delete(request: HttpRequest, reply_id: int) -> HttpResponse:
+    _, reply = _own_reply(request, reply_id)
+    reply.delete()
+    messages.success(request, f"Deleted #{reply.shortcut}.")
+    return redirect("console:replies")
+
+
+@login_required
+def canned_replies_json(request: HttpRequest) -> JsonResponse:
+    """What the console's reply box completes #shortcuts from."""
+    agent = get_agent_for_user(request.user)
+    rows = [
+        {
+            "id": r.pk,
+            "shortcut": r.shortcut,
+            "title": r.title,
+            "text": r.text,
+            "scope": r.scope,
+            "group": r.group.name if r.group else None,
+        }
+        for r in canned_replies_for(agent)
+    ]
+    return JsonResponse({"replies": rows})
+
+
+@login_required
+@require_POST
+def canned_reply_used(request: HttpRequest, reply_id: int) -> HttpResponse:
+    """The console inserted this reply: one more use."""
+    agent = get_agent_for_user(request.user)
+    if not services.count_canned_reply_use(agent=agent, reply_id=reply_id):
+        raise Http404("No such reply.")
+    return HttpResponse(status=204)

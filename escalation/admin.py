@@ -9,6 +9,7 @@ from escalation.models import (
     Agent,
     AgentGroup,
     Assignment,
+    CannedReply,
     Escalation,
     EscalationOption,
     EscalationReason,
@@ -152,6 +153,18 @@ class StageAdmin(admin.ModelAdmin[Stage]):
 @admin.register(EscalationReason)
 class EscalationReasonAdmin(admin.ModelAdmin[EscalationReason]):
     list_display = ["label", "is_active", "position"]
+
+
+@admin.register(CannedReply)
+class CannedReplyAdmin(admin.ModelAdmin[CannedReply]):
+    """Group and global replies (an agent's personal ones are theirs to keep in the console, and
+    shown here too)."""
+
+    list_display = ["shortcut", "title", "scope", "group", "owner", "uses", "last_used_at"]
+    list_filter = ["group"]
+    search_fields = ["shortcut", "title", "text"]
+    readonly_fields = ["uses", "last_used_at"]
+    fields = ["shortcut", "title", "text", "group", "owner", "uses", "last_used_at"]
 
 
 @admin.register(MessageTemplate)

@@ -90,6 +90,22 @@ def validate_template_text(*, event: str, text: str) -> None:
         )
 
 
+# Canned replies (an agent's saved answers) are filled in by the console as they are inserted.
+REPLY_PLACEHOLDERS: Final[frozenset[str]] = frozenset({"visitor", "agent"})
+
+
+def validate_reply_text(text: str) -> None:
+    names = placeholders_in(text)
+    unknown = sorted({name for name in names if name not in REPLY_PLACEHOLDERS})
+    if unknown:
+        raise ValidationError(
+            "Unknown placeholder %(unknown)s. A saved reply can use {visitor} (the visitor's "
+            "name) and {agent} (yours).",
+            params={"unknown": ", ".join("{" + name + "}" for name in unknown)},
+            code="unknown_placeholder",
+        )
+
+
 def placeholder_help_text() -> str:
     return "Placeholders: " + "; ".join(
         "{" + name + "} = " + meaning for name, meaning in PLACEHOLDER_HELP.items()

@@ -12,7 +12,11 @@ from django.db import models
 from django.db.models import Q
 
 from chat.models import ChatSession
-from escalation.messages import placeholder_help_text, validate_template_text
+from escalation.messages import (
+    placeholder_help_text,
+    validate_reply_text,
+    validate_template_text,
+)
 
 # A fallback chain is checked for loops in admin; at run time a chat stops after this many hops.
 MAX_FALLBACK_HOPS = 5
@@ -676,3 +680,81 @@ class OfflineMessage(models.Model):
 
     def __str__(self) -> str:
         return f"Message left in chat {self.chat_id}"
+
+
+SHORTCUT_HELP = "Typed as #shortcut in the console's reply box: letters, digits, - and _."
+
+
+class CannedReply(models.Model):
+    """A saved answer agents insert by typing #shortcut in the console: an agent's own
+    (personal), a group's (its members'), or everyone's (global: neither owner nor group)."""
+
+    shortcut = models.SlugField(max_length=40, help_text=SHORTCUT_HELP)
+    title = models.CharField(max_length=80)
+    text = models.TextField(
+        validators=[validate_reply_text],
+        help_text="Placeholders: {visitor} = the visitor's name; {agent} = the agent's name.",
+    )
+    owner = models.ForeignKey(
+        Agent,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="canned_replies",
+        help_text="Set for a personal reply.",
+    )
+    group = models.ForeignKey(
+        AgentGroup,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="canned_replies",
+        help_text="Set for a reply of one group's members.",
+    )
+    uses = models.PositiveIntegerField(default=0, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["shortcut", "pk"]
+        verbose_name_plural = "canned replies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(owner__isnull=True) | Q(group__isnull=True),
+                name="canned_reply_personal_or_group",
+                violation_error_message="A reply is personal or a group's, not both.",
+            ),
+            models.UniqueConstraint(
+                fields=["owner", "shortcut"],
+                condition=Q(owner__isnull=False),
+                name="canned_reply_personal_shortcut",
+                violation_error_message="You already have a reply with this shortcut.",
+            ),
+            models.UniqueConstraint(
+                fields=["group", "shortcut"],
+                condition=Q(group__isnull=False),
+                name="canned_reply_group_shortcut",
+                violation_error_message="This group already has a reply with this shortcut.",
+            ),
+            models.UniqueConstraint(
+                fields=["shortcut"],
+                condition=Q(owner__isnull=True, group__isnull=True),
+                name="canned_reply_global_shortcut",
+                violation_error_message="A global reply already has this shortcut.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.shortcut} ({self.scope})"
+
+    def clean(self) -> None:
+        if len(self.text) > settings.MESSAGE_MAX_CHARS:
+            raise ValidationError(
+                {"text": f"A reply is at most {settings.MESSAGE_MAX_CHARS} characters."}
+            )
+
+    @property
+    def scope(self) -> str:
+        if self.owner_id is not None:
+            return "personal"
+        return "group" if self.group_id is not None else "global"

@@ -33,6 +33,7 @@ from escalation.models import (
     Agent,
     AgentGroup,
     Assignment,
+    CannedReply,
     EscalationOption,
     FallbackAction,
     OfflineMessage,
@@ -592,3 +593,10 @@ def agent_may_see_chat(*, agent: Agent, chat_id: int, include_past_queues: bool 
         .filter(pk=chat_id)
         .exists()
     )
+
+
+def canned_replies_for(agent: Agent) -> QuerySet[CannedReply]:
+    """The saved replies an agent may use: its own, its groups', and the global ones."""
+    return CannedReply.objects.filter(
+        Q(owner=agent) | Q(group__in=agent.groups.all()) | Q(owner__isnull=True, group__isnull=True)
+    ).select_related("group")

@@ -13,7 +13,7 @@ from rest_framework.authtoken.models import Token
 from chat.selectors import make_visitor_token
 from chat.views import VISITOR_COOKIE
 from escalation import services
-from escalation.models import Agent
+from escalation.models import Agent, CannedReply
 
 pytestmark = pytest.mark.django_db
 
@@ -36,6 +36,12 @@ PAGES = [
     ("GET", "/console/", [302, 302, 200, 200, 403, 403]),
     ("GET", "/console/messages/", [302, 302, 200, 200, 200, 200]),
     ("GET", "/console/history/", [302, 302, 200, 200, 403, 403]),  # an agent's own past chats
+    ("GET", "/console/replies/", [302, 302, 200, 200, 403, 403]),  # saved replies: agents
+    ("GET", "/console/replies.json", [302, 302, 200, 200, 403, 403]),
+    # {reply}: a global reply (any agent may use it; only its owner edits a personal one).
+    ("GET", "/console/replies/{reply}/edit/", [302, 302, 404, 404, 403, 403]),
+    ("POST", "/console/replies/{reply}/delete/", [302, 302, 404, 404, 403, 403]),
+    ("POST", "/console/replies/{reply}/used/", [302, 302, 204, 204, 403, 403]),
     ("GET", "/reports/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/escalated/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/over-time/", [302, 302, 403, 403, 200, 200]),
@@ -105,6 +111,7 @@ def world(demo):
     users = get_user_model().objects
     return {
         "chat": chat,
+        "reply": CannedReply.objects.create(shortcut="hello", title="Hello", text="Hi {visitor}"),
         "users": {
             "holder": users.get(username="alex"),
             "other_group": users.get(username="sam"),
@@ -148,7 +155,7 @@ def test_boundary(world, persona):
     index = PERSONAS.index(persona)
     wrong = []
     for method, path, codes in PAGES + API:
-        url = path.format(chat=world["chat"].pk, offer=NO_SUCH_OFFER)
+        url = path.format(chat=world["chat"].pk, offer=NO_SUCH_OFFER, reply=world["reply"].pk)
         make = api_client if url.startswith("/api/v1/") else page_client
         client = make(world, persona)
         body = next((b for suffix, b in BODIES.items() if url.endswith(suffix)), {})
@@ -178,7 +185,9 @@ def _routes(patterns, prefix=""):
 def test_every_route_is_in_the_table():
     """A new URL must get its row (and so a decision about who may use it)."""
     listed = [
-        p.replace("{chat}", "<id:chat_id>").replace("{offer}", "<id:offer_id>")
+        p.replace("{chat}", "<id:chat_id>")
+        .replace("{offer}", "<id:offer_id>")
+        .replace("{reply}", "<id:reply_id>")
         for _, p, _ in PAGES + API
     ]
     listed = [p.lstrip("/") for p in listed]

@@ -13,7 +13,8 @@ A one-way stack of small modules (each imports only those above it in this list)
 - `transfer`: agents' escalations;
 - `lifecycle`: starting and ending chats, the visitor leaving, giving a chat back;
 - `presence`: agents' presence and gone consoles;
-- `waiting`, `posting`, `retention`: still-searching notices, messages, erasure.
+- `waiting`, `posting`, `retention`, `replies`: still-searching notices, messages, erasure,
+  canned replies' use.
 
 Faces (consumers, views, the API, tasks) import from here: `from escalation import services`.
 Nothing inside the package imports this facade.
@@ -57,6 +58,7 @@ from escalation.services.presence import (
     sweep_gone_agents,
 )
 from escalation.services.queueing import publish_queue_now, visitor_hello
+from escalation.services.replies import count_canned_reply_use
 from escalation.services.retention import erase_visitor, purge_expired_transcripts
 from escalation.services.transfer import escalate_chat
 from escalation.services.waiting import send_still_searching, sweep_due_notices
@@ -65,6 +67,7 @@ __all__ = [
     "Post",
     "abandon_if_visitor_gone",
     "accept_offer",
+    "count_canned_reply_use",
     "decline_offer",
     "dispatch",
     "end_chat_by_agent",

@@ -4,6 +4,7 @@ import { submitOnEnter } from "../chat/dom.js";
 import { newClientId, TO_SERVER } from "../chat/protocol.js";
 import { TypingSender } from "../chat/typing.js";
 import { send } from "./link.js";
+import { wireReplyPicker } from "./replies.js";
 import { maxChars, outbox } from "./state.js";
 
 export function wireComposer(pane, c) {
@@ -28,6 +29,7 @@ export function wireComposer(pane, c) {
     send(outbox.add({ ...frame, internal: internal.checked }));
     textarea.value = "";
   });
+  wireReplyPicker(pane, c, textarea); // before Enter-to-send: Enter picks while the list is open
   submitOnEnter(textarea, form);
 }
 

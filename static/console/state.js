@@ -7,6 +7,8 @@ import { send } from "./link.js";
 const root = document.getElementById("console");
 export const agentId = Number(root.dataset.agent);
 export const maxChars = Number(root.dataset.maxChars);
+export const agentName = root.dataset.agentName;
+export const repliesUrl = root.dataset.replies;
 
 /** chat id -> {id, info, summary, state, lastSeq, unread, pane, tab}; `state` is the chat's
     place in chatstate.js's machine. */

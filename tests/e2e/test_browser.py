@@ -250,3 +250,74 @@ def test_bidi_controls_in_a_name_stay_inside_an_isolate(
     # At least the queue, the pane's title and tab, and the two lines' authors.
     assert len(places) >= 5 and set(places) == {"isolated"}, places
     agent.screenshot(path=ARTIFACTS / "09-agent-bidi-name.png", full_page=True)
+
+
+@pytest.fixture
+def saved_replies(demo):
+    """Made before the browser starts: Playwright's event loop forbids database calls in the
+    test."""
+    from escalation.models import AgentGroup, CannedReply
+
+    CannedReply.objects.create(
+        shortcut="refund",
+        title="Refund on its way",
+        text="Hi {visitor}, {agent} here: your refund is on its way.",
+    )
+    CannedReply.objects.create(
+        shortcut="refresh",
+        title="Refresh the page",
+        text="Please refresh the page.",
+        group=AgentGroup.objects.get(name="L1 General"),
+    )
+
+
+def test_a_saved_reply_is_completed_from_its_shortcut(
+    saved_replies, browser, daphne_process, celery_worker_process
+):
+    base = daphne_process.base_url
+    alex = log_in(browser, base, "alex")
+    alex.select_option("#presence", "online")
+    visitor = browser.new_context().new_page()
+    visitor.goto(f"{base}/chat/")
+    visitor.fill("#id_name", "Carol")
+    visitor.select_option("#id_topic", "Billing")
+    visitor.fill("#id_message", "Where is my refund?")
+    visitor.click("text=Start chat")
+    visitor.locator("text=Alex from our support team joined the chat.").wait_for()
+
+    pane = alex.locator(".pane:visible")
+    box = pane.locator("form.composer textarea")
+    picker = pane.locator(".reply-picker")
+    options = picker.locator("li[role=option]")
+    box.press_sequentially("Sure. #re")
+    expect(options).to_have_count(2)  # #refresh (Alex's group's) and #refund (everyone's)
+    expect(box).to_have_attribute("aria-expanded", "true")
+    expect(options.nth(0)).to_have_attribute("aria-selected", "true")
+    box.press("ArrowDown")
+    expect(options.nth(1)).to_have_attribute("aria-selected", "true")
+    alex.screenshot(path=ARTIFACTS / "11-saved-reply-picker.png", full_page=True)
+    with alex.expect_response(lambda r: r.url.endswith("/used/") and r.status == 204):
+        box.press("Enter")  # picks the reply; it does not send
+    expect(picker).to_be_hidden()
+    expect(box).to_have_value("Sure. Hi Carol, Alex here: your refund is on its way.")
+    box.press("Enter")  # now it sends
+    visitor.locator("text=Sure. Hi Carol, Alex here: your refund is on its way.").wait_for()
+
+    box.press_sequentially("#re")
+    expect(options).to_have_count(2)
+    box.press("Escape")  # closes the list, keeps what was typed
+    expect(picker).to_be_hidden()
+    expect(box).to_have_value("#re")
+    box.press_sequentially("fr")
+    expect(options).to_have_count(1)
+    with alex.expect_response(lambda r: r.url.endswith("/used/") and r.status == 204):
+        options.first.click()
+    expect(box).to_have_value("Please refresh the page.")
+    box.fill("")
+    box.press_sequentially("#nothing")
+    expect(picker).to_be_hidden()  # no reply matches: no list
+
+    alex.goto(f"{base}/console/replies/")
+    shared = alex.locator("table.replies").last
+    expect(shared.locator("tr", has_text="#refund")).to_contain_text("1 time")
+    expect(shared.locator("tr", has_text="#refresh")).to_contain_text("1 time")
