@@ -3,7 +3,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from chat.models import ChatSession, FlowEvent, Message
+from chat.models import ChatSession, FlowEvent, Message, OutboundEmail
 
 
 class ReadOnlyAdmin(admin.ModelAdmin[Any]):
@@ -42,3 +42,13 @@ class ChatSessionAdmin(ReadOnlyAdmin):
 class FlowEventAdmin(ReadOnlyAdmin):
     list_display = ["chat", "kind", "at"]
     list_filter = ["kind"]
+
+
+@admin.register(OutboundEmail)
+class OutboundEmailAdmin(ReadOnlyAdmin):
+    """What was e-mailed about chats, and what is waiting or failed (with the last error)."""
+
+    list_display = ["chat", "kind", "to", "status", "attempts", "created_at", "sent_at"]
+    list_filter = ["status", "kind"]
+    search_fields = ["to"]
+    readonly_fields = ["last_error", "due_at"]

@@ -10,6 +10,11 @@ class ChatError(Exception):
         self.message = message or self.message
 
 
+class ChatStillOpen(ChatError):
+    code = "chat_open"
+    message = "The transcript can be e-mailed once the chat has ended."
+
+
 class ChatNotFound(ChatError):
     code = "not_found"
     message = "There is no such chat."

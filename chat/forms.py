@@ -38,6 +38,10 @@ class StartChatForm(forms.Form):
         return name
 
 
+class TranscriptEmailForm(forms.Form):
+    email = forms.EmailField(label="E-mail")
+
+
 class OfflineMessageForm(forms.Form):
     email = forms.EmailField(label="E-mail")
     text = forms.CharField(label="Message", max_length=4000)

@@ -10,6 +10,7 @@ from typing import ClassVar
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class ChatSession(models.Model):
@@ -149,3 +150,39 @@ class FlowEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} of chat {self.chat_id} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class OutboundEmail(models.Model):
+    """One e-mail Tierline sends about a chat (a transcript for its visitor, a left message for
+    an agent), sent by a Celery task with retries. Its content is rendered when it is sent, so an
+    erased chat's e-mail is not sent at all (erasure deletes these rows)."""
+
+    class Kind(models.TextChoices):
+        TRANSCRIPT = "transcript", "Transcript for the visitor"
+        LEFT_MESSAGE = "left_message", "Left message, for an agent"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting to be sent"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    chat = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="emails")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    to = models.EmailField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    due_at = models.DateTimeField(default=timezone.now)  # when the next try is due
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["chat", "kind"], name="email_chat_kind"),
+            models.Index(
+                fields=["due_at"], condition=Q(status="pending"), name="email_pending_due"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to {self.to} ({self.status})"

@@ -75,6 +75,12 @@ def left_message_refusal(request: HttpRequest, *, visitor_token: str) -> Refusal
     return _refusal(request, "left-message", visitor_token, rates)
 
 
+def transcript_email_refusal(request: HttpRequest, *, visitor_token: str) -> Refusal | None:
+    """Likewise for a transcript asked for by e-mail (TRANSCRIPT_EMAIL_RATE_PER_*)."""
+    rates = (settings.TRANSCRIPT_EMAIL_RATE_PER_ADDRESS, settings.TRANSCRIPT_EMAIL_RATE_PER_VISITOR)
+    return _refusal(request, "transcript-email", visitor_token, rates)
+
+
 # --- Failed logins per address, across usernames --------------------------------------------------
 # django-axes locks a username at an address (AXES_FAILURE_LIMIT); one limit serves all its lockout
 # parameters, so it cannot also lock the address at a higher count. This does, in the same window

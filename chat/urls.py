@@ -9,4 +9,5 @@ urlpatterns = [
     path("room/", views.visitor_room, name="room"),
     path("new/", views.visitor_new, name="new"),
     path("room/leave-message/", views.visitor_leave_message, name="leave_message"),
+    path("room/transcript/", views.visitor_email_transcript, name="email_transcript"),
 ]

@@ -11,10 +11,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from chat.exceptions import ChatError, ChatNotFound
-from chat.forms import CannedReplyForm, OfflineMessageForm, StartChatForm
+from chat.forms import CannedReplyForm, OfflineMessageForm, StartChatForm, TranscriptEmailForm
 from chat.models import ChatSession
 from chat.selectors import chat_for_visitor_token, make_visitor_token, transcript
-from chat.throttles import Refusal, chat_start_refusal, left_message_refusal
+from chat.throttles import (
+    Refusal,
+    chat_start_refusal,
+    left_message_refusal,
+    transcript_email_refusal,
+)
 from escalation import services
 from escalation.models import Agent, CannedReply
 from escalation.selectors import (
@@ -105,6 +110,8 @@ def _room(
     held: tuple[ChatSession, str],
     offline_error: str = "",
     offline_form: OfflineMessageForm | None = None,
+    transcript_error: str = "",
+    transcript_email: str = "",
 ) -> HttpResponse:
     chat, cookie = held
     return render(
@@ -120,7 +127,11 @@ def _room(
             # What the visitor typed, shown again with the error rather than lost.
             "offline_email": offline_form.data.get("email", "") if offline_form else "",
             "offline_text": offline_form.data.get("text", "") if offline_form else "",
+            "email_enabled": settings.EMAIL_ENABLED,
+            "transcript_error": transcript_error,
+            "transcript_email": transcript_email or chat.visitor_email,
         },
+        status=400 if transcript_error else 200,
     )
 
 
@@ -147,6 +158,38 @@ def visitor_leave_message(request: HttpRequest) -> HttpResponseBase:
         )
     except ChatError as exc:
         return _room(request, held, offline_error=exc.message, offline_form=form)
+    return redirect("chat:room")
+
+
+@require_POST
+def visitor_email_transcript(request: HttpRequest) -> HttpResponseBase:
+    """The visitor of an ended chat asks for its transcript by e-mail."""
+    if not settings.EMAIL_ENABLED:
+        raise Http404("E-mail is not set up on this site.")
+    held = _visitor_chat(request)
+    if held is None:
+        return redirect("chat:start")
+    form = TranscriptEmailForm(request.POST)
+    typed = str(request.POST.get("email", ""))[:254]
+    if not form.is_valid():
+        return _room(
+            request, held, transcript_error="Enter a valid e-mail address.", transcript_email=typed
+        )
+    refusal = transcript_email_refusal(request, visitor_token=_visitor_token(request))
+    if refusal is not None:
+        error = (
+            "Too many transcripts asked for. Please wait about "
+            f"{refusal.retry_after_minutes} minutes and ask again."
+        )
+        return _too_many(
+            _room(request, held, transcript_error=error, transcript_email=typed), refusal
+        )
+    email = form.cleaned_data["email"]
+    try:
+        services.email_transcript(chat_id=held[0].pk, to=email)
+    except ChatError as exc:
+        return _room(request, held, transcript_error=exc.message, transcript_email=typed)
+    messages.success(request, f"We are e-mailing the transcript to {email}.")
     return redirect("chat:room")
 
 

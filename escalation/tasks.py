@@ -29,13 +29,19 @@ def still_searching(entry_id: int, due: str) -> str:
 
 
 @shared_task(ignore_result=True)  # type: ignore[untyped-decorator]
+def send_email(email_id: int) -> str:
+    return services.send_email_now(email_id=email_id)
+
+
+@shared_task(ignore_result=True)  # type: ignore[untyped-decorator]
 def sweep_overdue_timers() -> int:
     """Beat, every TIMER_SWEEP_SECONDS: the safety net for timer tasks that were lost
-    (wait-timeouts, offer accept timeouts, still-searching notices)."""
+    (wait-timeouts, offer accept timeouts, still-searching notices, e-mails)."""
     return (
         services.sweep_overdue_entries()
         + services.sweep_overdue_offers()
         + services.sweep_due_notices()
+        + services.sweep_due_emails()
     )
 
 

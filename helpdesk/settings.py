@@ -412,6 +412,42 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
+# --- E-mail (transcripts for visitors, left messages for agents) ------------------------------
+# Off until EMAIL_HOST names an SMTP server: then transcripts are offered to visitors and left
+# messages are mailed to agents, each sent by a Celery task with retries. Off, nothing offers or
+# pretends to send e-mail; Django's mailer is then the console backend, which nothing uses (hence
+# the silenced deploy check that wants a production backend).
+_email_host: str = env.str("EMAIL_HOST", default="")
+EMAIL_ENABLED: bool = bool(_email_host)
+SILENCED_SYSTEM_CHECKS: list[str] = [] if EMAIL_ENABLED else ["mail.E001"]
+_email_user: str = env.str("EMAIL_HOST_USER", default="")
+MAILERS: dict[str, dict[str, Any]] = {
+    "default": (
+        {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {
+                "host": _email_host,
+                "port": env_positive_int("EMAIL_PORT", 587),
+                "username": _email_user,
+                "password": env_secret("EMAIL_HOST_PASSWORD", "") or "",
+                "use_tls": env.bool("EMAIL_USE_TLS", default=bool(_email_user)),
+                "timeout": 15,
+            },
+        }
+        if _email_host
+        else {"BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    )
+}
+DEFAULT_FROM_EMAIL: str = env.str("DEFAULT_FROM_EMAIL", default="Tierline <support@localhost>")
+# Where the site is, for links in e-mails to agents (e.g. https://support.example.com); none
+# when empty.
+SITE_URL: str = env.str("SITE_URL", default="").rstrip("/")
+# A visitor asking for the transcript by e-mail: per client address and per chat.
+TRANSCRIPT_EMAIL_RATE_PER_ADDRESS: str = env_rate("TRANSCRIPT_EMAIL_RATE_PER_ADDRESS", "5/h")
+TRANSCRIPT_EMAIL_RATE_PER_VISITOR: str = env_rate("TRANSCRIPT_EMAIL_RATE_PER_VISITOR", "2/h")
+# Tries of one e-mail before it is marked failed (backing off from 2 s to 10 minutes).
+EMAIL_MAX_TRIES: int = env_positive_int("EMAIL_MAX_TRIES", 8)
+
 # --- Production hardening (DJANGO_HTTPS) --------------------------------------------------------
 HTTPS: bool = env.bool("DJANGO_HTTPS", default=False)
 if env.bool("DJANGO_BEHIND_PROXY", default=False):

@@ -17,6 +17,7 @@ APP_PACKAGES = ("chat", "escalation", "reporting", "helpdesk")
 
 # Distributions that only tests, linters, type checking or benchmarks use.
 DEV_TOOLS = {
+    "aiosmtpd",
     "pytest",
     "pytest-django",
     "pytest-asyncio",

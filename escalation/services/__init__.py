@@ -13,6 +13,7 @@ A one-way stack of small modules (each imports only those above it in this list)
 - `transfer`: agents' escalations;
 - `lifecycle`: starting and ending chats, the visitor leaving, giving a chat back;
 - `presence`: agents' presence and gone consoles;
+- `mail`: e-mail about chats (transcripts, left messages), sent by a task with retries;
 - `waiting`, `posting`, `retention`, `replies`: still-searching notices, messages, erasure,
   canned replies' use.
 
@@ -35,6 +36,7 @@ from escalation.services.lifecycle import (
     start_chat,
     sweep_gone_visitors,
 )
+from escalation.services.mail import email_transcript, send_email_now, sweep_due_emails
 from escalation.services.offers import (
     accept_offer,
     decline_offer,
@@ -70,6 +72,7 @@ __all__ = [
     "count_canned_reply_use",
     "decline_offer",
     "dispatch",
+    "email_transcript",
     "end_chat_by_agent",
     "end_chat_by_visitor",
     "erase_visitor",
@@ -88,10 +91,12 @@ __all__ = [
     "publish_queue_now",
     "purge_expired_transcripts",
     "return_to_queue",
+    "send_email_now",
     "send_still_searching",
     "set_presence",
     "sign_out_if_console_gone",
     "start_chat",
+    "sweep_due_emails",
     "sweep_due_notices",
     "sweep_gone_agents",
     "sweep_gone_visitors",

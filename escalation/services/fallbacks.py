@@ -32,7 +32,7 @@ from escalation.models import (
     Tier,
 )
 from escalation.selectors import Target
-from escalation.services import timers
+from escalation.services import mail, timers
 from escalation.services.assignment import assign
 from escalation.services.dispatch import dispatch
 from escalation.services.queueing import (
@@ -341,4 +341,5 @@ def leave_offline_message(*, chat_id: int, text: str, email: str = "") -> Offlin
     )
     route = ChatRoute.objects.select_related("stage").get(chat=chat)
     notify_visitor(chat=chat, event="message_left", stage=route.stage)
+    mail.email_left_message(message=message)
     return message

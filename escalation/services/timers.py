@@ -29,6 +29,7 @@ WAIT_TIMEOUT = "escalation.tasks.wait_timeout"
 OFFER_TIMEOUT = "escalation.tasks.offer_timeout"
 STILL_SEARCHING = "escalation.tasks.still_searching"
 PUBLISH_QUEUE = "escalation.tasks.publish_queue"
+SEND_EMAIL = "escalation.tasks.send_email"
 
 
 def run_later(task_name: str, args: tuple[Any, ...], *, countdown: float) -> None:

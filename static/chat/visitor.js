@@ -26,6 +26,7 @@ const errorEl = document.getElementById("composer-error");
 const endBtn = document.getElementById("end-chat");
 const newChat = document.getElementById("new-chat");
 const offlineForm = document.getElementById("offline-form");
+const transcriptForm = document.getElementById("transcript-form");
 const conn = document.getElementById("conn");
 const outbox = new Outbox(); // until the server acknowledges each frame
 const agentTyping = new TypingIndicator(document.getElementById("typing"));
@@ -53,6 +54,7 @@ function setStatus(status, by = "") {
   form.hidden = !open; // over: the banner says why, and "Start a new chat" is the way on
   endBtn.hidden = !open;
   newChat.hidden = open;
+  if (transcriptForm) transcriptForm.hidden = open; // over: the transcript by e-mail (if set up)
   banner.hidden = open;
   if (open) return;
   typing.stop();

@@ -1,6 +1,18 @@
 import pytest
 
-from tests.e2e.live import CeleryWorker, Daphne
+from tests.e2e.live import ARTIFACTS, CHROMIUM_ARGS, CeleryWorker, Daphne
+
+
+@pytest.fixture
+def browser():
+    """Debian's Chromium, headless, driven by Playwright (the browser tests)."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,10 @@
 """A visitor and an agent in two real browsers (Playwright driving Debian's Chromium) against a
 real daphne, a real Celery worker, PostgreSQL and Redis. Screenshots go to test-artifacts/."""
 
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
+
+from tests.e2e.live import ARTIFACTS
 
 pytestmark = [
     pytest.mark.e2e,
@@ -12,31 +12,9 @@ pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 XSS = "My invoice <img src=x onerror=alert(1)> <script>alert(2)</script> is wrong"
 LINK = '<a href="javascript:window.__pwned=1">click</a> javascript:alert(3) \u202eexe.gnp'
 AGENT_XSS = '<svg onload="window.__pwned=2"></svg><img src=x onerror="window.__pwned=3">'
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def test_visitor_and_agent_chat_in_two_browsers(

@@ -14,8 +14,7 @@ import time_machine
 from django.conf import settings
 from playwright.sync_api import Page, WebSocket, expect
 
-from tests.e2e.live import CeleryWorker, Daphne
-from tests.e2e.test_browser import ARTIFACTS, CHROMIUM_ARGS
+from tests.e2e.live import ARTIFACTS, CeleryWorker, Daphne
 
 pytestmark = [
     pytest.mark.e2e,
@@ -44,14 +43,8 @@ def server(django_db_setup, django_db_blocker, _flushed_test_redis):
 
 
 @pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+def browser(browser):
+    yield browser
     SOCKETS.clear()
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_browser import ARTIFACTS, CHROMIUM_ARGS
+from tests.e2e.live import ARTIFACTS
 
 pytestmark = [
     pytest.mark.e2e,
@@ -24,17 +24,6 @@ document.addEventListener("securitypolicyviolation", (e) => window.__csp.push({
 """
 # Violations known and accepted: none (the pages have no inline script or style).
 KNOWN: list[dict[str, str]] = []
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def new_page(browser: Any) -> Any:

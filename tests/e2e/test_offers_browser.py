@@ -5,25 +5,14 @@ import pytest
 from playwright.sync_api import expect
 
 from escalation.models import Stage
-from tests.e2e.live import CeleryWorker
-from tests.e2e.test_browser import ARTIFACTS, CHROMIUM_ARGS, log_in
+from tests.e2e.live import ARTIFACTS, CeleryWorker
+from tests.e2e.test_browser import log_in
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
