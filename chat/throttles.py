@@ -76,9 +76,20 @@ def left_message_refusal(request: HttpRequest, *, visitor_token: str) -> Refusal
 
 
 def transcript_email_refusal(request: HttpRequest, *, visitor_token: str) -> Refusal | None:
-    """Likewise for a transcript asked for by e-mail (TRANSCRIPT_EMAIL_RATE_PER_*)."""
+    """Likewise for a transcript asked for by e-mail (TRANSCRIPT_EMAIL_RATE_PER_*), and for the
+    whole site (TRANSCRIPT_EMAIL_RATE_PER_SITE): the visitor picks the address and wrote part of
+    the text, so many clients together must not turn the site's mail server into a relay."""
+    site = _count(
+        request,
+        "transcript-email-site",
+        lambda _g, _r: "site",
+        settings.TRANSCRIPT_EMAIL_RATE_PER_SITE,
+    )
     rates = (settings.TRANSCRIPT_EMAIL_RATE_PER_ADDRESS, settings.TRANSCRIPT_EMAIL_RATE_PER_VISITOR)
-    return _refusal(request, "transcript-email", visitor_token, rates)
+    refusal = _refusal(request, "transcript-email", visitor_token, rates)
+    if site is not None:
+        return Refusal(retry_after_seconds=max(site, refusal.retry_after_seconds if refusal else 0))
+    return refusal
 
 
 # --- Failed logins per address, across usernames --------------------------------------------------

@@ -5,6 +5,8 @@ Configuration models (Tier ... MessageTemplate) are edited in Django admin; runt
 `escalation.services`.
 """
 
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
@@ -747,7 +749,12 @@ class CannedReply(models.Model):
     def __str__(self) -> str:
         return f"#{self.shortcut} ({self.scope})"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.shortcut = self.shortcut.lower()  # typed in any case, matched in lower case
+        super().save(*args, **kwargs)
+
     def clean(self) -> None:
+        self.shortcut = self.shortcut.lower()
         if len(self.text) > settings.MESSAGE_MAX_CHARS:
             raise ValidationError(
                 {"text": f"A reply is at most {settings.MESSAGE_MAX_CHARS} characters."}

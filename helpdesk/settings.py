@@ -445,8 +445,10 @@ SITE_URL: str = env.str("SITE_URL", default="").rstrip("/")
 # A visitor asking for the transcript by e-mail: per client address and per chat.
 TRANSCRIPT_EMAIL_RATE_PER_ADDRESS: str = env_rate("TRANSCRIPT_EMAIL_RATE_PER_ADDRESS", "5/h")
 TRANSCRIPT_EMAIL_RATE_PER_VISITOR: str = env_rate("TRANSCRIPT_EMAIL_RATE_PER_VISITOR", "2/h")
-# Tries of one e-mail before it is marked failed (backing off from 2 s to 10 minutes).
-EMAIL_MAX_TRIES: int = env_positive_int("EMAIL_MAX_TRIES", 8)
+TRANSCRIPT_EMAIL_RATE_PER_SITE: str = env_rate("TRANSCRIPT_EMAIL_RATE_PER_SITE", "200/h")
+# Tries of one e-mail before it is marked failed (backing off from 2 s to 10 minutes apart: 20
+# tries span about two hours, a mail server's maintenance window).
+EMAIL_MAX_TRIES: int = env_positive_int("EMAIL_MAX_TRIES", 20)
 
 # --- Production hardening (DJANGO_HTTPS) --------------------------------------------------------
 HTTPS: bool = env.bool("DJANGO_HTTPS", default=False)

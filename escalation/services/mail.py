@@ -4,14 +4,13 @@ stage.
 Each e-mail is a row first (chat.models.OutboundEmail), written in the caller's transaction, and
 sent after commit by a Celery task (`escalation.tasks.send_email`) through Django's e-mail
 backend. A failed send (the server refused, could not be reached, timed out) is tried again
-later, backing off from 2 s to 10 minutes, up to EMAIL_MAX_TRIES tries in all; then the row is
-marked failed with the last error. The task locks the row and sends only a pending one that is
-due, so a duplicate or redelivered task sends nothing twice; beat's sweep sends the rows whose
-task was lost. The content is rendered when it is sent: an erased chat's rows are gone, and with
-them the e-mail.
+later, backing off from 2 s to 10 minutes apart, up to EMAIL_MAX_TRIES tries in all (20: about
+two hours); then the row is marked failed with the last error. A try claims the row first, so a
+duplicate or redelivered task sends nothing while another is sending; beat's sweep sends the
+rows whose task was lost. The content is rendered when it is sent: an erased chat's rows are
+gone, and with them the e-mail.
 """
 
-import smtplib
 from datetime import timedelta
 
 from django.conf import settings
@@ -29,6 +28,9 @@ from escalation.services import timers
 
 # How long past its due time a pending e-mail waits for its own task before the sweep sends it.
 SWEEP_GRACE = timedelta(seconds=60)
+# A claimed e-mail is due again after this (its sender died if it is still pending by then):
+# well past the mail server's timeout.
+SEND_CLAIM = timedelta(minutes=5)
 
 
 @transaction.atomic
@@ -72,42 +74,53 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(600, 2**attempts))
 
 
-@transaction.atomic
 def send_email_now(*, email_id: int) -> str:
     """Send one pending e-mail that is due. Returns what happened: sent, retry, failed, early,
-    gone (erased) or its status when it is no longer pending."""
-    row = (
-        OutboundEmail.objects.select_for_update(of=("self",))
-        .select_related("chat")
-        .filter(pk=email_id)
-        .first()
+    gone (erased) or its status when it is no longer pending.
+
+    Three steps, so that no transaction stays open while the mail server answers: claim the row
+    (one more attempt, and due again only after SEND_CLAIM, so that a duplicate task or the
+    sweep leaves it alone meanwhile), send, then record the outcome. A worker that dies while
+    sending leaves the claim to run out, and the sweep tries again: at least once, so in that
+    rare case the e-mail may arrive twice."""
+    with transaction.atomic():
+        row = OutboundEmail.objects.select_for_update().filter(pk=email_id).first()
+        if row is None:
+            return "gone"
+        if row.status != OutboundEmail.Status.PENDING:
+            return str(row.status)
+        if row.due_at > timezone.now():
+            timers.arm(timers.SEND_EMAIL, row.pk, deadline=row.due_at)
+            return "early"
+        row.attempts += 1
+        row.due_at = timezone.now() + SEND_CLAIM
+        row.save(update_fields=["attempts", "due_at"])
+    try:
+        render(OutboundEmail.objects.select_related("chat").get(pk=email_id)).send()
+    except OutboundEmail.DoesNotExist:
+        return "gone"  # erased while it was being claimed
+    except Exception as exc:  # any failure is one failed try, never a row stuck pending
+        return _failed(email_id=email_id, error=f"{type(exc).__name__}: {exc}")
+    OutboundEmail.objects.filter(pk=email_id).update(
+        status=OutboundEmail.Status.SENT, sent_at=timezone.now(), last_error=""
     )
+    return "sent"
+
+
+@transaction.atomic
+def _failed(*, email_id: int, error: str) -> str:
+    row = OutboundEmail.objects.select_for_update().filter(pk=email_id).first()
     if row is None:
         return "gone"
-    if row.status != OutboundEmail.Status.PENDING:
-        return str(row.status)
-    now = timezone.now()
-    if row.due_at is not None and row.due_at > now:
-        timers.arm(timers.SEND_EMAIL, row.pk, deadline=row.due_at)
-        return "early"
-    mail = render(row)
-    row.attempts += 1
-    try:
-        mail.send()
-    except (smtplib.SMTPException, OSError) as exc:
-        row.last_error = f"{type(exc).__name__}: {exc}"[:300]
-        if row.attempts >= settings.EMAIL_MAX_TRIES:
-            row.status = OutboundEmail.Status.FAILED
-            row.save(update_fields=["attempts", "last_error", "status"])
-            return "failed"
-        row.due_at = now + retry_delay(row.attempts)
-        row.save(update_fields=["attempts", "last_error", "due_at"])
-        timers.arm(timers.SEND_EMAIL, row.pk, deadline=row.due_at)
-        return "retry"
-    row.status = OutboundEmail.Status.SENT
-    row.sent_at = timezone.now()
-    row.save(update_fields=["attempts", "status", "sent_at"])
-    return "sent"
+    row.last_error = error[:300]
+    if row.attempts >= settings.EMAIL_MAX_TRIES:
+        row.status = OutboundEmail.Status.FAILED
+        row.save(update_fields=["last_error", "status"])
+        return "failed"
+    row.due_at = timezone.now() + retry_delay(row.attempts)
+    row.save(update_fields=["last_error", "due_at"])
+    timers.arm(timers.SEND_EMAIL, row.pk, deadline=row.due_at)
+    return "retry"
 
 
 def sweep_due_emails(*, limit: int = 100) -> int:

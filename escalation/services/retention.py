@@ -58,10 +58,13 @@ def visitor_chat_ids(*, email: str = "", chat_id: int | None = None) -> list[int
     gave no e-mail and quotes the chat number)."""
     query = Q(pk__in=[])
     if email.strip():
-        query |= Q(visitor_email__iexact=email.strip())
+        # The chats under that address, and those whose transcript was e-mailed to it.
+        query |= Q(visitor_email__iexact=email.strip()) | Q(emails__to__iexact=email.strip())
     if chat_id is not None:
         query |= Q(pk=chat_id)
-    return list(ChatSession.objects.filter(query).order_by("pk").values_list("pk", flat=True))
+    return list(
+        ChatSession.objects.filter(query).distinct().order_by("pk").values_list("pk", flat=True)
+    )
 
 
 def erase_visitor(*, email: str = "", chat_id: int | None = None) -> tuple[int, int]:

@@ -64,7 +64,6 @@ export function wireReplyPicker(pane, c, textarea) {
   textarea.setAttribute("aria-controls", list.id);
   let matches = [];
   let chosen = 0;
-  let typed = null;
 
   const close = () => {
     list.hidden = true;
@@ -96,41 +95,54 @@ export function wireReplyPicker(pane, c, textarea) {
     textarea.setAttribute("aria-expanded", String(!list.hidden));
     if (!list.hidden) textarea.setAttribute("aria-activedescendant", `${list.id}-${chosen}`);
   };
+  let inserting = false;
   const insert = (reply) => {
-    const values = { visitor: c.info?.visitor ?? "", agent: agentName };
-    const text = fill(reply.text, values);
-    const end = textarea.selectionStart;
-    textarea.setRangeText(text, typed.start, end, "end");
-    textarea.dispatchEvent(new Event("input", { bubbles: true }));
+    // Where the #shortcut is now (the caret may have moved since the list opened).
+    const typed = typedShortcut(textarea);
     close();
+    if (!typed || !reply) return;
+    const text = fill(reply.text, { visitor: c.info?.visitor ?? "", agent: agentName });
+    textarea.setRangeText(text, typed.start, textarea.selectionStart, "end");
+    inserting = true; // the reply's own text opens no list, even if it ends in #word
+    textarea.dispatchEvent(new Event("input", { bubbles: true }));
+    inserting = false;
     textarea.focus();
     countUse(reply);
   };
 
-  textarea.addEventListener("input", async () => {
-    typed = typedShortcut(textarea);
+  const update = async () => {
+    const typed = inserting ? null : typedShortcut(textarea);
     if (!typed) return close();
-    const query = typed.query;
     const all = await replies();
-    if (typedShortcut(textarea)?.query !== query) return; // typed on while the list loaded
-    matches = all.filter((r) => r.shortcut.startsWith(query)).slice(0, SHOWN);
+    if (typedShortcut(textarea)?.query !== typed.query) return; // typed on while it loaded
+    matches = all.filter((r) => r.shortcut.toLowerCase().startsWith(typed.query)).slice(0, SHOWN);
     chosen = 0;
     draw();
+  };
+  textarea.addEventListener("input", update);
+  // The caret moved (a click, Home, End, the side arrows): the list follows what is before it.
+  textarea.addEventListener("click", update);
+  textarea.addEventListener("keyup", (event) => {
+    if (["ArrowLeft", "ArrowRight", "Home", "End"].includes(event.key)) update();
   });
+  const move = (step) => {
+    chosen = (chosen + step + matches.length) % matches.length;
+    draw();
+  };
+  const keys = {
+    ArrowDown: () => move(1),
+    ArrowUp: () => move(-1),
+    Enter: () => insert(matches[chosen]),
+    Tab: () => insert(matches[chosen]),
+    Escape: close,
+  };
   textarea.addEventListener("keydown", (event) => {
-    if (list.hidden) return;
-    if (event.key === "ArrowDown" || event.key === "ArrowUp") {
-      chosen = (chosen + (event.key === "ArrowDown" ? 1 : -1) + matches.length) % matches.length;
-      draw();
-    } else if (event.key === "Enter" || event.key === "Tab") {
-      insert(matches[chosen]);
-    } else if (event.key === "Escape") {
-      close();
-    } else {
-      return;
-    }
+    const action = keys[event.key];
+    // Shift+Enter is a new line and an IME's Enter ends its composition, as without the list.
+    if (list.hidden || !action || event.isComposing || event.shiftKey) return;
     event.preventDefault();
     event.stopImmediatePropagation(); // Enter picks the reply; it does not send the message
+    action();
   });
   textarea.addEventListener("blur", close); // a click on the list keeps the focus (below)
   list.addEventListener("mousedown", (event) => {

@@ -148,3 +148,13 @@ def test_a_reply_is_personal_or_a_groups_never_both_and_a_global_shortcut_is_uni
 def test_the_replies_page_is_for_agents(replies):
     assert client_for("morgan").get("/console/replies/").status_code == 403
     assert Client().get("/console/replies/").status_code == 302
+
+
+def test_a_shortcut_is_kept_in_lower_case_wherever_it_is_made(replies):
+    """Admin as well as the console: the reply box matches what is typed in lower case, and
+    #Refund and #refund are one shortcut."""
+    made = CannedReply.objects.create(shortcut="Closing", title="Closing", text="Bye")
+    assert made.shortcut == "closing"
+    again = CannedReply(shortcut="HELLO", title="Again", text="X")
+    with pytest.raises(ValidationError, match="A global reply already has this shortcut"):
+        again.full_clean()

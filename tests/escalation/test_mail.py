@@ -251,3 +251,68 @@ def test_with_email_off_nothing_offers_or_pretends_to_send_it(demo, settings):
     left = services.leave_offline_message(chat_id=waiting.pk, text="Call me back.")
     assert left.text == "Call me back."
     assert not OutboundEmail.objects.exists()
+
+
+def test_any_failure_while_sending_is_one_failed_try_never_a_stuck_row(demo, smtp, monkeypatch):
+    """Not only the mail server's errors: a failure of rendering or of the backend itself also
+    counts as a try, so the row goes on backing off (and in the end fails) instead of being
+    picked by every sweep forever."""
+    from escalation.services import mail
+
+    chat = ended_chat()
+    queued = services.email_transcript(chat_id=chat.pk, to="carol@example.com")
+
+    def broken(row):
+        raise ValueError("the template broke")
+
+    monkeypatch.setattr(mail, "render", broken)
+    assert services.send_email_now(email_id=queued.pk) == "retry"
+    failed = row(queued.pk)
+    assert (failed.attempts, failed.last_error) == (1, "ValueError: the template broke")
+    assert failed.due_at > timezone.now()
+
+
+def test_a_claimed_email_is_left_alone_until_its_claim_runs_out(demo, smtp):
+    """While one try is sending (its claim: attempts counted, due a few minutes on), a duplicate
+    task or the sweep sends nothing; if that try's worker died, the sweep sends it once the
+    claim has run out."""
+    chat = ended_chat()
+    queued = services.email_transcript(chat_id=chat.pk, to="carol@example.com")
+    claimed_until = timezone.now() + timedelta(minutes=5)
+    OutboundEmail.objects.filter(pk=queued.pk).update(attempts=1, due_at=claimed_until)
+    assert services.send_email_now(email_id=queued.pk) == "early"
+    assert services.sweep_due_emails() == 0
+    assert smtp.inbox.messages == []
+    OutboundEmail.objects.filter(pk=queued.pk).update(due_at=timezone.now() - timedelta(minutes=2))
+    assert services.sweep_due_emails() == 1
+    assert (row(queued.pk).status, row(queued.pk).attempts) == ("sent", 2)
+
+
+def test_erasing_by_address_takes_the_chats_whose_transcript_went_there(demo, settings):
+    settings.EMAIL_ENABLED = True
+    chat = ended_chat()  # started as carol@example.com
+    services.email_transcript(chat_id=chat.pk, to="carol.private@example.org")
+    assert services.erase_visitor(email="Carol.Private@example.org")[0] == 1
+    chat.refresh_from_db()
+    assert chat.visitor_email == "" and not OutboundEmail.objects.exists()
+
+
+def test_the_site_wide_cap_refuses_transcripts_from_every_client(demo, settings):
+    settings.EMAIL_ENABLED = True
+    settings.TRANSCRIPT_EMAIL_RATE_PER_SITE = "1/h"
+    first, second = visitor_client(ended_chat()), visitor_client(ended_chat())
+    assert first.post("/chat/room/transcript/", {"email": "a@example.org"}).status_code == 302
+    refused = second.post("/chat/room/transcript/", {"email": "b@example.org"})
+    assert refused.status_code == 429 and "Too many transcripts" in refused.content.decode()
+    assert list(OutboundEmail.objects.values_list("to", flat=True)) == ["a@example.org"]
+
+
+def test_check_deploy_warns_of_a_localhost_sender_with_email_on(settings):
+    from chat.checks import check_email_sender
+
+    settings.EMAIL_ENABLED, settings.DEFAULT_FROM_EMAIL = True, "Tierline <support@localhost>"
+    assert [m.id for m in check_email_sender(None)] == ["tierline.W001"]
+    settings.DEFAULT_FROM_EMAIL = "Support <support@example.com>"
+    assert check_email_sender(None) == []
+    settings.EMAIL_ENABLED, settings.DEFAULT_FROM_EMAIL = False, "Tierline <support@localhost>"
+    assert check_email_sender(None) == []

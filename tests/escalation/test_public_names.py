@@ -5,9 +5,10 @@ import importlib
 
 import pytest
 from django.apps import apps
+from django.utils import timezone
 
 from chat.models import ChatSession, Message
-from escalation import services
+from escalation import frames, services
 from escalation.models import MessageTemplate, RoutingPolicy
 from tests.factories import AgentFactory, StageOptionFactory
 
@@ -92,7 +93,12 @@ def test_a_transfer_names_the_target_group_publicly_and_the_agent_sees_the_inter
     texts = public_texts(chat)
     assert texts[-2:] == ["Alice left the chat.", "Off to the billing team (Specialists)."]
     assert not any("L2 Billing" in text or "Level" in text for text in texts)
-    assert escalation.target_label == "L2 Billing"  # what agents and reports see
+    # Agents and reports keep the desk's own names: the receiving group's console lists the chat
+    # for "L2 Billing" at "Level 2", and the escalation is recorded under them.
+    bob = AgentFactory(display_name="Bob", member_of=[l1_setup.g2])
+    [item] = frames.queue_for_agent(agent=bob, now=timezone.now())
+    assert (item["team"], item["tier"]) == ("L2 Billing", "Level 2")
+    assert escalation.target_label == "L2 Billing"
 
 
 def test_without_a_public_name_the_name_is_used(l1_setup):
