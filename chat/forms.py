@@ -38,6 +38,22 @@ class StartChatForm(forms.Form):
         return name
 
 
+RATING_ERROR = "Choose a rating from 1 (poor) to 5 (great)."
+
+
+class SurveyForm(forms.Form):
+    rating = forms.TypedChoiceField(
+        choices=[(n, str(n)) for n in range(1, 6)],
+        coerce=int,
+        error_messages={"required": RATING_ERROR, "invalid_choice": RATING_ERROR},
+    )
+    comment = forms.CharField(
+        required=False,
+        max_length=2000,
+        error_messages={"max_length": "A comment is at most 2,000 characters."},
+    )
+
+
 class TranscriptEmailForm(forms.Form):
     email = forms.EmailField(label="E-mail")
 

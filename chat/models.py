@@ -135,6 +135,8 @@ class FlowEvent(models.Model):
         DECLINED = "declined", "Offer declined"
         LAPSED = "lapsed", "Offer lapsed"
         ENDED = "ended", "Ended"
+        AFTER_AGENT = "after_agent", "After the agent (survey or message form offered)"
+        SURVEY_ANSWERED = "survey_answered", "Survey answered"
 
     chat = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="flow")
     kind = models.CharField(max_length=32, choices=Kind.choices)

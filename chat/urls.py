@@ -10,4 +10,5 @@ urlpatterns = [
     path("new/", views.visitor_new, name="new"),
     path("room/leave-message/", views.visitor_leave_message, name="leave_message"),
     path("room/transcript/", views.visitor_email_transcript, name="email_transcript"),
+    path("room/survey/", views.visitor_survey, name="survey"),
 ]

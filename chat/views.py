@@ -11,7 +11,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from chat.exceptions import ChatError, ChatNotFound
-from chat.forms import CannedReplyForm, OfflineMessageForm, StartChatForm, TranscriptEmailForm
+from chat.forms import (
+    CannedReplyForm,
+    OfflineMessageForm,
+    StartChatForm,
+    SurveyForm,
+    TranscriptEmailForm,
+)
 from chat.models import ChatSession
 from chat.selectors import chat_for_visitor_token, make_visitor_token, transcript
 from chat.throttles import (
@@ -28,9 +34,11 @@ from escalation.selectors import (
     get_agent_for_user,
     left_messages,
     offers_message_form,
+    offers_survey,
 )
 
 VISITOR_COOKIE = "tierline_chat"
+RATING_CHOICES = [(1, "poor"), (2, ""), (3, ""), (4, ""), (5, "great")]
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -112,6 +120,8 @@ def _room(
     offline_form: OfflineMessageForm | None = None,
     transcript_error: str = "",
     transcript_email: str = "",
+    survey_error: str = "",
+    survey_form: SurveyForm | None = None,
 ) -> HttpResponse:
     chat, cookie = held
     return render(
@@ -130,8 +140,14 @@ def _room(
             "email_enabled": settings.EMAIL_ENABLED,
             "transcript_error": transcript_error,
             "transcript_email": transcript_email or chat.visitor_email,
+            "survey_offered": offers_survey(chat),
+            "rating_choices": RATING_CHOICES,
+            "survey_error": survey_error,
+            # What the visitor chose and wrote, shown again with the error rather than lost.
+            "survey_rating": survey_form.data.get("rating", "") if survey_form else "",
+            "survey_comment": survey_form.data.get("comment", "") if survey_form else "",
         },
-        status=400 if transcript_error else 200,
+        status=400 if transcript_error or survey_error else 200,
     )
 
 
@@ -158,6 +174,28 @@ def visitor_leave_message(request: HttpRequest) -> HttpResponseBase:
         )
     except ChatError as exc:
         return _room(request, held, offline_error=exc.message, offline_form=form)
+    return redirect("chat:room")
+
+
+@require_POST
+def visitor_survey(request: HttpRequest) -> HttpResponseBase:
+    """The visitor rates the chat that just ended (when its stage asks for it)."""
+    held = _visitor_chat(request)
+    if held is None:
+        return redirect("chat:start")
+    form = SurveyForm(request.POST)
+    if not form.is_valid():
+        errors = " ".join(str(e) for errs in form.errors.values() for e in errs)
+        return _room(request, held, survey_error=errors, survey_form=form)
+    try:
+        services.answer_survey(
+            chat_id=held[0].pk,
+            rating=form.cleaned_data["rating"],
+            comment=form.cleaned_data["comment"],
+        )
+    except ChatError as exc:
+        return _room(request, held, survey_error=exc.message, survey_form=form)
+    messages.success(request, "Thank you for your feedback.")
     return redirect("chat:room")
 
 

@@ -151,6 +151,7 @@ def load_demo_configuration() -> list[DemoLogin]:
                 "accept_timeout_seconds": 20,
                 "still_searching_seconds": 0,
                 "drop_stage": None,
+                "after_agent": Stage.AfterAgent.NOTHING,
                 **kw,
             },
         )
@@ -167,6 +168,7 @@ def load_demo_configuration() -> list[DemoLogin]:
         "L3 Engineering",
         wait_timeout_seconds=300,
         fallback_action=FallbackAction.END,
+        after_agent=Stage.AfterAgent.SURVEY,
     )
     l2_tech = stage(
         support,
@@ -176,6 +178,7 @@ def load_demo_configuration() -> list[DemoLogin]:
         "L2 Technical",
         wait_timeout_seconds=120,
         fallback_action=FallbackAction.PREVIOUS_TIER,
+        after_agent=Stage.AfterAgent.SURVEY,
     )
     l2_billing = stage(
         support,
@@ -186,6 +189,7 @@ def load_demo_configuration() -> list[DemoLogin]:
         wait_timeout_seconds=120,
         fallback_action=FallbackAction.STAGE,
         fallback_stage=l2_tech,
+        after_agent=Stage.AfterAgent.SURVEY,
     )
     l1 = stage(
         support,
@@ -195,6 +199,7 @@ def load_demo_configuration() -> list[DemoLogin]:
         "L1 General",
         wait_timeout_seconds=180,
         fallback_action=FallbackAction.LEAVE_MESSAGE,
+        after_agent=Stage.AfterAgent.SURVEY,  # Support asks how it went; Sales takes a message
     )
     sales_l1 = stage(
         sales,
@@ -205,6 +210,7 @@ def load_demo_configuration() -> list[DemoLogin]:
         wait_timeout_seconds=120,
         fallback_action=FallbackAction.GROUP,
         fallback_group=groups["L2 Billing"],
+        after_agent=Stage.AfterAgent.LEAVE_MESSAGE,
     )
     # Offers and the other exits of a stage. Orders: broadcast to Alex and Blair, still-searching
     # notices every 30 s, a visitor who leaves goes to the follow-up queue (picked by hand).

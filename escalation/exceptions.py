@@ -60,6 +60,16 @@ class UnknownCommand(ChatError):
     message = "Unknown command. Type /help for the list."
 
 
+class SurveyNotOffered(ChatError):
+    code = "no_survey"
+    message = "This chat has no survey to answer."
+
+
+class SurveyAlreadyAnswered(ChatError):
+    code = "survey_answered"
+    message = "You have already rated this chat. Thank you!"
+
+
 class OfflineMessageNotOffered(ChatError):
     code = "not_offered"
     message = "This chat does not take a message."

@@ -30,6 +30,8 @@ DEFAULT_TEXTS: Final[dict[str, str]] = {
     "still_searching": "Still looking for an agent: you are number {position} in line, {wait}.",
     "dropped": "You left the queue. Someone from {team} will get back to you.",
     "visitor_left": "{visitor} left the chat.",
+    "survey": "How did we do, {visitor}? Please rate this chat below.",
+    "after_agent_message": "Anything else? Leave us a message below and we will reply by e-mail.",
 }
 
 PLACEHOLDER_HELP: Final[dict[str, str]] = {
@@ -59,6 +61,8 @@ ALLOWED_PLACEHOLDERS: Final[dict[str, frozenset[str]]] = {
     "still_searching": frozenset({"visitor", "team", "tier", "position", "wait"}),
     "dropped": frozenset({"visitor", "team", "tier"}),
     "visitor_left": frozenset({"visitor", "agent"}),
+    "survey": frozenset({"visitor", "agent"}),
+    "after_agent_message": frozenset({"visitor", "agent"}),
 }
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -191,6 +191,11 @@ class FallbackAction(models.TextChoices):
 
 
 class Stage(models.Model):
+    class AfterAgent(models.TextChoices):
+        NOTHING = "nothing", "Nothing"
+        SURVEY = "survey", "A satisfaction survey (1 to 5 and a comment)"
+        LEAVE_MESSAGE = "leave_message", "The “leave a message” form"
+
     class NoAgentRule(models.TextChoices):
         QUEUE = "queue", "Queue anyway"
         FALLBACK = "fallback", "Fall back at once"
@@ -203,6 +208,12 @@ class Stage(models.Model):
     name = models.CharField(max_length=80)
     public_name = models.CharField(max_length=80, blank=True, help_text=PUBLIC_NAME_HELP)
     tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="stages")
+    after_agent = models.CharField(
+        max_length=20,
+        choices=AfterAgent.choices,
+        default=AfterAgent.NOTHING,
+        help_text="What the visitor gets when a chat an agent took at this stage ends.",
+    )
     groups = models.ManyToManyField(
         AgentGroup, related_name="stages", help_text="The agent groups that serve this queue."
     )
@@ -388,6 +399,8 @@ class MessageTemplate(models.Model):
         STILL_SEARCHING = "still_searching", "Still searching for an agent"
         DROPPED = "dropped", "Visitor left the queue, moved to the drop stage"
         VISITOR_LEFT = "visitor_left", "Visitor left the chat (shown to the agent)"
+        SURVEY = "survey", "After the agent: the satisfaction survey"
+        AFTER_AGENT_MESSAGE = "after_agent_message", "After the agent: leave a message"
 
     event = models.CharField(max_length=30, choices=Event.choices)
     pipeline = models.ForeignKey(
@@ -765,3 +778,22 @@ class CannedReply(models.Model):
         if self.owner_id is not None:
             return "personal"
         return "group" if self.group_id is not None else "global"
+
+
+class SurveyAnswer(models.Model):
+    """A visitor's rating of a chat, asked for when a chat an agent took ended at a stage whose
+    "after the agent" is the survey. It counts for the last agent who held the chat (and that
+    assignment's tier and group)."""
+
+    chat = models.OneToOneField(ChatSession, on_delete=models.CASCADE, related_name="survey")
+    assignment = models.ForeignKey(
+        Assignment, null=True, on_delete=models.SET_NULL, related_name="survey_answers"
+    )
+    rating = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(5)]
+    )
+    comment = models.TextField(blank=True)
+    answered_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"Chat {self.chat_id} rated {self.rating}/5"

@@ -40,6 +40,7 @@ from escalation.models import (
     QueueEntry,
     RoutingPolicy,
     Stage,
+    SurveyAnswer,
     TargetKind,
     Tier,
 )
@@ -426,12 +427,25 @@ def keywords_help(stage: Stage) -> str:
 
 
 def offers_message_form(chat: ChatSession) -> bool:
-    """Whether the visitor's page offers the "leave a message" form: a fallback offered it and
-    no message was left yet."""
+    """Whether the visitor's page offers the "leave a message" form: a fallback offered it (the
+    chat was missed), or the stage offers it after the agent (the chat ended), and no message
+    was left yet."""
+    if chat.status == ChatSession.Status.MISSED:
+        offered = chat.flow.filter(kind=FlowEvent.Kind.FELL_BACK, data__action="leave_message")
+    elif chat.status == ChatSession.Status.ENDED:
+        offered = chat.flow.filter(kind=FlowEvent.Kind.AFTER_AGENT, data__offer="leave_message")
+    else:
+        return False
+    return offered.exists() and not OfflineMessage.objects.filter(chat=chat).exists()
+
+
+def offers_survey(chat: ChatSession) -> bool:
+    """Whether the visitor's page offers the satisfaction survey: the chat ended after an agent
+    at a stage that asks for one, and it is not answered yet."""
     return (
-        chat.status == ChatSession.Status.MISSED
-        and chat.flow.filter(kind=FlowEvent.Kind.FELL_BACK, data__action="leave_message").exists()
-        and not OfflineMessage.objects.filter(chat=chat).exists()
+        chat.status == ChatSession.Status.ENDED
+        and chat.flow.filter(kind=FlowEvent.Kind.AFTER_AGENT, data__offer="survey").exists()
+        and not SurveyAnswer.objects.filter(chat=chat).exists()
     )
 
 

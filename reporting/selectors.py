@@ -38,7 +38,15 @@ from django.db.models import (
 )
 
 from chat.models import ChatSession, FlowEvent
-from escalation.models import Agent, Assignment, Escalation, QueueEntry, Stage, Tier
+from escalation.models import (
+    Agent,
+    Assignment,
+    Escalation,
+    QueueEntry,
+    Stage,
+    SurveyAnswer,
+    Tier,
+)
 from reporting import summaries
 from reporting.csvsafe import safe_text
 from reporting.summaries import AGENT_REQUESTS, Metric
@@ -534,6 +542,7 @@ def chat_detail(*, chat_id: int) -> dict[str, Any]:
         "escalations": escalation_rows,
         "flow": list(FlowEvent.objects.filter(chat=chat).order_by("pk")),
         "timeline": _timeline(segments, chat.created_at, end),
+        "survey": SurveyAnswer.objects.filter(chat=chat).first(),
     }
 
 

@@ -12,6 +12,7 @@ urlpatterns = [
     path("reasons/", views.reasons_and_targets, name="reasons"),
     path("waits/", views.waits, name="waits"),
     path("fallbacks/", views.fallbacks, name="fallbacks"),
+    path("satisfaction/", views.satisfaction, name="satisfaction"),
     path("predicted-vs-actual/", views.predicted_vs_actual, name="predicted_vs_actual"),
     path("chats/<id:chat_id>/", views.chat_detail, name="chat"),
     path(

@@ -15,6 +15,7 @@ from django.shortcuts import render
 from chat.models import ChatSession
 from escalation.selectors import agent_may_view_chat, get_agent_for_user
 from reporting import charts, offers, selectors, transcript
+from reporting import satisfaction as csat
 from reporting.exports import copy_csv_response, csv_response
 from reporting.forms import ReportFilterForm
 from reporting.routers import report_reads, reports_alias, stream_report_reads
@@ -222,6 +223,27 @@ def fallbacks(request: HttpRequest, f: ReportFilter, context: dict[str, Any]) ->
         )
     context.update(rows=rows)
     return render(request, "reporting/fallbacks.html", context)
+
+
+@manager_report
+def satisfaction(
+    request: HttpRequest, f: ReportFilter, context: dict[str, Any]
+) -> HttpResponseBase:
+    context["title"] = "Satisfaction (survey answers) by tier, group and agent"
+    if wants_csv(request):
+        by = request.GET.get("by", "agent")
+        if by not in csat.BREAKDOWNS:
+            raise Http404("Break the report down by tier, group or agent.")
+        return csv_response(
+            f"satisfaction-by-{by}-{f.start}-{f.end}.csv",
+            [by, *csat.CSV_HEADER],
+            (
+                (r["label"], r["answers"], f"{r['average']:.2f}", f"{r['satisfied_share']:.3f}")
+                for r in csat.satisfaction(f, by)
+            ),
+        )
+    context.update(tables=[(by, csat.satisfaction(f, by)) for by in csat.BREAKDOWNS])
+    return render(request, "reporting/satisfaction.html", context)
 
 
 def _may_view_chat(request: HttpRequest, chat_id: int) -> None:

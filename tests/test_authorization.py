@@ -36,6 +36,8 @@ PAGES = [
     # E-mail is not set up here (no EMAIL_HOST): not offered to anyone. tests/escalation/
     # test_mail.py has the rest (an open chat's visitor, no chat, with e-mail set up).
     ("POST", "/chat/room/transcript/", [404, 404, 404, 404, 404, 404]),
+    # The visitor's chat is still open: no survey to answer (400); no chat: the start form.
+    ("POST", "/chat/room/survey/", [302, 400, 302, 302, 302, 302]),
     ("GET", "/console/", [302, 302, 200, 200, 403, 403]),
     ("GET", "/console/messages/", [302, 302, 200, 200, 200, 200]),
     ("GET", "/console/history/", [302, 302, 200, 200, 403, 403]),  # an agent's own past chats
@@ -53,6 +55,7 @@ PAGES = [
     ("GET", "/reports/waits/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/fallbacks/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/predicted-vs-actual/", [302, 302, 403, 403, 200, 200]),
+    ("GET", "/reports/satisfaction/", [302, 302, 403, 403, 200, 200]),
     # Another group's agent: "not found", as for a missing chat (ids cannot be probed).
     ("GET", "/reports/chats/{chat}/", [302, 302, 200, 404, 200, 200]),
     ("GET", "/reports/chats/{chat}/?tab=transcript", [302, 302, 200, 404, 200, 200]),

@@ -13,6 +13,7 @@ A one-way stack of small modules (each imports only those above it in this list)
 - `transfer`: agents' escalations;
 - `lifecycle`: starting and ending chats, the visitor leaving, giving a chat back;
 - `presence`: agents' presence and gone consoles;
+- `survey`: the satisfaction survey after the agent;
 - `mail`: e-mail about chats (transcripts, left messages), sent by a task with retries;
 - `waiting`, `posting`, `retention`, `replies`: still-searching notices, messages, erasure,
   canned replies' use.
@@ -62,6 +63,7 @@ from escalation.services.presence import (
 from escalation.services.queueing import publish_queue_now, visitor_hello
 from escalation.services.replies import count_canned_reply_use
 from escalation.services.retention import erase_visitor, purge_expired_transcripts
+from escalation.services.survey import answer_survey
 from escalation.services.transfer import escalate_chat
 from escalation.services.waiting import send_still_searching, sweep_due_notices
 
@@ -69,6 +71,7 @@ __all__ = [
     "Post",
     "abandon_if_visitor_gone",
     "accept_offer",
+    "answer_survey",
     "count_canned_reply_use",
     "decline_offer",
     "dispatch",

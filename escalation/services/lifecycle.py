@@ -99,6 +99,7 @@ def end_chat_by_agent(*, chat_id: int, agent: Agent) -> None:
         actor=agent.user,
         data={"by": "agent", "agent": agent.display_name, "resolution": "resolved"},
         by="agent",
+        after_agent=True,
     )
     tell_removed(chat=chat, assignment=assignment)
     dispatch(stage_ids=selectors.stages_to_dispatch_for(agent=agent))
@@ -144,6 +145,8 @@ def _visitor_leaves(*, chat: ChatSession, route: ChatRoute, why: str, by: str = 
         actor=None,
         data={"by": "visitor", "why": why},
         by=by,
+        # What the stage offers after the agent; a page that is gone can answer nothing.
+        after_agent=assignment is not None and by == "visitor",
     )
     tell_removed(chat=chat, assignment=assignment)
     if assignment is not None:

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from chat import services as chat_services
 from chat.models import ChatSession, OutboundEmail
-from escalation.models import Escalation, OfflineMessage
+from escalation.models import Escalation, OfflineMessage, SurveyAnswer
 from escalation.services.lifecycle import end_chat_by_visitor
 
 
@@ -27,6 +27,7 @@ def erase_chat(*, chat_id: int) -> int:
     Escalation.objects.filter(chat=chat).exclude(note="").update(note="")
     OfflineMessage.objects.filter(chat=chat).update(email="", text="")
     OutboundEmail.objects.filter(chat=chat).delete()  # addresses, and mail not yet sent
+    SurveyAnswer.objects.filter(chat=chat).update(comment="")  # the rating stays for reports
     return chat_services.erase_chat_content(chat=chat)
 
 

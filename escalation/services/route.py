@@ -126,6 +126,18 @@ def tell_removed(
     send_event_on_commit(agent_group(assignment.agent_id), event)
 
 
+def _offer_after_agent(*, chat: ChatSession, stage: Stage, agent_name: str) -> Message | None:
+    """What the stage offers the visitor when a chat an agent took ends there: the satisfaction
+    survey or the "leave a message" form (a notice the page shows it with, and a flow event the
+    offer is read from). The notice, or None when the stage offers nothing."""
+    offer = stage.after_agent
+    if offer == Stage.AfterAgent.NOTHING:
+        return None
+    chat_services.add_flow_event(chat=chat, kind=FlowEvent.Kind.AFTER_AGENT, data={"offer": offer})
+    event = "survey" if offer == Stage.AfterAgent.SURVEY else "after_agent_message"
+    return notify_visitor(chat=chat, event=event, stage=stage, agent=agent_name)
+
+
 def close_chat(
     *,
     chat: ChatSession,
@@ -136,10 +148,13 @@ def close_chat(
     by: str,
     notice: str = "ended",
     notice_values: dict[str, str] | None = None,
+    after_agent: bool = False,
 ) -> None:
     """End the chat with `status` and tell both sides (`by`: agent, visitor, visitor_gone,
-    timeout or fallback), each after the notice that ends their stream. Caller holds the chat
-    row lock."""
+    timeout or fallback), each after the notice that ends their stream. With `after_agent` (a
+    chat an agent took), what the chat's stage offers the visitor next comes before the status
+    too: the page stops listening once it is told the chat is over. Caller holds the chat row
+    lock."""
     agent_name = route.agent.display_name if route.agent else ""
     route.agent, route.entry = None, None
     route.save(update_fields=["agent", "entry"])
@@ -150,6 +165,8 @@ def close_chat(
     last = notify_visitor(
         chat=chat, event=notice, stage=route.stage, agent=agent_name, **(notice_values or {})
     )
+    if after_agent:
+        last = _offer_after_agent(chat=chat, stage=route.stage, agent_name=agent_name) or last
     send_event_on_commit(
         chat_agents_group(chat.pk), ChatStatus(chat=chat.pk, seq=last.seq, status=status, by=by)
     )

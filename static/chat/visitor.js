@@ -27,6 +27,7 @@ const endBtn = document.getElementById("end-chat");
 const newChat = document.getElementById("new-chat");
 const offlineForm = document.getElementById("offline-form");
 const transcriptForm = document.getElementById("transcript-form");
+const surveyForm = document.getElementById("survey-form");
 const conn = document.getElementById("conn");
 const outbox = new Outbox(); // until the server acknowledges each frame
 const agentTyping = new TypingIndicator(document.getElementById("typing"));
@@ -87,7 +88,8 @@ function addMessage(m) {
   if (m.kind === "agent") agentName = m.author;
   if (m.event === "agent_joined" || m.event === "agent_left") agentName = ""; // someone new
   if (m.kind === "agent" || m.event === "agent_joined") queueBox.hidden = true;
-  if (m.event === "offline") offlineForm.hidden = false;
+  if (m.event === "offline" || m.event === "after_agent_message") offlineForm.hidden = false;
+  if (m.event === "survey") surveyForm.hidden = false;
   if (m.event === "message_left") offlineForm.hidden = true;
   if (m.event === "dropped") setStatus("left"); // left the queue: a follow-up team has it now
   scrollDown();

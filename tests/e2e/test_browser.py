@@ -86,8 +86,19 @@ def test_visitor_and_agent_chat_in_two_browsers(
     assert visitor.locator("text=The chat has ended. Thank you for contacting us.").count() == 1
     assert visitor.locator("#new-chat").is_visible()
     assert visitor.locator("#composer-text").is_disabled()
+    # The demo's L1 General asks how it went: the survey appears as the chat ends.
+    survey = visitor.locator("#survey-form")
+    expect(survey).to_be_visible()
+    visitor.locator("text=How did we do, Carol? Please rate this chat below.").wait_for()
     visitor.screenshot(path=ARTIFACTS / "04-visitor-ended.png", full_page=True)
     assert dialogs == [], "no script from a message ever ran"
+    survey.locator("button[type=submit]").click()  # no rating chosen: told so, kept
+    visitor.locator("text=Choose a rating from 1 (poor) to 5 (great).").wait_for()
+    visitor.locator("#survey-form input[name=rating][value='4']").check()
+    visitor.fill("#survey-comment", "Quick and kind")
+    visitor.locator("#survey-form button[type=submit]").click()
+    visitor.locator("text=Thank you for your feedback.").wait_for()
+    expect(visitor.locator("#survey-form")).to_be_hidden()
 
     # Back in the same browser later: the same chat and its whole history.
     visitor.goto(f"{base}/chat/room/")

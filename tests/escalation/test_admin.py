@@ -27,6 +27,7 @@ def stage_form(stage: Stage, **overrides: Any) -> dict[str, Any]:
         "accept_timeout_seconds": stage.accept_timeout_seconds,
         "still_searching_seconds": stage.still_searching_seconds,
         "drop_stage": stage.drop_stage_id or "",
+        "after_agent": stage.after_agent,
         "escalation_options-TOTAL_FORMS": 0,
         "escalation_options-INITIAL_FORMS": 0,
         "templates-TOTAL_FORMS": 0,
