@@ -1,5 +1,6 @@
 """Visitor pages (/chat/) and the agent console (/console/)."""
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -8,6 +9,7 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from chat.exceptions import ChatError, ChatNotFound
@@ -113,6 +115,11 @@ def visitor_room(request: HttpRequest) -> HttpResponseBase:
     return _room(request, held)
 
 
+def _errors(form: forms.Form) -> str:
+    """A form's errors as one line, for the room page's error under that form."""
+    return " ".join(str(e) for errs in form.errors.values() for e in errs)
+
+
 def _room(
     request: HttpRequest,
     held: tuple[ChatSession, str],
@@ -159,8 +166,7 @@ def visitor_leave_message(request: HttpRequest) -> HttpResponseBase:
         return redirect("chat:start")
     form = OfflineMessageForm(request.POST)
     if not form.is_valid():
-        errors = " ".join(str(e) for errs in form.errors.values() for e in errs)
-        return _room(request, held, offline_error=errors, offline_form=form)
+        return _room(request, held, offline_error=_errors(form), offline_form=form)
     refusal = left_message_refusal(request, visitor_token=_visitor_token(request))
     if refusal is not None:
         error = (
@@ -185,8 +191,7 @@ def visitor_survey(request: HttpRequest) -> HttpResponseBase:
         return redirect("chat:start")
     form = SurveyForm(request.POST)
     if not form.is_valid():
-        errors = " ".join(str(e) for errs in form.errors.values() for e in errs)
-        return _room(request, held, survey_error=errors, survey_form=form)
+        return _room(request, held, survey_error=_errors(form), survey_form=form)
     try:
         services.answer_survey(
             chat_id=held[0].pk,
@@ -342,6 +347,7 @@ def canned_replies_json(request: HttpRequest) -> JsonResponse:
             "text": r.text,
             "scope": r.scope,
             "group": r.group.name if r.group else None,
+            "used_url": reverse("console:reply_used", args=[r.pk]),
         }
         for r in canned_replies_for(agent)
     ]

@@ -116,3 +116,33 @@ class StageOptionFactory(factory.django.DjangoModelFactory):  # type: ignore[mis
     target_stage = factory.SubFactory(StageFactory)
     no_agent_rule = "queue"
     note_required = False
+
+
+# --- A visitor's side ----------------------------------------------------------------------------
+VISITOR_DEFAULTS: dict[str, Any] = {
+    "visitor_name": "Carol",
+    "visitor_email": "carol@example.com",
+    "topic_name": "Billing",
+    "first_message": "Hello",
+    "visitor_context": {},
+}
+
+
+def start_chat(**overrides: Any) -> Any:
+    """A visitor's chat, started through the service as the start form does (Carol, Billing,
+    "Hello", unless overridden)."""
+    from escalation import services
+
+    return services.start_chat(**{**VISITOR_DEFAULTS, **overrides})
+
+
+def visitor_client(chat: Any) -> Any:
+    """A browser that holds the chat: its visitor cookie, as the start form sets it."""
+    from django.test import Client
+
+    from chat.selectors import make_visitor_token
+    from chat.views import VISITOR_COOKIE
+
+    client = Client()
+    client.cookies[VISITOR_COOKIE] = f"{chat.pk}:{make_visitor_token(chat)}"
+    return client

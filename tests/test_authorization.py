@@ -11,9 +11,9 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.authtoken.models import Token
 
 from chat.selectors import make_visitor_token
-from chat.views import VISITOR_COOKIE
 from escalation import services
 from escalation.models import Agent, CannedReply
+from tests.factories import visitor_client
 
 pytestmark = pytest.mark.django_db
 
@@ -128,11 +128,10 @@ def world(demo):
 
 
 def page_client(world, persona: str) -> Client:
-    client = Client()
     if persona == "visitor":
-        chat = world["chat"]
-        client.cookies[VISITOR_COOKIE] = f"{chat.pk}:{make_visitor_token(chat)}"
-    elif persona != "anonymous":
+        return visitor_client(world["chat"])
+    client = Client()
+    if persona != "anonymous":
         client.force_login(world["users"][persona])
     return client
 

@@ -21,6 +21,7 @@ from rest_framework.authtoken.models import Token
 from chat.selectors import make_visitor_token
 from chat.views import VISITOR_COOKIE
 from escalation import services
+from escalation.models import CannedReply
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +40,7 @@ def start_chat():
 # --- CSRF ----------------------------------------------------------------------------------------
 def test_every_form_refuses_a_post_without_the_csrf_token(admin_user, alice_agent):
     chat = start_chat()
+    reply = CannedReply.objects.create(shortcut="hello", title="Hello", text="Hi")
     visitor = Client(enforce_csrf_checks=True)
     visitor.cookies[VISITOR_COOKIE] = f"{chat.pk}:{make_visitor_token(chat)}"
     staff = Client(enforce_csrf_checks=True)
@@ -52,6 +54,9 @@ def test_every_form_refuses_a_post_without_the_csrf_token(admin_user, alice_agen
         (anonymous, reverse("chat:start"), {"name": "X", "topic": "Billing", "message": "hi"}),
         (visitor, reverse("chat:new"), {}),
         (visitor, reverse("chat:leave_message"), {"email": "a@example.com", "text": "hi"}),
+        (visitor, reverse("chat:survey"), {"rating": "5"}),
+        (agent, reverse("console:replies"), {"shortcut": "x", "title": "X", "text": "X"}),
+        (agent, reverse("console:reply_used", args=[reply.pk]), {}),
         (anonymous, reverse("admin:login"), {"username": "ada_admin", "password": "x"}),
         (staff, reverse("admin:escalation_tier_add"), {"level": 9, "name": "Nine"}),
         (staff, reverse("admin:logout"), {}),
@@ -64,6 +69,8 @@ def test_every_form_refuses_a_post_without_the_csrf_token(admin_user, alice_agen
     from escalation.models import Tier
 
     assert not Tier.objects.filter(level=9).exists()
+    reply.refresh_from_db()
+    assert reply.uses == 0 and CannedReply.objects.count() == 1
 
 
 def test_the_api_with_a_token_needs_no_csrf_token(alice_agent):

@@ -84,7 +84,12 @@ def send_email_now(*, email_id: int) -> str:
     sending leaves the claim to run out, and the sweep tries again: at least once, so in that
     rare case the e-mail may arrive twice."""
     with transaction.atomic():
-        row = OutboundEmail.objects.select_for_update().filter(pk=email_id).first()
+        row = (
+            OutboundEmail.objects.select_for_update(of=("self",))
+            .select_related("chat")
+            .filter(pk=email_id)
+            .first()
+        )
         if row is None:
             return "gone"
         if row.status != OutboundEmail.Status.PENDING:
@@ -96,9 +101,7 @@ def send_email_now(*, email_id: int) -> str:
         row.due_at = timezone.now() + SEND_CLAIM
         row.save(update_fields=["attempts", "due_at"])
     try:
-        render(OutboundEmail.objects.select_related("chat").get(pk=email_id)).send()
-    except OutboundEmail.DoesNotExist:
-        return "gone"  # erased while it was being claimed
+        render(row).send()
     except Exception as exc:  # any failure is one failed try, never a row stuck pending
         return _failed(email_id=email_id, error=f"{type(exc).__name__}: {exc}")
     OutboundEmail.objects.filter(pk=email_id).update(

@@ -33,7 +33,7 @@ function csrfToken() {
 }
 
 function countUse(reply) {
-  fetch(`${repliesUrl.replace(/\.json$/, "/")}${reply.id}/used/`, {
+  fetch(reply.used_url, {
     method: "POST",
     credentials: "same-origin",
     headers: { "X-CSRFToken": csrfToken() },

@@ -19,9 +19,8 @@ from django.db import connection
 
 from chat.models import ChatSession
 from chat.selectors import make_visitor_token
-from escalation import services
 from tests.e2e.live import Daphne
-from tests.factories import PASSWORD, UserFactory
+from tests.factories import PASSWORD, UserFactory, start_chat
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -124,6 +123,13 @@ async def test_an_unknown_websocket_path_closes_with_4404_and_logs_no_traceback(
     assert "Traceback" not in log and "No route found" not in log
 
 
+async def new_visitor_socket_url(server: Daphne) -> str:
+    """A new chat's visitor socket address on `server` (Carol, waiting at L1)."""
+    chat = await sync_to_async(start_chat)(visitor_email="", first_message="Hello?")
+    token = await sync_to_async(make_visitor_token)(chat)
+    return f"{server.ws_url}/ws/chat/{chat.pk}/?token={quote(token)}&since=0"
+
+
 async def open_visitor_socket(server: Daphne, url: str, forwarded_for: str) -> tuple[object, str]:
     """A visitor socket; what its first frame was: "hello", or the close code."""
     ws = await websockets.connect(
@@ -159,15 +165,7 @@ async def open_visitor_socket(server: Daphne, url: str, forwarded_for: str) -> t
 )
 async def test_the_websocket_cap_counts_the_settled_address(l1_setup, server, forged, answers):
     """Issue 13: rotating a forged X-Forwarded-For bypassed the per-address websocket cap."""
-    chat = await sync_to_async(services.start_chat)(
-        visitor_name="Carol",
-        visitor_email="",
-        topic_name="Billing",
-        first_message="Hello?",
-        visitor_context={},
-    )
-    token = await sync_to_async(make_visitor_token)(chat)
-    url = f"{server.ws_url}/ws/chat/{chat.pk}/?token={quote(token)}&since=0"
+    url = await new_visitor_socket_url(server)
     sockets, got = [], []
     for address in forged:
         ws, first = await open_visitor_socket(server, url, address)
@@ -219,15 +217,7 @@ async def test_serve_gives_a_slow_connect_its_handshake_timeout(l1_setup, server
     drops the handshake after 5 s; `manage.py serve` gives it WS_HANDSHAKE_TIMEOUT_SECONDS (30 by
     default). Here the visitor's connect is held by a lock on the chat table: for 7 s, which
     the default outlasts, or (with the timeout at 2 s) until daphne drops it."""
-    chat = await sync_to_async(services.start_chat)(
-        visitor_name="Carol",
-        visitor_email="",
-        topic_name="Billing",
-        first_message="Hello?",
-        visitor_context={},
-    )
-    token = await sync_to_async(make_visitor_token)(chat)
-    url = f"{server.ws_url}/ws/chat/{chat.pk}/?token={quote(token)}&since=0"
+    url = await new_visitor_socket_url(server)
 
     async def first_frame() -> str:
         async with websockets.connect(url, origin=server.base_url, open_timeout=60) as ws:

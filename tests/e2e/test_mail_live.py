@@ -7,11 +7,10 @@ from django.test import Client
 from playwright.sync_api import expect
 
 from chat.models import OutboundEmail
-from chat.selectors import make_visitor_token
-from chat.views import VISITOR_COOKIE
 from escalation import services
 from escalation.models import Agent
 from tests.e2e.live import ARTIFACTS, CeleryWorker, Daphne
+from tests.factories import start_chat, visitor_client
 from tests.smtp import SmtpServer, parts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -32,18 +31,10 @@ def smtp_and_worker(_flushed_test_redis, _django_db_helper, django_db_blocker):
 def ended_chat_client() -> tuple[int, Client]:
     alex = Agent.objects.get(user__username="alex")
     services.set_presence(agent=alex, presence=Agent.Presence.ONLINE)
-    chat = services.start_chat(
-        visitor_name="Carol",
-        visitor_email="carol@example.com",
-        topic_name="Billing",
-        first_message="My invoice is wrong",
-        visitor_context={},
-    )
+    chat = start_chat(first_message="My invoice is wrong")
     services.post_agent_message(chat_id=chat.pk, agent=alex, text="Fixed it for you.")
     services.end_chat_by_agent(chat_id=chat.pk, agent=alex)
-    client = Client()
-    client.cookies[VISITOR_COOKIE] = f"{chat.pk}:{make_visitor_token(chat)}"
-    return chat.pk, client
+    return chat.pk, visitor_client(chat)
 
 
 def test_the_worker_sends_the_transcript_and_tries_again_while_the_server_is_down(

@@ -11,10 +11,9 @@ from django.utils import timezone
 
 from chat.exceptions import ChatStillOpen
 from chat.models import ChatSession, OutboundEmail
-from chat.selectors import make_visitor_token
-from chat.views import VISITOR_COOKIE
 from escalation import services
 from escalation.models import Agent, QueueEntry
+from tests.factories import start_chat, visitor_client
 from tests.smtp import SmtpServer, parts
 
 pytestmark = pytest.mark.django_db
@@ -55,13 +54,7 @@ def agent(username: str) -> Agent:
 def ended_chat() -> ChatSession:
     """Carol's chat with Alex: a reply with markup, an internal note, ended by Alex."""
     services.set_presence(agent=agent("alex"), presence=Agent.Presence.ONLINE)
-    chat = services.start_chat(
-        visitor_name="Carol",
-        visitor_email="carol@example.com",
-        topic_name="Billing",
-        first_message="My invoice is wrong",
-        visitor_context={},
-    )
+    chat = start_chat(first_message="My invoice is wrong")
     services.post_agent_message(chat_id=chat.pk, agent=agent("alex"), text="Fixed: <b>0 €</b>")
     services.post_agent_message(
         chat_id=chat.pk, agent=agent("alex"), text="Secret: refund approved", internal=True
@@ -94,13 +87,7 @@ def test_the_transcript_goes_to_the_visitor_without_internal_notes(demo, smtp):
 
 
 def test_an_open_chats_transcript_is_refused(demo, smtp):
-    chat = services.start_chat(
-        visitor_name="Carol",
-        visitor_email="",
-        topic_name="Billing",
-        first_message="Hello",
-        visitor_context={},
-    )
+    chat = start_chat(visitor_email="")
     with pytest.raises(ChatStillOpen, match="once the chat has ended"):
         services.email_transcript(chat_id=chat.pk, to="carol@example.com")
     assert not OutboundEmail.objects.exists()
@@ -151,13 +138,7 @@ def test_a_left_message_is_mailed_to_the_agents_serving_its_stage(demo, smtp):
     users.filter(username="alex").update(email="alex@example.com")
     users.filter(username="blair").update(email="blair@example.com", is_active=False)
     users.filter(username="sam").update(email="sam@example.com")  # L2 Billing: not the stage's
-    chat = services.start_chat(
-        visitor_name="Carol\nBcc: victim@example.com",
-        visitor_email="carol@example.com",
-        topic_name="Billing",
-        first_message="Hello?",
-        visitor_context={},
-    )
+    chat = start_chat(visitor_name="Carol\nBcc: victim@example.com", first_message="Hello?")
     entry = QueueEntry.objects.get(chat=chat, left_at__isnull=True)
     QueueEntry.objects.filter(pk=entry.pk).update(deadline=timezone.now())
     services.handle_wait_timeout(entry_id=entry.pk)  # L1: "leave a message"
@@ -179,12 +160,6 @@ def test_erasing_the_visitor_takes_its_unsent_emails(demo, smtp):
     assert not OutboundEmail.objects.exists()
     assert services.send_email_now(email_id=queued.pk) == "gone"
     assert smtp.inbox.messages == []
-
-
-def visitor_client(chat: ChatSession) -> Client:
-    client = Client()
-    client.cookies[VISITOR_COOKIE] = f"{chat.pk}:{make_visitor_token(chat)}"
-    return client
 
 
 def test_the_visitor_asks_for_the_transcript_from_the_page(demo, settings):
@@ -211,13 +186,7 @@ def test_the_visitor_asks_for_the_transcript_from_the_page(demo, settings):
 
 def test_an_open_chat_does_not_offer_the_transcript_yet(demo, settings):
     settings.EMAIL_ENABLED = True
-    chat = services.start_chat(
-        visitor_name="Carol",
-        visitor_email="carol@example.com",
-        topic_name="Billing",
-        first_message="Hello",
-        visitor_context={},
-    )
+    chat = start_chat()
     client = visitor_client(chat)
     assert re.search(
         r'id="transcript-form"[^>]* hidden\b', client.get("/chat/room/").content.decode()
@@ -238,13 +207,7 @@ def test_with_email_off_nothing_offers_or_pretends_to_send_it(demo, settings):
     assert "transcript-form" not in client.get("/chat/room/").content.decode()
     assert client.post("/chat/room/transcript/", {"email": "c@example.org"}).status_code == 404
     services.set_presence(agent=agent("alex"), presence=Agent.Presence.OFFLINE)
-    waiting = services.start_chat(
-        visitor_name="Dan",
-        visitor_email="dan@example.com",
-        topic_name="Billing",
-        first_message="Hello?",
-        visitor_context={},
-    )
+    waiting = start_chat(visitor_name="Dan", visitor_email="dan@example.com")
     entry = QueueEntry.objects.get(chat=waiting, left_at__isnull=True)
     QueueEntry.objects.filter(pk=entry.pk).update(deadline=timezone.now())
     services.handle_wait_timeout(entry_id=entry.pk)  # L1: the "leave a message" form

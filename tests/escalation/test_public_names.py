@@ -10,19 +10,13 @@ from django.utils import timezone
 from chat.models import ChatSession, Message
 from escalation import frames, services
 from escalation.models import MessageTemplate, RoutingPolicy
-from tests.factories import AgentFactory, StageOptionFactory
+from tests.factories import AgentFactory, StageOptionFactory, start_chat
 
 pytestmark = pytest.mark.django_db
 
 
 def start() -> ChatSession:
-    return services.start_chat(
-        visitor_name="Carol",
-        visitor_email="",
-        topic_name="Billing",
-        first_message="My invoice is wrong",
-        visitor_context={},
-    )
+    return start_chat(visitor_email="", first_message="My invoice is wrong")
 
 
 def public_texts(chat: ChatSession) -> list[str]:

@@ -11,11 +11,10 @@ from django.test import Client
 from django.utils import timezone
 
 from chat.models import ChatSession
-from chat.selectors import make_visitor_token
-from chat.views import VISITOR_COOKIE
 from escalation import selectors, services
 from escalation.exceptions import SurveyAlreadyAnswered, SurveyNotOffered
 from escalation.models import Agent, Stage, SurveyAnswer
+from tests.factories import start_chat, visitor_client
 
 pytestmark = pytest.mark.django_db
 
@@ -28,13 +27,7 @@ def chat_with(username: str, topic: str = "Billing") -> ChatSession:
     """A chat the agent took at once (it is the only one online and free)."""
     Agent.objects.update(presence=Agent.Presence.OFFLINE)
     services.set_presence(agent=agent(username), presence=Agent.Presence.ONLINE)
-    chat = services.start_chat(
-        visitor_name="Carol",
-        visitor_email="carol@example.com",
-        topic_name=topic,
-        first_message="Help",
-        visitor_context={},
-    )
+    chat = start_chat(topic_name=topic, first_message="Help")
     chat.refresh_from_db()
     assert chat.route.agent == agent(username)
     return chat
@@ -42,12 +35,6 @@ def chat_with(username: str, topic: str = "Billing") -> ChatSession:
 
 def notices(chat: ChatSession) -> list[str]:
     return list(chat.messages.filter(kind="system").order_by("seq").values_list("event", flat=True))
-
-
-def visitor_client(chat: ChatSession) -> Client:
-    client = Client()
-    client.cookies[VISITOR_COOKIE] = f"{chat.pk}:{make_visitor_token(chat)}"
-    return client
 
 
 def test_the_agent_ends_and_the_visitor_is_asked_to_rate_the_chat(demo):
@@ -90,13 +77,7 @@ def test_a_stage_that_asks_nothing_offers_nothing_and_a_chat_nobody_took_is_not_
     with pytest.raises(SurveyNotOffered):
         services.answer_survey(chat_id=chat.pk, rating=5)
     Agent.objects.update(presence=Agent.Presence.OFFLINE)
-    waiting = services.start_chat(
-        visitor_name="Dan",
-        visitor_email="",
-        topic_name="Billing",
-        first_message="Hi",
-        visitor_context={},
-    )
+    waiting = start_chat(visitor_name="Dan", visitor_email="", first_message="Hi")
     services.end_chat_by_visitor(chat_id=waiting.pk)  # left the queue: abandoned, no agent
     assert not selectors.offers_survey(ChatSession.objects.get(pk=waiting.pk))
     assert not SurveyAnswer.objects.exists()

@@ -12,6 +12,7 @@ from django.test import Client
 from chat.models import ChatSession
 from escalation import services
 from escalation.models import Agent
+from tests.factories import start_chat
 
 pytestmark = pytest.mark.django_db
 
@@ -37,13 +38,7 @@ def escalated_chat(demo) -> ChatSession:
     """Alex takes Carol's chat, answers, writes an internal note, hands it to L2 Billing with a
     reason and a note; Sam takes it and answers."""
     services.set_presence(agent=agent("alex"), presence=Agent.Presence.ONLINE)
-    chat = services.start_chat(
-        visitor_name="Carol",
-        visitor_email="carol@example.com",
-        topic_name="Billing",
-        first_message="I was charged twice <script>alert(1)</script>",
-        visitor_context={},
-    )
+    chat = start_chat(first_message="I was charged twice <script>alert(1)</script>")
     services.post_agent_message(chat_id=chat.pk, agent=agent("alex"), text="Let me look.")
     services.post_agent_message(
         chat_id=chat.pk, agent=agent("alex"), text='=HYPERLINK("x") refund?', internal=True
@@ -136,12 +131,6 @@ def test_a_missing_chat_or_format_is_not_found(demo):
     client = client_for("morgan")
     assert client.get("/reports/chats/987654/transcript.csv").status_code == 404
     assert client.get("/reports/chats/987654/?tab=transcript").status_code == 404
-    chat = services.start_chat(
-        visitor_name="Carol",
-        visitor_email="",
-        topic_name="Billing",
-        first_message="Hello",
-        visitor_context={},
-    )
+    chat = start_chat(visitor_email="")
     assert client.get(f"/reports/chats/{chat.pk}/transcript.pdf").status_code == 404
     assert client.get(f"/reports/chats/{chat.pk}/?tab=nope").context["tab"] == "metadata"
