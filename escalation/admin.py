@@ -3,6 +3,8 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from chat.admin import ReadOnlyAdmin
 from escalation.models import (
@@ -18,6 +20,7 @@ from escalation.models import (
     OfflineMessage,
     Pipeline,
     QueueEntry,
+    Site,
     Stage,
     Tier,
     Topic,
@@ -148,6 +151,46 @@ class StageAdmin(admin.ModelAdmin[Stage]):
     list_filter = ["pipeline", "tier"]
     filter_horizontal = ["groups"]
     inlines = [EscalationOptionInline, StageTemplateInline]
+
+
+@admin.register(Site)
+class SiteAdmin(admin.ModelAdmin[Site]):
+    """Websites that embed the chat widget. The snippet to paste is shown once a site is saved."""
+
+    list_display = ["name", "key", "pipeline", "is_active"]
+    list_filter = ["is_active"]
+    readonly_fields = ["embed_snippet", "created_at", "updated_at"]
+    fields = [
+        "name",
+        "is_active",
+        "allowed_origins",
+        "pipeline",
+        "launcher_text",
+        "panel_title",
+        "colour",
+        "key",
+        "embed_snippet",
+        "created_at",
+        "updated_at",
+    ]
+
+    @admin.display(description="Embed snippet")
+    def embed_snippet(self, site: Site) -> str:
+        if site.pk is None:
+            return "Save the site to get its snippet."
+        request = getattr(self, "request", None)
+        src = reverse("widget-script")
+        if request is not None:
+            src = request.build_absolute_uri(src)
+        return format_html(
+            '<code>&lt;script src="{}" data-site="{}" async&gt;&lt;/script&gt;</code>',
+            src,
+            site.key,
+        )
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        self.request = request  # for the snippet's absolute address
+        return super().get_form(request, obj, **kwargs)
 
 
 @admin.register(EscalationReason)
