@@ -174,35 +174,26 @@ def _cors(response: HttpResponse, origin: str) -> HttpResponse:
 
 @require_GET
 def widget_config(request: HttpRequest, key: str) -> HttpResponse:
-    """What the launcher looks like, for the widget script on an allowed origin (CORS)."""
+    """What the launcher looks like, for the widget script on an allowed origin (CORS). A
+    refusal is readable by any page (it says nothing secret), so the page's console can say why
+    the launcher does not show."""
     site = active_site(key=key)
     origin = _origin(request.headers.get("Origin", ""))
     if site is None:
-        return JsonResponse(
-            {"error": {"code": "unknown_site", "message": "No chat widget has this site key."}},
-            status=404,
-        )
+        refusal = _json_error("unknown_site", "No chat widget has this site key.", 404)
+        return _cors(refusal, "*")
     if origin not in site.origins:
-        return JsonResponse(
-            {
-                "error": {
-                    "code": "origin_not_allowed",
-                    "message": f"This site key is not set up for {origin or 'this page'}.",
-                }
-            },
-            status=403,
+        shown = origin or "this page"
+        refusal = _json_error(
+            "origin_not_allowed", f"This site key is not set up for {shown}.", 403
         )
-    return _cors(
-        JsonResponse(
-            {
-                "launcher_text": site.launcher_text,
-                "title": site.panel_title,
-                "colour": site.colour,
-                "open_url": reverse("chat:widget_open", args=[site.key]),
-            }
-        ),
-        origin,
-    )
+        return _cors(refusal, "*")
+    config = {
+        "launcher_text": site.launcher_text,
+        "title": site.panel_title,
+        "colour": site.colour,
+    }
+    return _cors(JsonResponse(config), origin)
 
 
 def _json_error(code: str, message: str, status: int) -> JsonResponse:

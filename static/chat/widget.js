@@ -7,7 +7,7 @@
    The visitor's chat token is kept in this site's own storage (so the chat survives navigation
    and reloads, and a second tab shows the same chat), handed to the frame by postMessage to
    Tierline's origin only. API: Tierline.open(), .close(), .identify({name, email, ...}),
-   .set({plan: "pro"}), .on("chat:started" | "chat:ended" | "unread", fn), .off(name, fn).
+   .set({plan: "pro"}), .on("chat:started" | "chat:ended" | "unread" | "attributes", fn), .off(name, fn).
    No framework, no build step. */
 (() => {
   const script = document.currentScript;
@@ -194,7 +194,7 @@
   function showBadge() {
     const unread = load().unread || 0;
     badge.hidden = unread === 0;
-    badge.textContent = String(unread);
+    badge.textContent = unread ? String(unread) : "";
     launcher.setAttribute(
       "aria-label",
       unread ? `${launcherText.textContent} (${unread} unread)` : launcherText.textContent,
@@ -293,7 +293,8 @@
       if (isOver(data.status)) ended(state.token, data.status);
     },
     "tierline:attributes": (data) => {
-      if (!data.ok) console.error(`Tierline.set: ${data.error}`);
+      if (data.ok) emit("attributes", { attributes: data.attributes });
+      else console.error(`Tierline.set: ${data.error}`);
     },
   };
 
