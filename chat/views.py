@@ -89,7 +89,9 @@ def _no_chat(request: HttpRequest) -> HttpResponseBase:
     return redirect("chat:start")
 
 
-def _back_to_room(request: HttpRequest, held: tuple[ChatSession, str], flash: str = "") -> Any:
+def _back_to_room(
+    request: HttpRequest, held: tuple[ChatSession, str], flash: str = ""
+) -> HttpResponseBase:
     """After a visitor's form was taken: on Tierline's page, redirect to the room (the flash in
     the messages framework); in a widget, the room at once (no cookie to carry either)."""
     if widget_site(request) is not None:
@@ -156,7 +158,7 @@ def visitor_start(request: HttpRequest) -> HttpResponseBase:
                 secure=settings.SESSION_COOKIE_SECURE,
             )
             return response
-    return _start_page(request, form, status=400 if form.errors else 200)
+    return _start_page(request, form)
 
 
 def widget_open_page(request: HttpRequest) -> HttpResponseBase:

@@ -4,7 +4,6 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils.html import format_html
 
 from chat.admin import ReadOnlyAdmin
 from escalation.models import (
@@ -155,42 +154,26 @@ class StageAdmin(admin.ModelAdmin[Stage]):
 
 @admin.register(Site)
 class SiteAdmin(admin.ModelAdmin[Site]):
-    """Websites that embed the chat widget. The snippet to paste is shown once a site is saved."""
+    """Websites that embed the chat widget. The snippet to paste shows once a site is saved."""
 
     list_display = ["name", "key", "pipeline", "is_active"]
     list_filter = ["is_active"]
-    readonly_fields = ["embed_snippet", "created_at", "updated_at"]
-    fields = [
-        "name",
-        "is_active",
-        "allowed_origins",
-        "pipeline",
-        "launcher_text",
-        "panel_title",
-        "colour",
-        "key",
-        "embed_snippet",
-        "created_at",
-        "updated_at",
-    ]
+    readonly_fields = ["created_at", "updated_at"]
+    change_form_template = "admin/escalation/site/change_form.html"
 
-    @admin.display(description="Embed snippet")
-    def embed_snippet(self, site: Site) -> str:
-        if site.pk is None:
-            return "Save the site to get its snippet."
-        request = getattr(self, "request", None)
-        src = reverse("widget-script")
-        if request is not None:
-            src = request.build_absolute_uri(src)
-        return format_html(
-            '<code>&lt;script src="{}" data-site="{}" async&gt;&lt;/script&gt;</code>',
-            src,
-            site.key,
-        )
-
-    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
-        self.request = request  # for the snippet's absolute address
-        return super().get_form(request, obj, **kwargs)
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Site | None = None,
+    ) -> Any:
+        # The snippet names this server as the browser reached it (behind a proxy, as the
+        # proxy headers say: see TRUSTED_PROXIES).
+        context["widget_script_url"] = request.build_absolute_uri(reverse("widget-script"))
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 @admin.register(EscalationReason)

@@ -12,7 +12,7 @@ from rest_framework.authtoken.models import Token
 
 from chat.selectors import make_visitor_token
 from escalation import services
-from escalation.models import Agent, CannedReply
+from escalation.models import Agent, CannedReply, Site
 from tests.factories import visitor_client
 
 pytestmark = pytest.mark.django_db
@@ -38,6 +38,21 @@ PAGES = [
     ("POST", "/chat/room/transcript/", [404, 404, 404, 404, 404, 404]),
     # The visitor's chat is still open: no survey to answer (400); no chat: the start form.
     ("POST", "/chat/room/survey/", [302, 400, 302, 302, 302, 302]),
+    # The widget's pages: the visitor is known by a token in the form, never a cookie or a
+    # session, so every caller is alike. A GET is the frame's boot page; a POST without the
+    # embedding page's origin (one of the site's) is refused; tests/chat/test_widget.py has more.
+    ("GET", "/widget.js", [200, 200, 200, 200, 200, 200]),
+    ("GET", "/chat/w/{site}/", [200, 200, 200, 200, 200, 200]),
+    ("POST", "/chat/w/{site}/", [403, 403, 403, 403, 403, 403]),
+    ("POST", "/chat/w/{site}/start/", [403, 403, 403, 403, 403, 403]),
+    ("GET", "/chat/w/{site}/new/", [200, 200, 200, 200, 200, 200]),
+    ("POST", "/chat/w/{site}/new/", [403, 403, 403, 403, 403, 403]),
+    ("POST", "/chat/w/{site}/leave-message/", [403, 403, 403, 403, 403, 403]),
+    ("POST", "/chat/w/{site}/transcript/", [403, 403, 403, 403, 403, 403]),
+    ("POST", "/chat/w/{site}/survey/", [403, 403, 403, 403, 403, 403]),
+    ("GET", "/chat/w/{site}/config", [403, 403, 403, 403, 403, 403]),  # no allowed Origin
+    ("POST", "/chat/w/{site}/attributes", [404, 404, 404, 404, 404, 404]),  # no chat token
+    ("GET", "/chat/w/no-such-site/", [404, 404, 404, 404, 404, 404]),
     ("GET", "/console/", [302, 302, 200, 200, 403, 403]),
     ("GET", "/console/messages/", [302, 302, 200, 200, 200, 200]),
     ("GET", "/console/history/", [302, 302, 200, 200, 403, 403]),  # an agent's own past chats
@@ -118,6 +133,7 @@ def world(demo):
     return {
         "chat": chat,
         "reply": CannedReply.objects.create(shortcut="hello", title="Hello", text="Hi {visitor}"),
+        "site": Site.objects.create(name="Shop", allowed_origins="https://shop.example"),
         "users": {
             "holder": users.get(username="alex"),
             "other_group": users.get(username="sam"),
@@ -160,7 +176,12 @@ def test_boundary(world, persona):
     index = PERSONAS.index(persona)
     wrong = []
     for method, path, codes in PAGES + API:
-        url = path.format(chat=world["chat"].pk, offer=NO_SUCH_OFFER, reply=world["reply"].pk)
+        url = path.format(
+            chat=world["chat"].pk,
+            offer=NO_SUCH_OFFER,
+            reply=world["reply"].pk,
+            site=world["site"].key,
+        )
         make = api_client if url.startswith("/api/v1/") else page_client
         client = make(world, persona)
         body = next((b for suffix, b in BODIES.items() if url.endswith(suffix)), {})
@@ -193,6 +214,7 @@ def test_every_route_is_in_the_table():
         p.replace("{chat}", "<id:chat_id>")
         .replace("{offer}", "<id:offer_id>")
         .replace("{reply}", "<id:reply_id>")
+        .replace("{site}", "<str:key>")
         for _, p, _ in PAGES + API
     ]
     listed = [p.lstrip("/") for p in listed]

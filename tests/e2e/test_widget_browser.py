@@ -30,7 +30,8 @@ PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><link rel="
 <script src="{base}/widget.js" data-site="{key}" async></script></body></html>"""
 
 FOREIGN = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Foreign</title></head><body><iframe id="direct" title="direct" src="{base}/chat/w/{key}/"></iframe>
+<title>Foreign</title></head><body>
+<iframe id="direct" title="direct" src="{base}/chat/w/{key}/"></iframe>
 <script src="{base}/widget.js" data-site="{key}" async></script></body></html>"""
 
 
