@@ -49,6 +49,7 @@ from escalation.models import (
 )
 from reporting import summaries
 from reporting.csvsafe import safe_text
+from reporting.flowwords import flow_details
 from reporting.summaries import AGENT_REQUESTS, Metric
 
 
@@ -161,6 +162,7 @@ def row_of(e: Escalation) -> dict[str, Any]:
     wait = getattr(e, "wait", None)
     return {
         "chat_id": e.chat_id,
+        "visitor": e.chat.visitor_name,
         "when": e.requested_at,
         "from_agent": e.from_agent.display_name if e.from_agent else "",
         "from_group": e.from_group.name if e.from_group else "",
@@ -174,6 +176,7 @@ def row_of(e: Escalation) -> dict[str, Any]:
 
 ESCALATED_CSV_HEADER = [
     "chat",
+    "visitor",
     "escalated_at",
     "from_agent",
     "from_group",
@@ -220,6 +223,7 @@ def escalated_csv_queryset(
         rows = rows.filter(requested_at__gte=window[0], requested_at__lt=window[1])
     return rows.values_list(
         "chat_id",
+        safe_text(F("chat__visitor_name")),
         Func(  # the site's local time, as on the page
             Func(
                 Value(settings.TIME_ZONE),
@@ -261,6 +265,7 @@ def escalated_csv_rows(f: ReportFilter, sort: str = "-when") -> Iterator[list[An
     for r in escalated_rows(f, sort):
         yield [
             r["chat_id"],
+            r["visitor"],
             r["when"].astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
             r["from_agent"],
             r["from_group"],
@@ -521,9 +526,8 @@ def chat_detail(*, chat_id: int) -> dict[str, Any]:
     segments.sort(key=lambda s: (s["start"], 0 if s["kind"] == "waiting" else 1))
     per_tier: dict[str, float] = {}
     for seg in segments:
-        per_tier[seg["tier"]] = (
-            per_tier.get(seg["tier"], 0) + (seg["end"] - seg["start"]).total_seconds()
-        )
+        seg["seconds"] = (seg["end"] - seg["start"]).total_seconds()
+        per_tier[seg["tier"]] = per_tier.get(seg["tier"], 0) + seg["seconds"]
     context = chat.visitor_context or {}
     known = {"page", "user_agent", "language"}
     route = getattr(chat, "route", None)
@@ -540,7 +544,10 @@ def chat_detail(*, chat_id: int) -> dict[str, Any]:
         "agents": list(dict.fromkeys(a.agent.display_name for a in assignments)),
         "segments": segments,
         "escalations": escalation_rows,
-        "flow": list(FlowEvent.objects.filter(chat=chat).order_by("pk")),
+        "flow": [
+            {"at": ev.at, "kind": ev.get_kind_display(), "details": flow_details(ev.data)}
+            for ev in FlowEvent.objects.filter(chat=chat).order_by("pk")
+        ],
         "timeline": _timeline(segments, chat.created_at, end),
         "survey": SurveyAnswer.objects.filter(chat=chat).first(),
     }

@@ -284,6 +284,10 @@ def test_every_page_renders_and_its_csv_holds_the_same_numbers(history, client, 
     )
     rows = parse_csv(escalated)
     assert len(rows) == 4 and rows[1][0] == str(history["D"].pk)  # newest first, like the page
+    assert rows[0][:2] == ["chat", "visitor"]
+    assert rows[1][1] == history["D"].visitor_name  # the visitor is named, on the page too
+    listed = client.get(reverse("reporting:escalated"), query).content.decode()
+    assert f"<td><bdi>{history['D'].visitor_name}</bdi></td>" in listed
     page = client.get(reverse("reporting:by_agent"), query).content.decode()
     assert "75%" in page and "<svg" in page
 
@@ -343,7 +347,7 @@ def test_the_copy_csv_matches_the_python_rows(history, client, manager_user):
     ]
     assert copied[0] == selectors.ESCALATED_CSV_HEADER
     assert copied[1:] == python
-    assert copied[-1][1] == "2026-03-10 11:10:00"  # B, in Paris time like the page
+    assert copied[-1][2] == "2026-03-10 11:10:00"  # B, in Paris time like the page
 
 
 @pytest.mark.postgres
