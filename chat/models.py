@@ -55,7 +55,15 @@ class ChatSession(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
-        indexes = [models.Index(fields=["status", "created_at"], name="chat_status_created")]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="chat_status_created"),
+            # The console's "previous chats of this visitor" looks chats up by e-mail.
+            models.Index(
+                fields=["visitor_email", "-created_at"],
+                condition=~Q(visitor_email=""),
+                name="chat_visitor_email_created",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Chat {self.pk} with {self.visitor_name} ({self.get_status_display()})"

@@ -87,10 +87,11 @@ def visitor_start(request: HttpRequest) -> HttpResponseBase:
                 topic_name=data["topic"],
                 first_message=data["message"],
                 visitor_context={
-                    "page": data["page"],
+                    **form.visitor_context(),
                     "user_agent": request.headers.get("User-Agent", "")[:300],
                     "language": request.headers.get("Accept-Language", "")[:100],
                 },
+                fields=form.answers(),
             )
         except ChatError as exc:
             form.add_error("topic" if exc.code == "unknown_topic" else "message", exc.message)

@@ -19,6 +19,7 @@ from escalation.models import (
     EscalationReason,
     FallbackAction,
     Pipeline,
+    PreChatField,
     RoutingPolicy,
     Stage,
     TargetKind,
@@ -264,6 +265,33 @@ def load_demo_configuration() -> list[DemoLogin]:
         Topic.objects.update_or_create(
             name=topic, defaults={"pipeline": pipeline, "position": position}
         )
+    # The start form's own questions per pipeline; optional, so a visitor in a hurry can skip.
+    for pipeline, key, question in [
+        (sales, "company", {"label": "Company", "kind": PreChatField.Kind.TEXT}),
+        (
+            support,
+            "order-number",
+            {
+                "label": "Order number",
+                "kind": PreChatField.Kind.ORDER_NUMBER,
+                "pattern": r"[A-Z]{2}-\d{6}",
+                "pattern_error": "An order number looks like AB-123456.",
+                "help_text": "On your receipt, e.g. AB-123456.",
+                "position": 1,
+            },
+        ),
+        (
+            support,
+            "product",
+            {
+                "label": "Product",
+                "kind": PreChatField.Kind.CHOICE,
+                "choices": "Tierline Cloud\nTierline Self-hosted\nMobile app",
+                "position": 2,
+            },
+        ),
+    ]:
+        PreChatField.objects.update_or_create(pipeline=pipeline, key=key, defaults=question)
 
     def option(
         at: Stage, keyword: str, label: str, kind: str, position: int, **kw: Any

@@ -15,6 +15,7 @@ from django.db.models import (
     IntegerField,
     Max,
     OuterRef,
+    Prefetch,
     Q,
     QuerySet,
     Subquery,
@@ -37,6 +38,8 @@ from escalation.models import (
     EscalationOption,
     FallbackAction,
     OfflineMessage,
+    Pipeline,
+    PreChatField,
     QueueEntry,
     RoutingPolicy,
     Stage,
@@ -44,6 +47,19 @@ from escalation.models import (
     TargetKind,
     Tier,
 )
+
+
+def start_form_pipelines(*, pipeline_id: int | None = None) -> list[Pipeline]:
+    """The pipelines a visitor may start a chat in (active, with an entry stage), each with its
+    topics and pre-chat fields prefetched, for the start form; `pipeline_id` keeps only that
+    one (a start page limited to one pipeline)."""
+    pipelines = Pipeline.objects.filter(is_active=True, entry_stage__isnull=False).prefetch_related(
+        "topics",
+        Prefetch("prechat_fields", queryset=PreChatField.objects.order_by("position", "pk")),
+    )
+    if pipeline_id is not None:
+        pipelines = pipelines.filter(pk=pipeline_id)
+    return list(pipelines)
 
 
 def fallback_loop(

@@ -38,7 +38,10 @@ def start_chat(
     topic_name: str,
     first_message: str,
     visitor_context: dict[str, Any],
+    fields: dict[str, dict[str, Any]] | None = None,
 ) -> ChatSession:
+    """`fields`: the answers to the pipeline's pre-chat questions, already checked by the start
+    form (key -> {"label", "value"}); kept in the chat's visitor_context["fields"]."""
     topic = (
         Topic.objects.select_related("pipeline__entry_stage")
         .filter(name=topic_name, pipeline__is_active=True, pipeline__entry_stage__isnull=False)
@@ -52,7 +55,7 @@ def start_chat(
         visitor_name=visitor_name,
         visitor_email=visitor_email,
         topic=topic.name,
-        visitor_context=visitor_context,
+        visitor_context={**visitor_context, "fields": fields} if fields else visitor_context,
     )
     route = ChatRoute.objects.create(
         chat=chat, pipeline=topic.pipeline, stage=stage, tier=stage.tier
