@@ -38,7 +38,7 @@ def _time_zones() -> frozenset[str]:
 
 def prechat_form_field(question: PreChatField) -> forms.Field:
     """The form field that asks one pre-chat question, with its own clear error messages."""
-    Kind = PreChatField.Kind
+    kinds = PreChatField.Kind
     messages = {"required": f"Please fill in “{question.label}”."}
     common: dict[str, Any] = {
         "label": question.label,
@@ -46,7 +46,7 @@ def prechat_form_field(question: PreChatField) -> forms.Field:
         "help_text": question.help_text,
     }
     field: forms.Field
-    if question.kind == Kind.NUMBER:
+    if question.kind == kinds.NUMBER:
         messages["invalid"] = "Enter a number, e.g. 12 or 3.5."
         field = forms.DecimalField(
             max_digits=18,
@@ -55,30 +55,30 @@ def prechat_form_field(question: PreChatField) -> forms.Field:
             error_messages=messages,
             **common,
         )
-    elif question.kind == Kind.CHOICE:
+    elif question.kind == kinds.CHOICE:
         messages["invalid_choice"] = "Choose one of the listed options."
         field = forms.ChoiceField(
             choices=[("", "Choose…"), *((c, c) for c in question.choice_list)],
             error_messages=messages,
             **common,
         )
-    elif question.kind == Kind.CHECKBOX:
+    elif question.kind == kinds.CHECKBOX:
         messages["required"] = f"Please tick “{question.label}” to go on."
         field = forms.BooleanField(error_messages=messages, **common)
-    elif question.kind == Kind.DATE:
+    elif question.kind == kinds.DATE:
         messages["invalid"] = "Enter a date as YYYY-MM-DD, e.g. 2026-03-31."
         field = forms.DateField(
             widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
             error_messages=messages,
             **common,
         )
-    elif question.kind == Kind.EMAIL:
+    elif question.kind == kinds.EMAIL:
         messages["invalid"] = "Enter an e-mail address, e.g. name@example.com."
         field = forms.EmailField(error_messages=messages, **common)
     else:  # text, long text, order number
         limit = ANSWER_MAX_CHARS.get(question.kind, 200)
         messages["max_length"] = f"At most {limit} characters, please."
-        widget = forms.Textarea(attrs={"rows": 3}) if question.kind == Kind.LONG_TEXT else None
+        widget = forms.Textarea(attrs={"rows": 3}) if question.kind == kinds.LONG_TEXT else None
         field = forms.CharField(max_length=limit, widget=widget, error_messages=messages, **common)
     if question.pattern and question.kind in PATTERN_KINDS:
         field.validators.append(
