@@ -14,6 +14,7 @@ import { closeDialog, wireEscalation } from "./escalate.js";
 import { tierPath } from "./format.js";
 import { send } from "./link.js";
 import { claimed, ensureChat, isHeld, isOnScreen, markRead, outbox } from "./state.js";
+import { showVisitor } from "./visitor.js";
 
 const paneTemplate = document.getElementById("pane-template");
 /** Controls for a chat the agent holds: hidden and disabled in every other state. */
@@ -73,6 +74,7 @@ export function applyInfo(info) {
   c.tab.querySelector(".tab-name").textContent = info.visitor;
   c.pane.querySelector(".pane-meta").replaceChildren(...metaLine(info));
   showHandover(c.pane, info.handover);
+  showVisitor(c.pane, info.details);
   showTimeline(c.pane, info.flow);
   drawState(c);
 }
