@@ -26,7 +26,7 @@ class TruncatedCharField(forms.CharField):
 # The pre-chat answers a chat keeps: key -> {"label": ..., "value": ...} (JSON values).
 Answers = dict[str, dict[str, Any]]
 
-ANSWER_MAX_CHARS = {PreChatField.Kind.LONG_TEXT: 2000}
+ANSWER_MAX_CHARS: dict[str, int] = {PreChatField.Kind.LONG_TEXT: 2000}
 DEFAULT_PATTERN_ERROR = "This is not in the expected format."
 VISITOR_WITHOUT_NAME = "Visitor"
 

@@ -266,7 +266,7 @@ def load_demo_configuration() -> list[DemoLogin]:
             name=topic, defaults={"pipeline": pipeline, "position": position}
         )
     # The start form's own questions per pipeline; optional, so a visitor in a hurry can skip.
-    for pipeline, key, question in [
+    questions: list[tuple[Pipeline, str, dict[str, Any]]] = [
         (sales, "company", {"label": "Company", "kind": PreChatField.Kind.TEXT}),
         (
             support,
@@ -290,7 +290,8 @@ def load_demo_configuration() -> list[DemoLogin]:
                 "position": 2,
             },
         ),
-    ]:
+    ]
+    for pipeline, key, question in questions:
         PreChatField.objects.update_or_create(pipeline=pipeline, key=key, defaults=question)
 
     def option(
