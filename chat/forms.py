@@ -168,6 +168,7 @@ class StartChatForm(forms.Form):
         if len(topics) == 1:  # nothing to choose: the only topic goes with the form
             topic_field.widget = forms.HiddenInput()
             topic_field.initial = topics[0].name
+            topic_field.required = False  # a form sent without it means the only topic
         self.fields["message"].validators.append(MaxLengthValidator(settings.MESSAGE_MAX_CHARS))
 
     @property
@@ -215,6 +216,10 @@ class StartChatForm(forms.Form):
     def names_topics(self) -> bool:
         """Whether the questions are headed with their topics (several pipelines ask some)."""
         return sum(1 for f in self.prechat_forms if f.questions) > 1
+
+    def clean_topic(self) -> str:
+        topic: str = self.cleaned_data["topic"]
+        return topic or (next(iter(self.pipeline_of_topic)) if self.single_topic else "")
 
     def clean_time_zone(self) -> str:
         zone: str = self.cleaned_data["time_zone"]
