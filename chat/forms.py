@@ -124,9 +124,14 @@ class PreChatForm(forms.Form):
         return json.dumps(self.topic_names)
 
     def answers(self) -> Answers:
-        """The valid answers given (unanswered optional questions left out)."""
+        """The valid answers given (unanswered optional questions left out). Each keeps its
+        question's position: PostgreSQL's jsonb does not keep the order of an object's keys."""
         return {
-            q.key: {"label": q.label, "value": answer_value(self.cleaned_data[q.key])}
+            q.key: {
+                "label": q.label,
+                "value": answer_value(self.cleaned_data[q.key]),
+                "position": q.position,
+            }
             for q in self.questions
             if self.cleaned_data.get(q.key) not in (None, "")
         }

@@ -105,6 +105,13 @@ def browser_and_os(user_agent: str) -> tuple[str, str]:
     return named(result.user_agent), named(result.os)
 
 
+def _question_order(item: tuple[str, Any]) -> tuple[int, str]:
+    """Answers in their questions' order (each answer keeps its question's position)."""
+    key, answer = item
+    position = answer.get("position") if isinstance(answer, dict) else None
+    return (position if isinstance(position, int) else 0, key)
+
+
 def visitor_details(chat: ChatSession) -> dict[str, Any]:
     """What the visitor told and their browser sent at the start, as the agent's panel and the
     Metadata tab show it: each value a string, cut to a sane length (the pages escape them)."""
@@ -124,7 +131,9 @@ def visitor_details(chat: ChatSession) -> dict[str, Any]:
                 "label": _text(answer.get("label") or key, CONTEXT_KEY_MAX_CHARS),
                 "value": _text(answer.get("value")),
             }
-            for key, answer in (fields.items() if isinstance(fields, dict) else ())
+            for key, answer in sorted(
+                (fields.items() if isinstance(fields, dict) else ()), key=_question_order
+            )
             if isinstance(answer, dict)
         ],
         "page": _text(context.get("page")),
@@ -138,7 +147,8 @@ def visitor_details(chat: ChatSession) -> dict[str, Any]:
         "utc_offset_minutes": offset if isinstance(offset, int) else None,
         "attributes": [
             {"name": _text(name, CONTEXT_KEY_MAX_CHARS), "value": _text(value)}
-            for name, value in list(attributes.items() if isinstance(attributes, dict) else ())[
+            # jsonb keeps no key order: by name, so that the panel does not reshuffle
+            for name, value in sorted(attributes.items() if isinstance(attributes, dict) else ())[
                 :MAX_ATTRIBUTES
             ]
         ],

@@ -151,12 +151,12 @@ def test_only_the_chosen_pipelines_questions_are_checked_and_kept(two_pipelines)
     form = StartChatForm(start_data(support, **{f"p{sales.pk}-company": "x" * 500}))
     assert form.is_valid(), form.errors
     assert form.answers() == {
-        "order": {"label": "Order number", "value": "AB-123456"},
-        "product": {"label": "Product", "value": "Cloud"},
+        "order": {"label": "Order number", "value": "AB-123456", "position": 1},
+        "product": {"label": "Product", "value": "Cloud", "position": 2},
     }
     buying = StartChatForm({**start_data(support, topic="Buying"), f"p{sales.pk}-company": "Acme"})
     assert buying.is_valid(), buying.errors
-    assert buying.answers() == {"company": {"label": "Company", "value": "Acme"}}
+    assert buying.answers() == {"company": {"label": "Company", "value": "Acme", "position": 0}}
 
 
 def test_the_chosen_pipelines_errors_are_on_its_own_fields(two_pipelines) -> None:
@@ -183,7 +183,9 @@ def test_a_prechat_form_alone_serves_a_page_limited_to_one_pipeline(two_pipeline
     _, support = two_pipelines
     [pipeline] = start_form_pipelines(pipeline_id=support.pk)
     form = PreChatForm({f"p{support.pk}-product": "Cloud"}, pipeline=pipeline)
-    assert form.is_valid() and form.answers() == {"product": {"label": "Product", "value": "Cloud"}}
+    assert form.is_valid() and form.answers() == {
+        "product": {"label": "Product", "value": "Cloud", "position": 2}
+    }
     assert form.topic_names == ["Billing", "Technical"]
 
 
@@ -237,8 +239,8 @@ def test_start_page_stores_the_answers_and_the_browsers_context(two_pipelines) -
         "user_agent": "Firefox/1.0",
         "language": "",
         "fields": {
-            "order": {"label": "Order number", "value": "AB-123456"},
-            "product": {"label": "Product", "value": "Cloud"},
+            "order": {"label": "Order number", "value": "AB-123456", "position": 1},
+            "product": {"label": "Product", "value": "Cloud", "position": 2},
         },
     }
 
