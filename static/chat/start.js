@@ -10,7 +10,14 @@ function fill(id, value) {
   if (input && !input.value) input.value = value || "";
 }
 
-fill("id_page", params.get("page") || document.referrer);
+/** The page the visitor came from; not this form itself (its own reload after an error). */
+function cameFrom() {
+  if (!document.referrer) return "";
+  const from = new URL(document.referrer);
+  return from.origin === location.origin && from.pathname === location.pathname ? "" : from.href;
+}
+
+fill("id_page", params.get("page") || cameFrom());
 fill("id_page_title", params.get("title"));
 fill("id_referrer", params.get("referrer"));
 fill("id_time_zone", Intl.DateTimeFormat().resolvedOptions().timeZone);

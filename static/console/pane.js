@@ -79,12 +79,11 @@ export function applyInfo(info) {
   drawState(c);
 }
 
-/** "e-mail · path: Level 1 → Level 2 · page: … · browser", each visitor value isolated. */
+/** "e-mail · path: Level 1 → Level 2" (the page, browser and the rest are in the Visitor
+    panel), each visitor value isolated. */
 function metaLine(info) {
   const parts = [info.email ? bdi(info.email) : "no e-mail"];
   parts.push(`path: ${tierPath(info.tier_path) || "–"}`);
-  if (info.context?.page) parts.push(el("span", {}, ["page: ", bdi(info.context.page)]));
-  if (info.context?.user_agent) parts.push(bdi(info.context.user_agent.slice(0, 80)));
   return parts.flatMap((part, i) => (i ? [" · ", part] : [part]));
 }
 
