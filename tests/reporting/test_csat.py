@@ -10,11 +10,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from escalation import services
-from escalation.models import Agent, AgentGroup, Pipeline
+from escalation.models import AgentGroup, Pipeline
 from reporting import offers, satisfaction
 from reporting.selectors import ReportFilter
-from tests.escalation.test_survey import agent, answered, chat_with
+from tests.escalation.test_survey import agent, answered, answered_after_escalation_to_sam
 from tests.reporting.test_reports import parse_csv
 
 pytestmark = pytest.mark.django_db
@@ -29,13 +28,7 @@ def rated(demo: None) -> None:
         answered("alex", rating)
     answered("alex", 1, days_ago=40)
     answered("blair", 1)
-    chat = chat_with("alex")
-    services.escalate_chat(chat_id=chat.pk, agent=agent("alex"), keyword="billing", note="n")
-    Agent.objects.update(presence=Agent.Presence.OFFLINE)
-    services.set_presence(agent=agent("sam"), presence=Agent.Presence.ONLINE)
-    services.take_chat(chat_id=chat.pk, agent=agent("sam"))
-    services.end_chat_by_agent(chat_id=chat.pk, agent=agent("sam"))
-    services.answer_survey(chat_id=chat.pk, rating=3)
+    answered_after_escalation_to_sam(3)
 
 
 def period(tier_level: int = 1) -> ReportFilter:
