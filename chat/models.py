@@ -9,7 +9,8 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 
@@ -57,9 +58,11 @@ class ChatSession(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["status", "created_at"], name="chat_status_created"),
-            # The console's "previous chats of this visitor" looks chats up by e-mail.
+            # The console's "previous chats of this visitor" looks chats up by e-mail, in any
+            # case (Carol@Example.com is carol@example.com), newest first; erasure by e-mail too.
             models.Index(
-                fields=["visitor_email", "-created_at"],
+                Upper("visitor_email"),
+                F("created_at").desc(),
                 condition=~Q(visitor_email=""),
                 name="chat_visitor_email_created",
             ),

@@ -620,13 +620,14 @@ def pipeline_queue_is_full(*, topic_name: str) -> bool:
 def previous_chats_of_visitor(
     *, chat: ChatSession, agent: Agent, limit: int = 5
 ) -> list[ChatSession]:
-    """Up to `limit` chats started before `chat` with the same e-mail, newest first: of those
+    """Up to `limit` chats started before `chat` with the same e-mail (in any case), newest
+    first: of those
     the agent may open (managers: all), so the panel links to no chat its page would refuse.
     One query, by the index chat_visitor_email_created."""
     if not chat.visitor_email:
         return []
     earlier = ChatSession.objects.filter(
-        visitor_email=chat.visitor_email, created_at__lt=chat.created_at
+        visitor_email__iexact=chat.visitor_email, created_at__lt=chat.created_at
     ).exclude(visitor_email="")  # the index's own condition, so the planner may use it
     if not agent.user.has_perm("escalation.view_reports"):
         earlier = earlier.filter(pk__in=chats_visible_to(agent=agent).values("pk"))

@@ -1,3 +1,4 @@
+import django.db.models.functions.text
 from django.contrib.postgres.operations import AddIndexConcurrently
 from django.db import migrations, models
 
@@ -14,8 +15,9 @@ class Migration(migrations.Migration):
         AddIndexConcurrently(
             model_name="chatsession",
             index=models.Index(
+                django.db.models.functions.text.Upper("visitor_email"),
+                models.F("created_at").desc(),
                 condition=models.Q(("visitor_email", ""), _negated=True),
-                fields=["visitor_email", "-created_at"],
                 name="chat_visitor_email_created",
             ),
         ),
