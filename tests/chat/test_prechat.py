@@ -280,3 +280,21 @@ def test_answer_values_are_json(db: None) -> None:
     assert answer_value(date(2026, 1, 2)) == "2026-01-02"
     assert answer_value(Decimal("4.000")) == 4
     assert answer_value(True) is True
+
+
+def test_the_partial_renders_one_pipelines_questions_alone(two_pipelines) -> None:
+    """What a start page limited to one pipeline (the widget's) includes."""
+    from django.template.loader import render_to_string
+
+    _, support = two_pipelines
+    [pipeline] = start_form_pipelines(pipeline_id=support.pk)
+    form = PreChatForm({f"p{support.pk}-order": "bad"}, pipeline=pipeline)
+    assert not form.is_valid()
+    html = render_to_string("chat/_prechat_fields.html", {"prechat": form, "shown": True})
+    assert re.search(rf'<fieldset class="prechat" data-pipeline="{support.pk}"[^>]*>', html)
+    assert " hidden>" not in html.split("\n", 1)[0]
+    product = re.search(rf'<select name="p{support.pk}-product"[^>]*>', html)
+    assert product is not None and "required" in product.group(0)  # marked for assistive tech
+    assert 'Product <span class="req" aria-hidden="true">*</span>' in html
+    assert 'Order number <span class="muted">(optional)</span>' in html
+    assert f'id="id_p{support.pk}-product_error">Please fill in “Product”.</span>' in html
