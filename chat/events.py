@@ -241,6 +241,7 @@ class ChatInfo(Frame):
     email: str
     topic: str
     context: dict[str, Any]
+    details: dict[str, Any]
     created_at: str
     stage: str | None
     agent: str | None

@@ -9,7 +9,8 @@ from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 
@@ -55,7 +56,17 @@ class ChatSession(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     class Meta:
-        indexes = [models.Index(fields=["status", "created_at"], name="chat_status_created")]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="chat_status_created"),
+            # The console's "previous chats of this visitor" looks chats up by e-mail, in any
+            # case (Carol@Example.com is carol@example.com), newest first; erasure by e-mail too.
+            models.Index(
+                Upper("visitor_email"),
+                F("created_at").desc(),
+                condition=~Q(visitor_email=""),
+                name="chat_visitor_email_created",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Chat {self.pk} with {self.visitor_name} ({self.get_status_display()})"

@@ -32,7 +32,7 @@ from chat.throttles import (
     left_message_refusal,
     transcript_email_refusal,
 )
-from chat.widget import visitor_page_context, widget_context, widget_site
+from chat.widget import visitor_page_context, widget_site
 from escalation import services
 from escalation.models import Agent, CannedReply
 from escalation.selectors import (
@@ -136,11 +136,11 @@ def visitor_start(request: HttpRequest) -> HttpResponseBase:
                 topic_name=data["topic"],
                 first_message=data["message"],
                 visitor_context={
-                    "page": data["page"],
+                    **form.visitor_context(),
                     "user_agent": request.headers.get("User-Agent", "")[:300],
                     "language": request.headers.get("Accept-Language", "")[:100],
-                    **widget_context(form),
                 },
+                fields=form.answers(),
                 site=site,
             )
         except ChatError as exc:
@@ -169,7 +169,7 @@ def widget_open_page(request: HttpRequest) -> HttpResponseBase:
         return _room(request, held)
     initial = {
         name: str(request.POST.get(name, ""))[:16_384]
-        for name in ("name", "email", "page", "title", "referrer", "attributes")
+        for name in ("name", "email", "page", "page_title", "referrer", "attributes")
     }
     form = StartChatForm(initial=initial, site=widget_site(request))
     try:

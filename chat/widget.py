@@ -28,7 +28,6 @@ from django.views.decorators.http import require_GET, require_POST
 from chat import services as chat_services
 from chat.attributes import AttributesError, parse_attributes
 from chat.exceptions import ChatNotFound
-from chat.forms import StartChatForm
 from chat.selectors import chat_for_visitor_token
 from escalation.models import Site
 from escalation.selectors import active_site, chat_site_id
@@ -152,18 +151,6 @@ def visitor_page_context(request: HttpRequest, *, token: str) -> dict[str, Any]:
             for name in ("start", "leave_message", "email_transcript", "survey", "new")
         },
     }
-
-
-def widget_context(form: StartChatForm) -> dict[str, Any]:
-    """What a widget's start form carries about the company's page, for the chat's metadata."""
-    data = form.cleaned_data
-    context: dict[str, Any] = {}
-    for key in ("title", "referrer"):
-        if data.get(key):
-            context[key] = data[key]
-    if data.get("attributes"):
-        context["attributes"] = data["attributes"]
-    return context
 
 
 def _cors(response: HttpResponse, origin: str) -> HttpResponse:

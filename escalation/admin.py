@@ -18,6 +18,7 @@ from escalation.models import (
     Offer,
     OfflineMessage,
     Pipeline,
+    PreChatField,
     QueueEntry,
     Site,
     Stage,
@@ -64,10 +65,28 @@ class TopicInline(admin.TabularInline[Topic, Pipeline]):
     extra = 1
 
 
+class PreChatFieldInline(admin.StackedInline[PreChatField, Pipeline]):
+    """The questions the start form asks for this pipeline's topics, besides name, e-mail and
+    message."""
+
+    model = PreChatField
+    extra = 0
+    fields = [
+        ("label", "key", "kind"),
+        ("is_required", "position"),
+        "help_text",
+        "choices",
+        ("pattern", "pattern_error"),
+    ]
+    prepopulated_fields = {"key": ["label"]}
+    verbose_name = "pre-chat field"
+    verbose_name_plural = "pre-chat fields (asked on the start form for this pipeline's topics)"
+
+
 @admin.register(Pipeline)
 class PipelineAdmin(admin.ModelAdmin[Pipeline]):
-    list_display = ["name", "is_active", "entry_stage"]
-    inlines = [TopicInline]
+    list_display = ["name", "is_active", "entry_stage", "asks_name", "requires_email"]
+    inlines = [TopicInline, PreChatFieldInline]
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "entry_stage":

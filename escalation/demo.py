@@ -19,6 +19,7 @@ from escalation.models import (
     EscalationReason,
     FallbackAction,
     Pipeline,
+    PreChatField,
     RoutingPolicy,
     Site,
     Stage,
@@ -273,6 +274,34 @@ def load_demo_configuration() -> list[DemoLogin]:
         name=DEMO_SITE,
         defaults={"allowed_origins": "http://localhost:8080\nhttp://127.0.0.1:8080"},
     )
+    # The start form's own questions per pipeline; optional, so a visitor in a hurry can skip.
+    questions: list[tuple[Pipeline, str, dict[str, Any]]] = [
+        (sales, "company", {"label": "Company", "kind": PreChatField.Kind.TEXT}),
+        (
+            support,
+            "order-number",
+            {
+                "label": "Order number",
+                "kind": PreChatField.Kind.ORDER_NUMBER,
+                "pattern": r"[A-Z]{2}-\d{6}",
+                "pattern_error": "An order number looks like AB-123456.",
+                "help_text": "On your receipt, e.g. AB-123456.",
+                "position": 1,
+            },
+        ),
+        (
+            support,
+            "product",
+            {
+                "label": "Product",
+                "kind": PreChatField.Kind.CHOICE,
+                "choices": "Tierline Cloud\nTierline Self-hosted\nMobile app",
+                "position": 2,
+            },
+        ),
+    ]
+    for pipeline, key, question in questions:
+        PreChatField.objects.update_or_create(pipeline=pipeline, key=key, defaults=question)
 
     def option(
         at: Stage, keyword: str, label: str, kind: str, position: int, **kw: Any

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
+from django.urls import reverse
 from django.utils import timezone
 
 from chat.events import (
@@ -19,6 +20,7 @@ from chat.events import (
     VisitorHello,
 )
 from chat.models import ChatSession, FlowEvent, Message
+from chat.selectors import visitor_details
 from escalation import selectors
 from escalation.estimates import WaitRange
 from escalation.exceptions import NotYourChat
@@ -311,6 +313,7 @@ def chat_info(*, chat_id: int, agent: Agent) -> ChatInfo:
         email=chat.visitor_email,
         topic=chat.topic,
         context=chat.visitor_context,
+        details=visitor_panel(chat=chat, agent=agent),
         created_at=chat.created_at.isoformat(),
         stage=route.stage.name if route else None,
         agent=route.agent.display_name if route and route.agent else None,
@@ -321,6 +324,25 @@ def chat_info(*, chat_id: int, agent: Agent) -> ChatInfo:
         flow=flow_summary(chat_id=chat.pk),
         held=route is not None and route.agent_id == agent.pk and chat.is_open,
     )
+
+
+def visitor_panel(*, chat: ChatSession, agent: Agent) -> dict[str, Any]:
+    """The console's Visitor panel: what the visitor told and their browser sent, and their
+    earlier chats (by e-mail) that `agent` may open, each with its report page."""
+    previous = selectors.previous_chats_of_visitor(chat=chat, agent=agent)
+    return {
+        **visitor_details(chat),
+        "previous": [
+            {
+                "chat": earlier.pk,
+                "topic": earlier.topic,
+                "status": earlier.get_status_display(),
+                "created_at": earlier.created_at.isoformat(),
+                "url": reverse("reporting:chat", args=[earlier.pk]),
+            }
+            for earlier in previous
+        ],
+    }
 
 
 def latest_handover(*, chat_id: int) -> dict[str, Any] | None:

@@ -5,6 +5,7 @@ Configuration models (Tier ... MessageTemplate) are edited in Django admin; runt
 `escalation.services`.
 """
 
+import re
 import secrets
 from typing import Any
 from urllib.parse import urlsplit
@@ -146,6 +147,13 @@ class Agent(models.Model):
 class Pipeline(models.Model):
     name = models.CharField(max_length=80, unique=True)
     is_active = models.BooleanField(default=True)
+    asks_name = models.BooleanField(
+        default=True,
+        help_text="Ask the visitor's name on the start form (if not, the chat shows “Visitor”).",
+    )
+    requires_email = models.BooleanField(
+        default=False, help_text="The visitor must give an e-mail address to start a chat."
+    )
     entry_stage = models.ForeignKey(
         "Stage",
         null=True,
@@ -283,6 +291,86 @@ class Site(models.Model):
         self.allowed_origins = "\n".join(origins)
         if self.pipeline is not None and not self.pipeline.is_active:
             raise ValidationError({"pipeline": "This pipeline is not active."})
+
+
+class PreChatField(models.Model):
+    """A question a pipeline's start form asks besides name, e-mail and message; the answer is
+    kept in the chat's `visitor_context["fields"]` under `key`."""
+
+    class Kind(models.TextChoices):
+        TEXT = "text", "Text"
+        LONG_TEXT = "long_text", "Long text"
+        EMAIL = "email", "E-mail"
+        NUMBER = "number", "Number"
+        CHOICE = "choice", "Choice from a list"
+        CHECKBOX = "checkbox", "Checkbox"
+        ORDER_NUMBER = "order_number", "Order number (text with a pattern)"
+        DATE = "date", "Date"
+
+    pipeline = models.ForeignKey(Pipeline, on_delete=models.CASCADE, related_name="prechat_fields")
+    label = models.CharField(max_length=80)
+    key = models.SlugField(
+        max_length=40, help_text="Names the answer in the chat's data and exports (a-z, 0-9, -, _)."
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.TEXT)
+    is_required = models.BooleanField(default=False)
+    help_text = models.CharField(max_length=200, blank=True)
+    choices = models.TextField(
+        blank=True, help_text="Choice from a list: one option per line, in the order shown."
+    )
+    pattern = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Optional regular expression the whole answer must match, e.g. [A-Z]{2}-\\d{6}.",
+    )
+    pattern_error = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Shown when the answer does not match the pattern, e.g. “Like AB-123456”.",
+    )
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["pipeline", "position", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pipeline", "key"],
+                name="prechat_field_key_unique_per_pipeline",
+                violation_error_message="This pipeline already has a field with this key.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.get_kind_display()})"
+
+    @property
+    def choice_list(self) -> list[str]:
+        return [line.strip() for line in self.choices.splitlines() if line.strip()]
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.kind == self.Kind.CHOICE and not self.choice_list:
+            errors["choices"] = "A choice field needs at least one option (one per line)."
+        if self.pattern:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                errors["pattern"] = f"This is not a valid regular expression: {exc}."
+        if self.kind == self.Kind.ORDER_NUMBER and not self.pattern:
+            errors["pattern"] = "An order number field needs the pattern its numbers follow."
+        if self.pattern and self.kind not in PATTERN_KINDS:
+            errors["pattern"] = "Only text, e-mail and order number fields check a pattern."
+        if errors:
+            raise ValidationError(errors)
+
+
+# The kinds whose answer is free text, which a pattern may constrain.
+PATTERN_KINDS = (
+    PreChatField.Kind.TEXT,
+    PreChatField.Kind.LONG_TEXT,
+    PreChatField.Kind.EMAIL,
+    PreChatField.Kind.ORDER_NUMBER,
+)
 
 
 class FallbackAction(models.TextChoices):

@@ -15,6 +15,7 @@ from django.db.models import (
     IntegerField,
     Max,
     OuterRef,
+    Prefetch,
     Q,
     QuerySet,
     Subquery,
@@ -38,6 +39,8 @@ from escalation.models import (
     EscalationOption,
     FallbackAction,
     OfflineMessage,
+    Pipeline,
+    PreChatField,
     QueueEntry,
     RoutingPolicy,
     Site,
@@ -47,6 +50,19 @@ from escalation.models import (
     Tier,
     Topic,
 )
+
+
+def start_form_pipelines(*, pipeline_id: int | None = None) -> list[Pipeline]:
+    """The pipelines a visitor may start a chat in (active, with an entry stage), each with its
+    topics and pre-chat fields prefetched, for the start form; `pipeline_id` keeps only that
+    one (a start page limited to one pipeline)."""
+    pipelines = Pipeline.objects.filter(is_active=True, entry_stage__isnull=False).prefetch_related(
+        "topics",
+        Prefetch("prechat_fields", queryset=PreChatField.objects.order_by("position", "pk")),
+    )
+    if pipeline_id is not None:
+        pipelines = pipelines.filter(pk=pipeline_id)
+    return list(pipelines)
 
 
 def fallback_loop(
@@ -602,6 +618,23 @@ def pipeline_queue_is_full(*, topic_name: str) -> bool:
         left_at__isnull=True, stage__pipeline__topics__name=topic_name
     )
     return waiting[:cap].count() >= cap
+
+
+def previous_chats_of_visitor(
+    *, chat: ChatSession, agent: Agent, limit: int = 5
+) -> list[ChatSession]:
+    """Up to `limit` chats started before `chat` with the same e-mail (in any case), newest
+    first: of those
+    the agent may open (managers: all), so the panel links to no chat its page would refuse.
+    One query, by the index chat_visitor_email_created."""
+    if not chat.visitor_email:
+        return []
+    earlier = ChatSession.objects.filter(
+        visitor_email__iexact=chat.visitor_email, created_at__lt=chat.created_at
+    ).exclude(visitor_email="")  # the index's own condition, so the planner may use it
+    if not agent.user.has_perm("escalation.view_reports"):
+        earlier = earlier.filter(pk__in=chats_visible_to(agent=agent).values("pk"))
+    return list(earlier.only("pk", "topic", "status", "created_at").order_by("-created_at")[:limit])
 
 
 def agent_may_see_chat(*, agent: Agent, chat_id: int, include_past_queues: bool = False) -> bool:

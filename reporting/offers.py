@@ -24,7 +24,7 @@ from django.db import connections
 from django.db.models import Count, Q, QuerySet
 
 from escalation.models import Offer
-from reporting import accuracy, selectors
+from reporting import accuracy, satisfaction, selectors
 from reporting.selectors import ReportFilter
 
 ANSWERED = (Offer.Status.ACCEPTED, Offer.Status.DECLINED, Offer.Status.LAPSED)
@@ -121,11 +121,14 @@ def offer_stats_by_agent(f: ReportFilter) -> dict[int, dict[str, Any]]:
 
 
 def by_agent_with_offers(f: ReportFilter) -> list[dict[str, Any]]:
-    """The by-agent report's rows, each with its agent's offer numbers under "offers"."""
+    """The by-agent report's rows, each with its agent's offer numbers under "offers" and its
+    survey answers under "csat"."""
     rows = selectors.by_agent(f)
     stats = offer_stats_by_agent(f)
+    csat = satisfaction.csat_by_agent(f)
     for r in rows:
         r["offers"] = stats.get(r["agent_id"], NO_OFFERS)
+        r["csat"] = csat.get(r["agent_id"], satisfaction.NO_CSAT)
     return rows
 
 

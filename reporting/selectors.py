@@ -38,6 +38,7 @@ from django.db.models import (
 )
 
 from chat.models import ChatSession, FlowEvent
+from chat.selectors import visitor_details
 from escalation.models import (
     Agent,
     Assignment,
@@ -470,6 +471,23 @@ def tiers() -> QuerySet[Tier]:
 # --- One chat: Metadata and Flow ------------------------------------------------------------------
 
 
+# What the start form and the visitor's browser keep in visitor_context (chat.selectors
+# .visitor_details reads them); anything else there is shown as it is.
+KNOWN_CONTEXT = frozenset(
+    {
+        "page",
+        "page_title",
+        "referrer",
+        "user_agent",
+        "language",
+        "time_zone",
+        "utc_offset_minutes",
+        "fields",
+        "attributes",
+    }
+)
+
+
 def chat_detail(*, chat_id: int) -> dict[str, Any]:
     from django.http import Http404
     from django.utils import timezone
@@ -528,16 +546,13 @@ def chat_detail(*, chat_id: int) -> dict[str, Any]:
     for seg in segments:
         seg["seconds"] = (seg["end"] - seg["start"]).total_seconds()
         per_tier[seg["tier"]] = per_tier.get(seg["tier"], 0) + seg["seconds"]
-    context = chat.visitor_context or {}
-    known = {"page", "user_agent", "language"}
+    context = chat.visitor_context if isinstance(chat.visitor_context, dict) else {}
     route = getattr(chat, "route", None)
     return {
         "chat": chat,
         "pipeline": route.pipeline.name if route else "",
-        "page_url": context.get("page", ""),
-        "user_agent": context.get("user_agent", ""),
-        "language": context.get("language", ""),
-        "custom_fields": {k: v for k, v in context.items() if k not in known},
+        "visitor": visitor_details(chat),
+        "custom_fields": {k: v for k, v in context.items() if k not in KNOWN_CONTEXT},
         "total_seconds": (end - chat.created_at).total_seconds(),
         "per_tier": sorted(per_tier.items()),
         "tiers_visited": list(dict.fromkeys(s["tier"] for s in segments)),

@@ -126,6 +126,7 @@ def by_agent(request: HttpRequest, f: ReportFilter, context: dict[str, Any]) -> 
                 "escalated",
                 "escalation_rate",
                 *offers.BY_AGENT_CSV_COLUMNS,
+                *csat.CSAT_CSV_COLUMNS,
             ],
             (
                 (
@@ -134,6 +135,7 @@ def by_agent(request: HttpRequest, f: ReportFilter, context: dict[str, Any]) -> 
                     r["escalated"],
                     "" if r["escalation_rate"] is None else f"{r['escalation_rate']:.3f}",
                     *offers.by_agent_csv_values(r["offers"]),
+                    *csat.csat_csv_values(r["csat"]),
                 )
                 for r in rows
             ),

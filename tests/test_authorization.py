@@ -66,6 +66,7 @@ PAGES = [
     ("GET", "/reports/escalated/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/over-time/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/by-agent/", [302, 302, 403, 403, 200, 200]),
+    ("GET", "/reports/by-agent/?format=csv", [302, 302, 403, 403, 200, 200]),  # with CSAT
     ("GET", "/reports/reasons/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/waits/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/fallbacks/", [302, 302, 403, 403, 200, 200]),
@@ -81,6 +82,9 @@ PAGES = [
     ("GET", "/admin/chat/chatsession/", [302, 302, 302, 302, 302, 200]),
     ("GET", "/admin/chat/chatsession/{chat}/change/", [302, 302, 302, 302, 302, 200]),
     ("GET", "/admin/escalation/stage/", [302, 302, 302, 302, 302, 200]),
+    # A pipeline's pre-chat fields are edited inline on its page.
+    ("GET", "/admin/escalation/pipeline/", [302, 302, 302, 302, 302, 200]),
+    ("GET", "/admin/escalation/pipeline/add/", [302, 302, 302, 302, 302, 200]),
     ("GET", "/admin/axes/accessattempt/", [302, 302, 302, 302, 302, 200]),
     ("GET", "/api/schema/", [200, 200, 200, 200, 200, 200]),
     ("GET", "/api/docs/", [200, 200, 200, 200, 200, 200]),

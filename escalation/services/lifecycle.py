@@ -38,10 +38,13 @@ def start_chat(
     topic_name: str,
     first_message: str,
     visitor_context: dict[str, Any],
+    fields: dict[str, dict[str, Any]] | None = None,
     site: Site | None = None,
 ) -> ChatSession:
     """A visitor starts a chat (on Tierline's chat page, or through `site`'s widget, which
-    offers only its pipeline's topics)."""
+    offers only its pipeline's topics). `fields`: the answers to the pipeline's pre-chat
+    questions, already checked by the start form (key -> {"label", "value"}); kept in the chat's
+    visitor_context["fields"]."""
     topic = (
         selectors.start_topics(site=site)
         .select_related("pipeline__entry_stage")
@@ -56,7 +59,7 @@ def start_chat(
         visitor_name=visitor_name,
         visitor_email=visitor_email,
         topic=topic.name,
-        visitor_context=visitor_context,
+        visitor_context={**visitor_context, "fields": fields} if fields else visitor_context,
     )
     route = ChatRoute.objects.create(
         chat=chat, pipeline=topic.pipeline, stage=stage, tier=stage.tier, site=site

@@ -35,7 +35,7 @@ if (boot) {
       name: d.name,
       email: d.email,
       page: d.page,
-      title: d.title,
+      page_title: d.title,
       referrer: d.referrer,
       attributes: JSON.stringify(d.attributes || {}),
     });

@@ -14,6 +14,7 @@ import { closeDialog, wireEscalation } from "./escalate.js";
 import { tierPath } from "./format.js";
 import { send } from "./link.js";
 import { claimed, ensureChat, isHeld, isOnScreen, markRead, outbox } from "./state.js";
+import { showVisitor } from "./visitor.js";
 
 const paneTemplate = document.getElementById("pane-template");
 /** Controls for a chat the agent holds: hidden and disabled in every other state. */
@@ -73,16 +74,16 @@ export function applyInfo(info) {
   c.tab.querySelector(".tab-name").textContent = info.visitor;
   c.pane.querySelector(".pane-meta").replaceChildren(...metaLine(info));
   showHandover(c.pane, info.handover);
+  showVisitor(c.pane, info.details);
   showTimeline(c.pane, info.flow);
   drawState(c);
 }
 
-/** "e-mail · path: Level 1 → Level 2 · page: … · browser", each visitor value isolated. */
+/** "e-mail · path: Level 1 → Level 2" (the page, browser and the rest are in the Visitor
+    panel), each visitor value isolated. */
 function metaLine(info) {
   const parts = [info.email ? bdi(info.email) : "no e-mail"];
   parts.push(`path: ${tierPath(info.tier_path) || "–"}`);
-  if (info.context?.page) parts.push(el("span", {}, ["page: ", bdi(info.context.page)]));
-  if (info.context?.user_agent) parts.push(bdi(info.context.user_agent.slice(0, 80)));
   return parts.flatMap((part, i) => (i ? [" · ", part] : [part]));
 }
 

@@ -31,8 +31,8 @@ def test_start_form_errors_are_shown_next_to_the_fields(client, demo):
     response = start(client, name="  ", topic="Nope", message="", email="not-an-email")
     body = response.content.decode()
     assert response.status_code == 200
-    assert 'id="id_name-error"' in body and 'id="id_topic-error"' in body
-    assert "Enter a valid email address." in body
+    assert 'id="id_name_error"' in body and 'id="id_topic_error"' in body
+    assert "Enter an e-mail address, e.g. name@example.com." in body
     assert not ChatSession.objects.exists()
 
 

@@ -113,7 +113,7 @@ def test_a_visitor_starts_and_keeps_a_chat_in_the_widget_without_cookies(site: S
             "name": "Ada",
             "email": "ada@example.com",
             "page": f"{SHOP}/pricing",
-            "title": "Pricing",
+            "page_title": "Pricing",
             "referrer": "https://search.example/",
             "attributes": json.dumps({"plan": "pro", "seats": 12}),
         },
@@ -132,7 +132,7 @@ def test_a_visitor_starts_and_keeps_a_chat_in_the_widget_without_cookies(site: S
     chat = ChatSession.objects.get()
     assert chat.route.site == site and chat.topic == "Buying"
     assert chat.visitor_context["attributes"] == {"plan": "pro", "seats": 12}
-    assert chat.visitor_context["title"] == "Pricing"
+    assert chat.visitor_context["page_title"] == "Pricing"
     assert chat.visitor_context["page"] == f"{SHOP}/pricing"
     state = json.loads(
         re.search(

@@ -27,8 +27,8 @@ def test_visitor_and_agent_chat_in_two_browsers(
     visitor.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     visitor.goto(f"{base}/chat/")
     visitor.click("text=Start chat")  # empty form: errors next to the fields
-    assert visitor.locator("#id_name-error").inner_text() == "This field is required."
-    assert visitor.locator("#id_topic-error").inner_text() == "This field is required."
+    assert visitor.locator("#id_name_error").inner_text() == "Please tell us your name."
+    assert visitor.locator("#id_topic_error").inner_text() == "Please choose a topic."
     visitor.fill("#id_name", "Carol")
     visitor.select_option("#id_topic", "Billing")
     visitor.fill("#id_message", XSS)

@@ -118,7 +118,7 @@ def test_the_widget_on_a_company_site(
     assert chat.route.site_id == site.pk
     assert chat.visitor_context["attributes"] == {"plan": "pro", "order": "1234"}
     assert chat.visitor_context["page"] == f"{shop}/index.html"
-    assert chat.visitor_context["title"] == "Shop home"
+    assert chat.visitor_context["page_title"] == "Shop home"
 
     agent = context.browser.new_context().new_page()
     agent.on("dialog", lambda d: d.accept())  # "End this chat?"

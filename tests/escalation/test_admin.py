@@ -351,3 +351,93 @@ def test_a_site_is_added_with_checked_origins_and_shows_its_snippet(admin_client
     assert site.allowed_origins == "https://shop.example\nhttp://localhost:8080"
     page = admin_client_.get(f"/admin/escalation/site/{site.pk}/change/").content.decode()
     assert '&lt;script src="http://testserver/widget.js" data-site="shopkey123" async' in page
+
+
+# --- Pre-chat fields (inline on the pipeline) ----------------------------------------------------
+
+
+def pipeline_form(pipeline: Any, *questions: dict[str, Any]) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": pipeline.name,
+        "is_active": "on",
+        "entry_stage": pipeline.entry_stage_id,
+        "asks_name": "on",
+        "requires_email": "on",
+        "topics-TOTAL_FORMS": 0,
+        "topics-INITIAL_FORMS": 0,
+        "prechat_fields-TOTAL_FORMS": len(questions),
+        "prechat_fields-INITIAL_FORMS": 0,
+    }
+    for i, q in enumerate(questions):
+        fields = {"kind": "text", "position": i, **q}
+        data.update({f"prechat_fields-{i}-{key}": value for key, value in fields.items()})
+    return data
+
+
+def pipeline_url(pipeline: Any) -> str:
+    return reverse("admin:escalation_pipeline_change", args=[pipeline.pk])
+
+
+def test_pre_chat_fields_are_added_inline_on_the_pipeline(admin_client_, l1_setup):
+    from escalation.models import PreChatField
+
+    pipeline = l1_setup.l1.pipeline
+    response = admin_client_.post(
+        pipeline_url(pipeline),
+        pipeline_form(
+            pipeline,
+            {"label": "Company", "key": "company"},
+            {"label": "Product", "key": "product", "kind": "choice", "choices": "A\nB"},
+            {
+                "label": "Order",
+                "key": "order",
+                "kind": "order_number",
+                "pattern": r"\d{6}",
+                "pattern_error": "Six digits",
+                "is_required": "on",
+            },
+        ),
+    )
+    assert response.status_code == 302
+    rows = PreChatField.objects.filter(pipeline=pipeline).order_by("position")
+    assert [(q.key, q.kind, q.is_required) for q in rows] == [
+        ("company", "text", False),
+        ("product", "choice", False),
+        ("order", "order_number", True),
+    ]
+    pipeline.refresh_from_db()
+    assert pipeline.requires_email and pipeline.asks_name
+
+
+def test_a_key_is_unique_per_pipeline_only(admin_client_, l1_setup):
+    from escalation.models import PreChatField
+    from tests.factories import PipelineFactory
+
+    pipeline = l1_setup.l1.pipeline
+    twice = pipeline_form(
+        pipeline, {"label": "Company", "key": "company"}, {"label": "Firm", "key": "company"}
+    )
+    assert "Please correct the duplicate data for key" in errors_of(
+        admin_client_.post(pipeline_url(pipeline), twice)
+    )
+    PreChatField.objects.create(pipeline=pipeline, key="company", label="Company")
+    other = PipelineFactory(name="Sales")
+    PreChatField.objects.create(pipeline=other, key="company", label="Company")  # allowed
+    again = pipeline_form(pipeline, {"label": "Firm", "key": "company"})
+    assert "This pipeline already has a field with this key." in errors_of(
+        admin_client_.post(pipeline_url(pipeline), again)
+    )
+
+
+def test_a_pre_chat_field_is_refused_with_a_reason(admin_client_, l1_setup):
+    pipeline = l1_setup.l1.pipeline
+    cases = [
+        ({"kind": "choice"}, "A choice field needs at least one option (one per line)."),
+        ({"pattern": "[a-"}, "This is not a valid regular expression"),
+        ({"kind": "order_number"}, "An order number field needs the pattern its numbers follow."),
+        ({"kind": "number", "pattern": r"\d"}, "Only text, e-mail and order number fields"),
+        ({"key": "not a slug"}, "Enter a valid “slug”"),
+    ]
+    for fields, message in cases:
+        data = pipeline_form(pipeline, {"label": "Q", "key": "q", **fields})
+        assert message in errors_of(admin_client_.post(pipeline_url(pipeline), data))

@@ -137,19 +137,24 @@ def answered(username: str, rating: int, topic: str = "Billing", days_ago: int =
     )
 
 
-def test_the_satisfaction_report_by_tier_group_and_agent_with_csv(demo):
-    """Hand-worked: Alex (L1 General, Level 1) is rated 5, 4 and 2; Sam is rated 3 after an
-    escalation to L2 Billing (Level 2); a rating of Alex's 40 days ago is outside the period."""
-    for rating in (5, 4, 2):
-        answered("alex", rating)
-    answered("alex", 1, days_ago=40)
+def answered_after_escalation_to_sam(rating: int) -> None:
+    """Alex escalates a chat to L2 Billing, Sam (Level 2) takes and ends it, and it is rated."""
     chat = chat_with("alex")
     services.escalate_chat(chat_id=chat.pk, agent=agent("alex"), keyword="billing", note="n")
     Agent.objects.update(presence=Agent.Presence.OFFLINE)
     services.set_presence(agent=agent("sam"), presence=Agent.Presence.ONLINE)
     services.take_chat(chat_id=chat.pk, agent=agent("sam"))
     services.end_chat_by_agent(chat_id=chat.pk, agent=agent("sam"))
-    services.answer_survey(chat_id=chat.pk, rating=3)
+    services.answer_survey(chat_id=chat.pk, rating=rating)
+
+
+def test_the_satisfaction_report_by_tier_group_and_agent_with_csv(demo):
+    """Hand-worked: Alex (L1 General, Level 1) is rated 5, 4 and 2; Sam is rated 3 after an
+    escalation to L2 Billing (Level 2); a rating of Alex's 40 days ago is outside the period."""
+    for rating in (5, 4, 2):
+        answered("alex", rating)
+    answered("alex", 1, days_ago=40)
+    answered_after_escalation_to_sam(3)
 
     manager = Client()
     manager.force_login(get_user_model().objects.get(username="morgan"))

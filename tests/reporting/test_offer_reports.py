@@ -94,10 +94,12 @@ def test_by_agent_page_and_csv_show_the_offer_columns(offer_history, client, man
         "accepted",
         "accept_rate",
         "median_seconds_to_accept",
+        "csat_answers",
+        "csat_average",
     ]
-    assert ["Ann", "0", "0", "", "2", "1", "0.500", "10.0"] in rows
-    assert ["Ben", "0", "0", "", "2", "1", "0.500", "20.0"] in rows
-    assert ["Cat", "0", "0", "", "0", "0", "", ""] in rows
+    assert ["Ann", "0", "0", "", "2", "1", "0.500", "10.0", "0", ""] in rows
+    assert ["Ben", "0", "0", "", "2", "1", "0.500", "20.0", "0", ""] in rows
+    assert ["Cat", "0", "0", "", "0", "0", "", "", "0", ""] in rows
     page = client.get(reverse("reporting:by_agent"), query).content.decode()
     assert "<th>Accept rate</th>" in page and "<td>50%</td><td>10 s</td>" in page
 

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('escalation', '0013_after_agent'),
+        ('escalation', '0014_prechat_fields'),
     ]
 
     operations = [
