@@ -11,4 +11,6 @@ urlpatterns = [
     path("room/leave-message/", views.visitor_leave_message, name="leave_message"),
     path("room/transcript/", views.visitor_email_transcript, name="email_transcript"),
     path("room/survey/", views.visitor_survey, name="survey"),
+    path("room/attachments/", views.visitor_attach, name="attach"),
+    path("files/<str:value>/", views.visitor_attachment, name="attachment"),
 ]

@@ -100,13 +100,23 @@ def test_the_csv_download_has_the_same_lines_and_no_formula(escalated_chat):
     assert response["Content-Type"].startswith("text/csv")
     assert f"chat-{escalated_chat.pk}-transcript.csv" in response["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert rows[0] == ["time", "seq", "kind", "author", "text", "shown_to_visitor"]
+    assert rows[0] == [
+        "time",
+        "seq",
+        "kind",
+        "author",
+        "text",
+        "shown_to_visitor",
+        "file_type",
+        "file_bytes",
+        "file_url",
+    ]
     kinds = [row[2] for row in rows[1:]]
     assert kinds[:2] == ["Visitor", "System notice"]
     assert "Hand-over" in kinds and "Internal note" in kinds
     note = next(row for row in rows if "refund?" in row[4])
     assert note[4].startswith("'=") and note[5] == "no"  # a spreadsheet reads it as text
-    assert rows[-1][3:] == ["Sam", "Refund is on its way.", "yes"]
+    assert rows[-1][3:] == ["Sam", "Refund is on its way.", "yes", "", "", ""]
 
 
 def test_the_json_download_has_the_same_lines(escalated_chat):
