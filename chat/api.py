@@ -314,13 +314,13 @@ class ChatAttachmentsApi(APIView):
 
     @extend_schema(request=AttachmentInput, responses={201: MessageOutput, **ERROR_RESPONSES})
     def post(self, request: Request, chat_id: int) -> HttpResponseBase:
+        get_visible_chat(request, chat_id)  # before the body is read: 404 for a chat not seen
         limits = site_limits()
         refused = body_too_large(request._request, limits)
         if refused is not None:
             return refused
         data = self.AttachmentInput(data=request.data)
         data.is_valid(raise_exception=True)
-        get_visible_chat(request, chat_id)
         message = services.post_attachment(
             chat_id=chat_id,
             upload=data.validated_data["file"],
