@@ -40,7 +40,7 @@ def check(name: str, content: bytes, declared: str = "", **limits):
     )
 
 
-# --- The rules ------------------------------------------------------------------------------------
+# --- The rules -----------------------------------------------------------------------------------
 def test_check_upload_accepts_an_image_a_pdf_and_text_and_takes_the_type_from_the_content():
     assert check("shot.PNG", PNG, "image/png").content_type == "image/png"
     assert check("shot.png", PNG).is_image
@@ -129,7 +129,7 @@ def test_file_names_are_cleaned(given, cleaned):
     assert clean_file_name(given) == cleaned
 
 
-# --- The visitor's upload -----------------------------------------------------------------------
+# --- The visitor's upload ------------------------------------------------------------------------
 def visitor_header(chat) -> dict[str, str]:
     return {"HTTP_X_TIERLINE_VISITOR": f"{chat.pk}:{make_visitor_token(chat)}"}
 
@@ -239,7 +239,7 @@ def test_visitor_uploads_are_rate_limited(l1_setup, settings):
     assert refused.json()["error"]["message"].startswith("Too many files sent. Please wait about")
 
 
-# --- The visitor's signed links -----------------------------------------------------------------
+# --- The visitor's signed links ------------------------------------------------------------------
 @pytest.fixture
 def visitor_png(l1_setup):
     chat = start_chat()
@@ -304,7 +304,7 @@ def test_the_room_page_shows_files_with_fresh_signed_links(visitor_png):
     assert 'id="attach-file"' in page and "Attach file" in page
 
 
-# --- Frames ----------------------------------------------------------------------------------------
+# --- Frames --------------------------------------------------------------------------------------
 def test_a_file_reaches_both_streams_with_a_link_for_each(
     l1_setup, alice_agent, django_capture_on_commit_callbacks
 ):
@@ -357,7 +357,7 @@ def test_a_text_message_frame_has_no_attachment_field(l1_setup, django_capture_o
     assert "attachment" not in frame
 
 
-# --- The API ----------------------------------------------------------------------------------------
+# --- The API -------------------------------------------------------------------------------------
 def api(user) -> Client:
     return Client(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
 
