@@ -5,6 +5,13 @@
 
 const hasFiles = (event) => Array.from(event.dataTransfer?.types || []).includes("Files");
 
+// A file dropped beside a drop target would make the browser leave the page to show it.
+for (const kind of ["dragover", "drop"]) {
+  window.addEventListener(kind, (event) => {
+    if (hasFiles(event)) event.preventDefault();
+  });
+}
+
 /** The picker button opens the (visually hidden) file input; a chosen or dropped file goes to
     `send(file)` while `canSend()` says the chat takes files. */
 export function wireFilePicking({ button, input, targets, canSend, send }) {

@@ -433,3 +433,12 @@ def test_downloads_follow_who_may_read_the_chat(held_chat, bob_agent_other_queue
     assert console.get(url).status_code == 200
     other = start_chat(visitor_email="dan@example.com")
     assert console.get(f"/api/v1/chats/{other.pk}/attachments/{attachment.pk}/").status_code == 404
+
+
+def test_a_type_tierline_cannot_check_is_a_configuration_error(settings):
+    from chat.checks import check_attachment_types
+
+    assert check_attachment_types(None) == []
+    settings.ATTACHMENT_TYPES = ["image/png", "image/svg+xml"]
+    [error] = check_attachment_types(None)
+    assert error.id == "tierline.E001" and "image/svg+xml" in error.msg
