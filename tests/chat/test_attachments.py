@@ -442,3 +442,22 @@ def test_a_type_tierline_cannot_check_is_a_configuration_error(settings):
     settings.ATTACHMENT_TYPES = ["image/png", "image/svg+xml"]
     [error] = check_attachment_types(None)
     assert error.id == "tierline.E001" and "image/svg+xml" in error.msg
+
+
+def test_the_console_sends_files_with_its_session_and_csrf_token(held_chat, alice_agent):
+    console = Client(enforce_csrf_checks=True)
+    console.force_login(alice_agent.user)
+    url = f"/api/v1/chats/{held_chat.pk}/attachments/"
+    refused = console.post(url, {"file": upload("a.png", PNG, "image/png")})
+    assert refused.status_code == 403  # a session without the CSRF token: a forged request
+    page = console.get("/console/")
+    token = page.context["csrf_token"]
+    assert 'data-attach-url="/api/v1/chats/0/attachments/"' in page.content.decode()
+    sent = console.post(
+        url,
+        {"file": upload("note.png", PNG, "image/png"), "internal": "true"},
+        HTTP_X_CSRFTOKEN=str(token),
+    )
+    assert sent.status_code == 201, sent.content
+    assert sent.json()["kind"] == "internal"
+    assert Attachment.objects.get().message.public_seq is None
