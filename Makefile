@@ -54,6 +54,7 @@ run: demo
 	@echo "  API docs:       http://$(HOST):$(PORT)/api/docs/"
 	@echo "  API schema:     http://$(HOST):$(PORT)/api/schema/"
 	@echo "  Health check:   http://$(HOST):$(PORT)/healthz"
+	@echo "  Chat widget:    http://$(HOST):$(PORT)/widget.js (embedding it: docs/widget.md)"
 	@echo "  Websockets:     ws://$(HOST):$(PORT)/ws/chat/<id>/ and /ws/console/"
 	@if [ -n "$$REDIS_URL" ]; then \
 		echo "Services mode: daphne, Celery worker and beat (honcho, Procfile)"; \

@@ -1,10 +1,13 @@
+import json
 from typing import Any, cast
 
 from django import forms
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
 
-from escalation.models import Agent, CannedReply, Topic
+from chat.attributes import Attributes, AttributesError, parse_attributes
+from escalation.models import Agent, CannedReply, Site
+from escalation.selectors import start_topics
 
 
 class TruncatedCharField(forms.CharField):
@@ -23,13 +26,43 @@ class StartChatForm(forms.Form):
     topic = forms.ChoiceField(label="Topic")
     message = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), label="How can we help?")
     page = TruncatedCharField(required=False, max_length=500, widget=forms.HiddenInput)
+    # From the widget, about the company's page it runs on: the page's title, its referrer, and
+    # the custom attributes the page set (JSON; checked by widget.js before it is sent).
+    title = TruncatedCharField(required=False, max_length=300, widget=forms.HiddenInput)
+    referrer = TruncatedCharField(required=False, max_length=500, widget=forms.HiddenInput)
+    attributes = forms.CharField(required=False, max_length=16_384, widget=forms.HiddenInput)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, site: Site | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        topics = Topic.objects.filter(pipeline__is_active=True, pipeline__entry_stage__isnull=False)
+        topics = list(start_topics(site=site))
         topic_field = cast(forms.ChoiceField, self.fields["topic"])
         topic_field.choices = [("", "Choose a topic…")] + [(t.name, t.name) for t in topics]
+        if site is not None and len(topics) == 1:  # the widget's one topic: nothing to ask
+            topic_field.initial = topics[0].name
+            topic_field.widget = forms.HiddenInput()
         self.fields["message"].validators.append(MaxLengthValidator(settings.MESSAGE_MAX_CHARS))
+
+    def clean_attributes(self) -> Attributes:
+        text: str = self.cleaned_data["attributes"]
+        if not text:
+            return {}
+        try:
+            return parse_attributes(json.loads(text))
+        except (ValueError, RecursionError):
+            raise forms.ValidationError(
+                "The page's custom attributes are not valid JSON."
+            ) from None
+        except AttributesError as exc:
+            raise forms.ValidationError(f"The page's custom attributes: {exc}") from None
+
+    def clean(self) -> dict[str, Any]:
+        # A hidden field's error shows nowhere: say it above the form (only a page that went
+        # around widget.js's own checks can get here).
+        cleaned = super().clean() or {}
+        hidden_errors = self.errors.pop("attributes", None)
+        if hidden_errors:
+            self.add_error(None, list(hidden_errors))
+        return cleaned
 
     def clean_name(self) -> str:
         name: str = self.cleaned_data["name"].strip()

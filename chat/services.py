@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from chat.attachments import CheckedUpload
+from chat.attributes import Attributes, merge_attributes
 from chat.events import send_messages_on_commit
 from chat.exceptions import ChatNotFound, InvalidMessage, InvalidTransition
 from chat.models import Attachment, ChatSession, FlowEvent, Message, attachment_storage
@@ -250,6 +251,19 @@ def erase_chat_content(*, chat: ChatSession) -> int:
         event.data = {**event.data, "note": ""}  # hand-over notes may quote the visitor
         event.save(update_fields=["data"])
     return deleted
+
+
+@transaction.atomic
+def set_visitor_attributes(*, chat_id: int, attributes: Attributes) -> Attributes:
+    """The embedding page set custom attributes on its visitor's chat (merged; null removes).
+    AttributesError past the limit, with nothing changed."""
+    chat = lock_chat(chat_id=chat_id)
+    context = dict(chat.visitor_context) if isinstance(chat.visitor_context, dict) else {}
+    merged = merge_attributes(context.get("attributes"), attributes)
+    context["attributes"] = merged
+    chat.visitor_context = context
+    chat.save(update_fields=["visitor_context", "updated_at"])
+    return merged
 
 
 def store_attachment(

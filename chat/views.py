@@ -1,5 +1,8 @@
 """Visitor pages (/chat/) and the agent console (/console/)."""
 
+import json
+from typing import Any
+
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -22,6 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from chat.attachments import AttachmentLimits, format_bytes, site_limits
+from chat.attributes import AttributesError, parse_attributes
 from chat.exceptions import AttachmentLinkExpired, ChatError, ChatNotFound
 from chat.forms import (
     CannedReplyForm,
@@ -44,11 +48,13 @@ from chat.throttles import (
     left_message_refusal,
     transcript_email_refusal,
 )
+from chat.widget import visitor_page_context, widget_context, widget_site
 from escalation import services
 from escalation.models import Agent, CannedReply
 from escalation.selectors import (
     agent_history,
     canned_replies_for,
+    chat_site_id,
     get_agent_for_user,
     left_messages,
     offers_message_form,
@@ -64,9 +70,24 @@ def home(request: HttpRequest) -> HttpResponse:
     return redirect("chat:start")
 
 
+def _held_token(request: HttpRequest) -> str:
+    """ "<chat id>:<token>" as this visitor holds it: in the cookie on Tierline's own pages, in
+    the form on a widget's pages (which run in a cross-site frame and so have no cookie)."""
+    if widget_site(request) is not None:
+        return str(request.POST.get("visitor", ""))[:500]
+    return request.COOKIES.get(VISITOR_COOKIE, "")
+
+
 def _visitor_chat(request: HttpRequest) -> tuple[ChatSession, str] | None:
-    """The chat this browser holds a token for, if the token is still good."""
-    return _chat_for_credential(request.COOKIES.get(VISITOR_COOKIE, ""))
+    """The chat this visitor holds a token for, if the token is still good (and, in a widget,
+    the chat was started on that widget's site)."""
+    held = _chat_for_credential(_held_token(request))
+    if held is None:
+        return None
+    site = widget_site(request)
+    if site is not None and chat_site_id(chat_id=held[0].pk) != site.pk:
+        return None
+    return held
 
 
 def _chat_for_credential(token: str) -> tuple[ChatSession, str] | None:
@@ -75,13 +96,44 @@ def _chat_for_credential(token: str) -> tuple[ChatSession, str] | None:
     if not (chat_id.isascii() and chat_id.isdigit() and len(chat_id) <= 18):
         return None
     try:
-        return chat_for_visitor_token(token=token.split(":", 1)[1], chat_id=int(chat_id)), token
+        chat = chat_for_visitor_token(token=token.split(":", 1)[1], chat_id=int(chat_id))
     except (ChatNotFound, IndexError):
         return None
+    return chat, token
 
 
 def _visitor_token(request: HttpRequest) -> str:
-    return request.COOKIES.get(VISITOR_COOKIE, "").partition(":")[2]
+    return _held_token(request).partition(":")[2]
+
+
+def _no_chat(request: HttpRequest) -> HttpResponseBase:
+    """No chat held (or its token is no good): the start form."""
+    if widget_site(request) is not None:
+        return _start_page(request, StartChatForm(site=widget_site(request)))
+    return redirect("chat:start")
+
+
+def _back_to_room(
+    request: HttpRequest, held: tuple[ChatSession, str], flash: str = ""
+) -> HttpResponseBase:
+    """After a visitor's form was taken: on Tierline's page, redirect to the room (the flash in
+    the messages framework); in a widget, the room at once (no cookie to carry either)."""
+    if widget_site(request) is not None:
+        return _room(request, held, flash=flash)
+    if flash:
+        messages.success(request, flash)
+    return redirect("chat:room")
+
+
+def _start_page(
+    request: HttpRequest, form: StartChatForm, status: int = 200, **context: Any
+) -> HttpResponse:
+    return render(
+        request,
+        "chat/start.html",
+        {"form": form, **visitor_page_context(request, token=""), **context},
+        status=status,
+    )
 
 
 def _too_many(response: HttpResponse, refusal: Refusal) -> HttpResponse:
@@ -91,15 +143,15 @@ def _too_many(response: HttpResponse, refusal: Refusal) -> HttpResponse:
 
 
 def visitor_start(request: HttpRequest) -> HttpResponseBase:
+    site = widget_site(request)
     held = _visitor_chat(request)
     if held is not None and held[0].is_open:
-        return redirect("chat:room")
-    form = StartChatForm(request.POST or None)
+        return _back_to_room(request, held)
+    form = StartChatForm(request.POST or None, site=site)
     if request.method == "POST" and form.is_valid():
         refusal = chat_start_refusal(request, visitor_token=_visitor_token(request))
         if refusal is not None:  # the form comes back as typed, to send again later
-            page = render(request, "chat/start.html", {"form": form, "too_many": refusal})
-            return _too_many(page, refusal)
+            return _too_many(_start_page(request, form, too_many=refusal), refusal)
         data = form.cleaned_data
         try:
             chat = services.start_chat(
@@ -111,11 +163,15 @@ def visitor_start(request: HttpRequest) -> HttpResponseBase:
                     "page": data["page"],
                     "user_agent": request.headers.get("User-Agent", "")[:300],
                     "language": request.headers.get("Accept-Language", "")[:100],
+                    **widget_context(form),
                 },
+                site=site,
             )
         except ChatError as exc:
             form.add_error("topic" if exc.code == "unknown_topic" else "message", exc.message)
         else:
+            if site is not None:
+                return _room(request, (chat, f"{chat.pk}:{make_visitor_token(chat)}"))
             response = redirect("chat:room")
             response.set_cookie(
                 VISITOR_COOKIE,
@@ -126,13 +182,32 @@ def visitor_start(request: HttpRequest) -> HttpResponseBase:
                 secure=settings.SESSION_COOKIE_SECURE,
             )
             return response
-    return render(request, "chat/start.html", {"form": form})
+    return _start_page(request, form)
+
+
+def widget_open_page(request: HttpRequest) -> HttpResponseBase:
+    """The widget opens its frame: the chat this visitor holds, or the start form with what the
+    company's page told of the visitor filled in."""
+    held = _visitor_chat(request)
+    if held is not None:
+        return _room(request, held)
+    initial = {
+        name: str(request.POST.get(name, ""))[:16_384]
+        for name in ("name", "email", "page", "title", "referrer", "attributes")
+    }
+    form = StartChatForm(initial=initial, site=widget_site(request))
+    try:
+        parse_attributes(json.loads(initial["attributes"] or "{}"))
+    except (ValueError, RecursionError, AttributesError) as exc:
+        error = f"The page's custom attributes were refused: {exc}"
+        return _start_page(request, form, status=400, open_error=error)
+    return _start_page(request, form)
 
 
 def visitor_room(request: HttpRequest) -> HttpResponseBase:
     held = _visitor_chat(request)
     if held is None:
-        return redirect("chat:start")
+        return _no_chat(request)
     return _room(request, held)
 
 
@@ -150,14 +225,17 @@ def _room(
     transcript_email: str = "",
     survey_error: str = "",
     survey_form: SurveyForm | None = None,
+    flash: str = "",
 ) -> HttpResponse:
-    chat, cookie = held
+    chat, held_token = held
     return render(
         request,
         "chat/room.html",
         {
+            **visitor_page_context(request, token=held_token),
+            "flash": flash,
             "chat": chat,
-            "token": cookie.split(":", 1)[1],
+            "token": held_token.split(":", 1)[1],
             "lines": visitor_transcript_lines(chat_id=chat.pk),
             "max_chars": settings.MESSAGE_MAX_CHARS,
             "attach_accept": ",".join(settings.ATTACHMENT_TYPES),
@@ -185,7 +263,7 @@ def visitor_leave_message(request: HttpRequest) -> HttpResponseBase:
     """The "leave a message" form a fallback offered when nobody could take the chat."""
     held = _visitor_chat(request)
     if held is None:
-        return redirect("chat:start")
+        return _no_chat(request)
     form = OfflineMessageForm(request.POST)
     if not form.is_valid():
         return _room(request, held, offline_error=_errors(form), offline_form=form)
@@ -202,7 +280,7 @@ def visitor_leave_message(request: HttpRequest) -> HttpResponseBase:
         )
     except ChatError as exc:
         return _room(request, held, offline_error=exc.message, offline_form=form)
-    return redirect("chat:room")
+    return _back_to_room(request, held)
 
 
 @require_POST
@@ -210,7 +288,7 @@ def visitor_survey(request: HttpRequest) -> HttpResponseBase:
     """The visitor rates the chat that just ended (when its stage asks for it)."""
     held = _visitor_chat(request)
     if held is None:
-        return redirect("chat:start")
+        return _no_chat(request)
     form = SurveyForm(request.POST)
     if not form.is_valid():
         return _room(request, held, survey_error=_errors(form), survey_form=form)
@@ -222,8 +300,7 @@ def visitor_survey(request: HttpRequest) -> HttpResponseBase:
         )
     except ChatError as exc:
         return _room(request, held, survey_error=exc.message, survey_form=form)
-    messages.success(request, "Thank you for your feedback.")
-    return redirect("chat:room")
+    return _back_to_room(request, held, flash="Thank you for your feedback.")
 
 
 @require_POST
@@ -233,7 +310,7 @@ def visitor_email_transcript(request: HttpRequest) -> HttpResponseBase:
         raise Http404("E-mail is not set up on this site.")
     held = _visitor_chat(request)
     if held is None:
-        return redirect("chat:start")
+        return _no_chat(request)
     form = TranscriptEmailForm(request.POST)
     typed = str(request.POST.get("email", ""))[:254]
     if not form.is_valid():
@@ -254,13 +331,14 @@ def visitor_email_transcript(request: HttpRequest) -> HttpResponseBase:
         services.email_transcript(chat_id=held[0].pk, to=email)
     except ChatError as exc:
         return _room(request, held, transcript_error=exc.message, transcript_email=typed)
-    messages.success(request, f"We are e-mailing the transcript to {email}.")
-    return redirect("chat:room")
+    return _back_to_room(request, held, flash=f"We are e-mailing the transcript to {email}.")
 
 
 @require_POST
 def visitor_new(request: HttpRequest) -> HttpResponseBase:
     """Forget the ended chat in this browser and show the start form."""
+    if widget_site(request) is not None:  # the start page tells the widget to forget the token
+        return _start_page(request, StartChatForm(site=widget_site(request)))
     response = redirect("chat:start")
     response.delete_cookie(VISITOR_COOKIE)
     return response

@@ -3,6 +3,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
+from django.urls import reverse
 
 from chat.admin import ReadOnlyAdmin
 from escalation.models import (
@@ -18,6 +19,7 @@ from escalation.models import (
     OfflineMessage,
     Pipeline,
     QueueEntry,
+    Site,
     Stage,
     Tier,
     Topic,
@@ -148,6 +150,30 @@ class StageAdmin(admin.ModelAdmin[Stage]):
     list_filter = ["pipeline", "tier"]
     filter_horizontal = ["groups"]
     inlines = [EscalationOptionInline, StageTemplateInline]
+
+
+@admin.register(Site)
+class SiteAdmin(admin.ModelAdmin[Site]):
+    """Websites that embed the chat widget. The snippet to paste shows once a site is saved."""
+
+    list_display = ["name", "key", "pipeline", "is_active"]
+    list_filter = ["is_active"]
+    readonly_fields = ["created_at", "updated_at"]
+    change_form_template = "admin/escalation/site/change_form.html"
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Site | None = None,
+    ) -> Any:
+        # The snippet names this server as the browser reached it (behind a proxy, as the
+        # proxy headers say: see TRUSTED_PROXIES).
+        context["widget_script_url"] = request.build_absolute_uri(reverse("widget-script"))
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 @admin.register(EscalationReason)

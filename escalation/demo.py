@@ -20,6 +20,7 @@ from escalation.models import (
     FallbackAction,
     Pipeline,
     RoutingPolicy,
+    Site,
     Stage,
     TargetKind,
     Tier,
@@ -84,6 +85,9 @@ def _user(username: str, **fields: Any) -> Any:
         user.set_password(DEMO_PASSWORD)
         user.save(update_fields=["password"])
     return user
+
+
+DEMO_SITE = "Demo shop"
 
 
 @transaction.atomic
@@ -264,6 +268,11 @@ def load_demo_configuration() -> list[DemoLogin]:
         Topic.objects.update_or_create(
             name=topic, defaults={"pipeline": pipeline, "position": position}
         )
+    # A website to try the widget from (docs/widget.md): a static page served on port 8080.
+    Site.objects.update_or_create(
+        name=DEMO_SITE,
+        defaults={"allowed_origins": "http://localhost:8080\nhttp://127.0.0.1:8080"},
+    )
 
     def option(
         at: Stage, keyword: str, label: str, kind: str, position: int, **kw: Any

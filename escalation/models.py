@@ -5,11 +5,13 @@ Configuration models (Tier ... MessageTemplate) are edited in Django admin; runt
 `escalation.services`.
 """
 
+import secrets
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -180,6 +182,107 @@ class Topic(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+def new_site_key() -> str:
+    """A site's public key: in the embed snippet for anyone to read, so it grants nothing by
+    itself (the allowed origins do); random so that keys cannot be enumerated."""
+    return secrets.token_urlsafe(12)
+
+
+def parse_origins(text: str) -> list[str]:
+    """Allowed origins, one per line, as `scheme://host[:port]`; ValueError names a bad line."""
+    origins: list[str] = []
+    for line in text.splitlines():
+        line = line.strip().rstrip("/")
+        if not line:
+            continue
+        parts = urlsplit(line)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path
+            or parts.query
+            or parts.fragment
+            or parts.username
+            or "*" in line
+        ):
+            raise ValueError(
+                f"“{line}” is not an origin: write scheme and host, with a port if it is not "
+                "the default, and nothing after, e.g. https://www.example.com"
+            )
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"“{line}” has an invalid port.") from None
+        host = parts.hostname
+        origin = f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+        if origin not in origins:
+            origins.append(origin)
+    return origins
+
+
+class Site(models.Model):
+    """A company website that embeds the chat widget: which pages may frame the visitor's chat
+    (by their origins) and how the launcher looks there."""
+
+    name = models.CharField(max_length=80, unique=True)
+    key = models.CharField(
+        max_length=32,
+        unique=True,
+        default=new_site_key,
+        help_text="Goes in the embed snippet as data-site. Change it to revoke old snippets.",
+    )
+    allowed_origins = models.TextField(
+        help_text="One per line, e.g. https://www.example.com (and http://localhost:8080 for "
+        "testing). Only pages of these origins can show the chat; others get an error."
+    )
+    pipeline = models.ForeignKey(
+        Pipeline,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="sites",
+        help_text="Chats started on this site go here (its topics are offered). Empty: every "
+        "active pipeline's topics are offered.",
+    )
+    is_active = models.BooleanField(default=True)
+    launcher_text = models.CharField(max_length=40, default="Chat with us")
+    panel_title = models.CharField(max_length=60, default="Chat with us")
+    colour = models.CharField(
+        max_length=7,
+        default="#1f5fbf",
+        validators=[
+            RegexValidator(r"^#[0-9a-fA-F]{6}$", "A colour is # and six hex digits, e.g. #1f5fbf.")
+        ],
+        help_text="The launcher's and the panel header's colour (white text goes on it).",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def origins(self) -> list[str]:
+        try:
+            return parse_origins(self.allowed_origins)
+        except ValueError:
+            return []  # saved before validation existed or edited in SQL: nothing is allowed
+
+    def clean(self) -> None:
+        try:
+            origins = parse_origins(self.allowed_origins)
+        except ValueError as exc:
+            raise ValidationError({"allowed_origins": str(exc)}) from None
+        if not origins:
+            raise ValidationError({"allowed_origins": "Give at least one origin."})
+        self.allowed_origins = "\n".join(origins)
+        if self.pipeline is not None and not self.pipeline.is_active:
+            raise ValidationError({"pipeline": "This pipeline is not active."})
 
 
 class FallbackAction(models.TextChoices):
@@ -516,6 +619,10 @@ class ChatRoute(models.Model):
         Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="routes"
     )
     hops = models.PositiveSmallIntegerField(default=0, help_text="Fallbacks run so far.")
+    # The website whose widget started the chat (none: Tierline's own chat page).
+    site = models.ForeignKey(
+        Site, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     def __str__(self) -> str:
         return f"Route of chat {self.chat_id}"

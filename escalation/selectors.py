@@ -34,15 +34,18 @@ from escalation.models import (
     AgentGroup,
     Assignment,
     CannedReply,
+    ChatRoute,
     EscalationOption,
     FallbackAction,
     OfflineMessage,
     QueueEntry,
     RoutingPolicy,
+    Site,
     Stage,
     SurveyAnswer,
     TargetKind,
     Tier,
+    Topic,
 )
 
 
@@ -614,3 +617,33 @@ def canned_replies_for(agent: Agent) -> QuerySet[CannedReply]:
     return CannedReply.objects.filter(
         Q(owner=agent) | Q(group__in=agent.groups.all()) | Q(owner__isnull=True, group__isnull=True)
     ).select_related("group")
+
+
+def start_topics(*, site: Site | None = None) -> QuerySet[Topic]:
+    """The topics a visitor may start a chat about: those of active pipelines that have an entry
+    stage, and on a site's widget only its pipeline's (when it names one)."""
+    topics = Topic.objects.filter(pipeline__is_active=True, pipeline__entry_stage__isnull=False)
+    if site is not None and site.pipeline_id is not None:
+        topics = topics.filter(pipeline_id=site.pipeline_id)
+    return topics
+
+
+def active_site(*, key: str) -> Site | None:
+    """The active site with this widget key, or None (unknown, switched off, or malformed)."""
+    if not (0 < len(key) <= 32 and key.isascii()):
+        return None
+    return Site.objects.filter(key=key, is_active=True).first()
+
+
+def chat_site_id(*, chat_id: int) -> int | None:
+    """The site whose widget started the chat (None: Tierline's own page, or no such chat)."""
+    return ChatRoute.objects.filter(chat_id=chat_id).values_list("site_id", flat=True).first()
+
+
+def site_allows_chat_origin(*, chat_id: int, origin: str) -> bool:
+    """Whether `origin` is an allowed origin of the site whose widget started the chat."""
+    site_id = chat_site_id(chat_id=chat_id)
+    if site_id is None:
+        return False
+    site = Site.objects.filter(pk=site_id, is_active=True).first()
+    return site is not None and origin in site.origins

@@ -10,6 +10,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware  # noqa: E402
 
+from chat.consumers.visitor import site_origin_allowed  # noqa: E402
 from chat.realtime.limits import ConnectionCapMiddleware, close_frames_on_protocol_errors  # noqa: E402
 from chat.realtime.origins import SameOriginValidator  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
@@ -24,7 +25,9 @@ application = ProxyHeadersMiddleware(
         {
             "http": django_asgi_app,
             "websocket": ConnectionCapMiddleware(
-                SameOriginValidator(URLRouter(websocket_urlpatterns))
+                SameOriginValidator(
+                    URLRouter(websocket_urlpatterns), also_allowed=site_origin_allowed
+                )
             ),
         }
     ),

@@ -506,8 +506,8 @@ X_FRAME_OPTIONS = "DENY"
 # Content-Security-Policy on every response (Django's ContentSecurityPolicyMiddleware). No inline
 # script or style: a page's own nonce is added only where a template asks for it with
 # {% csp_nonce_attr %} (the admin's templates do); Tierline's pages ask for none. 'self' in
-# connect-src also covers ws:/wss: to this host (CSP Level 3). frame-ancestors is 'none' until the
-# widget names the sites allowed to frame the visitor page.
+# connect-src also covers ws:/wss: to this host (CSP Level 3). frame-ancestors is 'none': only the
+# widget's pages (chat/widget.py) replace it, with the allowed origins of the site they serve.
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, CSP.NONCE],

@@ -8,6 +8,7 @@ from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from chat import views as chat_views
+from chat import widget as chat_widget
 from escalation.models import Agent
 from helpdesk.converters import IdConverter
 
@@ -44,6 +45,7 @@ urlpatterns = [
     path("", chat_views.home, name="home"),
     path("healthz", chat_views.healthz, name="healthz"),
     path("favicon.ico", favicon, name="favicon"),
+    path("widget.js", chat_widget.widget_script, name="widget-script"),
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

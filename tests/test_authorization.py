@@ -13,7 +13,7 @@ from rest_framework.authtoken.models import Token
 from chat.attachments import site_limits
 from chat.selectors import make_visitor_token, signed_attachment_url
 from escalation import services
-from escalation.models import Agent, CannedReply
+from escalation.models import Agent, CannedReply, Site
 from tests.factories import png_bytes, upload, visitor_client
 
 pytestmark = pytest.mark.django_db
@@ -46,6 +46,21 @@ PAGES = [
     # cookie, in a cross-site frame too), until it expires.
     ("GET", "/chat/files/{file}/", [200, 200, 200, 200, 200, 200]),
     ("GET", "/chat/files/tampered/", [404, 404, 404, 404, 404, 404]),
+    # The widget's pages: the visitor is known by a token in the form, never a cookie or a
+    # session, so every caller is alike. A GET is the frame's boot page; a POST without the
+    # embedding page's origin (one of the site's) is refused; tests/chat/test_widget.py has more.
+    ("GET", "/widget.js", [200, 200, 200, 200, 200, 200]),
+    ("GET", "/chat/w/{site}/", [200, 200, 200, 200, 200, 200]),
+    ("POST", "/chat/w/{site}/", [403, 403, 403, 403, 403, 403]),
+    ("POST", "/chat/w/{site}/start/", [403, 403, 403, 403, 403, 403]),
+    ("GET", "/chat/w/{site}/new/", [200, 200, 200, 200, 200, 200]),
+    ("POST", "/chat/w/{site}/new/", [403, 403, 403, 403, 403, 403]),
+    ("POST", "/chat/w/{site}/leave-message/", [403, 403, 403, 403, 403, 403]),
+    ("POST", "/chat/w/{site}/transcript/", [403, 403, 403, 403, 403, 403]),
+    ("POST", "/chat/w/{site}/survey/", [403, 403, 403, 403, 403, 403]),
+    ("GET", "/chat/w/{site}/config", [403, 403, 403, 403, 403, 403]),  # no allowed Origin
+    ("POST", "/chat/w/{site}/attributes", [404, 404, 404, 404, 404, 404]),  # no chat token
+    ("GET", "/chat/w/no-such-site/", [404, 404, 404, 404, 404, 404]),
     ("GET", "/console/", [302, 302, 200, 200, 403, 403]),
     ("GET", "/console/messages/", [302, 302, 200, 200, 200, 200]),
     ("GET", "/console/history/", [302, 302, 200, 200, 403, 403]),  # an agent's own past chats
@@ -134,6 +149,7 @@ def world(demo):
         "attachment": file,
         "file": signed_attachment_url(file).split("/")[-2],
         "reply": CannedReply.objects.create(shortcut="hello", title="Hello", text="Hi {visitor}"),
+        "site": Site.objects.create(name="Shop", allowed_origins="https://shop.example"),
         "users": {
             "holder": users.get(username="alex"),
             "other_group": users.get(username="sam"),
@@ -182,6 +198,7 @@ def test_boundary(world, persona):
             reply=world["reply"].pk,
             attachment=world["attachment"].pk,
             file=world["file"],
+            site=world["site"].key,
         )
         make = api_client if url.startswith("/api/v1/") else page_client
         client = make(world, persona)
@@ -217,6 +234,7 @@ def test_every_route_is_in_the_table():
         .replace("{reply}", "<id:reply_id>")
         .replace("{attachment}", "<id:attachment_id>")
         .replace("{file}", "<str:value>")
+        .replace("{site}", "<str:key>")
         for _, p, _ in PAGES + API
     ]
     listed = [p.lstrip("/") for p in listed]

@@ -36,6 +36,7 @@ FACES = {
     "templatetags",
     "urls",
     "views",
+    "widget",  # the chat widget's views and script (chat/widget.py)
 }
 
 

@@ -1,5 +1,6 @@
 """/ws/chat/<chat_id>/?token=...&since=N: one visitor's chat."""
 
+import re
 import time
 from typing import Any
 
@@ -17,6 +18,7 @@ from chat.consumers.protocol import (
 from chat.events import Pong, Typing, chat_agents_group, chat_visitor_group, publish_now
 from chat.exceptions import ChatNotFound
 from escalation import frames, services
+from escalation.selectors import site_allows_chat_origin
 
 # A typing frame is relayed at most this often while its state does not change.
 TYPING_EVERY_SECONDS = 1.0
@@ -109,3 +111,16 @@ class VisitorConsumer(ProtocolConsumer):
         stream = self.streams.get(self.chat_id)
         since = stream.last if stream is not None and stream.last is not None else 0
         await self.send_replay(chat_id=self.chat_id, since=since)
+
+
+VISITOR_PATH = re.compile(r"^/ws/chat/(\d{1,18})/$")
+
+
+async def site_origin_allowed(scope: dict[str, Any], origin: str) -> bool:
+    """A visitor socket from another origin: allowed when that is an allowed origin of the site
+    whose widget started this chat (the socket still needs the chat's token)."""
+    match = VISITOR_PATH.match(scope.get("path", ""))
+    if match is None:
+        return False
+    allows = database_sync_to_async(site_allows_chat_origin)
+    return bool(await allows(chat_id=int(match.group(1)), origin=origin))

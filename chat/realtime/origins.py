@@ -9,6 +9,7 @@ front sends), either scheme's default port is accepted for that host, since the 
 plain websockets to us while the page is on https.
 """
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import ParseResult, urlparse
 
@@ -26,16 +27,36 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+# Given the scope and the (normalised) Origin, whether another origin may open this socket.
+ExtraOrigin = Callable[[Scope, str], Awaitable[bool]]
+
+
 class SameOriginValidator(OriginValidator):  # type: ignore[misc]
-    def __init__(self, application: Any) -> None:
+    """`also_allowed` may admit other origins for some sockets (a widget's site, for the visitor
+    socket of a chat its widget started): a socket authenticated by a token it carries, not by
+    the browser's cookies, has nothing a foreign page could ride on."""
+
+    def __init__(self, application: Any, also_allowed: ExtraOrigin | None = None) -> None:
         super().__init__(application, allowed_origins=[])
+        self.also_allowed = also_allowed
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
         if scope["type"] != "websocket":
             raise ValueError("SameOriginValidator is for websocket connections")
-        if self.allowed(scope):
+        if self.allowed(scope) or await self.extra_allowed(scope):
             return await self.application(scope, receive, send)
         return await WebsocketDenier()(scope, receive, send)
+
+    async def extra_allowed(self, scope: Scope) -> bool:
+        origin = urlparse(_header(scope, b"origin") or "")
+        if self.also_allowed is None or origin.scheme not in ("http", "https"):
+            return False
+        if origin.hostname is None:
+            return False
+        port = self.get_origin_port(origin)
+        default = {"http": 80, "https": 443}[origin.scheme]
+        normal = f"{origin.scheme}://{origin.hostname}" + (f":{port}" if port != default else "")
+        return await self.also_allowed(scope, normal)
 
     def allowed(self, scope: Scope) -> bool:
         origin_header = _header(scope, b"origin")

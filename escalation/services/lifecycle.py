@@ -13,7 +13,7 @@ from chat import services as chat_services
 from chat.models import ChatSession, FlowEvent, Message
 from escalation import selectors
 from escalation.exceptions import UnknownTopic
-from escalation.models import Agent, Assignment, ChatRoute, QueueEntry, Stage, Topic
+from escalation.models import Agent, Assignment, ChatRoute, QueueEntry, Site, Stage
 from escalation.services.dispatch import dispatch
 from escalation.services.fallbacks import fall_back_if_nobody_serves, offer_message_form
 from escalation.services.queueing import enqueue, leave_queue, wait_text
@@ -38,10 +38,14 @@ def start_chat(
     topic_name: str,
     first_message: str,
     visitor_context: dict[str, Any],
+    site: Site | None = None,
 ) -> ChatSession:
+    """A visitor starts a chat (on Tierline's chat page, or through `site`'s widget, which
+    offers only its pipeline's topics)."""
     topic = (
-        Topic.objects.select_related("pipeline__entry_stage")
-        .filter(name=topic_name, pipeline__is_active=True, pipeline__entry_stage__isnull=False)
+        selectors.start_topics(site=site)
+        .select_related("pipeline__entry_stage")
+        .filter(name=topic_name)
         .first()
     )
     if topic is None or topic.pipeline.entry_stage is None:
@@ -55,7 +59,7 @@ def start_chat(
         visitor_context=visitor_context,
     )
     route = ChatRoute.objects.create(
-        chat=chat, pipeline=topic.pipeline, stage=stage, tier=stage.tier
+        chat=chat, pipeline=topic.pipeline, stage=stage, tier=stage.tier, site=site
     )
     chat_services.append_message(
         chat=chat, kind=Message.Kind.VISITOR, text=first_message, author_name=visitor_name

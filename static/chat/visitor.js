@@ -59,6 +59,7 @@ function setStatus(status, by = "") {
   newChat.hidden = open;
   if (transcriptForm) transcriptForm.hidden = open; // over: the transcript by e-mail (if set up)
   banner.hidden = open;
+  document.dispatchEvent(new CustomEvent("tierline:status", { detail: { status } }));
   if (open) return;
   typing.stop();
   agentTyping.hide();
@@ -86,6 +87,10 @@ function addMessage(m) {
   }
   lastSeq = m.seq;
   appendMessage(transcript, m);
+  // For the widget's frame (if this page is one): the unread count on the launcher.
+  document.dispatchEvent(
+    new CustomEvent("tierline:message", { detail: { seq: m.seq, kind: m.kind } }),
+  );
   if (m.kind !== "visitor") agentTyping.hide();
   if (m.kind === "agent") agentName = m.author;
   if (m.event === "agent_joined" || m.event === "agent_left") agentName = ""; // someone new

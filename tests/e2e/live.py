@@ -15,7 +15,9 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -278,3 +280,19 @@ class CeleryWorker(Process):
         except BaseException:
             self.stop(signal.SIGKILL)  # never leave a half-started worker behind
             raise
+
+
+def off_thread(work: Callable[[], Any]) -> Any:
+    """Run database work on another thread: Playwright's sync API keeps an event loop running on
+    the test's thread, where Django refuses synchronous database calls."""
+
+    def run() -> Any:
+        from django.db import connections
+
+        try:
+            return work()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result(timeout=30)

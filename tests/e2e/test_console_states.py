@@ -5,16 +5,13 @@ ways and the visitor-left notice too. Screenshots go to test-artifacts/states-*.
 
 import datetime as dt
 import json
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
 import time_machine
 from django.conf import settings
 from playwright.sync_api import Page, WebSocket, expect
 
-from tests.e2e.live import ARTIFACTS, CeleryWorker, Daphne
+from tests.e2e.live import ARTIFACTS, CeleryWorker, Daphne, off_thread
 
 pytestmark = [
     pytest.mark.e2e,
@@ -46,22 +43,6 @@ def server(django_db_setup, django_db_blocker, _flushed_test_redis):
 def browser(browser):
     yield browser
     SOCKETS.clear()
-
-
-def off_thread(work: Callable[[], Any]) -> Any:
-    """Run database work on another thread: Playwright's sync API keeps an event loop running on
-    the test's thread, where Django refuses synchronous database calls."""
-
-    def run() -> Any:
-        from django.db import connections
-
-        try:
-            return work()
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(run).result(timeout=30)
 
 
 def shot(page: Page, name: str) -> None:

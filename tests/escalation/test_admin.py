@@ -327,3 +327,27 @@ def test_auto_away_needs_the_round_robin_hunt_policy(admin_client_, l1_setup):
     assert response.status_code == 302
     l1_setup.g1.refresh_from_db()
     assert (l1_setup.g1.routing_policy, l1_setup.g1.auto_away_after_lapses) == ("hunt", 3)
+
+
+def test_a_site_is_added_with_checked_origins_and_shows_its_snippet(admin_client_):
+    from escalation.models import Site
+
+    form = {
+        "name": "Shop",
+        "is_active": "on",
+        "allowed_origins": "https://shop.example/cart",
+        "launcher_text": "Chat with us",
+        "panel_title": "Chat with us",
+        "colour": "#1f5fbf",
+        "key": "shopkey123",
+    }
+    refused = admin_client_.post("/admin/escalation/site/add/", form)
+    assert refused.status_code == 200 and Site.objects.count() == 0
+    assert "is not an origin" in refused.content.decode()
+    form["allowed_origins"] = "https://shop.example/\nhttp://localhost:8080"
+    saved = admin_client_.post("/admin/escalation/site/add/", form)
+    assert saved.status_code == 302
+    site = Site.objects.get()
+    assert site.allowed_origins == "https://shop.example\nhttp://localhost:8080"
+    page = admin_client_.get(f"/admin/escalation/site/{site.pk}/change/").content.decode()
+    assert '&lt;script src="http://testserver/widget.js" data-site="shopkey123" async' in page

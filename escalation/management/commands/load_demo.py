@@ -2,7 +2,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from escalation.demo import DEMO_PASSWORD, load_demo_configuration
+from escalation.demo import DEMO_PASSWORD, DEMO_SITE, load_demo_configuration
+from escalation.models import Site
 
 
 class Command(BaseCommand):
@@ -14,3 +15,8 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo logins (password for all: {DEMO_PASSWORD}):")
         for login in logins:
             self.stdout.write(f"  {login.username:<8} {login.role:<8} {login.detail}")
+        site = Site.objects.get(name=DEMO_SITE)
+        self.stdout.write(
+            f"Chat widget: the site “{site.name}” (key {site.key}) may be embedded from "
+            "http://localhost:8080 (docs/widget.md)."
+        )
