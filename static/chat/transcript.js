@@ -62,6 +62,20 @@ export function attachmentBox(file) {
   return box;
 }
 
+/** A preview that loads after its line was added makes the line taller: a transcript that was
+    at its end (give or take that preview) stays at its end. */
+export function followImages(list) {
+  list.addEventListener(
+    "load",
+    (event) => {
+      if (event.target.tagName !== "IMG") return;
+      const below = list.scrollHeight - list.scrollTop - list.clientHeight;
+      if (below <= event.target.offsetHeight + 48) list.scrollTop = list.scrollHeight;
+    },
+    true, // load does not bubble: listen on the way down
+  );
+}
+
 /** One transcript line, as templates/chat/room.html renders it on the server. */
 export function messageItem(m) {
   const className = lineClass(m);

@@ -12,7 +12,7 @@ import {
   TO_SERVER,
 } from "./protocol.js";
 import { Outbox, ReconnectingSocket } from "./socket.js";
-import { appendMessage, collapseSearching, localizeTimes } from "./transcript.js";
+import { appendMessage, collapseSearching, followImages, localizeTimes } from "./transcript.js";
 import { TypingIndicator, TypingSender } from "./typing.js";
 
 const room = document.getElementById("room");
@@ -45,6 +45,7 @@ const scrollDown = () => {
   transcript.scrollTop = transcript.scrollHeight;
 };
 scrollDown();
+followImages(transcript);
 
 const isOpen = (status) => status === "queued" || status === "active";
 

@@ -8,8 +8,11 @@ import base64
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.live import ARTIFACTS
+from escalation.models import Pipeline, Site
+from tests.e2e import test_widget_browser as widget_tests
+from tests.e2e.live import ARTIFACTS, off_thread
 from tests.e2e.test_browser import log_in
+from tests.e2e.test_widget_browser import PAGE, widget_frame
 from tests.factories import PDF_BYTES, png_bytes
 
 pytestmark = [
@@ -19,6 +22,7 @@ pytestmark = [
 ]
 
 PNG = png_bytes(160, 90, (40, 160, 90))
+company_site = widget_tests.company_site  # a static company website on another origin
 
 DROP = """([selector, name, type, data]) => {
   const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
@@ -122,3 +126,50 @@ def test_files_both_ways_in_two_browsers(demo, browser, daphne_process, celery_w
     replayed.wait_for()
     alex.wait_for_function(LOADED, arg=replayed.element_handle())
     alex.screenshot(path=ARTIFACTS / "attach-03-agent-replayed.png", full_page=True)
+
+
+def test_a_file_from_the_widget_in_a_cross_site_frame(
+    demo, browser, daphne_process, celery_worker_process, company_site
+):
+    """The widget's frame has no cookie at all: the token header sends the file and the signed
+    link shows it."""
+    base = daphne_process.base_url
+    port, root = company_site
+    shop = f"http://localhost:{port}"
+    site = off_thread(
+        lambda: Site.objects.create(
+            name="Shop", allowed_origins=shop, pipeline=Pipeline.objects.get(name="Support")
+        )
+    )
+    (root / "index.html").write_text(
+        PAGE.format(title="Shop home", next="index.html", base=base, key=site.key)
+    )
+    alex = log_in(browser, base, "alex")
+    alex.select_option("#presence", "online")
+    context = browser.new_context()
+    visitor = context.new_page()
+    visitor.goto(f"{shop}/index.html")
+    visitor.locator("#tierline-widget .launcher").click()
+    frame = widget_frame(visitor)
+    frame.locator("#id_name").fill("Dana")
+    frame.locator("#id_topic").select_option("Billing")
+    frame.locator("#id_message").fill("Here is the error")
+    frame.locator("#start-form button[type=submit]").click()
+    expect(frame.locator("#conn")).to_have_attribute("data-state", "open")
+
+    frame.locator("#attach-file").set_input_files(
+        files=[{"name": "error.png", "mimeType": "image/png", "buffer": PNG}]
+    )
+    preview = frame.locator(".msg-visitor .attachment-preview[alt='error.png']")
+    preview.wait_for()
+    expect(preview).to_have_js_property("complete", True)
+    assert preview.evaluate("img => img.naturalWidth") == 160
+    # The preview made its line taller after it came in: the transcript still shows its end.
+    below = frame.locator("#transcript").evaluate(
+        """list => new Promise((done) => requestAnimationFrame(
+            () => done(list.scrollHeight - list.scrollTop - list.clientHeight)))"""
+    )
+    assert below < 2
+    alex.locator(".pane:visible .attachment-preview[alt='error.png']").wait_for()
+    visitor.screenshot(path=ARTIFACTS / "attach-04-widget.png", full_page=True)
+    assert [c for c in context.cookies() if c["domain"] == "127.0.0.1"] == []
