@@ -8,18 +8,23 @@ One APIView per operation, with nested Input/Output serializers. Errors have one
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import FileResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, inline_serializer
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chat.models import ChatSession, Message
+from chat.models import Attachment, ChatSession, Message
 from chat.selectors import messages_after
+from chat.views import attachment_response, body_too_large
 from escalation import selectors, services
 from escalation.models import Agent, Escalation
 from escalation.permissions import CanReadChats, IsAgent, current_agent, sees_every_chat
@@ -139,6 +144,18 @@ class ChatDetailApi(APIView):
         return Response(data)
 
 
+class AttachmentOutput(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    size = serializers.IntegerField(source="size_bytes")
+    type = serializers.CharField(source="content_type")
+    image = serializers.BooleanField(source="is_image")
+    download_url = serializers.SerializerMethodField()
+
+    def get_download_url(self, attachment: Attachment) -> str:
+        return reverse("api-attachment", args=[attachment.chat_id, attachment.pk])
+
+
 class MessageOutput(serializers.Serializer[Any]):
     seq = serializers.IntegerField()
     kind = serializers.ChoiceField(choices=Message.Kind.choices)
@@ -147,6 +164,7 @@ class MessageOutput(serializers.Serializer[Any]):
     text = serializers.CharField()
     at = serializers.DateTimeField(source="created_at")
     client_id = serializers.CharField(allow_null=True)
+    attachment = AttachmentOutput(allow_null=True, read_only=True)
 
 
 class ChatMessagesApi(APIView):
@@ -279,3 +297,51 @@ class ChatEscalateApi(_ChatAction):
             requested_by=Escalation.RequestedBy.API,
         )
         return Response(self.EscalationOutput(escalation).data, status=201)
+
+
+class ChatAttachmentsApi(APIView):
+    """POST: send a file (multipart field `file`) as the agent holding the chat; `internal` keeps
+    it in an internal note, never shown to the visitor."""
+
+    permission_classes = [IsAuthenticated, IsAgent]
+    parser_classes = [MultiPartParser]
+
+    class AttachmentInput(serializers.Serializer[Any]):
+        # Empty files pass here so that the service says why they are refused.
+        file = serializers.FileField(allow_empty_file=True, max_length=1000)
+        internal = serializers.BooleanField(required=False, default=False)
+
+    @extend_schema(request=AttachmentInput, responses={201: MessageOutput, **ERROR_RESPONSES})
+    def post(self, request: Request, chat_id: int) -> HttpResponseBase:
+        get_visible_chat(request, chat_id)  # before the body is read: 404 for a chat not seen
+        limits = selectors.attachment_limits(chat_id=chat_id)
+        refused = body_too_large(request._request, limits)
+        if refused is not None:
+            return refused
+        data = self.AttachmentInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        message = services.post_attachment(
+            chat_id=chat_id,
+            upload=data.validated_data["file"],
+            limits=limits,
+            agent=current_agent(request),
+            internal=data.validated_data["internal"],
+        )
+        return Response(MessageOutput(message).data, status=201)
+
+
+class ChatAttachmentApi(APIView):
+    """GET: download a file of a chat you may see (images inline, anything else as a download)."""
+
+    permission_classes = [IsAuthenticated, CanReadChats]
+
+    @extend_schema(
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY),
+            **ERROR_RESPONSES,
+        }
+    )
+    def get(self, request: Request, chat_id: int, attachment_id: int) -> FileResponse:
+        chat = get_visible_chat(request, chat_id)
+        attachment = get_object_or_404(Attachment, pk=attachment_id, chat=chat)
+        return attachment_response(attachment)

@@ -4,7 +4,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Tags, register
+from django.core.checks import Error as CheckError
 from django.core.checks import Warning as CheckWarning
+
+from chat.attachments import KNOWN_TYPES
 
 
 @register(Tags.mail, deploy=True)
@@ -23,3 +26,19 @@ def check_email_sender(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+@register()
+def check_attachment_types(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    """ATTACHMENT_TYPES may only name types whose content Tierline can check; another one would
+    be silently never allowed."""
+    unknown = [t for t in settings.ATTACHMENT_TYPES if t not in KNOWN_TYPES]
+    if not unknown:
+        return []
+    return [
+        CheckError(
+            f"ATTACHMENT_TYPES names types Tierline cannot check: {', '.join(unknown)}.",
+            hint=f"Choose among {', '.join(KNOWN_TYPES)}.",
+            id="tierline.E001",
+        )
+    ]

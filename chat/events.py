@@ -23,6 +23,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from chat.models import Message
+from chat.selectors import attachment_info, message_attachment
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,16 @@ class MessagePosted(Event):
     text: str
     at: str
     client_id: str | None
+    # A file the message carries (event "attachment"): its name, size, type, whether it is an
+    # image, and the link to it for this stream (signed for the visitor). Left out of the frame
+    # for the others (most messages), which stay as they were.
+    attachment: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = Frame.to_dict(self)
+        if data["attachment"] is None:
+            del data["attachment"]
+        return data
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -344,6 +355,7 @@ def frame_classes() -> list[type[Frame]]:
 
 # --- Publishing -----------------------------------------------------------------------------------
 def message_event(message: Message, *, for_visitor: bool) -> MessagePosted:
+    attachment = message_attachment(message)
     return MessagePosted(
         chat=message.chat_id,
         seq=(message.public_seq if for_visitor else message.seq) or 0,
@@ -353,6 +365,7 @@ def message_event(message: Message, *, for_visitor: bool) -> MessagePosted:
         text=message.text,
         at=message.created_at.isoformat(),
         client_id=message.client_id,
+        attachment=attachment_info(attachment, for_visitor=for_visitor) if attachment else None,
     )
 
 

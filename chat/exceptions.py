@@ -34,3 +34,19 @@ class InvalidTransition(ChatError):
 
 class InvalidMessage(ChatError):
     code = "invalid_message"
+
+
+class AttachmentRefused(ChatError):
+    """A file that may not be sent: empty, of a type not allowed, or not what its name says."""
+
+    code = "attachment_refused"
+    message = "This file cannot be sent."
+
+
+class AttachmentTooLarge(AttachmentRefused):
+    code = "attachment_too_large"
+
+
+class AttachmentLinkExpired(ChatError):
+    code = "link_expired"
+    message = "This link to the file has expired. Reload the chat page for a fresh one."

@@ -4,10 +4,12 @@
 and who holds it, and writes here only through `chat.services`.
 """
 
+import secrets
 import uuid
 from typing import ClassVar
 
 from django.conf import settings
+from django.core.files.storage import Storage, storages
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Upper
@@ -148,6 +150,7 @@ class FlowEvent(models.Model):
         ENDED = "ended", "Ended"
         AFTER_AGENT = "after_agent", "After the agent (survey or message form offered)"
         SURVEY_ANSWERED = "survey_answered", "Survey answered"
+        ATTACHMENT = "attachment", "File sent"
 
     chat = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="flow")
     kind = models.CharField(max_length=32, choices=Kind.choices)
@@ -163,6 +166,47 @@ class FlowEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} of chat {self.chat_id} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+def attachment_storage() -> Storage:
+    """The "attachments" storage of settings.STORAGES (a callable, so that migrations do not
+    record the backend)."""
+    return storages["attachments"]
+
+
+def attachment_path(instance: "Attachment", filename: str) -> str:
+    """A random name on disk: never the uploader's, which is shown but never used as a path."""
+    extension = filename.rpartition(".")[2].lower() if "." in filename else ""
+    suffix = f".{extension}" if extension.isascii() and extension.isalnum() else ""
+    return f"attachments/{instance.created_at:%Y/%m}/{secrets.token_hex(16)}{suffix}"
+
+
+class Attachment(models.Model):
+    """A file sent in a chat. It is posted as a message of the chat (event "attachment", its
+    text the file's name), so it has that message's numbers and replays with the transcript."""
+
+    class Uploader(models.TextChoices):
+        VISITOR = "visitor", "Visitor"
+        AGENT = "agent", "Agent"
+
+    chat = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="attachments")
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="attachment")
+    uploader = models.CharField(max_length=10, choices=Uploader.choices)
+    agent_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    name = models.CharField(max_length=100)  # as sent, cleaned (chat.attachments)
+    content_type = models.CharField(max_length=100)
+    size_bytes = models.PositiveBigIntegerField()
+    file = models.FileField(storage=attachment_storage, upload_to=attachment_path, max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.name} in chat {self.chat_id}"
+
+    @property
+    def is_image(self) -> bool:
+        return self.content_type.startswith("image/")
 
 
 class OutboundEmail(models.Model):

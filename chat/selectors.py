@@ -1,16 +1,19 @@
-"""Reads of chats: replay by sequence number, visitor tokens, what the visitor's browser told."""
+"""Reads of chats: replay by sequence number, visitor tokens, what the visitor's browser told,
+attachments and their links."""
 
 import functools
 from typing import Any
 
 from django.conf import settings
 from django.core import signing
+from django.urls import reverse
 from ua_parser import parse as parse_user_agent
 
-from chat.exceptions import ChatNotFound
-from chat.models import ChatSession, Message
+from chat.exceptions import AttachmentLinkExpired, ChatNotFound
+from chat.models import Attachment, ChatSession, Message
 
 _TOKEN_SALT = "tierline.visitor-chat"  # noqa: S105 - a namespace for signatures, not a secret
+_FILE_SALT = "tierline.attachment"
 
 
 def make_visitor_token(chat: ChatSession) -> str:
@@ -18,6 +21,15 @@ def make_visitor_token(chat: ChatSession) -> str:
     return signing.TimestampSigner(salt=_TOKEN_SALT).sign_object(
         {"c": chat.pk, "p": chat.public_id.hex}, compress=True
     )
+
+
+def chat_for_visitor_credential(*, credential: str) -> ChatSession:
+    """The chat a "<chat id>:<token>" credential opens (the visitor cookie's value, the widget's
+    form field, the X-Tierline-Visitor header); ChatNotFound for anything else."""
+    chat_id, _, token = credential.partition(":")
+    if not (chat_id.isascii() and chat_id.isdigit() and len(chat_id) <= 18):
+        raise ChatNotFound()
+    return chat_for_visitor_token(token=token, chat_id=int(chat_id))
 
 
 def chat_for_visitor_token(*, token: str, chat_id: int) -> ChatSession:
@@ -49,7 +61,7 @@ def messages_after(
         messages = messages.filter(public_seq__gt=after).order_by("public_seq")
     else:
         messages = messages.filter(seq__gt=after).order_by("seq")
-    return list(messages[:limit])
+    return list(messages.select_related("attachment")[:limit])
 
 
 def last_seq(*, chat_id: int, for_visitor: bool, at_most: int) -> int:
@@ -60,7 +72,7 @@ def last_seq(*, chat_id: int, for_visitor: bool, at_most: int) -> int:
 
 
 def transcript(*, chat_id: int, for_visitor: bool) -> list[Message]:
-    messages = Message.objects.filter(chat_id=chat_id)
+    messages = Message.objects.filter(chat_id=chat_id).select_related("attachment")
     if for_visitor:
         return list(messages.filter(public_seq__isnull=False).order_by("public_seq"))
     return list(messages.order_by("seq"))
@@ -153,3 +165,75 @@ def visitor_details(chat: ChatSession) -> dict[str, Any]:
             ]
         ],
     }
+
+
+# --- Attachments ------------------------------------------------------------------------------
+def message_attachment(message: Message) -> Attachment | None:
+    """The file a message carries. Only messages posted with one (event "attachment") are
+    looked up, so that the text messages of the hot path cost no query."""
+    if message.event != "attachment":
+        return None
+    try:
+        return message.attachment
+    except Attachment.DoesNotExist:
+        return None
+
+
+def signed_attachment_url(attachment: Attachment) -> str:
+    """A link to the file that works without cookies (an <img> in a cross-site frame) for
+    ATTACHMENT_URL_MAX_AGE_SECONDS: signed over the attachment and its chat."""
+    value = signing.TimestampSigner(salt=_FILE_SALT).sign_object(
+        {"a": attachment.pk, "c": attachment.chat_id}
+    )
+    return reverse("chat:attachment", args=[value])
+
+
+def attachment_for_signature(*, value: str) -> Attachment:
+    """The visitor-visible attachment a signed link names. AttachmentLinkExpired for a link past
+    its age; ChatNotFound for anything else (tampered, an internal note's file, erased)."""
+    signer = signing.TimestampSigner(salt=_FILE_SALT)
+    try:
+        data: Any = signer.unsign_object(value, max_age=settings.ATTACHMENT_URL_MAX_AGE_SECONDS)
+    except signing.SignatureExpired:
+        raise AttachmentLinkExpired() from None
+    except (signing.BadSignature, ValueError, TypeError):
+        raise ChatNotFound("There is no such file.") from None
+    if not (isinstance(data, dict) and isinstance(data.get("a"), int)):
+        raise ChatNotFound("There is no such file.")
+    attachment = (
+        Attachment.objects.filter(
+            pk=data["a"], chat_id=data.get("c"), message__public_seq__isnull=False
+        )
+        .select_related("message")
+        .first()
+    )
+    if attachment is None:
+        raise ChatNotFound("There is no such file.")
+    return attachment
+
+
+def attachment_info(attachment: Attachment, *, for_visitor: bool) -> dict[str, Any]:
+    """What clients show of a file: a visitor gets a signed link, agents and API users the API's
+    download address (their session or token decides)."""
+    if for_visitor:
+        url = signed_attachment_url(attachment)
+    else:
+        url = reverse("api-attachment", args=[attachment.chat_id, attachment.pk])
+    return {
+        "id": attachment.pk,
+        "name": attachment.name,
+        "size": attachment.size_bytes,
+        "type": attachment.content_type,
+        "image": attachment.is_image,
+        "url": url,
+    }
+
+
+def visitor_transcript_lines(*, chat_id: int) -> list[tuple[Message, dict[str, Any] | None]]:
+    """The visitor's transcript, each message with its file (as `attachment_info`) or None."""
+    return [(m, _info(m, for_visitor=True)) for m in transcript(chat_id=chat_id, for_visitor=True)]
+
+
+def _info(message: Message, *, for_visitor: bool) -> dict[str, Any] | None:
+    attachment = message_attachment(message)
+    return attachment_info(attachment, for_visitor=for_visitor) if attachment else None

@@ -8,13 +8,15 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.files import File
 from django.db import connection, transaction
 from django.utils import timezone
 
+from chat.attachments import CheckedUpload
 from chat.attributes import Attributes, merge_attributes
 from chat.events import send_messages_on_commit
 from chat.exceptions import ChatNotFound, InvalidMessage, InvalidTransition
-from chat.models import ChatSession, FlowEvent, Message
+from chat.models import Attachment, ChatSession, FlowEvent, Message, attachment_storage
 
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
@@ -110,10 +112,11 @@ def stored_by_client_id(pairs: Sequence[tuple[int, str | None]]) -> dict[tuple[i
     return {(m.chat_id, m.client_id or ""): m for m in found if (m.chat_id, m.client_id) in wanted}
 
 
-def append_messages(new: Sequence[NewMessage]) -> list[Message]:
+def append_messages(new: Sequence[NewMessage], *, publish: bool = True) -> list[Message]:
     """Number and store checked messages (their chats locked by the caller) and publish them
     after commit: each chat's messages take its next sequence numbers in order, and internal
-    notes take no visitor-visible number (so the visitor's stream has no gaps either)."""
+    notes take no visitor-visible number (so the visitor's stream has no gaps either). With
+    `publish` False the caller publishes them (once what they carry is stored too)."""
     if not new:
         return []
     now = timezone.now()
@@ -149,7 +152,8 @@ def append_messages(new: Sequence[NewMessage]) -> list[Message]:
         ChatSession.objects.bulk_update(
             list(touched.values()), ["last_seq", "last_public_seq", "updated_at"]
         )
-    send_messages_on_commit(messages)
+    if publish:
+        send_messages_on_commit(messages)
     return messages
 
 
@@ -233,10 +237,12 @@ ERASED_NAME = "(erased)"
 
 
 def erase_chat_content(*, chat: ChatSession) -> int:
-    """Delete the chat's messages and the visitor's personal data (name, e-mail, browser context);
-    keep the anonymous facts the reports count (status, times, stages, flow kinds). Returns how
-    many messages were deleted. Caller holds the chat row lock; the chat is not open."""
-    deleted, _ = chat.messages.all().delete()
+    """Delete the chat's messages, their files and the visitor's personal data (name, e-mail,
+    browser context); keep the anonymous facts the reports count (status, times, stages, flow
+    kinds). Returns how many messages were deleted. Caller holds the chat row lock; the chat is
+    not open."""
+    delete_attachments(chat=chat)
+    deleted = chat.messages.all().delete()[1].get(Message._meta.label, 0)
     chat.visitor_name = ERASED_NAME
     chat.visitor_email = ""
     chat.visitor_context = {}
@@ -258,3 +264,43 @@ def set_visitor_attributes(*, chat_id: int, attributes: Attributes) -> Attribute
     chat.visitor_context = context
     chat.save(update_fields=["visitor_context", "updated_at"])
     return merged
+
+
+def store_attachment(
+    *, message: Message, upload: File[Any], checked: CheckedUpload, agent_user_id: int | None
+) -> Attachment:
+    """Store a checked file under a random name and its row, for `message` (just appended).
+    The caller deletes the stored file if its transaction does not commit."""
+    attachment = Attachment(
+        chat_id=message.chat_id,
+        message=message,
+        uploader=Attachment.Uploader.VISITOR
+        if agent_user_id is None
+        else Attachment.Uploader.AGENT,
+        agent_user_id=agent_user_id,
+        name=checked.name,
+        content_type=checked.content_type,
+        size_bytes=checked.size,
+        created_at=message.created_at,
+    )
+    upload.seek(0)
+    attachment.file.save(f"upload{checked.extension}", upload, save=False)
+    attachment.save()
+    return attachment
+
+
+def delete_stored_files(names: Sequence[str]) -> None:
+    """Delete stored files by name; one that is already gone is no error."""
+    storage = attachment_storage()
+    for name in names:
+        storage.delete(name)
+
+
+def delete_attachments(*, chat: ChatSession) -> int:
+    """Delete the chat's attachment rows now and their files once the transaction commits (a
+    rollback keeps both). Returns how many."""
+    names = list(Attachment.objects.filter(chat=chat).values_list("file", flat=True))
+    Attachment.objects.filter(chat=chat).delete()
+    if names:
+        transaction.on_commit(lambda: delete_stored_files(names), robust=True)
+    return len(names)

@@ -75,6 +75,12 @@ def left_message_refusal(request: HttpRequest, *, visitor_token: str) -> Refusal
     return _refusal(request, "left-message", visitor_token, rates)
 
 
+def attachment_refusal(request: HttpRequest, *, visitor_token: str) -> Refusal | None:
+    """Likewise for a file a visitor sends (ATTACHMENT_RATE_PER_*): each one is stored."""
+    rates = (settings.ATTACHMENT_RATE_PER_ADDRESS, settings.ATTACHMENT_RATE_PER_VISITOR)
+    return _refusal(request, "attachment", visitor_token, rates)
+
+
 def transcript_email_refusal(request: HttpRequest, *, visitor_token: str) -> Refusal | None:
     """Likewise for a transcript asked for by e-mail (TRANSCRIPT_EMAIL_RATE_PER_*), and for the
     whole site (TRANSCRIPT_EMAIL_RATE_PER_SITE): the visitor picks the address and wrote part of

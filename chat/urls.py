@@ -11,6 +11,8 @@ urlpatterns = [
     path("room/leave-message/", views.visitor_leave_message, name="leave_message"),
     path("room/transcript/", views.visitor_email_transcript, name="email_transcript"),
     path("room/survey/", views.visitor_survey, name="survey"),
+    path("room/attachments/", views.visitor_attach, name="attach"),
+    path("files/<str:value>/", views.visitor_attachment, name="attachment"),
     # The same pages in a company's widget (see chat.widget): the visitor known by the form's
     # token, not a cookie; framable only by the site's origins.
     path("w/<str:key>/", widget.framed(views.widget_open_page), name="widget_open"),

@@ -10,13 +10,23 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    JsonResponse,
+)
+from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
 
+from chat.attachments import AttachmentLimits, format_bytes
 from chat.attributes import AttributesError, parse_attributes
-from chat.exceptions import ChatError, ChatNotFound
+from chat.exceptions import AttachmentLinkExpired, ChatError, ChatNotFound
 from chat.forms import (
     CannedReplyForm,
     OfflineMessageForm,
@@ -24,19 +34,26 @@ from chat.forms import (
     SurveyForm,
     TranscriptEmailForm,
 )
-from chat.models import ChatSession
-from chat.selectors import chat_for_visitor_token, make_visitor_token, transcript
+from chat.models import Attachment, ChatSession
+from chat.selectors import (
+    attachment_for_signature,
+    chat_for_visitor_credential,
+    make_visitor_token,
+    visitor_transcript_lines,
+)
 from chat.throttles import (
     Refusal,
+    attachment_refusal,
     chat_start_refusal,
     left_message_refusal,
     transcript_email_refusal,
 )
-from chat.widget import visitor_page_context, widget_site
+from chat.widget import VISITOR_HEADER, visitor_page_context, widget_site
 from escalation import services
 from escalation.models import Agent, CannedReply
 from escalation.selectors import (
     agent_history,
+    attachment_limits,
     canned_replies_for,
     chat_site_id,
     get_agent_for_user,
@@ -44,6 +61,7 @@ from escalation.selectors import (
     offers_message_form,
     offers_survey,
 )
+from helpdesk.api_errors import status_for
 
 VISITOR_COOKIE = "tierline_chat"
 RATING_CHOICES = [(1, "poor"), (2, ""), (3, ""), (4, ""), (5, "great")]
@@ -64,18 +82,21 @@ def _held_token(request: HttpRequest) -> str:
 def _visitor_chat(request: HttpRequest) -> tuple[ChatSession, str] | None:
     """The chat this visitor holds a token for, if the token is still good (and, in a widget,
     the chat was started on that widget's site)."""
-    token = _held_token(request)
-    chat_id = token.split(":", 1)[0]
-    if not (chat_id.isascii() and chat_id.isdigit() and len(chat_id) <= 18):
-        return None
-    try:
-        chat = chat_for_visitor_token(token=token.split(":", 1)[1], chat_id=int(chat_id))
-    except (ChatNotFound, IndexError):
+    held = _chat_for_credential(_held_token(request))
+    if held is None:
         return None
     site = widget_site(request)
-    if site is not None and chat_site_id(chat_id=chat.pk) != site.pk:
+    if site is not None and chat_site_id(chat_id=held[0].pk) != site.pk:
         return None
-    return chat, token
+    return held
+
+
+def _chat_for_credential(token: str) -> tuple[ChatSession, str] | None:
+    """The chat a "<chat id>:<token>" credential opens, if the token is still good."""
+    try:
+        return chat_for_visitor_credential(credential=token), token
+    except ChatNotFound:
+        return None
 
 
 def _visitor_token(request: HttpRequest) -> str:
@@ -212,8 +233,9 @@ def _room(
             "flash": flash,
             "chat": chat,
             "token": held_token.split(":", 1)[1],
-            "messages_": transcript(chat_id=chat.pk, for_visitor=True),
+            "lines": visitor_transcript_lines(chat_id=chat.pk),
             "max_chars": settings.MESSAGE_MAX_CHARS,
+            "attach_accept": ",".join(attachment_limits(chat_id=chat.pk).types),
             "offer_message_form": offers_message_form(chat),
             "offline_error": offline_error,
             # What the visitor typed, shown again with the error rather than lost.
@@ -319,13 +341,107 @@ def visitor_new(request: HttpRequest) -> HttpResponseBase:
     return response
 
 
+# --- Files in chats ------------------------------------------------------------------------------
+# Room for the multipart envelope around a file of the largest allowed size.
+_MULTIPART_SLACK_BYTES = 64 * 1024
+
+
+def error_json(code: str, message: str, status: int) -> JsonResponse:
+    """The API's error shape, for the JSON endpoints outside DRF."""
+    return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+
+
+def body_too_large(request: HttpRequest, limits: AttachmentLimits) -> JsonResponse | None:
+    """A 413 for a body that cannot hold an allowed file, before it is read or parsed."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length <= limits.max_bytes + _MULTIPART_SLACK_BYTES:
+        return None
+    message = f"The file is too large; the limit is {format_bytes(limits.max_bytes)}."
+    return error_json("attachment_too_large", message, 413)
+
+
+# No CSRF check, and that is safe: the credential is the X-Tierline-Visitor header, which only
+# this page's own script can send (a cross-site form cannot set headers, and a cross-site fetch
+# with one needs a CORS preflight this site never allows), not an ambient cookie a forged
+# request would carry. The page works without cookies, in a cross-site frame too.
+@csrf_exempt
+@require_POST
+def visitor_attach(request: HttpRequest) -> JsonResponse:
+    """The visitor sends a file (multipart field "file") to their open chat."""
+    held = _chat_for_credential(request.headers.get(VISITOR_HEADER, ""))
+    if held is None:
+        return error_json("not_found", "Your chat could not be found. Reload the page.", 403)
+    chat, credential = held
+    limits = attachment_limits(chat_id=chat.pk)
+    refused = body_too_large(request, limits)
+    if refused is not None:
+        return refused
+    refusal = attachment_refusal(request, visitor_token=credential.partition(":")[2])
+    if refusal is not None:
+        message = f"Too many files sent. Please wait about {refusal.retry_after_minutes} minutes."
+        response = error_json("rate_limited", message, 429)
+        response["Retry-After"] = str(refusal.retry_after_seconds)
+        return response
+    try:
+        upload = request.FILES.get("file")
+    except MultiPartParserError:
+        upload = None
+    if upload is None:
+        return error_json("invalid", "Choose a file to send.", 400)
+    try:
+        posted = services.post_attachment(chat_id=chat.pk, upload=upload, limits=limits)
+    except ChatError as exc:
+        return error_json(exc.code, exc.message, status_for(exc.code))
+    return JsonResponse({"seq": posted.public_seq}, status=201)
+
+
+def attachment_response(attachment: Attachment) -> FileResponse:
+    """The stored file with its stored type: images inline, anything else as a download, never
+    sniffed into something else. Http404 if the file is gone from the storage."""
+    try:
+        handle = attachment.file.open("rb")
+    except OSError:
+        raise Http404("The file is no longer stored.") from None
+    content_type = attachment.content_type
+    if content_type.startswith("text/"):
+        content_type += "; charset=utf-8"
+    response = FileResponse(
+        handle,
+        content_type=content_type,
+        as_attachment=not attachment.is_image,
+        filename=attachment.name,
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@require_GET
+def visitor_attachment(request: HttpRequest, value: str) -> HttpResponseBase:
+    """A file of the visitor's chat, by its signed, expiring link (no cookie needed)."""
+    try:
+        attachment = attachment_for_signature(value=value)
+        return attachment_response(attachment)
+    except AttachmentLinkExpired as exc:
+        return HttpResponse(exc.message, status=403, content_type="text/plain; charset=utf-8")
+    except (ChatNotFound, Http404) as exc:
+        return HttpResponse(str(exc), status=404, content_type="text/plain; charset=utf-8")
+
+
 @login_required
 def console_home(request: HttpRequest) -> HttpResponse:
     agent = get_agent_for_user(request.user)
     return render(
         request,
         "console/home.html",
-        {"agent": agent, "max_chars": settings.MESSAGE_MAX_CHARS},
+        {
+            "agent": agent,
+            "max_chars": settings.MESSAGE_MAX_CHARS,
+            "attach_accept": ",".join(settings.ATTACHMENT_TYPES),
+        },
     )
 
 

@@ -28,7 +28,7 @@ from django.views.decorators.http import require_GET, require_POST
 from chat import services as chat_services
 from chat.attributes import AttributesError, parse_attributes
 from chat.exceptions import ChatNotFound
-from chat.selectors import chat_for_visitor_token
+from chat.selectors import chat_for_visitor_credential
 from escalation.models import Site
 from escalation.selectors import active_site, chat_site_id
 
@@ -196,12 +196,8 @@ def widget_attributes(request: HttpRequest, key: str) -> JsonResponse:
     site = active_site(key=key)
     if site is None:
         return _json_error("unknown_site", "No chat widget has this site key.", 404)
-    held = request.headers.get(VISITOR_HEADER, "")
-    chat_id, _, token = held.partition(":")
-    if not (chat_id.isascii() and chat_id.isdigit() and len(chat_id) <= 18):
-        return _json_error("not_found", "No such chat.", 404)
     try:
-        chat = chat_for_visitor_token(token=token, chat_id=int(chat_id))
+        chat = chat_for_visitor_credential(credential=request.headers.get(VISITOR_HEADER, ""))
     except ChatNotFound:
         return _json_error("not_found", "No such chat.", 404)
     if chat_site_id(chat_id=chat.pk) != site.pk:

@@ -400,6 +400,7 @@ FLOW_TEXT = {
     "declined": "{agent} declined the offer",
     "lapsed": "Offer to {agent} lapsed",
     "ended": "Ended ({status})",
+    "attachment": "File sent by {by} ({type}, {size})",
 }
 
 

@@ -265,6 +265,17 @@ class Site(models.Model):
         ],
         help_text="The launcher's and the panel header's colour (white text goes on it).",
     )
+    attachment_max_bytes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Largest file a chat of this site may carry, in bytes. Empty: the server's "
+        "ATTACHMENT_MAX_BYTES (which is also the most a site may allow).",
+    )
+    attachment_types = models.TextField(
+        blank=True,
+        help_text="The file types chats of this site may carry, one per line, e.g. image/png "
+        "(some of the server's ATTACHMENT_TYPES). Empty: all of those.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -291,6 +302,26 @@ class Site(models.Model):
         self.allowed_origins = "\n".join(origins)
         if self.pipeline is not None and not self.pipeline.is_active:
             raise ValidationError({"pipeline": "This pipeline is not active."})
+        errors: dict[str, str] = {}
+        if self.attachment_max_bytes is not None and not (
+            0 < self.attachment_max_bytes <= settings.ATTACHMENT_MAX_BYTES
+        ):
+            errors["attachment_max_bytes"] = (
+                "Between 1 and the server's ATTACHMENT_MAX_BYTES "
+                f"({settings.ATTACHMENT_MAX_BYTES:,} bytes)."
+            )
+        types = self.attachment_type_list
+        unknown = [t for t in types if t not in settings.ATTACHMENT_TYPES]
+        if unknown:
+            allowed = ", ".join(settings.ATTACHMENT_TYPES)
+            errors["attachment_types"] = f"Not among the server's types ({allowed}): {unknown[0]}"
+        if errors:
+            raise ValidationError(errors)
+        self.attachment_types = "\n".join(types)
+
+    @property
+    def attachment_type_list(self) -> list[str]:
+        return list(dict.fromkeys(t.strip().lower() for t in self.attachment_types.split() if t))
 
 
 class PreChatField(models.Model):

@@ -25,6 +25,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
 
+from chat.attachments import AttachmentLimits, site_limits
 from chat.models import ChatSession, FlowEvent
 from escalation import templates
 from escalation.estimates import WaitRange, estimate_wait
@@ -680,3 +681,18 @@ def site_allows_chat_origin(*, chat_id: int, origin: str) -> bool:
         return False
     site = Site.objects.filter(pk=site_id, is_active=True).first()
     return site is not None and origin in site.origins
+
+
+def attachment_limits(*, chat_id: int) -> AttachmentLimits:
+    """The limits on files in this chat: the server's, narrowed by the site whose widget
+    started it (a smaller size, fewer types)."""
+    limits = site_limits()
+    site_id = chat_site_id(chat_id=chat_id)
+    site = Site.objects.filter(pk=site_id).first() if site_id is not None else None
+    if site is None:
+        return limits
+    types = [t for t in site.attachment_type_list if t in limits.types]
+    return AttachmentLimits(
+        max_bytes=min(site.attachment_max_bytes or limits.max_bytes, limits.max_bytes),
+        types=tuple(types) if site.attachment_types.strip() else limits.types,
+    )

@@ -34,22 +34,25 @@ CONFLICTS = {
 }
 FORBIDDEN = {"forbidden"}
 NOT_FOUND = {"not_found", "offer_not_found"}
+TOO_LARGE = {"attachment_too_large"}
 
 
-def _status_for(code: str) -> int:
+def status_for(code: str) -> int:
     if code in CONFLICTS:
         return 409
     if code in FORBIDDEN:
         return 403
     if code in NOT_FOUND:
         return 404
+    if code in TOO_LARGE:
+        return 413
     return 400
 
 
 def handle_api_exception(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ChatError):
         return Response(
-            {"error": {"code": exc.code, "message": exc.message}}, status=_status_for(exc.code)
+            {"error": {"code": exc.code, "message": exc.message}}, status=status_for(exc.code)
         )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "Not found.")

@@ -10,6 +10,16 @@ urlpatterns = [
     path("chats/", chat_api.ChatListApi.as_view(), name="api-chats"),
     path("chats/<id:chat_id>/", chat_api.ChatDetailApi.as_view(), name="api-chat"),
     path("chats/<id:chat_id>/messages/", chat_api.ChatMessagesApi.as_view(), name="api-messages"),
+    path(
+        "chats/<id:chat_id>/attachments/",
+        chat_api.ChatAttachmentsApi.as_view(),
+        name="api-attachments",
+    ),
+    path(
+        "chats/<id:chat_id>/attachments/<id:attachment_id>/",
+        chat_api.ChatAttachmentApi.as_view(),
+        name="api-attachment",
+    ),
     path("chats/<id:chat_id>/take/", chat_api.ChatTakeApi.as_view(), name="api-take"),
     path("chats/<id:chat_id>/end/", chat_api.ChatEndApi.as_view(), name="api-end"),
     path("chats/<id:chat_id>/escalate/", chat_api.ChatEscalateApi.as_view(), name="api-escalate"),

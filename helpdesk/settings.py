@@ -239,7 +239,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
@@ -251,6 +251,43 @@ STORAGES = {
 }
 # Serve from the finders when collectstatic has not been run (make run does run it).
 WHITENOISE_USE_FINDERS = DEBUG
+
+# --- File attachments in chats ---------------------------------------------------------------
+# Stored through Django's storage API under the "attachments" alias: the file system under
+# MEDIA_ROOT by default, or any backend (an S3-compatible store with django-storages) named by
+# ATTACHMENT_STORAGE_BACKEND with its ATTACHMENT_STORAGE_OPTIONS. Nothing serves MEDIA_ROOT
+# directly: every download goes through a view that checks who may see the chat.
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+ATTACHMENT_STORAGE_BACKEND: str = env.str(
+    "ATTACHMENT_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"
+)
+ATTACHMENT_STORAGE_OPTIONS: dict[str, Any] = env.json("ATTACHMENT_STORAGE_OPTIONS", default={})
+if not isinstance(ATTACHMENT_STORAGE_OPTIONS, dict):
+    raise ImproperlyConfigured("ATTACHMENT_STORAGE_OPTIONS must be a JSON object")
+STORAGES["attachments"] = {
+    "BACKEND": ATTACHMENT_STORAGE_BACKEND,
+    "OPTIONS": ATTACHMENT_STORAGE_OPTIONS,
+}
+ATTACHMENT_MAX_BYTES: int = env_positive_int("ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024)
+ATTACHMENT_TYPES: list[str] = [
+    value.strip().lower()
+    for value in env.list(
+        "ATTACHMENT_TYPES",
+        default=[
+            "image/png",
+            "image/jpeg",
+            "image/gif",
+            "image/webp",
+            "application/pdf",
+            "text/plain",
+            "text/csv",
+        ],
+    )
+    if value.strip()
+]
+# How long a visitor's link to a file works (the page gets fresh links on every reload and
+# reconnect); agents and API users download with their session or token instead.
+ATTACHMENT_URL_MAX_AGE_SECONDS: int = env_positive_int("ATTACHMENT_URL_MAX_AGE_SECONDS", 86400)
 
 # --- Realtime -------------------------------------------------------------------------------
 CHANNEL_LAYERS: dict[str, Any]
@@ -342,6 +379,9 @@ CHAT_START_RATE_PER_VISITOR: str = env_rate("CHAT_START_RATE_PER_VISITOR", "3/10
 # "Leave a message" posts, likewise.
 LEFT_MESSAGE_RATE_PER_ADDRESS: str = env_rate("LEFT_MESSAGE_RATE_PER_ADDRESS", "5/10m")
 LEFT_MESSAGE_RATE_PER_VISITOR: str = env_rate("LEFT_MESSAGE_RATE_PER_VISITOR", "3/10m")
+# Files a visitor sends, likewise.
+ATTACHMENT_RATE_PER_ADDRESS: str = env_rate("ATTACHMENT_RATE_PER_ADDRESS", "30/10m")
+ATTACHMENT_RATE_PER_VISITOR: str = env_rate("ATTACHMENT_RATE_PER_VISITOR", "10/10m")
 # Past this many chats waiting in one pipeline's queues, a new visitor is offered the "leave a
 # message" form instead of a place in line (escalation.selectors.pipeline_queue_is_full).
 MAX_WAITING_CHATS_PER_PIPELINE: int = env_positive_int("MAX_WAITING_CHATS_PER_PIPELINE", 200)

@@ -1,6 +1,7 @@
 """A chat's transcript as a manager reads it: every message with its author and time, internal
-notes and system notices marked as such, and each agent's hand-over (reason and note) in place
-among the messages. The page's Transcript tab and its CSV and JSON downloads show the same lines.
+notes and system notices marked as such, files sent (name, type, size and the API's download
+address), and each agent's hand-over (reason and note) in place among the messages. The page's
+Transcript tab and its CSV and JSON downloads show the same lines.
 """
 
 from dataclasses import asdict, dataclass
@@ -8,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from chat.models import ChatSession, Message
+from chat.selectors import attachment_info, message_attachment
 from escalation.models import Escalation
 
 HANDOVER = "handover"
@@ -22,6 +24,8 @@ class Line:
     seq: int | None  # the message's number in the chat (a hand-over has none)
     event: str  # a notice's template event (agent_joined, transfer, ...)
     visible_to_visitor: bool
+    # A file the message carries: id, name, size, type, image, url (see chat.selectors).
+    attachment: dict[str, Any] | None = None
 
     @property
     def label(self) -> str:
@@ -55,7 +59,10 @@ def chat_transcript(*, chat: ChatSession) -> list[Line]:
     messages = (
         Message.objects.filter(chat=chat)
         .order_by("seq")
-        .only("created_at", "kind", "author_name", "text", "seq", "event", "public_seq")
+        .select_related("attachment")
+        .only(
+            "created_at", "kind", "author_name", "text", "seq", "event", "public_seq", "attachment"
+        )
     )
     lines = [
         Line(
@@ -66,6 +73,7 @@ def chat_transcript(*, chat: ChatSession) -> list[Line]:
             seq=m.seq,
             event=m.event or "",
             visible_to_visitor=m.public_seq is not None,
+            attachment=_file(m),
         )
         for m in messages
     ]
@@ -89,7 +97,22 @@ def chat_transcript(*, chat: ChatSession) -> list[Line]:
     return lines
 
 
-CSV_HEADER = ["time", "seq", "kind", "author", "text", "shown_to_visitor"]
+def _file(message: Message) -> dict[str, Any] | None:
+    attachment = message_attachment(message)
+    return attachment_info(attachment, for_visitor=False) if attachment else None
+
+
+CSV_HEADER = [
+    "time",
+    "seq",
+    "kind",
+    "author",
+    "text",
+    "shown_to_visitor",
+    "file_type",
+    "file_bytes",
+    "file_url",
+]
 
 
 def csv_rows(lines: list[Line]) -> list[list[Any]]:
@@ -101,6 +124,9 @@ def csv_rows(lines: list[Line]) -> list[list[Any]]:
             line.author,
             line.text,
             "yes" if line.visible_to_visitor else "no",
+            line.attachment["type"] if line.attachment else "",
+            line.attachment["size"] if line.attachment else "",
+            line.attachment["url"] if line.attachment else "",
         ]
         for line in lines
     ]

@@ -81,6 +81,12 @@ def _own_rate_limit_counts(settings: Any) -> None:
     settings.RATELIMIT_CACHE_PREFIX = f"rl:{uuid.uuid4().hex}:"
 
 
+@pytest.fixture(autouse=True)
+def _own_media_root(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Files a test stores (chat attachments) go to a directory of its own, never to var/."""
+    settings.MEDIA_ROOT = tmp_path_factory.mktemp("media")
+
+
 # --- Personas ------------------------------------------------------------------------------------
 @pytest.fixture
 def demo(db: None) -> None:

@@ -146,3 +146,38 @@ def visitor_client(chat: Any) -> Any:
     client = Client()
     client.cookies[VISITOR_COOKIE] = f"{chat.pk}:{make_visitor_token(chat)}"
     return client
+
+
+# --- Files ---------------------------------------------------------------------------------------
+def png_bytes(
+    width: int = 24, height: int = 16, rgb: tuple[int, int, int] = (30, 120, 220)
+) -> bytes:
+    """A real PNG image of one colour (browsers draw it; the sniffing sees a PNG)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    row = b"\x00" + bytes(rgb) * width
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(row * height))
+        + chunk(b"IEND", b"")
+    )
+
+
+PDF_BYTES = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+    b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+)
+
+
+def upload(name: str, content: bytes, content_type: str = "") -> Any:
+    """A file as Django hands an upload to a view."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, content, content_type=content_type)

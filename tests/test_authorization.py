@@ -10,10 +10,11 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.authtoken.models import Token
 
-from chat.selectors import make_visitor_token
+from chat.attachments import site_limits
+from chat.selectors import make_visitor_token, signed_attachment_url
 from escalation import services
 from escalation.models import Agent, CannedReply, Site
-from tests.factories import visitor_client
+from tests.factories import png_bytes, upload, visitor_client
 
 pytestmark = pytest.mark.django_db
 
@@ -38,6 +39,13 @@ PAGES = [
     ("POST", "/chat/room/transcript/", [404, 404, 404, 404, 404, 404]),
     # The visitor's chat is still open: no survey to answer (400); no chat: the start form.
     ("POST", "/chat/room/survey/", [302, 400, 302, 302, 302, 302]),
+    # Files: the credential is the X-Tierline-Visitor header, never the chat cookie (the visitor
+    # here holds only the cookie); tests/chat/test_attachments.py sends the header.
+    ("POST", "/chat/room/attachments/", [403, 403, 403, 403, 403, 403]),
+    # A visitor's signed link is the credential itself: it works for whoever holds it (no
+    # cookie, in a cross-site frame too), until it expires.
+    ("GET", "/chat/files/{file}/", [200, 200, 200, 200, 200, 200]),
+    ("GET", "/chat/files/tampered/", [404, 404, 404, 404, 404, 404]),
     # The widget's pages: the visitor is known by a token in the form, never a cookie or a
     # session, so every caller is alike. A GET is the frame's boot page; a POST without the
     # embedding page's origin (one of the site's) is refused; tests/chat/test_widget.py has more.
@@ -95,6 +103,9 @@ API = [
     ("GET", "/api/v1/chats/{chat}/", [401, 401, 200, 404, 200, 200]),
     ("GET", "/api/v1/chats/{chat}/messages/", [401, 401, 200, 404, 200, 200]),
     ("POST", "/api/v1/chats/{chat}/messages/", [401, 401, 201, 404, 403, 403]),
+    # Sending a file: the holder gets 415 for this table's JSON body (multipart only).
+    ("POST", "/api/v1/chats/{chat}/attachments/", [401, 401, 415, 404, 403, 403]),
+    ("GET", "/api/v1/chats/{chat}/attachments/{attachment}/", [401, 401, 200, 404, 200, 200]),
     # Held already: 409 for its holder; another group's agent never saw it, so 404.
     ("POST", "/api/v1/chats/{chat}/take/", [401, 401, 409, 404, 403, 403]),
     ("POST", "/api/v1/chats/{chat}/escalate/", [401, 401, 400, 404, 403, 403]),
@@ -134,8 +145,13 @@ def world(demo):
         visitor_context={},
     )
     users = get_user_model().objects
+    file = services.post_attachment(
+        chat_id=chat.pk, upload=upload("shot.png", png_bytes(), "image/png"), limits=site_limits()
+    ).attachment
     return {
         "chat": chat,
+        "attachment": file,
+        "file": signed_attachment_url(file).split("/")[-2],
         "reply": CannedReply.objects.create(shortcut="hello", title="Hello", text="Hi {visitor}"),
         "site": Site.objects.create(name="Shop", allowed_origins="https://shop.example"),
         "users": {
@@ -184,6 +200,8 @@ def test_boundary(world, persona):
             chat=world["chat"].pk,
             offer=NO_SUCH_OFFER,
             reply=world["reply"].pk,
+            attachment=world["attachment"].pk,
+            file=world["file"],
             site=world["site"].key,
         )
         make = api_client if url.startswith("/api/v1/") else page_client
@@ -218,6 +236,8 @@ def test_every_route_is_in_the_table():
         p.replace("{chat}", "<id:chat_id>")
         .replace("{offer}", "<id:offer_id>")
         .replace("{reply}", "<id:reply_id>")
+        .replace("{attachment}", "<id:attachment_id>")
+        .replace("{file}", "<str:value>")
         .replace("{site}", "<str:key>")
         for _, p, _ in PAGES + API
     ]

@@ -23,11 +23,15 @@ post is tried again alone, so one bad post costs only itself.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
 from django.utils import timezone
 
 from chat import services as chat_services
+from chat.attachments import SNIFF_BYTES, AttachmentLimits, check_upload, format_bytes
+from chat.events import send_messages_on_commit
 from chat.exceptions import ChatClosed, ChatError, ChatNotFound
 from chat.models import ChatSession, FlowEvent, Message
 from chat.services import NewMessage
@@ -150,6 +154,72 @@ def _checked(post: Post, chat: ChatSession, holder_id: int | None) -> NewMessage
     kind = Message.Kind.INTERNAL if post.internal else Message.Kind.AGENT
     agent = post.agent
     return NewMessage(chat, kind, text, agent.user_id, agent.display_name, post.client_id)
+
+
+ATTACHMENT_EVENT = "attachment"
+
+
+def post_attachment(
+    *,
+    chat_id: int,
+    upload: UploadedFile[bytes],
+    limits: AttachmentLimits,
+    agent: Agent | None = None,
+    internal: bool = False,
+) -> Message:
+    """Post a file as a message of the chat (its text the file's name), by the visitor (`agent`
+    None) or by the agent holding the chat, under the same rules as a text message. An agent's
+    file in note mode stays internal, like the note: the visitor never gets it or a link to it.
+
+    The file is checked against `limits` before anything is stored (AttachmentRefused), and a
+    refusal after it was stored (the chat ended meanwhile, the agent lost it) deletes it again:
+    a refused upload leaves no row and no file."""
+    upload.seek(0)
+    head = upload.read(SNIFF_BYTES)
+    checked = check_upload(
+        name=upload.name or "",
+        declared_type=upload.content_type or "",
+        size=upload.size or 0,
+        head=head,
+        max_bytes=limits.max_bytes,
+        allowed_types=limits.types,
+    )
+    stored: list[str] = []
+    try:
+        with transaction.atomic():
+            chat = chat_services.lock_chat(chat_id=chat_id)
+            holders = lock_route_holders([chat_id]) if agent is not None else {}
+            holder = holders.get(chat_id)
+            post = Post(chat_id=chat_id, text=checked.name, agent=agent, internal=internal)
+            new = _checked(post, chat, holder.agent_id if holder else None)
+            new.event = ATTACHMENT_EVENT
+            [message] = chat_services.append_messages([new], publish=False)
+            attachment = chat_services.store_attachment(
+                message=message,
+                upload=upload,
+                checked=checked,
+                agent_user_id=agent.user_id if agent is not None else None,
+            )
+            stored.append(attachment.file.name or "")
+            data: dict[str, Any] = {
+                "by": agent.display_name if agent is not None else "visitor",
+                "type": checked.content_type,
+                "size": format_bytes(checked.size),
+                "internal": message.public_seq is None,
+            }
+            chat_services.add_flow_event(
+                chat=chat,
+                kind=FlowEvent.Kind.ATTACHMENT,
+                actor=agent.user if agent is not None else None,
+                data=data,
+            )
+            send_messages_on_commit([message])
+            if not (holder and holder.replied):
+                _mark_first_replies([message])
+    except BaseException:
+        chat_services.delete_stored_files([name for name in stored if name])
+        raise
+    return message
 
 
 _ASSIGNMENTS = Assignment._meta.db_table

@@ -30,6 +30,52 @@ function lineClass(m) {
   return `msg msg-${m.kind}`;
 }
 
+/** "1.5 KB", as the server's filesizeformat shows it. */
+export function formatBytes(size) {
+  const units = [
+    ["GB", 1024 ** 3],
+    ["MB", 1024 ** 2],
+    ["KB", 1024],
+  ];
+  for (const [unit, scale] of units) {
+    if (size >= scale) return `${(size / scale).toFixed(1)} ${unit}`;
+  }
+  return size === 1 ? "1 byte" : `${size} bytes`;
+}
+
+/** A file: a preview for an image (its alt text the file's name), the name as a link, the
+    size; as templates/chat/_attachment.html renders it. */
+export function attachmentBox(file) {
+  const box = el("div", { className: "attachment", dataset: { type: file.type } });
+  const open = { href: file.url, target: "_blank", rel: "noopener" };
+  if (file.image) {
+    const preview = el("img", { className: "attachment-preview", src: file.url, alt: file.name });
+    preview.loading = "lazy";
+    box.append(el("a", open, [preview]));
+  }
+  const link = el("a", { ...open, className: "attachment-link" }, [bdi(file.name)]);
+  if (!file.image) link.download = "";
+  box.append(
+    link,
+    el("span", { className: "attachment-size muted small", textContent: formatBytes(file.size) }),
+  );
+  return box;
+}
+
+/** A preview that loads after its line was added makes the line taller: a transcript that was
+    at its end (give or take that preview) stays at its end. */
+export function followImages(list) {
+  list.addEventListener(
+    "load",
+    (event) => {
+      if (event.target.tagName !== "IMG") return;
+      const below = list.scrollHeight - list.scrollTop - list.clientHeight;
+      if (below <= event.target.offsetHeight + 48) list.scrollTop = list.scrollHeight;
+    },
+    true, // load does not bubble: listen on the way down
+  );
+}
+
 /** One transcript line, as templates/chat/room.html renders it on the server. */
 export function messageItem(m) {
   const className = lineClass(m);
@@ -37,7 +83,9 @@ export function messageItem(m) {
   if (!className.includes("msg-system")) li.append(author(m));
   li.append(
     el("time", { dateTime: m.at, textContent: formatTime(m.at) }),
-    el("div", { className: "text", dir: "auto", textContent: m.text }),
+    m.attachment
+      ? attachmentBox(m.attachment)
+      : el("div", { className: "text", dir: "auto", textContent: m.text }),
   );
   return li;
 }

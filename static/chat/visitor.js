@@ -1,5 +1,6 @@
 /* The visitor's chat page: live transcript, queue position, composer that never loses a message,
    "Alex is typing…" both ways, and a clear end (banner and state line) when the chat is over. */
+import { uploadFile, wireFilePicking } from "./attach.js";
 import { submitOnEnter } from "./dom.js";
 import { endText } from "./ending.js";
 import {
@@ -11,7 +12,7 @@ import {
   TO_SERVER,
 } from "./protocol.js";
 import { Outbox, ReconnectingSocket } from "./socket.js";
-import { appendMessage, collapseSearching, localizeTimes } from "./transcript.js";
+import { appendMessage, collapseSearching, followImages, localizeTimes } from "./transcript.js";
 import { TypingIndicator, TypingSender } from "./typing.js";
 
 const room = document.getElementById("room");
@@ -23,6 +24,7 @@ const banner = document.getElementById("room-banner");
 const form = document.getElementById("composer");
 const input = document.getElementById("composer-text");
 const errorEl = document.getElementById("composer-error");
+const statusEl = document.getElementById("composer-status");
 const endBtn = document.getElementById("end-chat");
 const newChat = document.getElementById("new-chat");
 const offlineForm = document.getElementById("offline-form");
@@ -43,6 +45,7 @@ const scrollDown = () => {
   transcript.scrollTop = transcript.scrollHeight;
 };
 scrollDown();
+followImages(transcript);
 
 const isOpen = (status) => status === "queued" || status === "active";
 
@@ -51,7 +54,7 @@ function setStatus(status, by = "") {
   room.dataset.status = status;
   const open = isOpen(status);
   input.disabled = !open;
-  form.querySelector("button").disabled = !open;
+  for (const button of form.querySelectorAll("button")) button.disabled = !open;
   form.hidden = !open; // over: the banner says why, and "Start a new chat" is the way on
   endBtn.hidden = !open;
   newChat.hidden = open;
@@ -153,6 +156,22 @@ form.addEventListener("submit", (e) => {
   input.value = "";
 });
 submitOnEnter(input, form);
+wireFilePicking({
+  button: form.querySelector(".attach-btn"),
+  input: document.getElementById("attach-file"),
+  targets: [transcript, form],
+  canSend: () => isOpen(room.dataset.status),
+  // The token goes in a header, not a cookie: the page also works in a cross-site frame, where
+  // it has no cookie at all.
+  send: (file) =>
+    uploadFile({
+      url: form.dataset.attachUrl,
+      file,
+      headers: { "X-Tierline-Visitor": `${chatId}:${token}` },
+      statusEl,
+      errorEl,
+    }),
+});
 input.addEventListener("input", () => typing.changed(input.value));
 input.addEventListener("blur", () => typing.stop());
 endBtn.addEventListener("click", () => {

@@ -145,7 +145,10 @@
     .panel { position: fixed; right: 20px; bottom: 84px; z-index: 2147483000; display: flex;
       flex-direction: column; width: min(380px, calc(100vw - 40px)); height: min(600px, calc(100vh - 110px));
       background: #fff; border-radius: 12px; overflow: hidden; box-shadow: 0 8px 30px rgba(0,0,0,.3); }
-    .panel[hidden], .badge[hidden], .launcher[hidden] { display: none; }
+    .badge[hidden], .launcher[hidden] { display: none; }
+    /* Closed, the panel keeps its size (only unseen): a frame laid out at zero size in another
+       process (a cross-site frame) may stay blank for seconds once shown, under load. */
+    .panel:not(.open) { visibility: hidden; pointer-events: none; }
     .head { display: flex; justify-content: space-between; align-items: center; padding: 10px 14px;
       background: var(--tl-colour); color: #fff; font: 600 15px/1.2 system-ui, sans-serif; }
     .close { border: 0; background: none; color: #fff; font: 22px/1 system-ui, sans-serif; cursor: pointer; }
@@ -173,7 +176,6 @@
   const panel = document.createElement("div");
   panel.className = "panel";
   panel.id = "tierline-panel";
-  panel.hidden = true;
   panel.setAttribute("role", "dialog");
   const head = document.createElement("div");
   head.className = "head";
@@ -217,7 +219,7 @@
   }
 
   function isOpen() {
-    return !panel.hidden;
+    return panel.classList.contains("open");
   }
 
   function markRead() {
@@ -228,7 +230,7 @@
 
   function open() {
     ensureFrame();
-    panel.hidden = false;
+    panel.classList.add("open");
     launcher.setAttribute("aria-expanded", "true");
     openFlag(true);
     markRead();
@@ -236,7 +238,7 @@
   }
 
   function closePanel() {
-    panel.hidden = true;
+    panel.classList.remove("open");
     launcher.setAttribute("aria-expanded", "false");
     openFlag(false);
     launcher.focus();

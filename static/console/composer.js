@@ -1,11 +1,12 @@
 /* A pane's composer: replies and internal notes, kept in the outbox until acknowledged. While the
    agent types a reply the visitor is told so (throttled); never while writing an internal note. */
+import { uploadFile, wireFilePicking } from "../chat/attach.js";
 import { submitOnEnter } from "../chat/dom.js";
 import { newClientId, TO_SERVER } from "../chat/protocol.js";
 import { TypingSender } from "../chat/typing.js";
 import { send } from "./link.js";
-import { wireReplyPicker } from "./replies.js";
-import { maxChars, outbox } from "./state.js";
+import { csrfToken, wireReplyPicker } from "./replies.js";
+import { attachUrl, maxChars, outbox } from "./state.js";
 
 export function wireComposer(pane, c) {
   const form = pane.querySelector("form.composer");
@@ -28,6 +29,22 @@ export function wireComposer(pane, c) {
     const frame = { type: TO_SERVER.MESSAGE, chat: c.id, text, client_id };
     send(outbox.add({ ...frame, internal: internal.checked }));
     textarea.value = "";
+  });
+  wireFilePicking({
+    button: form.querySelector(".attach-btn"),
+    input: form.querySelector(".attach-input"),
+    targets: [pane.querySelector(".transcript"), form],
+    canSend: () => !form.hidden, // only while the agent holds the chat
+    // In note mode the file stays internal, as the note would: the visitor never sees it.
+    send: (file) =>
+      uploadFile({
+        url: attachUrl(c.id),
+        file,
+        headers: { "X-CSRFToken": csrfToken() },
+        fields: { internal: internal.checked },
+        statusEl: pane.querySelector(".composer-status"),
+        errorEl: pane.querySelector(".composer-error"),
+      }),
   });
   wireReplyPicker(pane, c, textarea); // before Enter-to-send: Enter picks while the list is open
   submitOnEnter(textarea, form);

@@ -4,7 +4,7 @@
    readable, its banner saying what happened, until the agent closes the pane. */
 import { bdi, el } from "../chat/dom.js";
 import { TO_SERVER } from "../chat/protocol.js";
-import { appendMessage, formatTime } from "../chat/transcript.js";
+import { appendMessage, followImages, formatTime } from "../chat/transcript.js";
 import { TypingIndicator } from "../chat/typing.js";
 import { chatKey, raise } from "./alerts.js";
 import { drawChatList } from "./chats.js";
@@ -24,6 +24,7 @@ const HOLDER_FIELDS = "form.composer :is(textarea, input, button), .end-btn, .es
 export function createPane(c, close) {
   const pane = paneTemplate.content.firstElementChild.cloneNode(true);
   pane.dataset.chat = c.id;
+  followImages(pane.querySelector(".transcript"));
   wireComposer(pane, c);
   wireEscalation(pane, c);
   pane.querySelector(".end-btn").addEventListener("click", () => {

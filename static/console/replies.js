@@ -28,7 +28,7 @@ async function replies() {
   return pending;
 }
 
-function csrfToken() {
+export function csrfToken() {
   return document.querySelector("input[name=csrfmiddlewaretoken]")?.value ?? "";
 }
 

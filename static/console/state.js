@@ -9,6 +9,8 @@ export const agentId = Number(root.dataset.agent);
 export const maxChars = Number(root.dataset.maxChars);
 export const agentName = root.dataset.agentName;
 export const repliesUrl = root.dataset.replies;
+/** Where a chat's files are sent: the API's address for chat 0, for any chat. */
+export const attachUrl = (chatId) => root.dataset.attachUrl.replace("/0/", `/${chatId}/`);
 
 /** chat id -> {id, info, summary, state, lastSeq, unread, pane, tab}; `state` is the chat's
     place in chatstate.js's machine. */

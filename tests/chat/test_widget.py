@@ -10,11 +10,13 @@ from channels.testing import WebsocketCommunicator
 from django.core.exceptions import ValidationError
 from django.test import Client
 
+from chat.attachments import AttachmentLimits
 from chat.models import ChatSession
 from chat.selectors import make_visitor_token
 from escalation.models import Pipeline, Site, parse_origins
+from escalation.selectors import attachment_limits
 from helpdesk.asgi import application
-from tests.factories import start_chat
+from tests.factories import PDF_BYTES, png_bytes, start_chat, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -246,3 +248,39 @@ async def test_a_visitor_socket_accepts_the_sites_origins_for_its_chats_only(dem
     assert await socket_from(ours, "http://testserver")
     assert not await socket_from(ours, EVIL)
     assert not await socket_from(own_page, SHOP)
+
+
+def send_file(chat: ChatSession, name: str, content: bytes, kind: str) -> Any:
+    return Client().post(
+        "/chat/room/attachments/",
+        {"file": upload(name, content, kind)},
+        HTTP_X_TIERLINE_VISITOR=held(chat),
+    )
+
+
+def test_a_site_narrows_the_files_its_chats_may_carry(site: Site, settings: Any) -> None:
+    site.attachment_max_bytes = 1000
+    site.attachment_types = "image/png"
+    site.full_clean()
+    site.save()
+    ours = start_chat(topic_name="Buying", site=site)
+    assert attachment_limits(chat_id=ours.pk) == AttachmentLimits(1000, ("image/png",))
+    pdf = send_file(ours, "invoice.pdf", PDF_BYTES, "application/pdf")
+    assert (
+        pdf.json()["error"]["message"]
+        == "Files of this type cannot be sent. You can send PNG files."
+    )
+    big = send_file(ours, "big.png", png_bytes(400, 400, (1, 2, 3)) + b"\0" * 2000, "image/png")
+    assert big.status_code == 413 and "the limit is 1000 bytes" in big.json()["error"]["message"]
+    assert send_file(ours, "shot.png", png_bytes(), "image/png").status_code == 201
+    page = frame_post(f"/chat/w/{site.key}/", {"visitor": held(ours)}).content.decode()
+    assert 'accept="image/png"' in page  # the picker offers what may be sent
+    # Tierline's own page keeps the server's limits.
+    own = start_chat()
+    assert send_file(own, "invoice.pdf", PDF_BYTES, "application/pdf").status_code == 201
+    # A site may only narrow the server's limits.
+    site.attachment_types = "application/x-msdownload"
+    site.attachment_max_bytes = settings.ATTACHMENT_MAX_BYTES + 1
+    with pytest.raises(ValidationError) as refused:
+        site.full_clean()
+    assert set(refused.value.message_dict) == {"attachment_types", "attachment_max_bytes"}

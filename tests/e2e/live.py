@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -25,6 +26,7 @@ from chat.management.commands.serve import daphne_options
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"  # the browser tests' screenshots
+E2E_MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="tierline-e2e-media-"))
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -68,8 +70,12 @@ def service_env(redis_url: str | None = None, **extra: str) -> dict[str, str]:
         "CHAT_START_RATE_PER_VISITOR",
         "LEFT_MESSAGE_RATE_PER_ADDRESS",
         "LEFT_MESSAGE_RATE_PER_VISITOR",
+        "ATTACHMENT_RATE_PER_ADDRESS",
+        "ATTACHMENT_RATE_PER_VISITOR",
     ):
         env[name] = "100000/1m"
+    # Files the journeys send go to a directory of the run's own, never to the checkout's var/.
+    env["MEDIA_ROOT"] = str(E2E_MEDIA_ROOT)
     env.update(extra)
     return env
 

@@ -16,7 +16,7 @@ from chat.models import ChatSession
 from chat.selectors import make_visitor_token
 from escalation.models import Pipeline, Site, SurveyAnswer
 from tests.e2e.live import ARTIFACTS, free_port, off_thread
-from tests.factories import start_chat
+from tests.factories import png_bytes, start_chat
 
 pytestmark = [
     pytest.mark.e2e,
@@ -175,6 +175,13 @@ def test_the_widget_on_a_company_site(
     second.locator("#tierline-widget .launcher").click()
     widget_frame(second).locator("text=Found it: a double charge.").wait_for()
     second.close()
+
+    # A file from the panel (the chat token in a header, no cookie): the agent sees it.
+    frame.locator("#attach-file").set_input_files(
+        files=[{"name": "invoice.png", "mimeType": "image/png", "buffer": png_bytes()}]
+    )
+    frame.locator(".msg-visitor .attachment-preview[alt='invoice.png']").wait_for()
+    pane.locator(".attachment-preview[alt='invoice.png']").wait_for()
 
     # The agent ends; the visitor rates the chat in the panel.
     pane.locator(".end-btn").click()

@@ -100,13 +100,23 @@ def test_the_csv_download_has_the_same_lines_and_no_formula(escalated_chat):
     assert response["Content-Type"].startswith("text/csv")
     assert f"chat-{escalated_chat.pk}-transcript.csv" in response["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert rows[0] == ["time", "seq", "kind", "author", "text", "shown_to_visitor"]
+    assert rows[0] == [
+        "time",
+        "seq",
+        "kind",
+        "author",
+        "text",
+        "shown_to_visitor",
+        "file_type",
+        "file_bytes",
+        "file_url",
+    ]
     kinds = [row[2] for row in rows[1:]]
     assert kinds[:2] == ["Visitor", "System notice"]
     assert "Hand-over" in kinds and "Internal note" in kinds
     note = next(row for row in rows if "refund?" in row[4])
     assert note[4].startswith("'=") and note[5] == "no"  # a spreadsheet reads it as text
-    assert rows[-1][3:] == ["Sam", "Refund is on its way.", "yes"]
+    assert rows[-1][3:] == ["Sam", "Refund is on its way.", "yes", "", "", ""]
 
 
 def test_the_json_download_has_the_same_lines(escalated_chat):
@@ -134,3 +144,35 @@ def test_a_missing_chat_or_format_is_not_found(demo):
     chat = start_chat(visitor_email="")
     assert client.get(f"/reports/chats/{chat.pk}/transcript.pdf").status_code == 404
     assert client.get(f"/reports/chats/{chat.pk}/?tab=nope").context["tab"] == "metadata"
+
+
+def test_files_show_on_the_tab_and_in_the_downloads_with_the_apis_link(escalated_chat):
+    from chat.attachments import site_limits
+    from tests.factories import PDF_BYTES, png_bytes, upload
+
+    services.post_attachment(
+        chat_id=escalated_chat.pk,
+        upload=upload("shot.png", png_bytes(), "image/png"),
+        limits=site_limits(),
+    )
+    message = services.post_attachment(
+        chat_id=escalated_chat.pk,
+        upload=upload("refund.pdf", PDF_BYTES, "application/pdf"),
+        limits=site_limits(),
+        agent=agent("sam"),
+    )
+    url = f"/api/v1/chats/{escalated_chat.pk}/attachments/{message.attachment.pk}/"
+    client = client_for("morgan")
+    page = client.get(f"/reports/chats/{escalated_chat.pk}/?tab=transcript").content.decode()
+    assert 'class="attachment-preview"' in page and 'alt="shot.png"' in page
+    assert f'href="{url}"' in page and "refund.pdf" in page
+    assert client.get(url).status_code == 200  # the manager's session opens the link
+    csv_text = b"".join(
+        client.get(f"/reports/chats/{escalated_chat.pk}/transcript.csv").streaming_content
+    ).decode()
+    last = list(csv.reader(io.StringIO(csv_text)))[-1]
+    assert last[3:] == ["Sam", "refund.pdf", "yes", "application/pdf", str(len(PDF_BYTES)), url]
+    lines = json.loads(client.get(f"/reports/chats/{escalated_chat.pk}/transcript.json").content)
+    assert lines["lines"][-1]["attachment"]["url"] == url
+    flow = client.get(f"/reports/chats/{escalated_chat.pk}/?tab=flow").content.decode()
+    assert "File sent" in flow
