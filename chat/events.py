@@ -126,6 +126,18 @@ class Typing(Event):
     active: bool
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatTags(Event):
+    """The chat's tags changed (all of them, in list order; `by`: the agent who changed them).
+    Not part of the message stream: a later one replaces an earlier one."""
+
+    type = "chat.tags"
+    socket = "console"
+    chat: int
+    tags: list[dict[str, Any]]  # {"id", "name"}
+    by: str
+
+
 # The agent's own events ---------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChatAssigned(Event):
@@ -262,6 +274,9 @@ class ChatInfo(Frame):
     handover: dict[str, Any] | None
     flow: list[dict[str, Any]]
     held: bool
+    tags: list[dict[str, Any]]  # the chat's: {"id", "name"}
+    tag_choices: list[dict[str, Any]]  # the tags agents may add
+    requires_tag: bool  # its stage asks for a tag before it is ended
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

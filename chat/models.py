@@ -150,6 +150,7 @@ class FlowEvent(models.Model):
         ENDED = "ended", "Ended"
         AFTER_AGENT = "after_agent", "After the agent (survey or message form offered)"
         SURVEY_ANSWERED = "survey_answered", "Survey answered"
+        TAGGED = "tagged", "Tags changed"
         ATTACHMENT = "attachment", "File sent"
 
     chat = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="flow")

@@ -22,6 +22,7 @@ from escalation.models import (
     QueueEntry,
     Site,
     Stage,
+    Tag,
     Tier,
     Topic,
 )
@@ -169,6 +170,15 @@ class StageAdmin(admin.ModelAdmin[Stage]):
     list_filter = ["pipeline", "tier"]
     filter_horizontal = ["groups"]
     inlines = [EscalationOptionInline, StageTemplateInline]
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin[Tag]):
+    """The tags agents may put on chats; a used tag is switched off rather than deleted."""
+
+    list_display = ["name", "is_active", "position"]
+    list_editable = ["is_active", "position"]
+    list_filter = ["is_active"]
 
 
 @admin.register(Site)

@@ -23,6 +23,7 @@ from escalation.models import (
     RoutingPolicy,
     Site,
     Stage,
+    Tag,
     TargetKind,
     Tier,
     Topic,
@@ -269,6 +270,11 @@ def load_demo_configuration() -> list[DemoLogin]:
         Topic.objects.update_or_create(
             name=topic, defaults={"pipeline": pipeline, "position": position}
         )
+    # Tags agents put on chats (the By tag report counts them).
+    for position, name in enumerate(
+        ["Billing question", "Refund", "Bug report", "How-to", "Account access", "Feedback"]
+    ):
+        Tag.objects.update_or_create(name=name, defaults={"position": position})
     # A website to try the widget from (docs/widget.md): a static page served on port 8080.
     Site.objects.update_or_create(
         name=DEMO_SITE,

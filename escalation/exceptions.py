@@ -88,3 +88,13 @@ class OfferClosed(ChatError):
 class OfferLapsed(ChatError):
     code = "offer_lapsed"
     message = "Too late: the offer lapsed and went to the next agent."
+
+
+class TagRequired(ChatError):
+    code = "tag_required"
+    message = "Add a tag (what the chat was about) before you end it."
+
+
+class UnknownTag(ChatError):
+    code = "unknown_tag"
+    message = "Choose tags from the list."

@@ -323,6 +323,9 @@ def chat_info(*, chat_id: int, agent: Agent) -> ChatInfo:
         handover=latest_handover(chat_id=chat.pk),
         flow=flow_summary(chat_id=chat.pk),
         held=route is not None and route.agent_id == agent.pk and chat.is_open,
+        tags=[{"id": t.pk, "name": t.name} for t in selectors.chat_tags(chat_id=chat.pk)],
+        tag_choices=[{"id": t.pk, "name": t.name} for t in selectors.tag_choices()],
+        requires_tag=bool(route and route.stage.requires_tag_at_end),
     )
 
 

@@ -436,6 +436,10 @@ class Stage(models.Model):
         default=AfterAgent.NOTHING,
         help_text="What the visitor gets when a chat an agent took at this stage ends.",
     )
+    requires_tag_at_end = models.BooleanField(
+        default=False,
+        help_text="An agent must tag a chat (what it was about) before ending it at this stage.",
+    )
     groups = models.ManyToManyField(
         AgentGroup, related_name="stages", help_text="The agent groups that serve this queue."
     )
@@ -722,6 +726,37 @@ class QueueEntry(models.Model):
 
     def __str__(self) -> str:
         return f"Chat {self.chat_id} waiting at {self.stage}"
+
+
+class Tag(models.Model):
+    """What a chat was about or how it ended ("Refund", "Bug report"), from a list admins keep;
+    agents add them during or at the end of a chat, and the reports count by them."""
+
+    name = models.CharField(max_length=40, unique=True)
+    is_active = models.BooleanField(default=True, help_text="Inactive: kept on old chats only.")
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ChatTag(models.Model):
+    chat = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="tags")
+    tag = models.ForeignKey(Tag, on_delete=models.PROTECT, related_name="chat_tags")
+    added_by = models.ForeignKey(
+        "Agent", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["chat", "tag"], name="chat_tag_once")]
+        indexes = [models.Index(fields=["tag", "chat"], name="chat_tag_by_tag")]
+
+    def __str__(self) -> str:
+        return f"{self.tag} on chat {self.chat_id}"
 
 
 class ChatRoute(models.Model):

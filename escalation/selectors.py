@@ -47,6 +47,7 @@ from escalation.models import (
     Site,
     Stage,
     SurveyAnswer,
+    Tag,
     TargetKind,
     Tier,
     Topic,
@@ -696,3 +697,13 @@ def attachment_limits(*, chat_id: int) -> AttachmentLimits:
         max_bytes=min(site.attachment_max_bytes or limits.max_bytes, limits.max_bytes),
         types=tuple(types) if site.attachment_types.strip() else limits.types,
     )
+
+
+def chat_tags(*, chat_id: int) -> list[Tag]:
+    """The chat's tags, in the admins' list order."""
+    return list(Tag.objects.filter(chat_tags__chat_id=chat_id).order_by("position", "name"))
+
+
+def tag_choices() -> list[Tag]:
+    """The tags agents may add (active ones), in list order."""
+    return list(Tag.objects.filter(is_active=True).order_by("position", "name"))

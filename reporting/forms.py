@@ -4,7 +4,7 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
-from escalation.models import Agent, AgentGroup, Pipeline, Tier
+from escalation.models import Agent, AgentGroup, Pipeline, Tag, Tier
 from reporting.selectors import ReportFilter
 
 MAX_RANGE_DAYS = 400
@@ -21,6 +21,7 @@ class ReportFilterForm(forms.Form):
     pipeline = forms.ModelChoiceField(
         Pipeline.objects.all(), required=False, empty_label="All pipelines"
     )
+    tag = forms.ModelChoiceField(Tag.objects.all(), required=False, empty_label="All tags")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -62,4 +63,5 @@ class ReportFilterForm(forms.Form):
             group_id=data["group"].pk if data.get("group") else None,
             agent_id=data["agent"].pk if data.get("agent") else None,
             pipeline_id=data["pipeline"].pk if data.get("pipeline") else None,
+            tag_id=data["tag"].pk if data.get("tag") else None,
         )

@@ -48,6 +48,7 @@ from escalation.models import (
     SurveyAnswer,
     Tier,
 )
+from escalation.selectors import chat_tags
 from reporting import summaries
 from reporting.csvsafe import safe_text
 from reporting.flowwords import flow_details
@@ -62,6 +63,7 @@ class ReportFilter:
     group_id: int | None = None
     agent_id: int | None = None
     pipeline_id: int | None = None
+    tag_id: int | None = None  # the escalated-chats list only (chats with this tag)
 
     @cached_property
     def tier_ids(self) -> list[int]:
@@ -104,6 +106,8 @@ def escalations(f: ReportFilter) -> QuerySet[Escalation]:
         requested_at__gte=f.since,
         requested_at__lt=f.until,
     )
+    if f.tag_id:
+        rows = rows.filter(chat__tags__tag_id=f.tag_id)
     return _narrowed(rows, f, prefix="from_")
 
 
@@ -565,6 +569,7 @@ def chat_detail(*, chat_id: int) -> dict[str, Any]:
         ],
         "timeline": _timeline(segments, chat.created_at, end),
         "survey": SurveyAnswer.objects.filter(chat=chat).first(),
+        "tags": chat_tags(chat_id=chat.pk),
     }
 
 

@@ -13,6 +13,7 @@ urlpatterns = [
     path("waits/", views.waits, name="waits"),
     path("fallbacks/", views.fallbacks, name="fallbacks"),
     path("satisfaction/", views.satisfaction, name="satisfaction"),
+    path("tags/", views.by_tag, name="tags"),
     path("predicted-vs-actual/", views.predicted_vs_actual, name="predicted_vs_actual"),
     path("chats/<id:chat_id>/", views.chat_detail, name="chat"),
     path(

@@ -14,7 +14,7 @@ from django.shortcuts import render
 
 from chat.models import ChatSession
 from escalation.selectors import agent_may_view_chat, get_agent_for_user
-from reporting import charts, offers, selectors, transcript
+from reporting import charts, offers, selectors, tags, transcript
 from reporting import satisfaction as csat
 from reporting.exports import copy_csv_response, csv_response
 from reporting.forms import ReportFilterForm
@@ -80,6 +80,7 @@ def escalated_chats(
     request: HttpRequest, f: ReportFilter, context: dict[str, Any]
 ) -> HttpResponseBase:
     context["title"] = f"Level {f.tier_level} escalated chats"
+    context["tag_filter"] = True  # this list can narrow by a chat's tag; the others cannot
     sort = request.GET.get("sort", "-when")
     if sort not in selectors.ESCALATED_SORTS:
         sort = "-when"
@@ -246,6 +247,17 @@ def satisfaction(
         )
     context.update(tables=[(by, csat.satisfaction(f, by)) for by in csat.BREAKDOWNS])
     return render(request, "reporting/satisfaction.html", context)
+
+
+@manager_report
+def by_tag(request: HttpRequest, f: ReportFilter, context: dict[str, Any]) -> HttpResponseBase:
+    context["title"] = "Chats by tag"
+    if wants_csv(request):
+        return csv_response(
+            f"chats-by-tag-{f.start}-{f.end}.csv", tags.CSV_HEADER, tags.csv_rows(f)
+        )
+    context["rows"] = tags.by_tag(f)
+    return render(request, "reporting/tags.html", context)
 
 
 def _may_view_chat(request: HttpRequest, chat_id: int) -> None:

@@ -80,6 +80,7 @@ PAGES = [
     ("GET", "/reports/fallbacks/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/predicted-vs-actual/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/satisfaction/", [302, 302, 403, 403, 200, 200]),
+    ("GET", "/reports/tags/", [302, 302, 403, 403, 200, 200]),
     # Another group's agent: "not found", as for a missing chat (ids cannot be probed).
     ("GET", "/reports/chats/{chat}/", [302, 302, 200, 404, 200, 200]),
     ("GET", "/reports/chats/{chat}/?tab=transcript", [302, 302, 200, 404, 200, 200]),

@@ -21,6 +21,7 @@ from django.core.exceptions import PermissionDenied
 from chat import selectors as chat_selectors
 from chat.consumers.protocol import (
     CLOSE_FORBIDDEN,
+    MAX_INT,
     FrameError,
     ProtocolConsumer,
     _since,
@@ -74,6 +75,7 @@ class ConsoleConsumer(ProtocolConsumer):
         "offer.decline": "on_offer_decline",
         "ping": "on_ping",
         "typing": "on_typing",
+        "tags": "on_tags",
     }
     agent: Agent
 
@@ -184,7 +186,7 @@ class ConsoleConsumer(ProtocolConsumer):
         elif kind == "chat.assigned":
             await self.hold(payload["chat"])
             await self.send_json(payload)
-        elif kind == "typing":
+        elif kind in ("typing", "chat.tags"):
             if payload["chat"] in self.streams:
                 await self.send_json(payload)
         else:
@@ -317,6 +319,19 @@ class ConsoleConsumer(ProtocolConsumer):
         values = validate_frame(content, {"chat": (int, True)})
         await database_sync_to_async(services.end_chat_by_agent)(
             chat_id=values["chat"], agent=self.agent
+        )
+
+    async def on_tags(self, content: dict[str, Any]) -> None:
+        """The agent holding the chat sets its tags (all of them); every console that has the
+        chat open gets `chat.tags`."""
+        values = validate_frame(content, {"chat": (int, True), "tags": (list, True)})
+        tag_ids = values["tags"]
+        if len(tag_ids) > 50 or not all(
+            isinstance(t, int) and not isinstance(t, bool) and 0 < t <= MAX_INT for t in tag_ids
+        ):
+            raise FrameError("bad_frame", "Field “tags” is a list of tag ids.")
+        await database_sync_to_async(services.set_chat_tags)(
+            chat_id=values["chat"], agent=self.agent, tag_ids=tag_ids
         )
 
     async def on_presence(self, content: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ A one-way stack of small modules (each imports only those above it in this list)
 
 - `timers`: deadlines on rows, armed as named Celery tasks after commit, and the sweep;
 - `route`: the chat's row locks, the holder check, visitor notices, closing a chat;
+- `tagging`: tags on chats (and the stage's rule that a chat needs one to end);
 - `offering`: making and withdrawing offers (broadcast, round-robin hunt);
 - `queueing`: putting chats in queues and taking them out, estimates, queue publishes;
 - `assignment`: giving a waiting chat to an agent (`take_chat`, `assign`);
@@ -65,6 +66,7 @@ from escalation.services.queueing import publish_queue_now, visitor_hello
 from escalation.services.replies import count_canned_reply_use
 from escalation.services.retention import erase_visitor, purge_expired_transcripts
 from escalation.services.survey import answer_survey
+from escalation.services.tagging import set_chat_tags
 from escalation.services.transfer import escalate_chat
 from escalation.services.waiting import send_still_searching, sweep_due_notices
 
@@ -98,6 +100,7 @@ __all__ = [
     "return_to_queue",
     "send_email_now",
     "send_still_searching",
+    "set_chat_tags",
     "set_presence",
     "sign_out_if_console_gone",
     "start_chat",

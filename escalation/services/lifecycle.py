@@ -26,6 +26,7 @@ from escalation.services.route import (
     require_holder,
     tell_removed,
 )
+from escalation.services.tagging import require_tag_to_end
 
 QUEUE_FULL = "queue full"
 
@@ -98,6 +99,7 @@ def end_chat_by_agent(*, chat_id: int, agent: Agent) -> None:
     """The agent resolved the chat."""
     chat, route = lock_route(chat_id=chat_id)
     require_holder(chat=chat, holder_id=route.agent_id, agent=agent)
+    require_tag_to_end(chat=chat, stage_requires=route.stage.requires_tag_at_end)
     assignment = end_assignment(route=route, reason=Assignment.EndReason.RESOLVED)
     close_chat(
         chat=chat,

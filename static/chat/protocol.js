@@ -25,6 +25,7 @@ export const FROM_SERVER = Object.freeze({
   ESCALATION_OPTIONS: "escalation.options",
   ESCALATED: "escalated",
   COMMAND_RESULT: "command.result",
+  CHAT_TAGS: "chat.tags",
 });
 
 /** Frame types the pages send. */
@@ -43,6 +44,7 @@ export const TO_SERVER = Object.freeze({
   ESCALATION_OPTIONS: "escalation.options",
   ESCALATE: "escalate",
   TYPING: "typing",
+  TAGS: "tags",
 });
 
 /** Websocket close codes the server uses. */

@@ -12,7 +12,8 @@ import { addMessage, applyInfo, moveTo, showCommandResult } from "./pane.js";
 import { openChat, seen, subscribe } from "./panes.js";
 import { showPresence } from "./presence.js";
 import { addQueueItem, enableTakeButtons, removeQueueItem, setQueue } from "./queue.js";
-import { chats, claimed, ensureChat, isOnScreen, outbox, view } from "./state.js";
+import { chats, claimed, ensureChat, isHeld, isOnScreen, outbox, view } from "./state.js";
+import { applyTags } from "./tags.js";
 import { showToast } from "./toast.js";
 
 const refreshQueue = () => send({ type: TO_SERVER.QUEUE });
@@ -167,6 +168,7 @@ export const handlers = new Map([
   [FROM_SERVER.ESCALATION_OPTIONS, onOptions],
   [FROM_SERVER.ESCALATED, onEscalated],
   [FROM_SERVER.COMMAND_RESULT, onCommandResult],
+  [FROM_SERVER.CHAT_TAGS, (f) => applyTags(ensureChat(f.chat), f, isHeld(ensureChat(f.chat)))],
   [FROM_SERVER.CHAT_STATUS, onStatus],
   [FROM_SERVER.ACK, (f) => outbox.delete(f.client_id)],
   [FROM_SERVER.ERROR, onError],

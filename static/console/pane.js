@@ -14,6 +14,7 @@ import { closeDialog, wireEscalation } from "./escalate.js";
 import { tierPath } from "./format.js";
 import { send } from "./link.js";
 import { claimed, ensureChat, isHeld, isOnScreen, markRead, outbox } from "./state.js";
+import { showTags } from "./tags.js";
 import { showVisitor } from "./visitor.js";
 
 const paneTemplate = document.getElementById("pane-template");
@@ -63,6 +64,7 @@ export function drawState(c) {
   c.pane.querySelector(".pane-take").hidden = c.state.name !== "waiting";
   c.pane.querySelector(".pane-banner").textContent = banner;
   c.tab?.classList.toggle("over", isOver);
+  showTags(c, canWrite);
 }
 
 /** The chat's details (a `chat.info` frame), on its pane and its tab. */
