@@ -9,6 +9,8 @@ import uuid
 from typing import ClassVar
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
 from django.core.files.storage import Storage, storages
 from django.db import models
 from django.db.models import F, Q
@@ -105,6 +107,10 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["chat", "seq"]
+        # Searching past chats (reporting/search.py) by their words, on PostgreSQL.
+        indexes = [
+            GinIndex(SearchVector("text", config="simple"), name="message_text_search"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["chat", "seq"], name="message_seq_unique_per_chat"),
             models.UniqueConstraint(

@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",  # full-text search of past chats (a GIN index) on PostgreSQL
     "channels",
     "rest_framework",
     "rest_framework.authtoken",

@@ -4,7 +4,9 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
+from chat.models import ChatSession
 from escalation.models import Agent, AgentGroup, Pipeline, Tag, Tier
+from reporting.search import ChatSearch
 from reporting.selectors import ReportFilter
 
 MAX_RANGE_DAYS = 400
@@ -64,4 +66,58 @@ class ReportFilterForm(forms.Form):
             agent_id=data["agent"].pk if data.get("agent") else None,
             pipeline_id=data["pipeline"].pk if data.get("pipeline") else None,
             tag_id=data["tag"].pk if data.get("tag") else None,
+        )
+
+
+class ChatSearchForm(forms.Form):
+    """The search page's form: every field optional, at least one given."""
+
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Words",
+        help_text='From messages and internal notes; "quoted phrase", -without, or.',
+    )
+    visitor = forms.CharField(required=False, max_length=100, label="Visitor name or e-mail")
+    agent = forms.ModelChoiceField(Agent.objects.all(), required=False, empty_label="Any agent")
+    tier = forms.TypedChoiceField(coerce=int, required=False, empty_value=None, label="Tier")
+    tag = forms.ModelChoiceField(Tag.objects.all(), required=False, empty_label="Any tag")
+    status = forms.ChoiceField(required=False, label="Outcome")
+    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    page = forms.IntegerField(
+        required=False, min_value=1, max_value=10_000, widget=forms.HiddenInput
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        tier = self.fields["tier"]
+        assert isinstance(tier, forms.TypedChoiceField)  # noqa: S101 - narrowing for mypy
+        tier.choices = [("", "Any tier")] + [(t.level, str(t)) for t in Tier.objects.all()]
+        status = self.fields["status"]
+        assert isinstance(status, forms.ChoiceField)  # noqa: S101 - narrowing for mypy
+        status.choices = [("", "Any outcome"), *ChatSession.Status.choices]
+
+    def clean_q(self) -> str:
+        words: str = self.cleaned_data["q"].strip()
+        return words
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        start, end = cleaned.get("start"), cleaned.get("end")
+        if start and end and start > end:
+            raise forms.ValidationError("The start date is after the end date.")
+        return cleaned
+
+    def to_search(self) -> ChatSearch:
+        data = self.cleaned_data
+        return ChatSearch(
+            words=data["q"],
+            visitor=data["visitor"].strip(),
+            agent_id=data["agent"].pk if data.get("agent") else None,
+            tier_level=data.get("tier"),
+            tag_id=data["tag"].pk if data.get("tag") else None,
+            status=data.get("status") or "",
+            start=data.get("start"),
+            end=data.get("end"),
         )

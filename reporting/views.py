@@ -13,11 +13,11 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, Js
 from django.shortcuts import render
 
 from chat.models import ChatSession
-from escalation.selectors import agent_may_view_chat, get_agent_for_user
-from reporting import charts, offers, selectors, tags, transcript
+from escalation.selectors import agent_may_view_chat, chats_visible_to, get_agent_for_user
+from reporting import charts, offers, search, selectors, tags, transcript
 from reporting import satisfaction as csat
 from reporting.exports import copy_csv_response, csv_response
-from reporting.forms import ReportFilterForm
+from reporting.forms import ChatSearchForm, ReportFilterForm
 from reporting.routers import report_reads, reports_alias, stream_report_reads
 from reporting.selectors import ReportFilter
 
@@ -258,6 +258,26 @@ def by_tag(request: HttpRequest, f: ReportFilter, context: dict[str, Any]) -> Ht
         )
     context["rows"] = tags.by_tag(f)
     return render(request, "reporting/tags.html", context)
+
+
+@login_required
+def search_chats(request: HttpRequest) -> HttpResponse:
+    """Past chats by their words and details: managers over every chat, agents over the chats
+    they may see (held, holding, waiting in their queues)."""
+    user = request.user
+    if user.has_perm("escalation.view_reports"):
+        visible = ChatSession.objects.all()
+    else:
+        visible = chats_visible_to(agent=get_agent_for_user(user))
+    form = ChatSearchForm(request.GET or None)
+    context: dict[str, Any] = {"form": form, "searched": False}
+    if request.GET and form.is_valid():
+        page = form.cleaned_data.get("page") or 1
+        rows, more = search.page_of(visible, form.to_search(), page)
+        query = request.GET.copy()
+        query.pop("page", None)
+        context.update(searched=True, rows=rows, more=more, page=page, query=query.urlencode())
+    return render(request, "reporting/search.html", context, status=400 if form.errors else 200)
 
 
 def _may_view_chat(request: HttpRequest, chat_id: int) -> None:

@@ -81,6 +81,8 @@ PAGES = [
     ("GET", "/reports/predicted-vs-actual/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/satisfaction/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/tags/", [302, 302, 403, 403, 200, 200]),
+    # Agents search the chats they may see; managers every chat (tests/reporting/test_search.py).
+    ("GET", "/reports/search/", [302, 302, 200, 200, 200, 200]),
     # Another group's agent: "not found", as for a missing chat (ids cannot be probed).
     ("GET", "/reports/chats/{chat}/", [302, 302, 200, 404, 200, 200]),
     ("GET", "/reports/chats/{chat}/?tab=transcript", [302, 302, 200, 404, 200, 200]),

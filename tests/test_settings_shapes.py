@@ -42,6 +42,15 @@ def test_embedded_default_loads(tmp_path):
     assert manage("check", SQLITE_PATH=str(tmp_path / "db.sqlite3")).returncode == 0
 
 
+def test_the_embedded_default_migrates_and_loads_the_demo(tmp_path):
+    """`make run` with nothing installed: every migration runs on SQLite (an index built
+    CONCURRENTLY on PostgreSQL is built plainly there) and the demo loads."""
+    for command in ("migrate", "load_demo"):
+        result = manage(command, SQLITE_PATH=str(tmp_path / "db.sqlite3"))
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert "Demo configuration loaded." in result.stdout
+
+
 def test_service_settings_load():
     result = manage(
         "shell",

@@ -1,6 +1,7 @@
 import django.db.models.functions.text
-from django.contrib.postgres.operations import AddIndexConcurrently
 from django.db import migrations, models
+
+from helpdesk.migration_ops import AddIndexConcurrentlyWherePossible
 
 
 class Migration(migrations.Migration):
@@ -12,7 +13,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        AddIndexConcurrently(
+        AddIndexConcurrentlyWherePossible(
             model_name="chatsession",
             index=models.Index(
                 django.db.models.functions.text.Upper("visitor_email"),

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('chat', '0007_tags'),
+        ('chat', '0007_tagged_flow_kind'),
         ('escalation', '0015_sites'),
     ]
 

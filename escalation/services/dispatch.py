@@ -7,6 +7,7 @@ dispatchers cannot deadlock; a chat skipped that way is dispatched by whoever ho
 
 from typing import Any
 
+from django.db import transaction
 from django.db.models import F, QuerySet
 
 from chat.models import ChatSession
@@ -24,11 +25,19 @@ from escalation.services import offering
 from escalation.services.assignment import assign
 
 
-def dispatch(*, stage_ids: list[int]) -> int:
+def dispatch(*, stage_ids: list[int], again_after_commit: bool = True) -> int:
     """Assign waiting chats of these stages to available agents where a serving group routes
     automatically (round robin: the agent assigned longest ago; least busy: the fewest open
     chats), or offer them where it offers (broadcast, round-robin hunt). Runs inside the
-    caller's transaction; returns how many chats were assigned."""
+    caller's transaction; returns how many chats were assigned.
+
+    And once more after that transaction commits, in a transaction of its own: a chat that
+    starts while an agent comes online is otherwise lost between the two. Each transaction sees
+    only its own change (the chat's start sees the agent still offline, the agent's change sees
+    no chat yet), so neither assigns; whichever commits last, its second look sees both."""
+    if again_after_commit and stage_ids and transaction.get_connection().in_atomic_block:
+        stages = list(stage_ids)
+        transaction.on_commit(lambda: _dispatch_again(stages), robust=True)
     assigned = 0
     for stage in Stage.objects.filter(pk__in=stage_ids):
         for entry in list(selectors.waiting_entries(stage_id=stage.pk).select_related("stage")):
@@ -40,6 +49,11 @@ def dispatch(*, stage_ids: list[int]) -> int:
             ):
                 assigned += 1
     return assigned
+
+
+def _dispatch_again(stage_ids: list[int]) -> None:
+    with transaction.atomic():
+        dispatch(stage_ids=stage_ids, again_after_commit=False)
 
 
 def _dispatch_entry(*, entry_id: int, groups: QuerySet[AgentGroup], policy: str) -> bool:

@@ -217,3 +217,32 @@ def test_a_timeout_racing_a_take_has_one_outcome(l1_setup):
         else:
             assert results == ["fell back"] and chat.status == "missed"
         assert chat.flow.filter(kind__in=["assigned", "timed_out"]).count() == 1
+
+
+def test_a_chat_that_starts_while_its_agent_comes_online_is_not_lost(demo):
+    """The agent comes online (not yet committed: its dispatch sees no chat) while a chat starts
+    and commits (its dispatch skips the agent, whose row the other transaction holds). Neither
+    assigns; the look again after the agent's commit does."""
+    from django.db import transaction
+
+    from escalation.models import Agent
+    from tests.factories import start_chat
+
+    alex = Agent.objects.get(user__username="alex")
+    started: list[int] = []
+
+    def start() -> None:
+        try:
+            started.append(start_chat().pk)
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        services.set_presence(agent=alex, presence="online")
+        visitor = threading.Thread(target=start)
+        visitor.start()
+        visitor.join(timeout=30)
+        assert started, "the chat started while the agent's change was open"
+        assert Assignment.objects.filter(chat_id=started[0]).count() == 0
+    assignment = Assignment.objects.get(chat_id=started[0])
+    assert assignment.agent == alex

@@ -1,0 +1,120 @@
+"""Search past chats: words from the conversation (messages and internal notes), and the chat's
+visitor, agent, tier, tag, outcome and dates.
+
+On PostgreSQL the words are matched by full-text search (`websearch_to_tsquery` with the
+`simple` configuration: no stemming, any language) against a GIN index on the messages' text;
+on the embedded default's SQLite, by a plain case-insensitive `LIKE`. Newest chats first, a
+page at a time without counting every match (a count over a million chats would cost more than
+the page)."""
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchVector
+from django.db import connection
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from chat.models import ChatSession, Message
+from escalation.models import Assignment, ChatTag, QueueEntry
+
+PAGE_SIZE = 25
+# The expression the GIN index is built on (chat/migrations): queries must use the same one.
+MESSAGE_DOCUMENT = SearchVector("text", config="simple")
+MARK_START, MARK_END = "\x02", "\x03"  # around matches in a snippet, made <mark> after escaping
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSearch:
+    words: str = ""
+    visitor: str = ""  # a part of the name or e-mail
+    agent_id: int | None = None
+    tier_level: int | None = None
+    tag_id: int | None = None
+    status: str = ""
+    start: date | None = None
+    end: date | None = None
+
+
+def _full_text() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _query(words: str) -> SearchQuery:
+    return SearchQuery(words, config="simple", search_type="websearch")
+
+
+def matching_messages(words: str) -> QuerySet[Message]:
+    if _full_text():
+        return Message.objects.annotate(document=MESSAGE_DOCUMENT).filter(document=_query(words))
+    return Message.objects.filter(text__icontains=words)
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone.get_default_timezone())
+
+
+def search_chats(chats: QuerySet[ChatSession], s: ChatSearch) -> QuerySet[ChatSession]:
+    """`chats` (those the reader may see) narrowed by the search, newest first."""
+    if s.words:
+        chats = chats.filter(pk__in=matching_messages(s.words).values("chat_id"))
+    if s.visitor:
+        chats = chats.filter(
+            Q(visitor_name__icontains=s.visitor) | Q(visitor_email__icontains=s.visitor)
+        )
+    if s.agent_id:
+        held = Assignment.objects.filter(agent_id=s.agent_id).values("chat_id")
+        chats = chats.filter(pk__in=held)
+    if s.tier_level:
+        visited = QueueEntry.objects.filter(tier__level=s.tier_level).values("chat_id")
+        chats = chats.filter(pk__in=visited)
+    if s.tag_id:
+        chats = chats.filter(pk__in=ChatTag.objects.filter(tag_id=s.tag_id).values("chat_id"))
+    if s.status:
+        chats = chats.filter(status=s.status)
+    if s.start:
+        chats = chats.filter(created_at__gte=_day_start(s.start))
+    if s.end:
+        chats = chats.filter(created_at__lt=_day_start(s.end + timedelta(days=1)))
+    return chats.order_by("-created_at", "-pk")
+
+
+def _snippet(chat_id: int, words: str) -> str:
+    """The first matching message of the chat, cut around the match, with the match marked."""
+    matches = matching_messages(words).filter(chat_id=chat_id).order_by("seq")
+    if _full_text():
+        headline = SearchHeadline(
+            "text",
+            _query(words),
+            config="simple",
+            start_sel=MARK_START,
+            stop_sel=MARK_END,
+            max_words=20,
+            min_words=8,
+        )
+        found = matches.annotate(headline=headline).values_list("headline", flat=True).first()
+        return found or ""
+    text = matches.values_list("text", flat=True).first() or ""
+    at = text.lower().find(words.lower())
+    start = max(0, at - 60)
+    return ("…" if start else "") + text[start : start + 160]
+
+
+def page_of(
+    chats: QuerySet[ChatSession], s: ChatSearch, page: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """(the page's rows, whether there is a next page)."""
+    offset = (page - 1) * PAGE_SIZE
+    found = list(
+        search_chats(chats, s).prefetch_related("tags__tag")[offset : offset + PAGE_SIZE + 1]
+    )
+    rows = [
+        {
+            "chat": chat,
+            "tags": [t.tag.name for t in chat.tags.all()],
+            "snippet": _snippet(chat.pk, s.words) if s.words else "",
+        }
+        for chat in found[:PAGE_SIZE]
+    ]
+    return rows, len(found) > PAGE_SIZE
