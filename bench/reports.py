@@ -7,7 +7,9 @@ and CSV export for the last 30 days and for a full year.
 The database is created, migrated and filled when it holds fewer chats than asked (use --fresh to
 refill). Rows are generated in SQL with a realistic shape: chats over the last 365 days, 30% of
 them escalated from tier 1 by an agent, 10% of those never taken (timed out and fell back),
-tier-1 and tier-2 assignments, queue entries, routes and 10 flow events per chat.
+tier-1 and tier-2 assignments, queue entries, routes, 10 flow events and 4 messages per chat
+(words from a small vocabulary, so that a common word is in 1 message in 20, and an order
+number in about 20 chats), and the search page's queries timed on them.
 """
 
 import argparse
@@ -180,6 +182,32 @@ def fill(chats: int) -> None:
                         ELSE '{}'::jsonb END
             FROM bench_plan p CROSS JOIN generate_series(1, 10) i""",
         ),
+        ("drop the search index", "DROP INDEX IF EXISTS message_text_search"),
+        (
+            "messages (4 a chat)",
+            """
+            INSERT INTO chat_message (chat_id, seq, public_seq, kind, event, author_name, text,
+                created_at)
+            SELECT p.chat, i, i, CASE WHEN i %% 2 = 1 THEN 'visitor' ELSE 'agent' END, '',
+                   CASE WHEN i %% 2 = 1 THEN 'Visitor' ELSE 'Alex' END,
+                   (ARRAY['Hello, my','About the','Question on the','Problem with the'])[i]
+                   || ' ' || (ARRAY['invoice','refund','password','delivery','parcel','account',
+                        'subscription','upgrade','login','payment','receipt','discount','voucher',
+                        'address','warranty','battery','screen','charger','contract','plan'])
+                        [1 + (p.chat * 7 + i) %% 20]
+                   || ' ' || (ARRAY['was charged twice','does not work','is late','is missing',
+                        'shows an error','needs a change','is wrong','was cancelled',
+                        'keeps failing','is too slow','cannot be found','expired',
+                        'was never sent','is broken','looks strange'])[1 + (p.chat * 3 + i) %% 15]
+                   || ', order A' || (p.chat %% 50000),
+                   p.c + i * interval '40 seconds'
+            FROM bench_plan p CROSS JOIN generate_series(1, 4) i""",
+        ),
+        (
+            "search index (GIN)",
+            """CREATE INDEX message_text_search ON chat_message
+               USING gin ((to_tsvector('simple'::regconfig, COALESCE("text", ''))))""",
+        ),
         (
             "sequences",
             """
@@ -280,6 +308,46 @@ def time_reports(repeat: int) -> list[tuple[str, str, float, float, int]]:
     return results
 
 
+SEARCHES = {
+    "a common word (1 message in 20)": {"q": "invoice"},
+    "a rare word (about 20 chats)": {"q": "A12345"},
+    "a phrase": {"q": '"charged twice"'},
+    "two words, one excluded": {"q": "refund -wrong"},
+    "words and a date range": {"q": "battery", "start": "", "end": ""},
+    "visitor name, no words": {"visitor": "Visitor 123456"},
+}
+
+
+def time_search(repeat: int) -> list[tuple[str, float, int]]:
+    """The search page (a manager: every chat), first page of results."""
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.urls import reverse
+    from django.utils import timezone
+
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="morgan"))
+    today = timezone.localdate()
+    results = []
+    for label, params in SEARCHES.items():
+        query = dict(params)
+        if "start" in query:
+            query.update(start=(today - timedelta(days=29)).isoformat(), end=today.isoformat())
+        timings, rows = [], 0
+        for _ in range(repeat):
+            started = time.perf_counter()
+            response = client.get(reverse("reporting:search"), query)
+            assert response.status_code == 200, (label, response.status_code)
+            timings.append(time.perf_counter() - started)
+            rows = response.content.count(b'?tab=transcript">Chat ')
+        took = statistics.median(timings)
+        results.append((label, took, rows))
+        print(f"  search: {label:<34} {took * 1000:8.0f} ms  {rows} rows", flush=True)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chats", type=int, default=1_000_000)
@@ -310,6 +378,9 @@ def main() -> None:
         f"slowest whole page or small CSV: {worst_whole[0]} {worst_whole[1]}"
         f" {worst_whole[3] * 1000:.0f} ms (target 500 ms)"
     )
+    searched = time_search(args.repeat)
+    slowest = max(searched, key=lambda r: r[1])
+    print(f"slowest search: {slowest[0]} {slowest[1] * 1000:.0f} ms (target 300 ms)")
     big = [r for r in results if r[4] >= 1_000_000]
     for r in big:
         print(
