@@ -315,6 +315,7 @@ SEARCHES = {
     "two words, one excluded": {"q": "refund -wrong"},
     "words and a date range": {"q": "battery", "start": "", "end": ""},
     "visitor name, no words": {"visitor": "Visitor 123456"},
+    "a part of an e-mail nobody has": {"visitor": "@shop"},
 }
 
 

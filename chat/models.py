@@ -9,7 +9,7 @@ import uuid
 from typing import ClassVar
 
 from django.conf import settings
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.contrib.postgres.search import SearchVector
 from django.core.files.storage import Storage, storages
 from django.db import models
@@ -69,6 +69,14 @@ class ChatSession(models.Model):
                 F("created_at").desc(),
                 condition=~Q(visitor_email=""),
                 name="chat_visitor_email_created",
+            ),
+            # Searching past chats by a part of the visitor's name or e-mail (PostgreSQL).
+            GinIndex(
+                OpClass(Upper("visitor_name"), name="gin_trgm_ops"), name="chat_visitor_name_trgm"
+            ),
+            GinIndex(
+                OpClass(Upper("visitor_email"), name="gin_trgm_ops"),
+                name="chat_visitor_email_trgm",
             ),
         ]
 

@@ -68,6 +68,13 @@ def test_the_details_narrow_the_search(chats):
     assert found(chats, end=today - dt.timedelta(days=1)) == ["Dan"]
 
 
+def test_many_matches_take_the_other_plan_with_the_same_answers(chats, monkeypatch):
+    monkeypatch.setattr(search, "FEW_MATCHES", 1)  # past it: a subquery, not a list of ids
+    assert found(chats, words="invoice") == ["Carol", "Dan"]
+    assert found(chats, visitor="a") == ["Frank", "Erin", "Carol", "Dan"]
+    assert search._few_or_all(search.Message.objects.values_list("chat_id", flat=True)).query
+
+
 def test_without_full_text_the_words_are_matched_plainly(chats, monkeypatch):
     monkeypatch.setattr(search, "_full_text", lambda: False)  # as on the embedded SQLite
     assert found(chats, words="INVOICE") == ["Carol", "Dan"]
