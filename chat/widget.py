@@ -16,7 +16,6 @@ from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
@@ -28,6 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 from chat import services as chat_services
 from chat.attributes import AttributesError, parse_attributes
 from chat.exceptions import ChatNotFound
+from chat.realtime.origins import normal_origin
 from chat.selectors import chat_for_visitor_credential
 from escalation.models import Site
 from escalation.selectors import active_site, chat_site_id
@@ -45,19 +45,8 @@ def widget_site(request: HttpRequest) -> Site | None:
     return site
 
 
-def _origin(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return ""
-    try:
-        port = parts.port
-    except ValueError:
-        return ""
-    return f"{parts.scheme}://{parts.hostname}" + (f":{port}" if port else "")
-
-
 def _own_origin(request: HttpRequest) -> str:
-    return f"{request.scheme}://{request.get_host()}"
+    return normal_origin(f"{request.scheme}://{request.get_host()}")
 
 
 def embedding_origin(request: HttpRequest, site: Site) -> tuple[str, str]:
@@ -67,9 +56,9 @@ def embedding_origin(request: HttpRequest, site: Site) -> tuple[str, str]:
     it too when the form comes from that page (it is Tierline's own origin for the frame's own
     forms). Either way it must be one of the site's allowed origins: a copied snippet on another
     website gets a clear refusal, and frame-ancestors stops the browser showing it anyway."""
-    parent = _origin(str(request.POST.get("parent") or request.GET.get("parent") or ""))
+    parent = normal_origin(str(request.POST.get("parent") or request.GET.get("parent") or ""))
     header = request.headers.get("Origin", "")
-    sent_by = _origin(header) if header and header != "null" else ""
+    sent_by = normal_origin(header) if header and header != "null" else ""
     if sent_by and sent_by != _own_origin(request):
         parent = sent_by  # the browser's word beats the form's
     if not parent:
@@ -165,7 +154,7 @@ def widget_config(request: HttpRequest, key: str) -> HttpResponse:
     refusal is readable by any page (it says nothing secret), so the page's console can say why
     the launcher does not show."""
     site = active_site(key=key)
-    origin = _origin(request.headers.get("Origin", ""))
+    origin = normal_origin(request.headers.get("Origin", ""))
     if site is None:
         refusal = _json_error("unknown_site", "No chat widget has this site key.", 404)
         return _cors(refusal, "*")

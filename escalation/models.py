@@ -17,6 +17,7 @@ from django.db import models
 from django.db.models import Q
 
 from chat.models import ChatSession
+from chat.realtime.origins import normal_origin
 from escalation.messages import (
     placeholder_help_text,
     validate_reply_text,
@@ -199,7 +200,8 @@ def new_site_key() -> str:
 
 
 def parse_origins(text: str) -> list[str]:
-    """Allowed origins, one per line, as `scheme://host[:port]`; ValueError names a bad line."""
+    """Allowed origins, one per line, as `scheme://host[:port]` (kept as browsers send them: a
+    default port dropped); ValueError names a bad line."""
     origins: list[str] = []
     for line in text.splitlines():
         line = line.strip().rstrip("/")
@@ -219,12 +221,9 @@ def parse_origins(text: str) -> list[str]:
                 f"“{line}” is not an origin: write scheme and host, with a port if it is not "
                 "the default, and nothing after, e.g. https://www.example.com"
             )
-        try:
-            port = parts.port
-        except ValueError:
-            raise ValueError(f"“{line}” has an invalid port.") from None
-        host = parts.hostname
-        origin = f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+        origin = normal_origin(line)
+        if not origin:
+            raise ValueError(f"“{line}” has an invalid port.")
         if origin not in origins:
             origins.append(origin)
     return origins

@@ -102,9 +102,10 @@ def search_chats(chats: QuerySet[ChatSession], s: ChatSearch) -> QuerySet[ChatSe
     return chats.order_by("-created_at", "-pk")
 
 
-def _snippet(chat_id: int, words: str) -> str:
-    """The first matching message of the chat, cut around the match, with the match marked."""
-    matches = matching_messages(words).filter(chat_id=chat_id).order_by("seq")
+def _snippets(chat_ids: list[int], words: str) -> dict[int, str]:
+    """Each chat's first matching message, cut around the match with the match marked: one
+    query for the page."""
+    matches = matching_messages(words).filter(chat_id__in=chat_ids).order_by("chat_id", "seq")
     if _full_text():
         headline = SearchHeadline(
             "text",
@@ -115,12 +116,15 @@ def _snippet(chat_id: int, words: str) -> str:
             max_words=20,
             min_words=8,
         )
-        found = matches.annotate(headline=headline).values_list("headline", flat=True).first()
-        return found or ""
-    text = matches.values_list("text", flat=True).first() or ""
-    at = text.lower().find(words.lower())
-    start = max(0, at - 60)
-    return ("…" if start else "") + text[start : start + 160]
+        firsts = matches.distinct("chat_id").annotate(headline=headline)
+        return dict(firsts.values_list("chat_id", "headline"))
+    snippets: dict[int, str] = {}
+    for chat_id, text in matches.values_list("chat_id", "text"):
+        if chat_id not in snippets:
+            at = text.lower().find(words.lower())
+            start = max(0, at - 60)
+            snippets[chat_id] = ("…" if start else "") + text[start : start + 160]
+    return snippets
 
 
 def page_of(
@@ -131,12 +135,14 @@ def page_of(
     found = list(
         search_chats(chats, s).prefetch_related("tags__tag")[offset : offset + PAGE_SIZE + 1]
     )
+    shown = found[:PAGE_SIZE]
+    snippets = _snippets([chat.pk for chat in shown], s.words) if s.words else {}
     rows = [
         {
             "chat": chat,
             "tags": [t.tag.name for t in chat.tags.all()],
-            "snippet": _snippet(chat.pk, s.words) if s.words else "",
+            "snippet": snippets.get(chat.pk, ""),
         }
-        for chat in found[:PAGE_SIZE]
+        for chat in shown
     ]
     return rows, len(found) > PAGE_SIZE

@@ -11,13 +11,30 @@ plain websockets to us while the page is on https.
 
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import ParseResult, urlparse
+from urllib.parse import ParseResult, urlparse, urlsplit
 
 from channels.security.websocket import OriginValidator, WebsocketDenier
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
 Scope = dict[str, Any]
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normal_origin(value: str) -> str:
+    """`scheme://host[:port]` as a browser sends it in an Origin header (lower case, no default
+    port, nothing after), or "" if `value` is no http(s) origin. Sites' allowed origins, the
+    widget's checks and this validator all compare origins in this one form."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        return ""
+    try:
+        port = parts.port
+    except ValueError:
+        return ""
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    keep_port = port is not None and port != DEFAULT_PORTS[parts.scheme]
+    return f"{parts.scheme}://{host}" + (f":{port}" if keep_port else "")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -48,15 +65,10 @@ class SameOriginValidator(OriginValidator):  # type: ignore[misc]
         return await WebsocketDenier()(scope, receive, send)
 
     async def extra_allowed(self, scope: Scope) -> bool:
-        origin = urlparse(_header(scope, b"origin") or "")
-        if self.also_allowed is None or origin.scheme not in ("http", "https"):
+        origin = normal_origin(_header(scope, b"origin") or "")
+        if self.also_allowed is None or not origin:
             return False
-        if origin.hostname is None:
-            return False
-        port = self.get_origin_port(origin)
-        default = {"http": 80, "https": 443}[origin.scheme]
-        normal = f"{origin.scheme}://{origin.hostname}" + (f":{port}" if port != default else "")
-        return await self.also_allowed(scope, normal)
+        return await self.also_allowed(scope, origin)
 
     def allowed(self, scope: Scope) -> bool:
         origin_header = _header(scope, b"origin")

@@ -150,6 +150,11 @@ function onError(f) {
   enableTakeButtons();
 }
 
+function onTags(f) {
+  const c = ensureChat(f.chat);
+  applyTags(c, f, isHeld(c));
+}
+
 export const handlers = new Map([
   [FROM_SERVER.HELLO, onHello],
   [FROM_SERVER.QUEUE, onQueue],
@@ -168,7 +173,7 @@ export const handlers = new Map([
   [FROM_SERVER.ESCALATION_OPTIONS, onOptions],
   [FROM_SERVER.ESCALATED, onEscalated],
   [FROM_SERVER.COMMAND_RESULT, onCommandResult],
-  [FROM_SERVER.CHAT_TAGS, (f) => applyTags(ensureChat(f.chat), f, isHeld(ensureChat(f.chat)))],
+  [FROM_SERVER.CHAT_TAGS, onTags],
   [FROM_SERVER.CHAT_STATUS, onStatus],
   [FROM_SERVER.ACK, (f) => outbox.delete(f.client_id)],
   [FROM_SERVER.ERROR, onError],

@@ -54,6 +54,12 @@ def test_origins_are_checked_and_normalised_when_a_site_is_saved() -> None:
         "https://a.example",
         "http://b.example:8080",
     ]
+    # As browsers send them: a default port is not written.
+    assert parse_origins("http://b.example:80\nhttps://c.example:443\nhttp://[::1]:8080") == [
+        "http://b.example",
+        "https://c.example",
+        "http://[::1]:8080",
+    ]
     for bad in ("a.example", "https://a.example/shop", "ftp://a.example", "https://*.a.example"):
         with pytest.raises(ValueError, match="is not an origin"):
             parse_origins(bad)
@@ -245,6 +251,9 @@ async def test_a_visitor_socket_accepts_the_sites_origins_for_its_chats_only(dem
     ours = await sync_to_async(start_chat)(topic_name="Buying", site=site)
     own_page = await sync_to_async(start_chat)(visitor_name="Dan")
     assert await socket_from(ours, SHOP)
+    await Site.objects.filter(pk=site.pk).aupdate(allowed_origins="http://shop.example:80")
+    assert await socket_from(ours, "http://shop.example")  # the browser writes no default port
+    await Site.objects.filter(pk=site.pk).aupdate(allowed_origins=SHOP)
     assert await socket_from(ours, "http://testserver")
     assert not await socket_from(ours, EVIL)
     assert not await socket_from(own_page, SHOP)

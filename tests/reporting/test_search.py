@@ -91,6 +91,16 @@ def test_without_full_text_the_words_are_matched_plainly(chats, monkeypatch):
     assert marked("a \x02b c") == "a b c"  # an unclosed mark is dropped, not left open
 
 
+def test_a_page_of_results_is_a_fixed_number_of_queries(chats, django_assert_max_num_queries):
+    from chat.models import ChatSession
+
+    for _ in range(10):
+        start_chat(visitor_name="More", first_message="Another invoice")
+    with django_assert_max_num_queries(5):  # probe, chats, tags, snippets: not one per row
+        rows, _ = search.page_of(ChatSession.objects.all(), search.ChatSearch(words="invoice"), 1)
+    assert len(rows) == 12 and all("invoice" in r["snippet"] for r in rows)
+
+
 def test_the_words_use_the_index(chats):
     words = search._query("invoice")
     query = search.Message.objects.annotate(document=search.MESSAGE_DOCUMENT).filter(document=words)
