@@ -1,7 +1,7 @@
 """A chat's transcript as a manager reads it: every message with its author and time, internal
 notes, consult threads and system notices marked as such, files sent (name, type, size and the
-API's download address), and each agent's hand-over (reason and note) in place among the messages. The page's
-Transcript tab and its CSV and JSON downloads show the same lines.
+API's download address), and each agent's hand-over (reason and note) in place among the
+messages. The page's Transcript tab and its CSV and JSON downloads show the same lines.
 """
 
 from dataclasses import asdict, dataclass
