@@ -50,7 +50,7 @@ def _target(
                 f"{colleague.display_name} is not online: choose a colleague who is."
             )
         return colleague, None
-    group = AgentGroup.objects.filter(pk=group_id).first()
+    group = AgentGroup.objects.filter(pk=group_id).first() if group_id is not None else None
     if group is None:
         raise UnknownColleague("There is no such group.")
     if not selectors.online_members(group=group, besides=agent):

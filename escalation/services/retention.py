@@ -1,8 +1,9 @@
 """Transcript retention and per-visitor erasure.
 
 Both delete what identifies a visitor or quotes them (messages, name, e-mail, browser context,
-hand-over notes, consult questions, left messages, e-mails about the chat) and keep the anonymous rows the reports
-count, so that a report over an old period gives the same numbers after its transcripts are gone.
+hand-over notes, consult questions, left messages, e-mails about the chat) and keep the anonymous
+rows the reports count, so that a report over an old period gives the same numbers after its
+transcripts are gone.
 """
 
 from datetime import timedelta
