@@ -33,6 +33,19 @@ from escalation.services.route import lock_route, require_holder
 CONSULT_EVENT = "consult"  # the event of a thread's messages
 
 
+def _append_to_thread(
+    *, chat: ChatSession, agent: Agent, text: str, client_id: str | None
+) -> Message:
+    """Store (and publish after commit) a message of the chat's consult thread: internal, so
+    the visitor's stream never numbers it. Caller holds the chat row lock."""
+    new = NewMessage(
+        chat, Message.Kind.INTERNAL, text, agent.user_id, agent.display_name, client_id
+    )
+    new.event = CONSULT_EVENT
+    [message] = chat_services.append_messages([new])
+    return message
+
+
 def _target(
     *, agent: Agent, colleague_id: int | None, group_id: int | None
 ) -> tuple[Agent | None, AgentGroup | None]:
@@ -78,19 +91,7 @@ def open_consult(
     consult = Consult.objects.create(
         chat=chat, asked_by=agent, agent=colleague, group=group, question=text
     )
-    [message] = chat_services.append_messages(
-        [
-            NewMessage(
-                chat,
-                Message.Kind.INTERNAL,
-                text,
-                agent.user_id,
-                agent.display_name,
-                None,
-                CONSULT_EVENT,
-            )
-        ]
-    )
+    message = _append_to_thread(chat=chat, agent=agent, text=text, client_id=None)
     chat_services.add_flow_event(
         chat=chat,
         kind=FlowEvent.Kind.CONSULTED,
@@ -150,20 +151,7 @@ def post_consult_message(
             data={"agent": agent.display_name, "to": consult.asked_by.display_name},
         )
         publish_consult(consult)
-    [message] = chat_services.append_messages(
-        [
-            NewMessage(
-                chat,
-                Message.Kind.INTERNAL,
-                text,
-                agent.user_id,
-                agent.display_name,
-                client_id,
-                CONSULT_EVENT,
-            )
-        ]
-    )
-    return message
+    return _append_to_thread(chat=chat, agent=agent, text=text, client_id=client_id)
 
 
 @transaction.atomic

@@ -19,7 +19,7 @@ from escalation.exceptions import (
     NotYourChat,
     UnknownColleague,
 )
-from escalation.models import Agent, AgentGroup, ChatRoute, Consult
+from escalation.models import Agent, AgentGroup, Consult
 from reporting.transcript import chat_transcript
 from tests.chat.test_events import Listener
 from tests.factories import start_chat
@@ -290,7 +290,8 @@ def test_the_consult_closes_with_the_holders_turn(
     told = [e for e in listener.receive_all() if e["type"] == "consult"]
     assert [(e["status"], e["reason"]) for e in told] == [("closed", reason)]
     assert FlowEvent.objects.get(chat=held, kind="consult_closed").data["why"] == why
-    # (Escalated to Billing, Sam may now hold the chat himself: not as a consultant.)
+    # (Escalated to Billing, the chat waits in Sam's queue: he may see it there, not as a
+    # consultant.)
     assert not selectors.consulted_on_now(agent=agent("sam"), chat_id=held.pk)
 
 
@@ -300,11 +301,10 @@ def test_the_next_holder_reads_the_thread_in_the_history(held):
     services.escalate_chat(
         chat_id=held.pk, agent=agent("alex"), keyword="billing", note="Refund", reason=""
     )
-    new_holder = ChatRoute.objects.get(chat=held).agent  # Billing assigns by round robin
-    assert new_holder is not None and new_holder.display_name in ("Sam", "Kim")
+    services.take_chat(chat_id=held.pk, agent=agent("kim"))  # from L2 Billing's queue
     history = messages_after(chat_id=held.pk, after=0, for_visitor=False)
     assert [m.text for m in history if m.event == "consult"] == [QUESTION, "Escalate it"]
-    assert frames.consult_seen_by(agent=new_holder, chat_id=held.pk) is None  # closed
+    assert frames.consult_seen_by(agent=agent("kim"), chat_id=held.pk) is None  # closed
 
 
 def test_the_transcript_marks_the_thread_as_consult_lines(held):
