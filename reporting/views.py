@@ -13,7 +13,12 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, Js
 from django.shortcuts import render
 
 from chat.models import ChatSession
-from escalation.selectors import agent_may_view_chat, chats_visible_to, get_agent_for_user
+from escalation.selectors import (
+    agent_may_view_chat,
+    chats_visible_to,
+    get_agent_for_user,
+    took_part_in_consult,
+)
 from reporting import charts, offers, search, selectors, tags, transcript
 from reporting import satisfaction as csat
 from reporting.exports import copy_csv_response, csv_response
@@ -281,13 +286,18 @@ def search_chats(request: HttpRequest) -> HttpResponse:
 
 
 def _may_view_chat(request: HttpRequest, chat_id: int) -> None:
-    """Managers see every chat; agents those they hold or held and those waiting in their
-    queues. Anyone else gets a 404, as for a missing chat: a 403 would tell an agent which chat
+    """Managers see every chat; agents those they hold or held, those waiting in their queues,
+    and those they were consulted on (the colleague named, or the one who answered: for good,
+    since they read it and wrote in it; a group's other members only while the consult is
+    open). Anyone else gets a 404, as for a missing chat: a 403 would tell an agent which chat
     ids exist."""
     user = request.user
     if not user.has_perm("escalation.view_reports"):
         agent = get_agent_for_user(user)
-        if not agent_may_view_chat(agent=agent, chat_id=chat_id):
+        if not (
+            agent_may_view_chat(agent=agent, chat_id=chat_id)
+            or took_part_in_consult(agent=agent, chat_id=chat_id)
+        ):
             raise Http404("No such chat.")
 
 
