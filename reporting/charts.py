@@ -2,6 +2,7 @@
 
 Series are told apart by pattern (solid, hatched) and by labels, not by colour alone."""
 
+from datetime import date
 from typing import Any
 
 WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 760, 260, 44, 40, 12
@@ -112,4 +113,68 @@ def horizontal_bars(
         "bars": bars,
         "series": series,
         "empty": not any(totals),
+    }
+
+
+def day_labels(days: list[date]) -> list[str]:
+    """Axis labels for a run of days that stay readable however long it is (about 14 at most,
+    at steady steps): every day up to two weeks, Mondays up to 14 weeks, then the first of each
+    month, the year written where it starts and on the first label."""
+    if len(days) <= 14:
+        return [f"{d.day} {d:%b}" for d in days]
+    labels = []
+    for i, d in enumerate(days):
+        if len(days) <= 98:
+            labels.append(f"{d.day} {d:%b}" if d.weekday() == 0 else "")
+        elif d.day == 1 or i == 0:
+            labels.append(f"{d:%b %Y}" if d.month == 1 or i == 0 else f"{d:%b}")
+        else:
+            labels.append("")
+    return labels
+
+
+def day_columns(rows: list[dict[str, Any]], *, series: list[str]) -> dict[str, Any]:
+    """Side-by-side columns per day (rows with a "day" and each series' count): series that are
+    not parts of one whole (chats started, waits answered, waits abandoned) are not stacked."""
+    top = nice_max(max((r[s] for r in rows for s in series), default=0))
+    plot_w, plot_h = WIDTH - LEFT - 10, HEIGHT - BOTTOM - TOP
+    slot = plot_w / max(len(rows), 1)
+    bar_w = slot * 0.8 / max(len(series), 1)
+    labels = day_labels([r["day"] for r in rows])
+    days = []
+    for i, row in enumerate(rows):
+        x0 = LEFT + i * slot + slot * 0.1
+        bars = []
+        for j, name in enumerate(series):
+            h = plot_h * row[name] / top
+            bars.append(
+                {
+                    "series": name,
+                    "x": round(x0 + j * bar_w, 2),
+                    "y": round(TOP + plot_h - h, 1),
+                    "w": round(bar_w, 2),
+                    "h": round(h, 1),
+                }
+            )
+        days.append(
+            {
+                "bars": bars,
+                "label": labels[i],
+                "label_x": round(LEFT + i * slot + slot / 2, 1),
+                "title": f"{row['day']:%a %Y-%m-%d}: "
+                + ", ".join(f"{s} {row[s]}" for s in series),
+            }
+        )
+    ticks = [
+        {"y": round(TOP + plot_h - plot_h * t / 4, 1), "value": top * t // 4} for t in range(5)
+    ]
+    return {
+        "width": WIDTH,
+        "height": HEIGHT,
+        "left": LEFT,
+        "axis_y": TOP + plot_h,
+        "days": days,
+        "ticks": ticks,
+        "series": series,
+        "empty": not any(r[s] for r in rows for s in series),
     }
