@@ -119,24 +119,38 @@ def horizontal_bars(
 def day_labels(days: list[date]) -> list[str]:
     """Axis labels for a run of days that stay readable however long it is (about 14 at most,
     at steady steps): every day up to two weeks, Mondays up to 14 weeks, then the first of each
-    month, the year written where it starts and on the first label."""
+    month, with its year on the first one labelled and on January."""
     if len(days) <= 14:
         return [f"{d.day} {d:%b}" for d in days]
-    labels = []
-    for i, d in enumerate(days):
-        if len(days) <= 98:
-            labels.append(f"{d.day} {d:%b}" if d.weekday() == 0 else "")
-        elif d.day == 1 or i == 0:
-            labels.append(f"{d:%b %Y}" if d.month == 1 or i == 0 else f"{d:%b}")
-        else:
+    if len(days) <= 98:
+        return [f"{d.day} {d:%b}" if d.weekday() == 0 else "" for d in days]
+    labels, dated = [], False
+    for d in days:
+        if d.day != 1:
             labels.append("")
+            continue
+        labels.append(f"{d:%b}" if dated and d.month != 1 else f"{d:%b %Y}")
+        dated = True
     return labels
+
+
+def count_ticks(largest: int, steps: int = 4) -> list[int]:
+    """Evenly spaced whole-number axis values from 0 to at least `largest`, each exact (1, 2
+    or 5 times a power of ten apart)."""
+    magnitude = 1
+    while True:
+        for multiple in (1, 2, 5):
+            step = multiple * magnitude
+            if step * steps >= largest:
+                return [step * i for i in range(steps + 1)]
+        magnitude *= 10
 
 
 def day_columns(rows: list[dict[str, Any]], *, series: list[str]) -> dict[str, Any]:
     """Side-by-side columns per day (rows with a "day" and each series' count): series that are
     not parts of one whole (chats started, waits answered, waits abandoned) are not stacked."""
-    top = nice_max(max((r[s] for r in rows for s in series), default=0))
+    values = count_ticks(max((r[s] for r in rows for s in series), default=0))
+    top = values[-1]
     plot_w, plot_h = WIDTH - LEFT - 10, HEIGHT - BOTTOM - TOP
     slot = plot_w / max(len(rows), 1)
     bar_w = slot * 0.8 / max(len(series), 1)
@@ -161,13 +175,10 @@ def day_columns(rows: list[dict[str, Any]], *, series: list[str]) -> dict[str, A
                 "bars": bars,
                 "label": labels[i],
                 "label_x": round(LEFT + i * slot + slot / 2, 1),
-                "title": f"{row['day']:%a %Y-%m-%d}: "
-                + ", ".join(f"{s} {row[s]}" for s in series),
+                "title": f"{row['day']:%a %Y-%m-%d}: " + ", ".join(f"{s} {row[s]}" for s in series),
             }
         )
-    ticks = [
-        {"y": round(TOP + plot_h - plot_h * t / 4, 1), "value": top * t // 4} for t in range(5)
-    ]
+    ticks = [{"y": round(TOP + plot_h - plot_h * v / top, 1), "value": v} for v in values]
     return {
         "width": WIDTH,
         "height": HEIGHT,

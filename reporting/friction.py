@@ -51,8 +51,9 @@ from reporting.selectors import ReportFilter, _percentiles
 BREAKDOWNS = ("tier", "stage", "group", "agent")
 DAY_SERIES = ("started", "answered", "abandoned")  # the chart per day
 ANSWER_ONLY = ("group", "agent")  # the breakdowns without queue figures (see above)
-# The dimensions of a row, in the order of PostgreSQL's GROUPING() bits (the first is the highest).
+# The dimensions of a row and their fields.
 DIMENSIONS = ("tier", "stage", "group", "agent", "day")
+DIMENSION_FIELDS = ("tier_id", "stage_id", "group_id", "agent_id", "day")
 QUEUE_FIGURES = ("started", "abandoned", "abandoned_median", "abandoned_p90", "dropped")
 ANSWER_FIGURES = (
     "answered",
@@ -105,8 +106,10 @@ class Source:
     rows: QuerySet[Any]
     dimensions: tuple[str, ...]
     measures: tuple[Measure, ...]
-    # PostgreSQL: the rows' SQL, wrapped (the answers join their waits there); "{rows}" is it.
+    # PostgreSQL: a query around the rows' SQL ("{rows}"), with its own values after the rows'
+    # (the answers join their waits there).
     sql: str = "{rows}"
+    sql_params: tuple[Any, ...] = ()
 
 
 def _scoped(rows: QuerySet[Any], f: ReportFilter, moment: str) -> QuerySet[Any]:
@@ -115,10 +118,11 @@ def _scoped(rows: QuerySet[Any], f: ReportFilter, moment: str) -> QuerySet[Any]:
     rows = rows.filter(**{f"{moment}__gte": f.since, f"{moment}__lt": f.until})
     if f.pipeline_id:
         rows = rows.filter(stage__pipeline_id=f.pipeline_id)
-    return rows.annotate(
+    scoped: QuerySet[Any] = rows.annotate(
         day=TruncDate(moment, tzinfo=f.site_tz),
         in_tier=ExpressionWrapper(Q(tier_id__in=f.tier_ids), output_field=BooleanField()),
     )
+    return scoped
 
 
 def _waits(f: ReportFilter) -> Source:
@@ -186,15 +190,16 @@ def _answers(f: ReportFilter, *, postgresql: bool) -> Source:
         Measure("handle_cuts", "cuts", "handle"),
         Measure("handle_total", "sum", "handle"),
     )
-    dimensions = ("tier", "stage", "group", "agent", "day")
+    dimensions = DIMENSIONS
     if postgresql:
         columns = ("id", "chat_id", "started_at", "replied_at", "ended_at")
         sql = ANSWERS_SQL % {"entries": QueueEntry._meta.db_table}
         return Source(
-            rows.values("tier_id", "stage_id", "group_id", "agent_id", "day", "in_tier", *columns),
+            rows.values(*DIMENSION_FIELDS, "in_tier", *columns),
             dimensions,
             measures,
             sql,
+            (f.since,),
         )
     taken = QueueEntry.objects.filter(
         chat_id=OuterRef("chat_id"),
@@ -210,11 +215,7 @@ def _answers(f: ReportFilter, *, postgresql: bool) -> Source:
         handle=ExpressionWrapper(F("ended_at") - F("started_at"), DurationField()),
     )
     return Source(
-        rows.values(
-            "tier_id", "stage_id", "group_id", "agent_id", "day", "in_tier", "answer", "reply", "handle"
-        ),
-        dimensions,
-        measures,
+        rows.values(*DIMENSION_FIELDS, "in_tier", "answer", "reply", "handle"), dimensions, measures
     )
 
 
@@ -267,13 +268,11 @@ def _field(dimension: str) -> str:
     return "day" if dimension == "day" else f"{dimension}_id"
 
 
-def _grouped_in_postgresql(source: Source, f: ReportFilter) -> dict[Key, dict[str, Any]]:
+def _grouped_in_postgresql(source: Source) -> dict[Key, dict[str, Any]]:
     """One pass over the rows: GROUPING SETS give the total and every breakdown together."""
     rows_sql, params = source.rows.query.sql_with_params()
     inner = source.sql.replace("{rows}", rows_sql)
-    inner_params: list[Any] = list(params)
-    if source.sql != "{rows}":
-        inner_params.append(f.since)
+    inner_params = [*params, *source.sql_params]
     columns = [_field(d) for d in source.dimensions]
     bits = {d: 1 << (len(source.dimensions) - 1 - i) for i, d in enumerate(source.dimensions)}
     every = sum(bits.values())
@@ -321,9 +320,9 @@ def _grouped_in_postgresql(source: Source, f: ReportFilter) -> dict[Key, dict[st
     return result
 
 
-def _grouped(source: Source, f: ReportFilter) -> dict[Key, dict[str, Any]]:
+def _grouped(source: Source) -> dict[Key, dict[str, Any]]:
     if connections[source.rows.db].vendor == "postgresql":
-        return _grouped_in_postgresql(source, f)
+        return _grouped_in_postgresql(source)
     return _grouped_in_python(source)
 
 
@@ -365,7 +364,7 @@ def friction(f: ReportFilter) -> dict[str, Any]:
     postgresql = connections[Assignment.objects.all().db].vendor == "postgresql"
     grouped: dict[Key, dict[str, Any]] = defaultdict(dict)
     for source in (_waits(f), _abandons(f), _answers(f, postgresql=postgresql)):
-        for key, figures in _grouped(source, f).items():
+        for key, figures in _grouped(source).items():
             grouped[key].update(figures)
     totals = _empty_row("All")
     _fill(totals, grouped.get(("total", None), {}))

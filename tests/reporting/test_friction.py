@@ -154,7 +154,18 @@ def test_the_tier_table_compares_every_tier(history):
     assert figures(rows["Level 1"], QUEUE + ANSWERS) == (6, 3, 240, 768, 1, 4, 90, 1128)
     two = rows["Level 2"]  # B's second wait belongs to the receiving tier
     assert figures(two, QUEUE) == (0, 0, None, None, 0)
-    assert figures(two, ANSWERS + REPLIES + HANDLING) == (1, 180, 180, 1, 60, 60, 1, 1020, 1020, 1020)
+    assert figures(two, ANSWERS + REPLIES + HANDLING) == (
+        1,
+        180,
+        180,
+        1,
+        60,
+        60,
+        1,
+        1020,
+        1020,
+        1020,
+    )
     tier2 = friction.friction(two_days(tier_level=2))
     assert figures(tier2["totals"], ANSWERS) == (1, 180, 180)
     assert [r["label"] for r in tier2["tables"]["tier"]] == ["Level 1", "Level 2"]
@@ -288,7 +299,7 @@ def test_the_page_reads_as_the_numbers(history, client, manager_user):
     html = client.get(reverse("reporting:friction"), query).content.decode()
     assert "<h1>Friction: where chats stall</h1>" in html
     # Speed to answer at tier 1: 4 answered, median 90 s, 90th percentile 1128 s.
-    assert "<th scope=\"row\">Answered: speed to answer</th><td>4</td><td>1 min 30 s</td>" in html
+    assert '<th scope="row">Answered: speed to answer</th><td>4</td><td>1 min 30 s</td>' in html
     assert "<td>3 of 4 answered</td><td>1 min 0 s</td><td>3 min 24 s</td>" in html
     assert "<svg" in html and "Tue 2026-03-10: started 3, answered 2, abandoned 1" in html
     assert "Orders › Order follow-up" in html and "<bdi>Blair</bdi>" in html
@@ -374,3 +385,44 @@ def test_day_labels_stay_readable_on_long_periods():
     assert year[:3] == ["Jan 2026", "Feb", "Mar"] and year[-2:] == ["Jan 2027", "Feb"]
     for n in (7, 14, 30, 98, 99, 400):
         assert len(labelled(n)) <= 14, n
+
+
+def test_a_long_period_labels_months_with_the_year_where_it_starts():
+    days = [dt.date(2025, 3, 10) + dt.timedelta(days=i) for i in range(400)]
+    labels = [label for label in charts.day_labels(days) if label]
+    assert labels[:2] == ["Apr 2025", "May"] and "Jan 2026" in labels  # no crowded "Mar 2025"
+
+
+@pytest.mark.parametrize(
+    ("largest", "ticks"),
+    [
+        (0, [0, 1, 2, 3, 4]),
+        (3, [0, 1, 2, 3, 4]),
+        (5, [0, 2, 4, 6, 8]),
+        (20, [0, 5, 10, 15, 20]),
+        (21, [0, 10, 20, 30, 40]),
+        (1234, [0, 500, 1000, 1500, 2000]),
+    ],
+)
+def test_the_axis_shows_exact_counts(largest, ticks):
+    assert charts.count_ticks(largest) == ticks
+
+
+def test_each_bar_is_as_tall_as_its_count():
+    rows = [
+        {"day": DAY1, "started": 3, "answered": 2, "abandoned": 0},
+        {"day": DAY2, "started": 1, "answered": 4, "abandoned": 1},
+    ]
+    chart = charts.day_columns(rows, series=list(friction.DAY_SERIES))
+    plot_h = chart["axis_y"] - chart["ticks"][-1]["y"]
+    heights = [[bar["h"] for bar in day["bars"]] for day in chart["days"]]
+    assert [t["value"] for t in chart["ticks"]] == [0, 1, 2, 3, 4]
+    assert heights == [
+        [round(plot_h * 3 / 4, 1), round(plot_h / 2, 1), 0],
+        [round(plot_h / 4, 1), round(plot_h, 1), round(plot_h / 4, 1)],
+    ]
+    assert chart["days"][1]["title"] == "Wed 2026-03-11: started 1, answered 4, abandoned 1"
+    assert not chart["empty"]
+    assert charts.day_columns([{**rows[0], "started": 0, "answered": 0}], series=["started"])[
+        "empty"
+    ]
