@@ -155,13 +155,13 @@ def day_columns(rows: list[dict[str, Any]], *, series: list[str]) -> dict[str, A
     slot = plot_w / max(len(rows), 1)
     bar_w = slot * 0.8 / max(len(series), 1)
     labels = day_labels([r["day"] for r in rows])
-    days = []
+    columns = []  # drawn by _columns.svg.html, each day's series side by side
     for i, row in enumerate(rows):
         x0 = LEFT + i * slot + slot * 0.1
-        bars = []
+        parts = []
         for j, name in enumerate(series):
             h = plot_h * row[name] / top
-            bars.append(
+            parts.append(
                 {
                     "series": name,
                     "x": round(x0 + j * bar_w, 2),
@@ -170,9 +170,9 @@ def day_columns(rows: list[dict[str, Any]], *, series: list[str]) -> dict[str, A
                     "h": round(h, 1),
                 }
             )
-        days.append(
+        columns.append(
             {
-                "bars": bars,
+                "parts": parts,
                 "label": labels[i],
                 "label_x": round(LEFT + i * slot + slot / 2, 1),
                 "title": f"{row['day']:%a %Y-%m-%d}: " + ", ".join(f"{s} {row[s]}" for s in series),
@@ -184,7 +184,7 @@ def day_columns(rows: list[dict[str, Any]], *, series: list[str]) -> dict[str, A
         "height": HEIGHT,
         "left": LEFT,
         "axis_y": TOP + plot_h,
-        "days": days,
+        "columns": columns,
         "ticks": ticks,
         "series": series,
         "empty": not any(r[s] for r in rows for s in series),

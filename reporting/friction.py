@@ -51,9 +51,7 @@ from reporting.selectors import ReportFilter, _percentiles
 BREAKDOWNS = ("tier", "stage", "group", "agent")
 DAY_SERIES = ("started", "answered", "abandoned")  # the chart per day
 ANSWER_ONLY = ("group", "agent")  # the breakdowns without queue figures (see above)
-# The dimensions of a row and their fields.
-DIMENSIONS = ("tier", "stage", "group", "agent", "day")
-DIMENSION_FIELDS = ("tier_id", "stage_id", "group_id", "agent_id", "day")
+ANSWER_FIELDS = ("tier_id", "stage_id", "group_id", "agent_id")  # an answer's breakdowns
 QUEUE_FIGURES = ("started", "abandoned", "abandoned_median", "abandoned_p90", "dropped")
 ANSWER_FIGURES = (
     "answered",
@@ -163,7 +161,7 @@ def _abandons(f: ReportFilter) -> Source:
 # start (both are written in one transaction, the entry's left_at a moment after started_at).
 # PostgreSQL joins them in one pass; elsewhere a subquery per assignment finds it.
 ANSWERS_SQL = """
-    SELECT DISTINCT ON (a.id) a.tier_id, a.stage_id, a.group_id, a.agent_id, a.day, a.in_tier,
+    SELECT DISTINCT ON (a.id) a.tier_id, a.stage_id, a.group_id, a.agent_id, a.in_tier,
            a.started_at - e.entered_at AS answer,
            a.replied_at - a.started_at AS reply,
            a.ended_at - a.started_at AS handle
@@ -190,12 +188,12 @@ def _answers(f: ReportFilter, *, postgresql: bool) -> Source:
         Measure("handle_cuts", "cuts", "handle"),
         Measure("handle_total", "sum", "handle"),
     )
-    dimensions = DIMENSIONS
+    dimensions = ("tier", "stage", "group", "agent")  # the days only count: _answers_per_day
     if postgresql:
         columns = ("id", "chat_id", "started_at", "replied_at", "ended_at")
         sql = ANSWERS_SQL % {"entries": QueueEntry._meta.db_table}
         return Source(
-            rows.values(*DIMENSION_FIELDS, "in_tier", *columns),
+            rows.values(*ANSWER_FIELDS, "in_tier", *columns),
             dimensions,
             measures,
             sql,
@@ -215,8 +213,19 @@ def _answers(f: ReportFilter, *, postgresql: bool) -> Source:
         handle=ExpressionWrapper(F("ended_at") - F("started_at"), DurationField()),
     )
     return Source(
-        rows.values(*DIMENSION_FIELDS, "in_tier", "answer", "reply", "handle"), dimensions, measures
+        rows.values(*ANSWER_FIELDS, "in_tier", "answer", "reply", "handle"), dimensions, measures
     )
+
+
+def _answers_per_day(f: ReportFilter) -> Source:
+    """The chart's answers: a count per day, without the percentiles of the answers' pass (each
+    grouping there sorts every duration again)."""
+    rows = _scoped(Assignment.objects.all(), f, "started_at")
+    if f.group_id:
+        rows = rows.filter(group_id=f.group_id)
+    if f.agent_id:
+        rows = rows.filter(agent_id=f.agent_id)
+    return Source(rows.values("day", "in_tier"), ("day",), (Measure("answered", "count"),))
 
 
 # --- Grouping: every breakdown of a source at once -------------------------------------------
@@ -278,7 +287,8 @@ def _grouped_in_postgresql(source: Source) -> dict[Key, dict[str, Any]]:
     every = sum(bits.values())
     selects, select_params = [], []
     for m in source.measures:
-        epoch = f"EXTRACT(EPOCH FROM {m.column})::float8" if m.column else ""
+        # date_part gives a double at once; EXTRACT a numeric, several times slower to sort.
+        epoch = f"date_part('epoch', {m.column})" if m.column else ""
         if m.op == "count":
             expression = f"count({m.column or '*'})"
             if m.where is not None:
@@ -287,10 +297,14 @@ def _grouped_in_postgresql(source: Source) -> dict[Key, dict[str, Any]]:
         elif m.op == "cuts":
             expression = f"percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY {epoch})"
         else:
-            expression = f"EXTRACT(EPOCH FROM sum({m.column}))::float8"
+            expression = f"date_part('epoch', sum({m.column}))"
         selects.append(expression)
     groupings = ", ".join(
-        ["(tier_id)", "(in_tier)", *(f"(in_tier, {c})" for c in columns if c != "tier_id")]
+        [
+            "(in_tier)",
+            *(f"(in_tier, {c})" for c in columns if c != "tier_id"),
+            *(["(tier_id)"] if "tier_id" in columns else []),
+        ]
     )
     sql = (
         f"SELECT GROUPING({', '.join(columns)}), in_tier, {', '.join(columns)}, "  # noqa: S608 - column names are ours; values are bound
@@ -363,7 +377,8 @@ def friction(f: ReportFilter) -> dict[str, Any]:
     """The totals at the report's tier, a table per breakdown and the days of the period."""
     postgresql = connections[Assignment.objects.all().db].vendor == "postgresql"
     grouped: dict[Key, dict[str, Any]] = defaultdict(dict)
-    for source in (_waits(f), _abandons(f), _answers(f, postgresql=postgresql)):
+    sources = (_waits(f), _abandons(f), _answers(f, postgresql=postgresql), _answers_per_day(f))
+    for source in sources:
         for key, figures in _grouped(source).items():
             grouped[key].update(figures)
     totals = _empty_row("All")

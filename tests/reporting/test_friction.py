@@ -415,13 +415,13 @@ def test_each_bar_is_as_tall_as_its_count():
     ]
     chart = charts.day_columns(rows, series=list(friction.DAY_SERIES))
     plot_h = chart["axis_y"] - chart["ticks"][-1]["y"]
-    heights = [[bar["h"] for bar in day["bars"]] for day in chart["days"]]
+    heights = [[bar["h"] for bar in day["parts"]] for day in chart["columns"]]
     assert [t["value"] for t in chart["ticks"]] == [0, 1, 2, 3, 4]
     assert heights == [
         [round(plot_h * 3 / 4, 1), round(plot_h / 2, 1), 0],
         [round(plot_h / 4, 1), round(plot_h, 1), round(plot_h / 4, 1)],
     ]
-    assert chart["days"][1]["title"] == "Wed 2026-03-11: started 1, answered 4, abandoned 1"
+    assert chart["columns"][1]["title"] == "Wed 2026-03-11: started 1, answered 4, abandoned 1"
     assert not chart["empty"]
     assert charts.day_columns([{**rows[0], "started": 0, "answered": 0}], series=["started"])[
         "empty"
