@@ -173,12 +173,19 @@ ANSWERS_SQL = """
 """
 
 
-def _answers(f: ReportFilter, *, postgresql: bool) -> Source:
+def _turns(f: ReportFilter) -> QuerySet[Any]:
+    """The assignments that began in the period: one per take (the group and agent filters
+    narrow them)."""
     rows = _scoped(Assignment.objects.all(), f, "started_at")
     if f.group_id:
         rows = rows.filter(group_id=f.group_id)
     if f.agent_id:
         rows = rows.filter(agent_id=f.agent_id)
+    return rows
+
+
+def _answers(f: ReportFilter, *, postgresql: bool) -> Source:
+    rows = _turns(f)
     measures = (
         Measure("answered", "count"),
         Measure("answer_cuts", "cuts", "answer"),
@@ -220,12 +227,7 @@ def _answers(f: ReportFilter, *, postgresql: bool) -> Source:
 def _answers_per_day(f: ReportFilter) -> Source:
     """The chart's answers: a count per day, without the percentiles of the answers' pass (each
     grouping there sorts every duration again)."""
-    rows = _scoped(Assignment.objects.all(), f, "started_at")
-    if f.group_id:
-        rows = rows.filter(group_id=f.group_id)
-    if f.agent_id:
-        rows = rows.filter(agent_id=f.agent_id)
-    return Source(rows.values("day", "in_tier"), ("day",), (Measure("answered", "count"),))
+    return Source(_turns(f).values("day", "in_tier"), ("day",), (Measure("answered", "count"),))
 
 
 # --- Grouping: every breakdown of a source at once -------------------------------------------
