@@ -716,6 +716,8 @@ class QueueEntry(models.Model):
                 fields=["deadline"], condition=Q(left_at__isnull=True), name="entry_open_deadline"
             ),
             models.Index(fields=["outcome", "left_at"], name="entry_outcome_left"),
+            # The friction report: chats started and dropped in a period.
+            models.Index(fields=["entered_at"], name="entry_entered"),
             models.Index(
                 fields=["next_notice_at"],
                 condition=Q(left_at__isnull=True, next_notice_at__isnull=False),
@@ -817,6 +819,8 @@ class Assignment(models.Model):
         indexes = [
             models.Index(fields=["agent", "ended_at"], name="assignment_agent_open"),
             models.Index(fields=["tier", "end_reason", "ended_at"], name="assignment_tier_outcome"),
+            # The friction report: chats answered (taken) in a period.
+            models.Index(fields=["started_at"], name="assignment_started"),
         ]
 
     def __str__(self) -> str:

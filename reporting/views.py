@@ -19,7 +19,7 @@ from escalation.selectors import (
     get_agent_for_user,
     took_part_in_consult,
 )
-from reporting import charts, offers, search, selectors, tags, transcript
+from reporting import charts, friction, offers, search, selectors, tags, transcript
 from reporting import satisfaction as csat
 from reporting.exports import copy_csv_response, csv_response
 from reporting.forms import ChatSearchForm, ReportFilterForm
@@ -231,6 +231,32 @@ def fallbacks(request: HttpRequest, f: ReportFilter, context: dict[str, Any]) ->
         )
     context.update(rows=rows)
     return render(request, "reporting/fallbacks.html", context)
+
+
+@manager_report
+def friction_report(
+    request: HttpRequest, f: ReportFilter, context: dict[str, Any]
+) -> HttpResponseBase:
+    context["title"] = "Friction: where chats stall"
+    by = request.GET.get("by", "all")
+    if by != "all" and by not in friction.BREAKDOWNS:
+        context["error"] = "Break the report down by tier, stage, group or agent (or all)."
+        return render(request, "reporting/invalid.html", context, status=400)
+    shown = friction.BREAKDOWNS if by == "all" else (by,)
+    report = friction.friction(f)
+    if wants_csv(request):
+        return csv_response(
+            f"friction-{by}-{f.start}-{f.end}.csv",
+            friction.CSV_HEADER,
+            friction.csv_rows(report, shown),
+        )
+    context.update(
+        report=report,
+        by=by,
+        tables=[(name, report["tables"][name]) for name in shown],
+        chart=charts.day_columns(report["days"], series=list(friction.DAY_SERIES)),
+    )
+    return render(request, "reporting/friction.html", context)
 
 
 @manager_report
