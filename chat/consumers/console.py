@@ -384,6 +384,10 @@ class ConsoleConsumer(ProtocolConsumer):
                 CommandResult(chat=chat_id, client_id=client_id, text=COMMANDS_HELP)
             )
             return
+        # Typed as a `message`, which skips the action re-check (a post's batch makes it):
+        # a command changes the chat's holder or who may read it, so it re-checks here.
+        if not await self.may_act(f"command.{command.name}"):
+            return
         if command.name == "consult":
             await self.consult_command(chat_id, command, client_id)
             return
@@ -511,10 +515,7 @@ class ConsoleConsumer(ProtocolConsumer):
 
     async def consult_command(self, chat_id: int, command: Command, client_id: str | None) -> None:
         """`/consult @name question`: `@name` an online colleague's user name, or a group's name
-        with hyphens for spaces. Alone, it lists whom the agent may consult. Typed as a
-        `message`, which skips the action re-check (its batch makes it): made here instead."""
-        if not await self.may_act("consult.open"):
-            return
+        with hyphens for spaces. Alone, it lists whom the agent may consult."""
         options = await database_sync_to_async(frames.consult_options_for)(
             agent=self.agent, chat_id=chat_id
         )

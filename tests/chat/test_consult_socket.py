@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 from django.test import Client
 
 from escalation import services
-from escalation.models import Agent, AgentGroup
+from escalation.models import Agent, AgentGroup, Consult
 from tests.chat.test_consumers import console_socket, frames_until, visitor_socket
 from tests.factories import start_chat
 
@@ -299,3 +299,31 @@ async def test_a_consult_action_right_after_a_disable_is_refused(demo, client, s
             break
     assert output["code"] == 4403
     assert not await sync_to_async(lambda: chat.messages.filter(text=ANSWER).exists())()
+
+
+@pytest.mark.parametrize(
+    "text", ["/escalate billing She wants a refund", f"/consult @sam {QUESTION}"]
+)
+async def test_a_command_right_after_a_disable_is_refused(demo, client, settings, text):
+    """Commands travel as messages, whose own re-check is made by the batch that stores a post;
+    a command stores nothing, so it re-checks who is acting before it hands the chat over or
+    lets a colleague read it."""
+    settings.AGENT_RECHECK_SECONDS = 60
+    settings.AGENT_ACTION_RECHECK_SECONDS = 0
+    chat = await sync_to_async(setup_held_chat)()
+    alex = await console(client, "alex")
+    user = await sync_to_async(lambda: agent("alex").user)()
+    user.is_active = False
+    await sync_to_async(user.save)()
+    await alex.send_json_to({"type": "message", "chat": chat.pk, "text": text})
+    while True:
+        output = await alex.receive_output(timeout=3)
+        if output["type"] == "websocket.close":
+            break
+    assert output["code"] == 4403
+    assert not await sync_to_async(lambda: chat.escalations.exists())()
+    assert not await sync_to_async(lambda: Consult.objects.filter(chat=chat).exists())()
+    assert (
+        await sync_to_async(lambda: chat.route.agent_id)()
+        == await sync_to_async(lambda: agent("alex").pk)()
+    )
