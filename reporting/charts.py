@@ -3,6 +3,7 @@
 Series are told apart by pattern (solid, hatched) and by labels, not by colour alone."""
 
 from datetime import date
+from itertools import pairwise
 from typing import Any
 
 WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 760, 260, 44, 40, 12
@@ -23,12 +24,13 @@ def stacked_columns(
 ) -> dict[str, Any]:
     """Columns of stacked series (bottom first) with axis ticks; empty when all are zero."""
     totals = [sum(r[s] for s in series) for r in rows]
-    top = nice_max(max(totals, default=0))
+    values = count_ticks(max(totals, default=0))
+    top = values[-1]
     plot_w, plot_h = WIDTH - LEFT - 10, HEIGHT - BOTTOM - TOP
     slot = plot_w / max(len(rows), 1)
     bar_w = max(2.0, slot * 0.7)
     columns = []
-    every = max(1, len(rows) // 12)  # at most ~12 axis labels
+    labels = axis_labels([r[label_key] for r in rows])
     for i, row in enumerate(rows):
         x = LEFT + i * slot + (slot - bar_w) / 2
         y = TOP + plot_h
@@ -49,15 +51,13 @@ def stacked_columns(
         columns.append(
             {
                 "parts": parts,
-                "label": str(row[label_key]) if i % every == 0 else "",
+                "label": labels[i],
                 "label_x": round(x + bar_w / 2, 1),
                 "total": totals[i],
                 "title": f"{row[label_key]}: " + ", ".join(f"{s} {row[s]}" for s in series),
             }
         )
-    ticks = [
-        {"y": round(TOP + plot_h - plot_h * t / 4, 1), "value": top * t // 4} for t in range(5)
-    ]
+    ticks = [{"y": round(TOP + plot_h - plot_h * v / top, 1), "value": v} for v in values]
     return {
         "width": WIDTH,
         "height": HEIGHT,
@@ -132,6 +132,19 @@ def day_labels(days: list[date]) -> list[str]:
         labels.append(f"{d:%b}" if dated and d.month != 1 else f"{d:%b %Y}")
         dated = True
     return labels
+
+
+def axis_labels(buckets: list[Any]) -> list[str]:
+    """Labels for a run of columns: consecutive days as `day_labels` thins them; other runs
+    (weeks, names) every n-th one, at most about 12."""
+    if buckets and all(isinstance(b, date) for b in buckets):
+        days = [b for b in buckets if isinstance(b, date)]
+        if all((b - a).days == 1 for a, b in pairwise(days)):
+            return day_labels(days)
+        every = max(1, -(-len(days) // 12))
+        return [f"{d.day} {d:%b %Y}" if i % every == 0 else "" for i, d in enumerate(days)]
+    every = max(1, -(-len(buckets) // 12))
+    return [str(b) if i % every == 0 else "" for i, b in enumerate(buckets)]
 
 
 def count_ticks(largest: int, steps: int = 4) -> list[int]:
