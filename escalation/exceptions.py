@@ -98,3 +98,33 @@ class TagRequired(ChatError):
 class UnknownTag(ChatError):
     code = "unknown_tag"
     message = "Choose tags from the list."
+
+
+class HandoverPending(ChatError):
+    code = "handover_pending"
+    message = "A hand-over of this chat is already under way: cancel it first."
+
+
+class HandoverNotFound(ChatError):
+    code = "handover_not_found"
+    message = "There is no such hand-over for you."
+
+
+class HandoverClosed(ChatError):
+    code = "handover_closed"
+    message = "This hand-over is no longer open."
+
+
+class NotReceiver(ChatError):
+    code = "not_receiver"
+    message = "Only the agent who joined to take this chat over can do that."
+
+
+class UnknownColleague(ChatError):
+    code = "unknown_colleague"
+    message = "Choose an online colleague of the same or a higher tier."
+
+
+class ColleagueNotAllowed(ChatError):
+    code = "colleague_not_allowed"
+    message = "This stage does not allow handing a chat to a colleague."

@@ -15,6 +15,8 @@ from chat.events import (
     ChatInfo,
     ConsoleHello,
     EscalationOptions,
+    HandoverChanged,
+    HandoverOffered,
     OfferMade,
     QueuePosition,
     VisitorHello,
@@ -28,10 +30,14 @@ from escalation.models import (
     Agent,
     Assignment,
     ChatRoute,
+    ColleagueHandover,
     Escalation,
     EscalationReason,
+    Handover,
+    HandoverOffer,
     Offer,
     QueueEntry,
+    Tier,
 )
 
 
@@ -238,6 +244,7 @@ def console_state(*, agent: Agent) -> ConsoleHello:
         queue=queue_for_agent(agent=agent, now=now),
         chats=open_chats_for_agent(agent=agent),
         offers=pending_offers_for(agent=agent, now=now),
+        handovers=handovers_for(agent=agent, now=now),
     )
 
 
@@ -326,6 +333,7 @@ def chat_info(*, chat_id: int, agent: Agent) -> ChatInfo:
         tags=[{"id": t.pk, "name": t.name} for t in selectors.chat_tags(chat_id=chat.pk)],
         tag_choices=[{"id": t.pk, "name": t.name} for t in selectors.tag_choices()],
         requires_tag=bool(route and route.stage.requires_tag_at_end),
+        handover_state=handover_state_for(chat_id=chat.pk, agent=agent),
     )
 
 
@@ -404,6 +412,10 @@ FLOW_TEXT = {
     "lapsed": "Offer to {agent} lapsed",
     "ended": "Ended ({status})",
     "attachment": "File sent by {by} ({type}, {size})",
+    "handover_requested": "{label} requested to {to}",
+    "handover_joined": "{agent} joined",
+    "handover_completed": "{agent} took over",
+    "handover_failed": "{why}; stayed with {agent}",
 }
 
 
@@ -436,4 +448,115 @@ def escalation_options_for(*, agent: Agent, chat_id: int) -> EscalationOptions:
         raise NotYourChat()
     reasons = list(EscalationReason.objects.filter(is_active=True).values_list("label", flat=True))
     options = selectors.escalation_choices(stage=route.stage)
-    return EscalationOptions(chat=chat_id, options=options, reasons=reasons)
+    colleagues: list[dict[str, Any]] = []
+    modes: list[str] = []
+    if route.stage.allows_hand_to_colleague:
+        modes = COLLEAGUE_MODES[ColleagueHandover(route.stage.colleague_handover)]
+        tiers = {t.level: t.name for t in Tier.objects.all()}
+        rows = selectors.colleagues_for(agent=agent, tier=route.tier).values(
+            "pk", "display_name", "level", "load", "cap"
+        )
+        colleagues = [
+            {
+                "id": row["pk"],
+                "name": row["display_name"],
+                "tier": tiers.get(row["level"], ""),
+                "load": row["load"],
+                "capacity": row["cap"],
+            }
+            for row in rows
+        ]
+    return EscalationOptions(
+        chat=chat_id,
+        options=options,
+        reasons=reasons,
+        colleagues=colleagues,
+        colleague_modes=modes,
+    )
+
+
+# What a stage's colleague setting lets the agent choose, in the dialog's order.
+COLLEAGUE_MODES = {
+    ColleagueHandover.COLD: ["cold"],
+    ColleagueHandover.WARM: ["warm"],
+    ColleagueHandover.EITHER: ["warm", "cold"],
+}
+
+
+# --- Hand-overs the first agent stays in the chat for -------------------------------------------
+def handover_changed(handover: Handover, *, text: str = "") -> HandoverChanged:
+    """Where `handover` stands, as its first agent's and its receiver's consoles show it."""
+    escalation = handover.escalation
+    return HandoverChanged(
+        handover=handover.pk,
+        chat=handover.chat_id,
+        status=handover.status,
+        warm=handover.warm,
+        from_agent=handover.from_agent.display_name,
+        from_agent_id=handover.from_agent_id,
+        receiver=handover.receiver.display_name if handover.receiver else "",
+        receiver_id=handover.receiver_id,
+        to=escalation.target_label,
+        deadline=handover.deadline.isoformat(),
+        text=text,
+    )
+
+
+def handover_offer_payload(offer: HandoverOffer, *, now: datetime) -> HandoverOffered:
+    handover = offer.handover
+    chat = handover.chat
+    escalation = handover.escalation
+    return HandoverOffered(
+        handover=handover.pk,
+        chat=chat.pk,
+        warm=handover.warm,
+        visitor=chat.visitor_name,
+        topic=chat.topic,
+        from_agent=handover.from_agent.display_name,
+        to=escalation.target_label,
+        tier_path=selectors.tier_path(chat_id=chat.pk),
+        reason=escalation.reason,
+        note=escalation.note,
+        deadline=handover.deadline.isoformat(),
+        accept_seconds=max(0.0, round((handover.deadline - now).total_seconds(), 1)),
+    )
+
+
+def handovers_for(*, agent: Agent, now: datetime) -> list[dict[str, Any]]:
+    """What a console shows of hand-overs on (re)connecting: those offered to the agent and
+    still open, then the open ones it asked for or joined."""
+    offers = (
+        HandoverOffer.objects.filter(
+            agent=agent,
+            status=HandoverOffer.Status.PENDING,
+            handover__status=Handover.Status.PENDING,
+        )
+        .select_related("handover__chat", "handover__escalation", "handover__from_agent")
+        .order_by("offered_at", "pk")
+    )
+    mine = (
+        Handover.objects.filter(status__in=Handover.OPEN)
+        .filter(Q(from_agent=agent) | Q(receiver=agent))
+        .select_related("escalation", "from_agent", "receiver")
+        .order_by("pk")
+    )
+    return [handover_offer_payload(o, now=now).to_dict() for o in offers] + [
+        handover_changed(h).to_dict() for h in mine
+    ]
+
+
+def handover_state_for(*, chat_id: int, agent: Agent) -> dict[str, Any] | None:
+    """The chat's open hand-over as `agent` sees it, with its `role`: holder (asked for it),
+    receiver (joined it), offered (may accept it) or watcher."""
+    handover = selectors.open_handover(chat_id=chat_id)
+    if handover is None:
+        return None
+    if handover.from_agent_id == agent.pk:
+        role = "holder"
+    elif handover.receiver_id == agent.pk:
+        role = "receiver"
+    elif handover.offers.filter(agent=agent, status=HandoverOffer.Status.PENDING).exists():
+        role = "offered"
+    else:
+        role = "watcher"
+    return {**handover_changed(handover).to_dict(), "role": role}

@@ -1123,9 +1123,7 @@ class Handover(models.Model):
     OPEN = (Status.PENDING, Status.JOINED)
 
     chat = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="handovers")
-    escalation = models.OneToOneField(
-        Escalation, on_delete=models.CASCADE, related_name="handover"
-    )
+    escalation = models.OneToOneField(Escalation, on_delete=models.CASCADE, related_name="handover")
     from_agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="+")
     warm = models.BooleanField(default=True)
     to_colleague = models.BooleanField(default=False)
