@@ -453,16 +453,14 @@ def escalation_options_for(*, agent: Agent, chat_id: int) -> EscalationOptions:
     if route.stage.allows_hand_to_colleague:
         modes = COLLEAGUE_MODES[ColleagueHandover(route.stage.colleague_handover)]
         tiers = {t.level: t.name for t in Tier.objects.all()}
-        rows = selectors.colleagues_for(agent=agent, tier=route.tier).values(
-            "pk", "display_name", "level", "load", "cap"
-        )
+        rows = selectors.colleagues_for(agent=agent, tier=route.tier)
         colleagues = [
             {
                 "id": row["pk"],
                 "name": row["display_name"],
                 "tier": tiers.get(row["level"], ""),
-                "load": row["load"],
-                "capacity": row["cap"],
+                "load": row["chats"],
+                "capacity": row["seats"],
             }
             for row in rows
         ]

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from importlib import import_module
 
 from django.conf import settings
@@ -352,14 +353,16 @@ def open_handover(*, chat_id: int) -> Handover | None:
     )
 
 
-def colleagues_for(*, agent: Agent, tier: Tier) -> QuerySet[Agent]:
+def colleagues_for(*, agent: Agent, tier: Tier) -> QuerySet[Any, dict[str, Any]]:
     """Who an agent at `tier` may hand a chat to: the other online agents with free capacity in
-    a group of the same or a higher tier, annotated with `load`, `cap` and `level` (their lowest
-    such tier's level)."""
+    a group of the same or a higher tier, as rows of `pk`, `display_name`, `chats` (held and
+    joined), `seats` (capacity) and `level` (their lowest such tier's level)."""
     return (
         available_agents()
         .exclude(pk=agent.pk)
         .filter(groups__tier__level__gte=tier.level)
+        .values("pk", "display_name")
+        .annotate(chats=F("load"), seats=F("cap"))
         .annotate(level=Min("groups__tier__level", filter=Q(groups__tier__level__gte=tier.level)))
         .order_by("display_name", "pk")
     )

@@ -213,22 +213,20 @@ def hand_to_colleague(
         )
     colleagues = selectors.colleagues_for(agent=agent, tier=route.tier)
     if colleague_id is not None:
-        found = list(colleagues.filter(pk=colleague_id).values_list("pk", "level"))
+        found = list(colleagues.filter(pk=colleague_id))
     else:
         name = chat_services.sanitize_text(colleague_name).strip().lstrip("@")
-        found = list(colleagues.filter(display_name__iexact=name).values_list("pk", "level")[:2])
+        found = list(colleagues.filter(display_name__iexact=name)[:2]) if name else []
     if len(found) != 1:
-        names = colleagues.values_list("display_name", flat=True)[:20]
-        listed = ", ".join(f"@{name}" for name in names)
+        listed = ", ".join(f"@{row['display_name']}" for row in colleagues[:20])
         raise UnknownColleague(
             "Choose an online colleague of the same or a higher tier with free capacity"
             + (f": {listed}." if listed else "; nobody is available now.")
         )
     note = chat_services.sanitize_text(note).strip()
     reason = _checked_reason(reason)
-    [(colleague_pk, level)] = found
-    colleague = Agent.objects.get(pk=colleague_pk)
-    tier = Tier.objects.get(level=level)
+    colleague = Agent.objects.get(pk=found[0]["pk"])
+    tier = Tier.objects.get(level=found[0]["level"])
     target = Target(
         stage=stage,
         tier=tier,
