@@ -2,8 +2,8 @@
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 from importlib import import_module
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
@@ -353,11 +353,11 @@ def open_handover(*, chat_id: int) -> Handover | None:
     )
 
 
-def colleagues_for(*, agent: Agent, tier: Tier) -> QuerySet[Any, dict[str, Any]]:
+def colleagues_for(*, agent: Agent, tier: Tier) -> list[dict[str, Any]]:
     """Who an agent at `tier` may hand a chat to: the other online agents with free capacity in
     a group of the same or a higher tier, as rows of `pk`, `display_name`, `chats` (held and
     joined), `seats` (capacity) and `level` (their lowest such tier's level)."""
-    return (
+    rows = (
         available_agents()
         .exclude(pk=agent.pk)
         .filter(groups__tier__level__gte=tier.level)
@@ -366,6 +366,7 @@ def colleagues_for(*, agent: Agent, tier: Tier) -> QuerySet[Any, dict[str, Any]]
         .annotate(level=Min("groups__tier__level", filter=Q(groups__tier__level__gte=tier.level)))
         .order_by("display_name", "pk")
     )
+    return list(rows)
 
 
 def served_stage_ids(*, agent: Agent) -> list[int]:

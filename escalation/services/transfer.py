@@ -213,10 +213,10 @@ def hand_to_colleague(
         )
     colleagues = selectors.colleagues_for(agent=agent, tier=route.tier)
     if colleague_id is not None:
-        found = list(colleagues.filter(pk=colleague_id))
+        found = [row for row in colleagues if row["pk"] == colleague_id]
     else:
         name = chat_services.sanitize_text(colleague_name).strip().lstrip("@")
-        found = list(colleagues.filter(display_name__iexact=name)[:2]) if name else []
+        found = [row for row in colleagues if row["display_name"].casefold() == name.casefold()]
     if len(found) != 1:
         listed = ", ".join(f"@{row['display_name']}" for row in colleagues[:20])
         raise UnknownColleague(
