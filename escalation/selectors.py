@@ -366,7 +366,7 @@ def colleagues_for(*, agent: Agent, tier: Tier) -> list[dict[str, Any]]:
         .annotate(level=Min("groups__tier__level", filter=Q(groups__tier__level__gte=tier.level)))
         .order_by("display_name", "pk")
     )
-    return list(rows)
+    return [dict(row) for row in rows]
 
 
 def served_stage_ids(*, agent: Agent) -> list[int]:
