@@ -13,7 +13,7 @@ import time_machine
 from django.utils import timezone
 
 from chat.exceptions import ChatClosed
-from chat.models import ChatSession, FlowEvent, Message
+from chat.models import ChatSession, Message
 from escalation import frames, selectors, services
 from escalation.exceptions import (
     AtCapacity,
