@@ -161,6 +161,8 @@ export function onHandover(f) {
   }
   moveTo(c, { type: "handover", role, status: f.status });
   drawBar(c);
+  const said = c.pane?.querySelector(".command-result");
+  if (said && !OPEN.has(f.status)) said.textContent = ""; // "Asked … to join" is over
   if (role === "holder" && (f.status === "timed_out" || f.status === "declined")) {
     raise(handoverKey(f.handover), {
       title: "Hand-over did not happen",
