@@ -36,6 +36,7 @@ from escalation.models import (
     HandoverOffer,
     Stage,
 )
+from reporting.selectors import ReportFilter, escalated_chats, escalations, row_of
 from tests.escalation.test_transfer import agent, online, start
 
 pytestmark = pytest.mark.django_db
@@ -325,3 +326,18 @@ def test_hand_to_a_colleague_is_checked(colleague_stage):
     Stage.objects.filter(name="L1 General").update(allows_hand_to_colleague=False)
     with pytest.raises(ColleagueNotAllowed):
         services.hand_to_colleague(chat_id=chat.pk, agent=agent("alex"), colleague_name="sam")
+
+
+def test_reports_count_a_warm_hand_over_once_taken_over(warm_billing):
+    chat = warm_billing
+    today = timezone.localdate()
+    f = ReportFilter(start=today, end=today)
+    request(chat)
+    services.cancel_handover(chat_id=chat.pk, agent=agent("alex"))
+    request(chat)
+    assert escalations(f).count() == 0  # cancelled, then pending: still at tier 1
+    handover = Handover.objects.get(chat=chat, status="pending")
+    services.accept_handover(handover_id=handover.pk, agent=agent("sam"))
+    services.take_over(chat_id=chat.pk, agent=agent("sam"))
+    [row] = [row_of(e) for e in escalated_chats(f)]
+    assert (row["to"], row["taken_by"]) == ("L2 Billing (Level 2) · warm", "Sam")
