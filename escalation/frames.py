@@ -422,18 +422,28 @@ FLOW_TEXT = {
 def flow_summary(*, chat_id: int, limit: int = 50) -> list[dict[str, Any]]:
     """The chat's timeline in short sentences, for the console's compact view."""
     events = FlowEvent.objects.filter(chat_id=chat_id).order_by("pk")[:limit]
-    rows = []
-    for event in events:
-        data = {k: v for k, v in event.data.items() if v is not None}
-        if event.kind == "fell_back":
-            data.setdefault("action", f"moved to {data.get('to', '?')}")
-        template = FLOW_TEXT.get(event.kind, event.kind)
-        try:
-            text = template.format_map(_Blank(data))
-        except (KeyError, ValueError):
-            text = event.get_kind_display()
-        rows.append({"kind": event.kind, "at": event.at.isoformat(), "text": text})
-    return rows
+    return [
+        {"kind": event.kind, "at": event.at.isoformat(), "text": flow_text(event)}
+        for event in events
+    ]
+
+
+# The hand-over kinds, whose sentence the reports' Flow tab shows as the event's name.
+HANDOVER_FLOW_KINDS = frozenset(
+    {"handover_requested", "handover_joined", "handover_completed", "handover_failed"}
+)
+
+
+def flow_text(event: FlowEvent) -> str:
+    """One flow event in a short sentence ("Sam took over")."""
+    data = {k: v for k, v in event.data.items() if v is not None}
+    if event.kind == "fell_back":
+        data.setdefault("action", f"moved to {data.get('to', '?')}")
+    template = FLOW_TEXT.get(event.kind, event.kind)
+    try:
+        return template.format_map(_Blank(data))
+    except (KeyError, ValueError):
+        return event.get_kind_display()
 
 
 class _Blank(dict[str, Any]):

@@ -41,6 +41,7 @@ from django.db.models import (
 
 from chat.models import ChatSession, FlowEvent
 from chat.selectors import visitor_details
+from escalation.frames import HANDOVER_FLOW_KINDS, flow_text
 from escalation.models import (
     Agent,
     Assignment,
@@ -566,7 +567,12 @@ def chat_detail(*, chat_id: int) -> dict[str, Any]:
         "segments": segments,
         "escalations": escalation_rows,
         "flow": [
-            {"at": ev.at, "kind": ev.get_kind_display(), "details": flow_details(ev.data)}
+            {
+                "at": ev.at,
+                # A hand-over's events read as what happened ("Sam took over").
+                "kind": flow_text(ev) if ev.kind in HANDOVER_FLOW_KINDS else ev.get_kind_display(),
+                "details": flow_details(ev.data),
+            }
             for ev in FlowEvent.objects.filter(chat=chat).order_by("pk")
         ],
         "timeline": _timeline(segments, chat.created_at, end),

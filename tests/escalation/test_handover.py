@@ -36,7 +36,13 @@ from escalation.models import (
     HandoverOffer,
     Stage,
 )
-from reporting.selectors import ReportFilter, escalated_chats, escalations, row_of
+from reporting.selectors import (
+    ReportFilter,
+    chat_detail,
+    escalated_chats,
+    escalations,
+    row_of,
+)
 from tests.escalation.test_transfer import agent, online, start
 
 pytestmark = pytest.mark.django_db
@@ -341,3 +347,11 @@ def test_reports_count_a_warm_hand_over_once_taken_over(warm_billing):
     services.take_over(chat_id=chat.pk, agent=agent("sam"))
     [row] = [row_of(e) for e in escalated_chats(f)]
     assert (row["to"], row["taken_by"]) == ("L2 Billing (Level 2) · warm", "Sam")
+    said = [ev["kind"] for ev in chat_detail(chat_id=chat.pk)["flow"]]  # the Flow tab
+    assert [s for s in said if "hand-over" in s or "Sam" in s or "stayed" in s] == [
+        "Warm hand-over requested to L2 Billing",
+        "Cancelled by Alex; stayed with Alex",
+        "Warm hand-over requested to L2 Billing",
+        "Sam joined",
+        "Sam took over",
+    ]
