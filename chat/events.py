@@ -213,6 +213,57 @@ class ConsultChanged(Event):
     at: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandoverOffered(Event):
+    """A chat whose agent stays in it until a receiver comes (a warm escalation, or a hand to a
+    colleague) is offered to you: accept to join it (warm) or to take it (cold), or decline."""
+
+    type = "handover.offer"
+    socket = "console"
+    handover: int
+    chat: int
+    warm: bool
+    visitor: str
+    topic: str
+    from_agent: str
+    to: str
+    tier_path: list[str]
+    reason: str
+    note: str
+    deadline: str
+    accept_seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandoverOfferClosed(Event):
+    type = "handover.offer.closed"
+    socket = "console"
+    handover: int
+    chat: int
+    status: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandoverChanged(Event):
+    """Where a hand-over stands, for its first agent and its receiver (each of their consoles):
+    a later status replaces an earlier one (pending, then joined, then one final status)."""
+
+    type = "handover"
+    socket = "console"
+    handover: int
+    chat: int
+    status: str
+    warm: bool
+    from_agent: str
+    from_agent_id: int
+    receiver: str
+    receiver_id: int | None
+    to: str
+    deadline: str
+    text: str
+
+
 # Queues: deltas, computed once per change ---------------------------------------------------------
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueueItemAdded(Event):
@@ -268,6 +319,7 @@ class ConsoleHello(Frame):
     queue: list[dict[str, Any]]
     chats: list[dict[str, Any]]
     offers: list[dict[str, Any]]
+    handovers: list[dict[str, Any]]  # `handover.offer` frames and `handover` states of yours
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -279,6 +331,7 @@ class QueueLists(Frame):
     items: list[dict[str, Any]]
     chats: list[dict[str, Any]]
     offers: list[dict[str, Any]]
+    handovers: list[dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -307,6 +360,7 @@ class ChatInfo(Frame):
     # The chat's open consult, if this agent asked it or is asked in it (as a `consult` frame's
     # fields, and `role`: "asker" or "consultant"); None otherwise.
     consult: dict[str, Any] | None = None
+    handover_state: dict[str, Any] | None  # the open hand-over (`handover` frame, with `role`)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -350,6 +404,8 @@ class EscalationOptions(Frame):
     chat: int
     options: list[dict[str, Any]]
     reasons: list[str]
+    colleagues: list[dict[str, Any]]  # hand to a colleague: who, or [] where it is off
+    colleague_modes: list[str]  # "cold", "warm" as the stage allows
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import import_module
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
@@ -14,6 +15,7 @@ from django.db.models import (
     F,
     IntegerField,
     Max,
+    Min,
     OuterRef,
     Prefetch,
     Q,
@@ -40,6 +42,8 @@ from escalation.models import (
     Consult,
     EscalationOption,
     FallbackAction,
+    Handover,
+    HandoverOffer,
     OfflineMessage,
     Pipeline,
     PreChatField,
@@ -128,7 +132,9 @@ def effective_capacity(agent: Agent) -> int:
 
 
 def agent_load(agent: Agent) -> int:
-    return Assignment.objects.filter(agent=agent, ended_at__isnull=True).count()
+    """The chats the agent holds, and those it joined to take over (warm): both take a place."""
+    held = Assignment.objects.filter(agent=agent, ended_at__isnull=True).count()
+    return held + Handover.objects.filter(receiver=agent, status=Handover.Status.JOINED).count()
 
 
 def open_entry_q() -> Q:
@@ -164,6 +170,13 @@ def available_agents() -> QuerySet[Agent]:
         .annotate(n=Count("pk"))
         .values("n")
     )
+    joined = (
+        Handover.objects.filter(receiver=OuterRef("pk"), status=Handover.Status.JOINED)
+        .order_by()
+        .values("receiver")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
     group_capacity = (
         AgentGroup.objects.filter(agents=OuterRef("pk"))
         .order_by("-default_capacity")
@@ -172,7 +185,8 @@ def available_agents() -> QuerySet[Agent]:
     return (
         Agent.objects.filter(presence=Agent.Presence.ONLINE, user__is_active=True)
         .annotate(
-            load=Coalesce(Subquery(load, output_field=IntegerField()), Value(0)),
+            load=Coalesce(Subquery(load, output_field=IntegerField()), Value(0))
+            + Coalesce(Subquery(joined, output_field=IntegerField()), Value(0)),
             cap=Coalesce("capacity", Subquery(group_capacity), Value(1)),
         )
         .annotate(free=F("cap") - F("load"))
@@ -308,9 +322,14 @@ def agent_history(*, agent: Agent) -> QuerySet[Assignment]:
 
 
 def agent_may_view_chat(*, agent: Agent, chat_id: int) -> bool:
-    """Agents see chats they hold or held, chats waiting in their queues, and chats they are
-    consulted on while the consult is open."""
+    """Agents see chats they hold or held, chats waiting in their queues, chats handed over to
+    them (offered, or joined to take over), and chats they are consulted on while the consult is
+    open."""
     if Assignment.objects.filter(agent=agent, chat_id=chat_id).exists():
+        return True
+    if HandoverOffer.objects.filter(
+        agent=agent, handover__chat_id=chat_id, handover__status__in=Handover.OPEN
+    ).exists():
         return True
     entry = QueueEntry.objects.filter(chat_id=chat_id, left_at__isnull=True).first()
     if entry is not None and can_serve(agent=agent, entry=entry):
@@ -324,6 +343,44 @@ def open_assignment_chat_ids(*, agent: Agent) -> list[int]:
             "chat_id", flat=True
         )
     )
+
+
+def joined_chat_ids(*, agent: Agent) -> list[int]:
+    """The chats the agent joined to take over (warm), not yet its own."""
+    return list(
+        Handover.objects.filter(receiver=agent, status=Handover.Status.JOINED).values_list(
+            "chat_id", flat=True
+        )
+    )
+
+
+def followed_chat_ids(*, agent: Agent) -> list[int]:
+    """The chats a console follows for the agent: those it holds and those it joined."""
+    return open_assignment_chat_ids(agent=agent) + joined_chat_ids(agent=agent)
+
+
+def open_handover(*, chat_id: int) -> Handover | None:
+    return (
+        Handover.objects.select_related("escalation", "from_agent", "receiver")
+        .filter(chat_id=chat_id, status__in=Handover.OPEN)
+        .first()
+    )
+
+
+def colleagues_for(*, agent: Agent, tier: Tier) -> list[dict[str, Any]]:
+    """Who an agent at `tier` may hand a chat to: the other online agents with free capacity in
+    a group of the same or a higher tier, as rows of `pk`, `display_name`, `chats` (held and
+    joined), `seats` (capacity) and `level` (their lowest such tier's level)."""
+    rows = (
+        available_agents()
+        .exclude(pk=agent.pk)
+        .filter(groups__tier__level__gte=tier.level)
+        .values("pk", "display_name")
+        .annotate(chats=F("load"), seats=F("cap"))
+        .annotate(level=Min("groups__tier__level", filter=Q(groups__tier__level__gte=tier.level)))
+        .order_by("display_name", "pk")
+    )
+    return [dict(row) for row in rows]
 
 
 def served_stage_ids(*, agent: Agent) -> list[int]:
@@ -407,6 +464,18 @@ def resolve_option(option: EscalationOption) -> Target:
     )
 
 
+def handover_receivers(target: Target, *, exclude: Agent) -> list[Agent]:
+    """The target's agents who are online with free capacity, but the one handing over."""
+    agents = available_agents().exclude(pk=exclude.pk)
+    if target.agents:
+        agents = agents.filter(pk__in=[a.pk for a in target.agents])
+    elif target.group is not None:
+        agents = agents.filter(groups=target.group)
+    else:
+        agents = agents.filter(groups__stages=target.stage)
+    return list(agents.distinct().order_by("pk"))
+
+
 def available_count(target: Target) -> int:
     """How many agents of the target are online with free capacity."""
     agents = available_agents()
@@ -445,6 +514,7 @@ def escalation_choices(*, stage: Stage) -> list[dict[str, object]]:
                 "available": available_count(target),
                 "note_required": option.note_required,
                 "no_agent_rule": option.no_agent_rule,
+                "warm": option.is_warm,
             }
         )
     return rows

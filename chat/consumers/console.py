@@ -80,6 +80,12 @@ class ConsoleConsumer(ProtocolConsumer):
         "consult.open": "on_consult_open",
         "consult.reply": "on_consult_reply",
         "consult.close": "on_consult_close",
+        # Hand-overs the agent stays in the chat for (warm, or to a colleague).
+        "handover.request": "on_handover_request",
+        "handover.cancel": "on_handover_cancel",
+        "handover.accept": "on_handover_accept",
+        "handover.decline": "on_handover_decline",
+        "handover.take": "on_handover_take",
     }
     agent: Agent
 
@@ -106,7 +112,7 @@ class ConsoleConsumer(ProtocolConsumer):
         await self.join(agent_group(self.agent.pk))
         for stage_id in self.stage_ids:
             await self.join(stage_queue_group(stage_id))
-        held = await database_sync_to_async(selectors.open_assignment_chat_ids)(agent=self.agent)
+        held = await database_sync_to_async(selectors.followed_chat_ids)(agent=self.agent)
         for chat_id in held:
             self.held.add(chat_id)
             self.follow(chat_id, None)
@@ -357,7 +363,14 @@ class ConsoleConsumer(ProtocolConsumer):
 
     async def on_queue(self, content: dict[str, Any]) -> None:
         state = await off_loop(frames.console_state)(agent=self.agent)
-        await self.send_frame(QueueLists(items=state.queue, chats=state.chats, offers=state.offers))
+        await self.send_frame(
+            QueueLists(
+                items=state.queue,
+                chats=state.chats,
+                offers=state.offers,
+                handovers=state.handovers,
+            )
+        )
 
     async def on_ping(self, content: dict[str, Any]) -> None:
         await mark_seen(console_agent=self.agent.pk)
@@ -393,6 +406,11 @@ class ConsoleConsumer(ProtocolConsumer):
             return
         if command.name != "escalate":
             raise UnknownCommand(f"Unknown command /{command.name}. {COMMANDS_HELP}")
+        if command.keyword.startswith("@"):
+            await self.hand_to_colleague(
+                chat_id, None, command.keyword, None, command.rest, "", client_id
+            )
+            return
         await self.escalate(
             chat_id, command.keyword, command.rest, "", Escalation.RequestedBy.COMMAND, client_id
         )
@@ -416,13 +434,15 @@ class ConsoleConsumer(ProtocolConsumer):
         )
         # The chat's stream stays open until its `chat.removed` arrives, numbered after the
         # transfer notice: the console shows the hand-over as the visitor saw it, then lets go.
+        # A warm escalation keeps the chat here until the receiver takes over.
+        text = (
+            f"Asked {escalation.target_label} to join; you stay in the chat until one of them "
+            "takes over."
+            if escalation.warm
+            else f"Handed over to {escalation.target_label}. The visitor has been told."
+        )
         await self.send_frame(
-            Escalated(
-                chat=chat_id,
-                client_id=client_id,
-                to=escalation.target_label,
-                text=f"Handed over to {escalation.target_label}. The visitor has been told.",
-            )
+            Escalated(chat=chat_id, client_id=client_id, to=escalation.target_label, text=text)
         )
 
     async def on_escalate(self, content: dict[str, Any]) -> None:
@@ -566,6 +586,86 @@ class ConsoleConsumer(ProtocolConsumer):
         values = validate_frame(content, {"consult": (int, True)})
         await off_loop(services.close_consult)(consult_id=values["consult"], agent=self.agent)
 
+    # --- Hand-overs the agent stays in the chat for ---------------------------------------------
+    async def hand_to_colleague(
+        self,
+        chat_id: int,
+        colleague_id: int | None,
+        colleague_name: str,
+        warm: bool | None,
+        note: str,
+        reason: str,
+        client_id: str | None = None,
+    ) -> None:
+        escalation = await off_loop(services.hand_to_colleague)(
+            chat_id=chat_id,
+            agent=self.agent,
+            colleague_id=colleague_id,
+            colleague_name=colleague_name,
+            warm=warm,
+            note=note,
+            reason=reason,
+            requested_by=(
+                Escalation.RequestedBy.COMMAND
+                if colleague_id is None
+                else Escalation.RequestedBy.BUTTON
+            ),
+        )
+        await self.send_frame(
+            Escalated(
+                chat=chat_id,
+                client_id=client_id,
+                to=escalation.target_label,
+                text=f"Asked {escalation.target_label} to take the chat; it stays with you until "
+                "they accept.",
+            )
+        )
+
+    async def on_handover_request(self, content: dict[str, Any]) -> None:
+        """Hand the chat you hold to a colleague (the Escalate dialog's picker)."""
+        values = validate_frame(
+            content,
+            {
+                "chat": (int, True),
+                "colleague": (int, True),
+                "warm": (bool, False),
+                "note": (str, False),
+                "reason": (str, False),
+            },
+        )
+        await self.hand_to_colleague(
+            values["chat"],
+            values["colleague"],
+            "",
+            values.get("warm"),
+            values.get("note", ""),
+            values.get("reason", ""),
+        )
+
+    async def on_handover_cancel(self, content: dict[str, Any]) -> None:
+        values = validate_frame(content, {"chat": (int, True)})
+        await off_loop(services.cancel_handover)(chat_id=values["chat"], agent=self.agent)
+
+    async def on_handover_accept(self, content: dict[str, Any]) -> None:
+        """Accept a hand-over offered to you: warm, you join the chat (and follow it); cold, it
+        is yours (`chat.assigned` follows)."""
+        values = validate_frame(content, {"handover": (int, True)})
+        handover = await off_loop(services.accept_handover)(
+            handover_id=values["handover"], agent=self.agent
+        )
+        await self.hold(handover.chat_id)
+        if not handover.warm:
+            await self.send_frame(Taken(chat=handover.chat_id))
+
+    async def on_handover_decline(self, content: dict[str, Any]) -> None:
+        values = validate_frame(content, {"handover": (int, True)})
+        await off_loop(services.decline_handover)(handover_id=values["handover"], agent=self.agent)
+
+    async def on_handover_take(self, content: dict[str, Any]) -> None:
+        """You joined the chat to take it over: now you hold it, and the first agent leaves."""
+        values = validate_frame(content, {"chat": (int, True)})
+        await off_loop(services.take_over)(chat_id=values["chat"], agent=self.agent)
+
     async def resync(self) -> None:
         """After lost events: the groups again, each followed chat's messages after the last one
         delivered, the end of chats the agent lost meanwhile, and fresh lists."""
@@ -573,9 +673,7 @@ class ConsoleConsumer(ProtocolConsumer):
         await self.join(agent_group(self.agent.pk))
         for stage_id in self.stage_ids:
             await self.join(stage_queue_group(stage_id))
-        held = set(
-            await database_sync_to_async(selectors.open_assignment_chat_ids)(agent=self.agent)
-        )
+        held = set(await database_sync_to_async(selectors.followed_chat_ids)(agent=self.agent))
         for chat_id in held - self.held:
             await self.hold(chat_id)
         for chat_id in sorted(self.streams):

@@ -6,13 +6,13 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('chat', '0009_visitor_trigram_search'),
+        ('chat', '0010_handover_flow_events'),
     ]
 
     operations = [
         migrations.AlterField(
             model_name='flowevent',
             name='kind',
-            field=models.CharField(choices=[('created', 'Created'), ('queued', 'Queued'), ('assigned', 'Assigned'), ('first_agent_message', 'First agent message'), ('escalated', 'Escalated'), ('returned', 'Returned to queue'), ('timed_out', 'Timed out'), ('fell_back', 'Fell back'), ('agent_left', 'Agent left'), ('left_message', 'Visitor left a message'), ('abandoned', 'Visitor left'), ('dropped', 'Visitor left; moved to the drop stage'), ('offered', 'Offered to an agent'), ('accepted', 'Offer accepted'), ('declined', 'Offer declined'), ('lapsed', 'Offer lapsed'), ('ended', 'Ended'), ('after_agent', 'After the agent (survey or message form offered)'), ('survey_answered', 'Survey answered'), ('tagged', 'Tags changed'), ('attachment', 'File sent'), ('consulted', 'Colleague consulted'), ('consult_answered', 'Consult answered'), ('consult_closed', 'Consult closed')], max_length=32),
+            field=models.CharField(choices=[('created', 'Created'), ('queued', 'Queued'), ('assigned', 'Assigned'), ('first_agent_message', 'First agent message'), ('escalated', 'Escalated'), ('returned', 'Returned to queue'), ('timed_out', 'Timed out'), ('fell_back', 'Fell back'), ('agent_left', 'Agent left'), ('left_message', 'Visitor left a message'), ('abandoned', 'Visitor left'), ('dropped', 'Visitor left; moved to the drop stage'), ('offered', 'Offered to an agent'), ('accepted', 'Offer accepted'), ('declined', 'Offer declined'), ('lapsed', 'Offer lapsed'), ('ended', 'Ended'), ('after_agent', 'After the agent (survey or message form offered)'), ('survey_answered', 'Survey answered'), ('tagged', 'Tags changed'), ('attachment', 'File sent'), ('consulted', 'Colleague consulted'), ('consult_answered', 'Consult answered'), ('consult_closed', 'Consult closed'), ('handover_requested', 'Hand-over requested (the agent stays)'), ('handover_joined', 'Hand-over receiver joined'), ('handover_completed', 'Hand-over receiver took over'), ('handover_failed', 'Hand-over did not happen; the agent stays')], max_length=32),
         ),
     ]

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('chat', '0011_consult_flow_kinds'),
-        ('escalation', '0016_tags'),
+        ('escalation', '0017_warm_handover'),
     ]
 
     operations = [

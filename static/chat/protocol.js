@@ -28,6 +28,9 @@ export const FROM_SERVER = Object.freeze({
   CHAT_TAGS: "chat.tags",
   CONSULT: "consult",
   CONSULT_OPTIONS: "consult.options",
+  HANDOVER_OFFER: "handover.offer",
+  HANDOVER_OFFER_CLOSED: "handover.offer.closed",
+  HANDOVER: "handover",
 });
 
 /** Frame types the pages send. */
@@ -51,6 +54,11 @@ export const TO_SERVER = Object.freeze({
   CONSULT_OPEN: "consult.open",
   CONSULT_REPLY: "consult.reply",
   CONSULT_CLOSE: "consult.close",
+  HANDOVER_REQUEST: "handover.request",
+  HANDOVER_CANCEL: "handover.cancel",
+  HANDOVER_ACCEPT: "handover.accept",
+  HANDOVER_DECLINE: "handover.decline",
+  HANDOVER_TAKE: "handover.take",
 });
 
 /** Websocket close codes the server uses. */

@@ -21,6 +21,8 @@ export const STATES = Object.freeze([
   "ended",
   "consulting",
   "consult_over",
+  "handover_offered",
+  "joined",
 ]);
 
 /** States nothing brings back: the chat ended, or this agent may no longer see it. */
@@ -67,6 +69,9 @@ function onInfo(s, f) {
   }
   if (isFinal(s) || LET_GO.has(s.name)) return s; // a re-read header changes nothing there
   if (f.held && OPEN_STATUSES.has(f.status)) return state("held");
+  const role = f.handover_state?.role;
+  if (f.status === "active" && role === "receiver") return state("joined");
+  if (f.status === "active" && role === "offered") return state("handover_offered");
   if (f.status === "queued") return s.name === "offered" ? s : state("waiting");
   if (f.status === "active") return state("no_longer_visible"); // someone else holds it now
   return state("ended");
@@ -89,6 +94,7 @@ function onOfferClosed(s, f) {
 function onStatus(s, f) {
   if (OPEN_STATUSES.has(f.status) || isFinal(s)) return s;
   if (s.name === "consulting") return state("consult_over");
+  if (s.name === "joined" && f.by === "agent") return state("ended"); // the first agent ended it
   const name = ENDED_BY[f.by] || "ended";
   return name === "ended_by_timeout" ? state(name, { by: f.by }) : state(name);
 }
@@ -102,7 +108,20 @@ function onRemoved(s, f) {
   return state("ended");
 }
 
+/** A hand-over's news (`role` of this agent, `status`), fed by handover.js. */
+function onHandover(s, f) {
+  if (isFinal(s)) return s;
+  if (f.role === "receiver" && f.status === "joined") return state("joined");
+  if (f.role === "receiver" && f.status === "completed") return state("held");
+  if (f.role === "offered" && f.status === "pending" && s.name !== "held") {
+    return state("handover_offered");
+  }
+  if (s.name === "handover_offered" && f.status !== "pending") return state("no_longer_visible");
+  return s;
+}
+
 const TRANSITIONS = new Map([
+  ["handover", onHandover],
   ["chat.info", onInfo],
   ["chat.assigned", onHeld],
   ["taken", onHeld],
@@ -138,6 +157,8 @@ const BANNERS = {
   consulting: (s) =>
     `Read-only: ${s.by} asked your advice on this chat. Answer in the consult below.`,
   consult_over: () => "The consult is over: you can no longer follow this chat.",
+  handover_offered: () => "Offered to you as a hand-over: accept it in Hand-overs to join.",
+  joined: () => "You joined this chat: write to the visitor; take over when ready.",
 };
 
 /** What the pane shows: the banner, whether the agent may write (composer, Internal note, End,
@@ -146,6 +167,7 @@ export function describe(s) {
   return {
     banner: BANNERS[s.name](s),
     canWrite: s.name === "held",
+    canReply: s.name === "held" || s.name === "joined",
     isOver: isFinal(s) || LET_GO.has(s.name),
   };
 }

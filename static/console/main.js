@@ -9,6 +9,7 @@ import { describe } from "./chatstate.js";
 import { onConsultSelect } from "./consult.js";
 import { wireDesktop } from "./desktop.js";
 import { handlers } from "./frames.js";
+import { tickHandovers } from "./handover.js";
 import { connect, send } from "./link.js";
 import { tickOffers } from "./offers.js";
 import { markTabs, openChat, seen, subscribe } from "./panes.js";
@@ -58,4 +59,5 @@ setInterval(renderQueue, WAITED_REDRAW_MS);
 // set offline so that no chat is routed to them.
 setInterval(() => send({ type: TO_SERVER.PING }), PING_INTERVAL_MS);
 setInterval(tickOffers, 1000);
+setInterval(tickHandovers, 1000);
 localizeTimes(document);

@@ -20,8 +20,10 @@ import { showVisitor } from "./visitor.js";
 
 const paneTemplate = document.getElementById("pane-template");
 /** Controls for a chat the agent holds: hidden and disabled in every other state. */
-const HOLDER_CONTROLS = "form.composer, .end-btn, .esc-btn";
-const HOLDER_FIELDS = "form.composer :is(textarea, input, button), .end-btn, .esc-btn";
+const HOLDER_CONTROLS = ".end-btn, .esc-btn";
+/** The composer: for the holder, and for an agent who joined to take the chat over. */
+const REPLY_CONTROLS = "form.composer";
+const REPLY_FIELDS = "form.composer :is(textarea, input, button)";
 
 export function createPane(c, close) {
   const pane = paneTemplate.content.firstElementChild.cloneNode(true);
@@ -57,10 +59,14 @@ export function moveTo(c, frame) {
 /** The banner and the controls of the chat's state. */
 export function drawState(c) {
   if (!c.pane) return;
-  const { banner, canWrite, isOver } = describe(c.state);
+  const { banner, canWrite, canReply, isOver } = describe(c.state);
   c.pane.dataset.state = c.state.name;
-  for (const control of c.pane.querySelectorAll(HOLDER_CONTROLS)) control.hidden = !canWrite;
-  for (const field of c.pane.querySelectorAll(HOLDER_FIELDS)) field.disabled = !canWrite;
+  for (const control of c.pane.querySelectorAll(HOLDER_CONTROLS)) {
+    control.hidden = !canWrite;
+    control.disabled = !canWrite;
+  }
+  for (const control of c.pane.querySelectorAll(REPLY_CONTROLS)) control.hidden = !canReply;
+  for (const field of c.pane.querySelectorAll(REPLY_FIELDS)) field.disabled = !canReply;
   if (!canWrite) closeDialog(c.pane);
   c.pane.querySelector(".pane-close").hidden = !isOver;
   c.pane.querySelector(".pane-take").hidden = c.state.name !== "waiting";
