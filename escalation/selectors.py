@@ -569,7 +569,16 @@ def invalid_console_logins(logins: set[ConsoleLogin]) -> set[ConsoleLogin]:
         .values_list("pk", "user__password")
         .distinct()
     )
-    live = live_sessions({login[1] for login in logins if login[1]})
+    return revoked_logins(logins, passwords)
+
+
+def revoked_logins(
+    logins: set[tuple[int, str, str]], passwords: dict[int, str]
+) -> set[tuple[int, str, str]]:
+    """Of these (id, session key, password hash) logins, those whose id is not in `passwords`
+    (the ones still allowed, with their password hashes now), whose password changed, or whose
+    session is gone (logged out) or expired. One query for the sessions."""
+    live = _live_sessions({login[1] for login in logins if login[1]})
     return {
         login
         for login in logins
@@ -577,7 +586,7 @@ def invalid_console_logins(logins: set[ConsoleLogin]) -> set[ConsoleLogin]:
     }
 
 
-def live_sessions(keys: set[str]) -> set[str]:
+def _live_sessions(keys: set[str]) -> set[str]:
     """Those of these session keys whose session still exists and has not expired."""
     if settings.SESSION_ENGINE == "django.contrib.sessions.backends.db":
         return set(

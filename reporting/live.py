@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from chat.models import ChatSession
 from escalation.models import Agent, Assignment, Offer, QueueEntry, Stage
-from escalation.selectors import live_sessions, with_load_and_capacity
+from escalation.selectors import revoked_logins, with_load_and_capacity
 from reporting.models import LiveSettings
 from reporting.periods import day_bounds, site_tz
 
@@ -250,9 +250,4 @@ def invalid_manager_logins(logins: set[ManagerLogin]) -> set[ManagerLogin]:
         .values_list("pk", "password")
         .distinct()
     )
-    live = live_sessions({login[1] for login in logins if login[1]})
-    return {
-        login
-        for login in logins
-        if not login[2] or passwords.get(login[0]) != login[2] or login[1] not in live
-    }
+    return revoked_logins(logins, passwords)
