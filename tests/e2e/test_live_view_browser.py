@@ -125,4 +125,14 @@ def test_the_live_view_follows_a_chat_from_arrival_to_an_agent(
     expect(alex.locator(".agent-load")).to_have_text("0 0 of 3", timeout=WAIT_MS)
     expect(alex.locator(".live-chats li")).to_have_text(["No chats"])
     manager.screenshot(path=ARTIFACTS / "live-06-back.png", full_page=True)
+
+    # Logged out in another tab: the socket's re-check closes it, and the page says why and
+    # stops trying (its data dimmed as stale).
+    other_tab = manager.context.new_page()
+    other_tab.goto(f"{base}/reports/")
+    other_tab.locator("form.logout button").click()
+    other_tab.wait_for_url(re.compile("/accounts/login/"))
+    expect(manager.locator("#conn")).to_have_attribute("data-state", "closed", timeout=WAIT_MS)
+    expect(manager.locator("#conn")).to_have_text("Not allowed: please reload the page.")
+    manager.screenshot(path=ARTIFACTS / "live-07-logged-out.png", full_page=True)
     assert refused(manager) == []  # no inline script or style anywhere in all that

@@ -254,3 +254,14 @@ def test_the_settings_row_is_added_once_and_never_deleted(admin_client_):
         "/admin/reporting/livesettings/1/change/", {"service_level_target_seconds": "90"}
     )
     assert live.service_level_target_seconds() == 90
+
+
+def test_a_long_queue_lists_the_oldest_and_says_how_many_wait(
+    client, manager_user, day, monkeypatch
+):
+    monkeypatch.setattr(live, "WAITING_LISTED", 1)
+    got = snapshot()
+    assert ([w["visitor"] for w in got["waiting"]], got["waiting_total"]) == (["Ben"], 2)
+    client.force_login(manager_user)
+    page = client.get(reverse("reporting:live")).content.decode()
+    assert '<p class="muted small" id="live-waiting-more">The oldest 1 of 2 are listed.' in page
