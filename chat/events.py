@@ -198,6 +198,33 @@ class OfferClosed(Event):
     reason: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsultChanged(Event):
+    """A consult on a chat opened, was answered or closed: to the agent who asked, and to the
+    colleague (or the group's members). Not part of the message stream: the thread's messages
+    are the chat's internal messages with event "consult"; a later one of these replaces an
+    earlier one."""
+
+    type = "consult"
+    socket = "console"
+    consult: int
+    chat: int
+    status: str  # "open" or "closed"
+    asked_by: str
+    asked_by_id: int
+    to: str  # the colleague's or the group's name
+    agent_id: int | None  # the colleague asked, or None for a group
+    group_id: int | None
+    answered_by: str | None
+    answered_by_id: int | None
+    question: str
+    visitor: str
+    topic: str
+    reason: str  # why it closed: "closed", "chat_ended", "handed_over"; "" while open
+    closed_by: str
+    at: str
+
+
 # Queues: deltas, computed once per change ---------------------------------------------------------
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueueItemAdded(Event):
@@ -291,6 +318,9 @@ class ChatInfo(Frame):
     tags: list[dict[str, Any]]  # the chat's: {"id", "name"}
     tag_choices: list[dict[str, Any]]  # the tags agents may add
     requires_tag: bool  # its stage asks for a tag before it is ended
+    # The chat's open consult, if this agent asked it or is asked in it (as a `consult` frame's
+    # fields, and `role`: "asker" or "consultant"); None otherwise.
+    consult: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -334,6 +364,18 @@ class EscalationOptions(Frame):
     chat: int
     options: list[dict[str, Any]]
     reasons: list[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsultOptions(Frame):
+    """Whom the holder of `chat` may consult: online colleagues and every group (with how many
+    of its members are online besides the asker)."""
+
+    type = "consult.options"
+    socket = "console"
+    chat: int
+    colleagues: list[dict[str, Any]]  # {"id", "name", "handle"}
+    groups: list[dict[str, Any]]  # {"id", "name", "handle", "online"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

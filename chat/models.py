@@ -166,6 +166,9 @@ class FlowEvent(models.Model):
         SURVEY_ANSWERED = "survey_answered", "Survey answered"
         TAGGED = "tagged", "Tags changed"
         ATTACHMENT = "attachment", "File sent"
+        CONSULTED = "consulted", "Colleague consulted"
+        CONSULT_ANSWERED = "consult_answered", "Consult answered"
+        CONSULT_CLOSED = "consult_closed", "Consult closed"
 
     chat = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="flow")
     kind = models.CharField(max_length=32, choices=Kind.choices)

@@ -98,3 +98,32 @@ class TagRequired(ChatError):
 class UnknownTag(ChatError):
     code = "unknown_tag"
     message = "Choose tags from the list."
+
+
+class ConsultNotFound(ChatError):
+    """No such consult, or one this agent is not part of (the two answers are the same)."""
+
+    code = "consult_not_found"
+    message = "There is no such consult for you."
+
+
+class ConsultClosed(ChatError):
+    code = "consult_closed"
+    message = "This consult is closed."
+
+
+class ConsultAlreadyOpen(ChatError):
+    code = "consult_open"
+    message = "A consult is already open on this chat: close it before asking someone else."
+
+
+class UnknownColleague(ChatError):
+    code = "unknown_colleague"
+    message = "There is no such colleague or group."
+
+
+class ColleagueUnavailable(ChatError):
+    """Yourself, a colleague who is not online, or a group with nobody else online."""
+
+    code = "colleague_unavailable"
+    message = "That colleague cannot be consulted now."

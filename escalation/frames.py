@@ -14,6 +14,8 @@ from django.utils import timezone
 from chat.events import (
     ChatInfo,
     ConsoleHello,
+    ConsultChanged,
+    ConsultOptions,
     EscalationOptions,
     OfferMade,
     QueuePosition,
@@ -28,6 +30,7 @@ from escalation.models import (
     Agent,
     Assignment,
     ChatRoute,
+    Consult,
     Escalation,
     EscalationReason,
     Offer,
@@ -326,6 +329,7 @@ def chat_info(*, chat_id: int, agent: Agent) -> ChatInfo:
         tags=[{"id": t.pk, "name": t.name} for t in selectors.chat_tags(chat_id=chat.pk)],
         tag_choices=[{"id": t.pk, "name": t.name} for t in selectors.tag_choices()],
         requires_tag=bool(route and route.stage.requires_tag_at_end),
+        consult=consult_seen_by(agent=agent, chat_id=chat.pk),
     )
 
 
@@ -404,6 +408,9 @@ FLOW_TEXT = {
     "lapsed": "Offer to {agent} lapsed",
     "ended": "Ended ({status})",
     "attachment": "File sent by {by} ({type}, {size})",
+    "consulted": "{agent} consulted {to}",
+    "consult_answered": "{agent} answered the consult",
+    "consult_closed": "Consult with {to} over: {why}",
 }
 
 
@@ -437,3 +444,56 @@ def escalation_options_for(*, agent: Agent, chat_id: int) -> EscalationOptions:
     reasons = list(EscalationReason.objects.filter(is_active=True).values_list("label", flat=True))
     options = selectors.escalation_choices(stage=route.stage)
     return EscalationOptions(chat=chat_id, options=options, reasons=reasons)
+
+
+# --- Consults -------------------------------------------------------------------------------------
+def consult_event(consult: Consult) -> ConsultChanged:
+    """A consult as the consoles of its participants show it (its related rows read with it)."""
+    return ConsultChanged(
+        consult=consult.pk,
+        chat=consult.chat_id,
+        status=consult.status,
+        asked_by=consult.asked_by.display_name,
+        asked_by_id=consult.asked_by_id,
+        to=consult.target_label,
+        agent_id=consult.agent_id,
+        group_id=consult.group_id,
+        answered_by=consult.answered_by.display_name if consult.answered_by else None,
+        answered_by_id=consult.answered_by_id,
+        question=consult.question,
+        visitor=consult.chat.visitor_name,
+        topic=consult.chat.topic,
+        reason=consult.close_reason,
+        closed_by=consult.closed_by.display_name if consult.closed_by else "",
+        at=consult.created_at.isoformat(),
+    )
+
+
+def consult_seen_by(*, agent: Agent, chat_id: int) -> dict[str, Any] | None:
+    """The chat's open consult as `chat.info` carries it for `agent` (who asked it, or is asked
+    in it), with the agent's `role`; None if there is none for it."""
+    consult = selectors.open_consult_seen_by(agent=agent, chat_id=chat_id)
+    if consult is None:
+        return None
+    role = "asker" if consult.asked_by_id == agent.pk else "consultant"
+    return {**consult_event(consult).to_dict(), "role": role}
+
+
+def open_consults_for(*, agent: Agent) -> list[ConsultChanged]:
+    """The open consults `agent` asked or is asked in (a console gets them on connect)."""
+    return [consult_event(consult) for consult in selectors.open_consults_of(agent=agent)]
+
+
+def consult_options_for(*, agent: Agent, chat_id: int) -> ConsultOptions:
+    """What the Consult dialog lists for a chat the agent holds."""
+    if not ChatRoute.objects.filter(chat_id=chat_id, agent=agent).exists():
+        raise NotYourChat()
+    colleagues = [
+        {"id": a.pk, "name": a.display_name, "handle": a.user.username}
+        for a in selectors.consultable_colleagues(agent=agent)
+    ]
+    groups = [
+        {"id": g.pk, "name": g.name, "handle": selectors.handle_of(g.name), "online": online}
+        for g, online in selectors.consultable_groups(agent=agent)
+    ]
+    return ConsultOptions(chat=chat_id, colleagues=colleagues, groups=groups)

@@ -716,6 +716,8 @@ class QueueEntry(models.Model):
                 fields=["deadline"], condition=Q(left_at__isnull=True), name="entry_open_deadline"
             ),
             models.Index(fields=["outcome", "left_at"], name="entry_outcome_left"),
+            # The friction report: chats started and dropped in a period.
+            models.Index(fields=["entered_at"], name="entry_entered"),
             models.Index(
                 fields=["next_notice_at"],
                 condition=Q(left_at__isnull=True, next_notice_at__isnull=False),
@@ -817,6 +819,8 @@ class Assignment(models.Model):
         indexes = [
             models.Index(fields=["agent", "ended_at"], name="assignment_agent_open"),
             models.Index(fields=["tier", "end_reason", "ended_at"], name="assignment_tier_outcome"),
+            # The friction report: chats answered (taken) in a period.
+            models.Index(fields=["started_at"], name="assignment_started"),
         ]
 
     def __str__(self) -> str:
@@ -1057,3 +1061,74 @@ class SurveyAnswer(models.Model):
 
     def __str__(self) -> str:
         return f"Chat {self.chat_id} rated {self.rating}/5"
+
+
+class Consult(models.Model):
+    """An internal thread on a chat between the agent holding it and a colleague (`agent`) or a
+    group's members (`group`), never shown to the visitor. Its messages are the chat's internal
+    messages with event "consult", so they are numbered, replayed and reported with the rest of
+    the transcript. While open, the colleague (for a group: every member until one answers, then
+    that one) may read the chat and write to the thread; it closes when either side closes it or
+    when the holder's turn with the chat ends (the chat ended or was handed over)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    class CloseReason(models.TextChoices):
+        CLOSED = "closed", "Closed by a participant"
+        CHAT_ENDED = "chat_ended", "The chat ended"
+        HANDED_OVER = "handed_over", "The chat was handed over"
+
+    chat = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="consults")
+    asked_by = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="consults_asked")
+    agent = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.PROTECT, related_name="consults_received"
+    )
+    group = models.ForeignKey(
+        AgentGroup, null=True, blank=True, on_delete=models.PROTECT, related_name="consults"
+    )
+    # The colleague who answered first; for a group, from then on the only member who may read.
+    answered_by = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.PROTECT, related_name="consults_answered"
+    )
+    question = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    close_reason = models.CharField(max_length=16, choices=CloseReason.choices, blank=True)
+    closed_by = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(agent__isnull=False, group__isnull=True)
+                | Q(agent__isnull=True, group__isnull=False),
+                name="consult_agent_or_group",
+                violation_error_message="A consult asks one colleague or one group.",
+            ),
+            # One thread at a time per chat: the holder's pane shows it, both sides close it.
+            models.UniqueConstraint(
+                fields=["chat"], condition=Q(status="open"), name="one_open_consult_per_chat"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["agent", "status"], name="consult_agent_status"),
+            models.Index(fields=["group", "status"], name="consult_group_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Consult {self.pk} on chat {self.chat_id} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.OPEN
+
+    @property
+    def target_label(self) -> str:
+        if self.agent is not None:
+            return self.agent.display_name
+        return self.group.name if self.group is not None else ""

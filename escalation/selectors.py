@@ -37,6 +37,7 @@ from escalation.models import (
     Assignment,
     CannedReply,
     ChatRoute,
+    Consult,
     EscalationOption,
     FallbackAction,
     OfflineMessage,
@@ -93,6 +94,16 @@ def fallback_loop(
             current.fallback_stage if current.fallback_action == FallbackAction.STAGE else None
         )
     return []
+
+
+def may_use_console_q() -> Q:
+    """Agents whose user may work in the console (the role, directly or by a group, or a
+    superuser); the user's `is_active` is checked apart."""
+    return (
+        Q(user__is_superuser=True)
+        | Q(user__groups__permissions__codename="use_console")
+        | Q(user__user_permissions__codename="use_console")
+    )
 
 
 def get_agent_for_user(user: User | AnonymousUser) -> Agent:
@@ -299,11 +310,14 @@ def agent_history(*, agent: Agent) -> QuerySet[Assignment]:
 
 
 def agent_may_view_chat(*, agent: Agent, chat_id: int) -> bool:
-    """Agents see chats they hold or held, and chats waiting in their queues."""
+    """Agents see chats they hold or held, chats waiting in their queues, and chats they are
+    consulted on while the consult is open."""
     if Assignment.objects.filter(agent=agent, chat_id=chat_id).exists():
         return True
     entry = QueueEntry.objects.filter(chat_id=chat_id, left_at__isnull=True).first()
-    return entry is not None and can_serve(agent=agent, entry=entry)
+    if entry is not None and can_serve(agent=agent, entry=entry):
+        return True
+    return consulted_on_now(agent=agent, chat_id=chat_id)
 
 
 def open_assignment_chat_ids(*, agent: Agent) -> list[int]:
@@ -498,13 +512,8 @@ def disabled_agents_still_working(*, limit: int) -> list[int]:
     """Agents whose user is disabled or no longer has the console role, yet are not offline or
     still hold chats."""
     holding = Assignment.objects.filter(agent=OuterRef("pk"), ended_at__isnull=True)
-    may_use_console = Q(user__groups__permissions__codename="use_console") | Q(
-        user__user_permissions__codename="use_console"
-    )
     working = Agent.objects.filter(~Q(presence=Agent.Presence.OFFLINE) | Exists(holding))
-    allowed = working.filter(user__is_active=True).filter(
-        may_use_console | Q(user__is_superuser=True)
-    )
+    allowed = working.filter(user__is_active=True).filter(may_use_console_q())
     return list(working.exclude(pk__in=allowed.values("pk")).values_list("pk", flat=True)[:limit])
 
 
@@ -558,14 +567,9 @@ def invalid_console_logins(logins: set[ConsoleLogin]) -> set[ConsoleLogin]:
     checked together every few seconds, and a batch of posts before it is stored."""
     if not logins:
         return set()
-    may_use_console = (
-        Q(user__is_superuser=True)
-        | Q(user__groups__permissions__codename="use_console")
-        | Q(user__user_permissions__codename="use_console")
-    )
     passwords = dict(
         Agent.objects.filter(pk__in={login[0] for login in logins}, user__is_active=True)
-        .filter(may_use_console)
+        .filter(may_use_console_q())
         .values_list("pk", "user__password")
         .distinct()
     )
@@ -718,3 +722,127 @@ def chat_tags(*, chat_id: int) -> list[Tag]:
 def tag_choices() -> list[Tag]:
     """The tags agents may add (active ones), in list order."""
     return list(Tag.objects.filter(is_active=True).order_by("position", "name"))
+
+
+# --- Consults -------------------------------------------------------------------------------------
+def handle_of(name: str) -> str:
+    """How `/consult` names a colleague or a group: lower case, spaces as hyphens ("L2 Billing"
+    is @l2-billing)."""
+    return "-".join(name.lower().split())
+
+
+def consultable_colleagues(*, agent: Agent) -> list[Agent]:
+    """The colleagues `agent` may consult now: online agents who may use the console, but not
+    itself."""
+    return list(
+        Agent.objects.filter(presence=Agent.Presence.ONLINE, user__is_active=True)
+        .filter(may_use_console_q())
+        .exclude(pk=agent.pk)
+        .select_related("user")
+        .distinct()
+        .order_by("display_name", "pk")
+    )
+
+
+def consultable_groups(*, agent: Agent) -> list[tuple[AgentGroup, int]]:
+    """Every group, with how many of its members besides `agent` are online now."""
+    online = Q(agents__presence=Agent.Presence.ONLINE, agents__user__is_active=True) & ~Q(
+        agents__pk=agent.pk
+    )
+    groups = AgentGroup.objects.annotate(online=Count("agents", filter=online, distinct=True))
+    return [(group, group.online) for group in groups.order_by("tier__level", "name")]
+
+
+def console_agent(*, agent_id: int) -> Agent | None:
+    """The agent with this id if its user is active and may use the console."""
+    return (
+        Agent.objects.filter(pk=agent_id, user__is_active=True)
+        .filter(may_use_console_q())
+        .select_related("user")
+        .first()
+    )
+
+
+def online_members(*, group: AgentGroup, besides: Agent) -> list[int]:
+    """The ids of the group's members who are online now, `besides` left out."""
+    return list(
+        group.agents.filter(presence=Agent.Presence.ONLINE, user__is_active=True)
+        .exclude(pk=besides.pk)
+        .values_list("pk", flat=True)
+    )
+
+
+def find_colleague(*, handle: str) -> tuple[Agent | None, AgentGroup | None]:
+    """What `@handle` names: an agent by user name or display name, and a group by name (names
+    written as `handle_of` writes them); either may be None."""
+    wanted = handle.removeprefix("@").lower()
+    if not wanted:
+        return None, None
+    spaced = wanted.replace("-", " ")
+    agents = list(
+        Agent.objects.filter(user__is_active=True)
+        .filter(may_use_console_q())
+        .filter(
+            Q(user__username__iexact=wanted)
+            | Q(display_name__iexact=wanted)
+            | Q(display_name__iexact=spaced)
+        )
+        .select_related("user")
+        .distinct()[:2]
+    )
+    groups = list(AgentGroup.objects.filter(Q(name__iexact=wanted) | Q(name__iexact=spaced))[:1])
+    return (agents[0] if len(agents) == 1 else None), (groups[0] if groups else None)
+
+
+def consult_invitee_q(agent: Agent) -> Q:
+    """The consults `agent` is asked in: named, or a member of the consulted group while nobody
+    has answered yet, or the one who answered."""
+    return (
+        Q(agent=agent)
+        | Q(group__in=agent.groups.all(), answered_by__isnull=True)
+        | Q(answered_by=agent)
+    )
+
+
+def consulted_on_now(*, agent: Agent, chat_id: int) -> bool:
+    """Whether `agent` is asked in an open consult on the chat (it may read the chat)."""
+    return (
+        Consult.objects.filter(chat_id=chat_id, status=Consult.Status.OPEN)
+        .filter(consult_invitee_q(agent))
+        .exclude(asked_by=agent)
+        .exists()
+    )
+
+
+def took_part_in_consult(*, agent: Agent, chat_id: int) -> bool:
+    """Whether `agent` was the named colleague of a consult on the chat, or answered one: such
+    a colleague may read the chat's report page afterwards."""
+    return (
+        Consult.objects.filter(chat_id=chat_id)
+        .filter(Q(agent=agent) | Q(answered_by=agent))
+        .exists()
+    )
+
+
+CONSULT_RELATED = ("chat", "asked_by", "agent", "group", "answered_by", "closed_by")
+
+
+def open_consults_of(*, agent: Agent) -> list[Consult]:
+    """The open consults `agent` asked or is asked in, oldest first."""
+    return list(
+        Consult.objects.filter(status=Consult.Status.OPEN)
+        .filter(Q(asked_by=agent) | consult_invitee_q(agent))
+        .select_related(*CONSULT_RELATED)
+        .distinct()
+        .order_by("created_at", "pk")
+    )
+
+
+def open_consult_seen_by(*, agent: Agent, chat_id: int) -> Consult | None:
+    """The chat's open consult, if `agent` asked it or is asked in it."""
+    return (
+        Consult.objects.filter(chat_id=chat_id, status=Consult.Status.OPEN)
+        .filter(Q(asked_by=agent) | consult_invitee_q(agent))
+        .select_related(*CONSULT_RELATED)
+        .first()
+    )

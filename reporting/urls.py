@@ -15,6 +15,7 @@ urlpatterns = [
     path("fallbacks/", views.fallbacks, name="fallbacks"),
     path("satisfaction/", views.satisfaction, name="satisfaction"),
     path("tags/", views.by_tag, name="tags"),
+    path("friction/", views.friction_report, name="friction"),
     path("search/", views.search_chats, name="search"),
     path("predicted-vs-actual/", views.predicted_vs_actual, name="predicted_vs_actual"),
     path("chats/<id:chat_id>/", views.chat_detail, name="chat"),

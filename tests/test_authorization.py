@@ -83,6 +83,8 @@ PAGES = [
     ("GET", "/reports/predicted-vs-actual/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/satisfaction/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/tags/", [302, 302, 403, 403, 200, 200]),
+    ("GET", "/reports/friction/", [302, 302, 403, 403, 200, 200]),
+    ("GET", "/reports/friction/?format=csv&by=agent", [302, 302, 403, 403, 200, 200]),
     # Agents search the chats they may see; managers every chat (tests/reporting/test_search.py).
     ("GET", "/reports/search/", [302, 302, 200, 200, 200, 200]),
     # Another group's agent: "not found", as for a missing chat (ids cannot be probed).
@@ -130,6 +132,7 @@ API = [
     ("POST", "/api/v1/offers/{offer}/accept/", [401, 401, 404, 404, 403, 403]),
     ("POST", "/api/v1/offers/{offer}/decline/", [401, 401, 404, 404, 403, 403]),
     ("GET", "/api/v1/reports/over-time/", [401, 401, 403, 403, 200, 200]),
+    ("GET", "/api/v1/reports/friction/", [401, 401, 403, 403, 200, 200]),
     ("GET", "/api/v1/nothing-here/", [404, 404, 404, 404, 404, 404]),
 ]
 NO_SUCH_OFFER = 987654321

@@ -47,7 +47,7 @@ from chat.events import (
 from chat.exceptions import ChatNotFound
 from escalation import frames, selectors, services
 from escalation.commands import COMMANDS_HELP, Command, parse_command
-from escalation.exceptions import ConsoleLoginRevoked, UnknownCommand
+from escalation.exceptions import ConsoleLoginRevoked, UnknownColleague, UnknownCommand
 from escalation.models import Agent, Escalation
 
 logger = logging.getLogger(__name__)
@@ -76,6 +76,10 @@ class ConsoleConsumer(ProtocolConsumer):
         "ping": "on_ping",
         "typing": "on_typing",
         "tags": "on_tags",
+        "consult.options": "on_consult_options",
+        "consult.open": "on_consult_open",
+        "consult.reply": "on_consult_reply",
+        "consult.close": "on_consult_close",
     }
     agent: Agent
 
@@ -113,6 +117,7 @@ class ConsoleConsumer(ProtocolConsumer):
         for row in hello.chats:  # read after joining: delivery goes on from there
             await self.deliver(row["chat"], self.follow(row["chat"], None).start(row["last_seq"]))
         await self.send_frame(hello)
+        await self.send_consults()
         watch_for(asyncio.get_running_loop()).add(self)
 
     async def load_membership(self) -> None:
@@ -189,6 +194,8 @@ class ConsoleConsumer(ProtocolConsumer):
         elif kind in ("typing", "chat.tags"):
             if payload["chat"] in self.streams:
                 await self.send_json(payload)
+        elif kind == "consult":
+            await self.consult_changed(payload)
         else:
             await super().chat_event(event)
 
@@ -377,6 +384,13 @@ class ConsoleConsumer(ProtocolConsumer):
                 CommandResult(chat=chat_id, client_id=client_id, text=COMMANDS_HELP)
             )
             return
+        # Typed as a `message`, which skips the action re-check (a post's batch makes it):
+        # a command changes the chat's holder or who may read it, so it re-checks here.
+        if not await self.may_act(f"command.{command.name}"):
+            return
+        if command.name == "consult":
+            await self.consult_command(chat_id, command, client_id)
+            return
         if command.name != "escalate":
             raise UnknownCommand(f"Unknown command /{command.name}. {COMMANDS_HELP}")
         await self.escalate(
@@ -436,6 +450,122 @@ class ConsoleConsumer(ProtocolConsumer):
         )
         await self.send_frame(options)
 
+    # --- Consults: an internal thread with a colleague on a chat ------------------------------
+    async def send_consults(self) -> None:
+        """The open consults this agent asked or is asked in (on connect and after a resync)."""
+        for event in await database_sync_to_async(frames.open_consults_for)(agent=self.agent):
+            await self.send_frame(event)
+
+    async def consult_changed(self, payload: dict[str, Any]) -> None:
+        """A consult this agent takes part in changed. A colleague reading the chat for it who
+        may no longer (the consult closed, or another member of the group answered) stops
+        following it, and is told so with `chat.removed` `consult_closed`."""
+        await self.send_json(payload)
+        chat_id = payload["chat"]
+        if chat_id not in self.previewing or payload["asked_by_id"] == self.agent.pk:
+            return
+        closed_to_me = payload["status"] != "open" or payload["answered_by_id"] not in (
+            None,
+            self.agent.pk,
+        )
+        if not closed_to_me:
+            return
+        allowed = await database_sync_to_async(selectors.agent_may_view_chat)(
+            agent=self.agent, chat_id=chat_id
+        )
+        if not allowed:
+            stream = self.streams.get(chat_id)
+            last = stream.last if stream is not None and stream.last is not None else 0
+            await self.release(chat_id)
+            await self.send_frame(ChatRemoved(chat=chat_id, seq=last, reason="consult_closed"))
+
+    async def on_consult_options(self, content: dict[str, Any]) -> None:
+        values = validate_frame(content, {"chat": (int, True)})
+        options = await database_sync_to_async(frames.consult_options_for)(
+            agent=self.agent, chat_id=values["chat"]
+        )
+        await self.send_frame(options)
+
+    async def on_consult_open(self, content: dict[str, Any]) -> None:
+        """The holder asks a colleague (`agent`) or a group (`group`): `text` is the question."""
+        values = validate_frame(
+            content,
+            {
+                "chat": (int, True),
+                "agent": (int, False),
+                "group": (int, False),
+                "text": (str, True),
+            },
+        )
+        await self.open_consult(
+            values["chat"], values["text"], values.get("agent"), values.get("group")
+        )
+
+    async def open_consult(
+        self, chat_id: int, text: str, colleague_id: int | None, group_id: int | None
+    ) -> None:
+        _, message = await off_loop(services.open_consult)(
+            chat_id=chat_id,
+            agent=self.agent,
+            question=text,
+            colleague_id=colleague_id,
+            group_id=group_id,
+        )
+        await self.acknowledge(message)
+
+    async def consult_command(self, chat_id: int, command: Command, client_id: str | None) -> None:
+        """`/consult @name question`: `@name` an online colleague's user name, or a group's name
+        with hyphens for spaces. Alone, it lists whom the agent may consult."""
+        options = await database_sync_to_async(frames.consult_options_for)(
+            agent=self.agent, chat_id=chat_id
+        )
+        listed = "; ".join(
+            [f"@{c['handle']} ({c['name']})" for c in options.colleagues]
+            + [f"@{g['handle']} ({g['name']}, {g['online']} online)" for g in options.groups]
+        )
+        usage = (
+            f"Usage: /consult @name <question>. Online colleagues and groups: {listed or 'none'}."
+        )
+        if not command.keyword.startswith("@") or not command.rest:
+            raise UnknownColleague(usage)
+        colleague, group = await database_sync_to_async(selectors.find_colleague)(
+            handle=command.keyword
+        )
+        if colleague is not None and group is not None:
+            raise UnknownColleague(
+                f"{command.keyword} names both {colleague.display_name} and the group "
+                f"{group.name}: use the Consult button to choose."
+            )
+        if colleague is None and group is None:
+            raise UnknownColleague(f"Nobody is called {command.keyword}. {usage}")
+        await self.open_consult(
+            chat_id,
+            command.rest,
+            colleague.pk if colleague is not None else None,
+            group.pk if group is not None else None,
+        )
+        to = colleague.display_name if colleague is not None else group.name if group else ""
+        await self.send_frame(
+            CommandResult(chat=chat_id, client_id=client_id, text=f"You asked {to}.")
+        )
+
+    async def on_consult_reply(self, content: dict[str, Any]) -> None:
+        """The holder or the colleague writes to the consult's thread."""
+        values = validate_frame(
+            content, {"consult": (int, True), "text": (str, True), "client_id": (str, False)}
+        )
+        message = await off_loop(services.post_consult_message)(
+            consult_id=values["consult"],
+            agent=self.agent,
+            text=values["text"],
+            client_id=values.get("client_id"),
+        )
+        await self.acknowledge(message)
+
+    async def on_consult_close(self, content: dict[str, Any]) -> None:
+        values = validate_frame(content, {"consult": (int, True)})
+        await off_loop(services.close_consult)(consult_id=values["consult"], agent=self.agent)
+
     async def resync(self) -> None:
         """After lost events: the groups again, each followed chat's messages after the last one
         delivered, the end of chats the agent lost meanwhile, and fresh lists."""
@@ -459,6 +589,7 @@ class ConsoleConsumer(ProtocolConsumer):
                 await self.release(chat_id)
                 await self.send_frame(ChatRemoved(chat=chat_id, seq=last, reason=reason))
         await self.on_queue({})
+        await self.send_consults()
 
 
 class ConsoleWatch:

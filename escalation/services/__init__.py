@@ -3,6 +3,8 @@
 A one-way stack of small modules (each imports only those above it in this list):
 
 - `timers`: deadlines on rows, armed as named Celery tasks after commit, and the sweep;
+- `consulting`: closing consults and telling their participants (below `route`, whose end of
+  a holder's turn closes the chat's open consult);
 - `route`: the chat's row locks, the holder check, visitor notices, closing a chat;
 - `tagging`: tags on chats (and the stage's rule that a chat needs one to end);
 - `offering`: making and withdrawing offers (broadcast, round-robin hunt);
@@ -14,6 +16,7 @@ A one-way stack of small modules (each imports only those above it in this list)
 - `transfer`: agents' escalations;
 - `lifecycle`: starting and ending chats, the visitor leaving, giving a chat back;
 - `presence`: agents' presence and gone consoles;
+- `consults`: consulting a colleague or a group on a chat (an internal thread);
 - `survey`: the satisfaction survey after the agent;
 - `mail`: e-mail about chats (transcripts, left messages), sent by a task with retries;
 - `waiting`, `posting`, `retention`, `replies`: still-searching notices, messages, erasure,
@@ -24,6 +27,7 @@ Nothing inside the package imports this facade.
 """
 
 from escalation.services.assignment import take_chat
+from escalation.services.consults import close_consult, open_consult, post_consult_message
 from escalation.services.dispatch import dispatch
 from escalation.services.fallbacks import (
     handle_wait_timeout,
@@ -75,6 +79,7 @@ __all__ = [
     "abandon_if_visitor_gone",
     "accept_offer",
     "answer_survey",
+    "close_consult",
     "count_canned_reply_use",
     "decline_offer",
     "dispatch",
@@ -90,8 +95,10 @@ __all__ = [
     "mark_console_seen",
     "mark_consoles_seen",
     "mark_read",
+    "open_consult",
     "post_agent_message",
     "post_attachment",
+    "post_consult_message",
     "post_message",
     "post_messages",
     "post_visitor_message",

@@ -27,6 +27,7 @@ from chat.models import ChatSession, FlowEvent, Message
 from escalation import selectors
 from escalation.exceptions import NotYourChat
 from escalation.models import Agent, Assignment, ChatRoute, Stage
+from escalation.services.consulting import close_consults_of_turn
 
 
 def lock_route(*, chat_id: int) -> tuple[ChatSession, ChatRoute]:
@@ -107,6 +108,8 @@ def end_assignment(*, route: ChatRoute, reason: str) -> Assignment | None:
     assignment.ended_at = timezone.now()
     assignment.end_reason = reason
     assignment.save(update_fields=["ended_at", "end_reason"])
+    # A consult belongs to the holder's turn: the colleague stops reading when the turn ends.
+    close_consults_of_turn(chat_id=route.chat_id, end_reason=reason)
     return assignment
 
 

@@ -26,6 +26,8 @@ export const FROM_SERVER = Object.freeze({
   ESCALATED: "escalated",
   COMMAND_RESULT: "command.result",
   CHAT_TAGS: "chat.tags",
+  CONSULT: "consult",
+  CONSULT_OPTIONS: "consult.options",
 });
 
 /** Frame types the pages send. */
@@ -45,6 +47,10 @@ export const TO_SERVER = Object.freeze({
   ESCALATE: "escalate",
   TYPING: "typing",
   TAGS: "tags",
+  CONSULT_OPTIONS: "consult.options",
+  CONSULT_OPEN: "consult.open",
+  CONSULT_REPLY: "consult.reply",
+  CONSULT_CLOSE: "consult.close",
 });
 
 /** Websocket close codes the server uses. */

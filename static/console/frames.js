@@ -5,6 +5,7 @@ import { FROM_SERVER, TO_SERVER } from "../chat/protocol.js";
 import { chatKey, clear, offerKey, raise } from "./alerts.js";
 import { drawChatList, renderChatList } from "./chats.js";
 import { showComposerError } from "./composer.js";
+import { applyConsult, consultRefused, showConsultOptions } from "./consult.js";
 import { closeDialog, dialogError, showOptions } from "./escalate.js";
 import { send } from "./link.js";
 import { addOffer, dropOffer, offerRefused, renderOffers, setOffers } from "./offers.js";
@@ -140,7 +141,7 @@ function subscribeRefused(f) {
 
 /** An error goes where the agent is looking: the dialog, the pane's composer, or a toast. */
 function onError(f) {
-  if (offerRefused(f) || subscribeRefused(f)) return;
+  if (offerRefused(f) || subscribeRefused(f) || consultRefused(f)) return;
   if (outbox.retryIfRateLimited(f, send)) return;
   const frame = f.ref && outbox.get(f.ref);
   if (frame) outbox.delete(f.ref);
@@ -174,6 +175,8 @@ export const handlers = new Map([
   [FROM_SERVER.ESCALATED, onEscalated],
   [FROM_SERVER.COMMAND_RESULT, onCommandResult],
   [FROM_SERVER.CHAT_TAGS, onTags],
+  [FROM_SERVER.CONSULT, applyConsult],
+  [FROM_SERVER.CONSULT_OPTIONS, showConsultOptions],
   [FROM_SERVER.CHAT_STATUS, onStatus],
   [FROM_SERVER.ACK, (f) => outbox.delete(f.client_id)],
   [FROM_SERVER.ERROR, onError],

@@ -6,6 +6,7 @@ import { localizeTimes } from "../chat/transcript.js";
 import { onAlertClicked, onAlertsChange } from "./alerts.js";
 import { drawChatList, onSelect } from "./chats.js";
 import { describe } from "./chatstate.js";
+import { onConsultSelect } from "./consult.js";
 import { wireDesktop } from "./desktop.js";
 import { handlers } from "./frames.js";
 import { connect, send } from "./link.js";
@@ -51,6 +52,7 @@ document.addEventListener("visibilitychange", () => {
 });
 onPreview(openChat);
 onSelect(openChat);
+onConsultSelect(openChat);
 setInterval(renderQueue, WAITED_REDRAW_MS);
 // "Still here": an agent whose every console tab is closed or silent for AGENT_GONE_SECONDS is
 // set offline so that no chat is routed to them.

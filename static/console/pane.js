@@ -10,6 +10,7 @@ import { chatKey, raise } from "./alerts.js";
 import { drawChatList } from "./chats.js";
 import { describe, next } from "./chatstate.js";
 import { wireComposer } from "./composer.js";
+import { consultMessage, drawConsult, wireConsult } from "./consult.js";
 import { closeDialog, wireEscalation } from "./escalate.js";
 import { tierPath } from "./format.js";
 import { send } from "./link.js";
@@ -28,6 +29,7 @@ export function createPane(c, close) {
   followImages(pane.querySelector(".transcript"));
   wireComposer(pane, c);
   wireEscalation(pane, c);
+  wireConsult(pane, c);
   pane.querySelector(".end-btn").addEventListener("click", () => {
     if (confirm("End this chat as resolved?")) send({ type: TO_SERVER.END, chat: c.id });
   });
@@ -65,6 +67,7 @@ export function drawState(c) {
   c.pane.querySelector(".pane-banner").textContent = banner;
   c.tab?.classList.toggle("over", isOver);
   showTags(c, canWrite);
+  drawConsult(c);
 }
 
 /** The chat's details (a `chat.info` frame), on its pane and its tab. */
@@ -133,6 +136,7 @@ export function addMessage(m) {
   const list = c.pane.querySelector(".transcript");
   appendMessage(list, m);
   list.scrollTop = list.scrollHeight;
+  if (m.event === "consult") consultMessage(c, m);
   if (m.kind !== "visitor") return;
   c.typing.hide();
   if (isOnScreen(c)) markRead(c);
