@@ -46,6 +46,12 @@ def stage_queue_group(stage_id: int) -> str:
     return f"queue.{stage_id}"
 
 
+# The managers' live view (reporting.consumers) hears that something it shows changed, not what:
+# it reads a fresh snapshot, at most about once a second however many changes arrive.
+LIVE_GROUP = "live"
+LIVE_CHANGED = "live.changed"
+
+
 # --- Frames --------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Frame:
@@ -53,6 +59,7 @@ class Frame:
 
     type: ClassVar[str] = ""
     socket: ClassVar[str] = "both"  # which socket sends it: "visitor", "console" or "both"
+    moves_live_view: ClassVar[bool] = False  # publishing it also tells the live view (LIVE_GROUP)
 
     def to_dict(self) -> dict[str, Any]:
         data = {"type": self.type, "v": PROTOCOL_VERSION}
@@ -109,6 +116,7 @@ class ChatRemoved(Event):
 
     type = "chat.removed"
     socket = "console"
+    moves_live_view = True
     chat: int
     seq: int
     reason: str
@@ -143,6 +151,7 @@ class ChatTags(Event):
 class ChatAssigned(Event):
     type = "chat.assigned"
     socket = "console"
+    moves_live_view = True
     chat: int
 
 
@@ -150,6 +159,7 @@ class ChatAssigned(Event):
 class PresenceChanged(Event):
     type = "presence"
     socket = "console"
+    moves_live_view = True
     presence: str
     reason: str = ""
 
@@ -158,6 +168,7 @@ class PresenceChanged(Event):
 class OfferMade(Event):
     type = "offer"
     socket = "console"
+    moves_live_view = True
     offer: int
     chat: int
     policy: str
@@ -180,6 +191,7 @@ class OfferMade(Event):
 class OfferClosed(Event):
     type = "offer.closed"
     socket = "console"
+    moves_live_view = True
     offer: int
     chat: int
     status: str
@@ -251,6 +263,7 @@ class HandoverChanged(Event):
 
     type = "handover"
     socket = "console"
+    moves_live_view = True  # a receiver who joins counts against their capacity
     handover: int
     chat: int
     status: str
@@ -272,6 +285,7 @@ class QueueItemAdded(Event):
 
     type = "queue.item.added"
     socket = "console"
+    moves_live_view = True
     item: dict[str, Any]
 
 
@@ -281,6 +295,7 @@ class QueueItemRemoved(Event):
 
     type = "queue.item.removed"
     socket = "console"
+    moves_live_view = True
     chat: int
     stage_id: int
     entry: int
@@ -508,7 +523,10 @@ def send_event_on_commit(group: str, event: Event) -> None:
     if not isinstance(event, Event):
         raise TypeError(f"not a realtime event: {event!r}")
     payload = event.to_dict()  # serialise now: later changes must not leak
-    transaction.on_commit(lambda: _publish([(group, payload)]), robust=True)
+    events = [(group, payload)]
+    if event.moves_live_view:
+        events.append((LIVE_GROUP, {"type": LIVE_CHANGED}))  # in the same round trip
+    transaction.on_commit(lambda: _publish(events), robust=True)
 
 
 def message_events(message: Message) -> list[tuple[str, dict[str, Any]]]:

@@ -161,8 +161,9 @@ def serving_group_for(*, agent: Agent, entry: QueueEntry) -> AgentGroup | None:
     return groups.filter(stages=entry.stage_id).order_by("name").first()
 
 
-def available_agents() -> QuerySet[Agent]:
-    """Online, active agents under capacity, annotated with `load` and `free`."""
+def with_load_and_capacity(agents: QuerySet[Agent]) -> QuerySet[Agent]:
+    """`agents` annotated with `load` (chats held now) and `cap` (the capacity that applies: the
+    agent's own, else the largest default of its groups, else 1), in the same query."""
     load = (
         Assignment.objects.filter(agent=OuterRef("pk"), ended_at__isnull=True)
         .order_by()
@@ -182,16 +183,17 @@ def available_agents() -> QuerySet[Agent]:
         .order_by("-default_capacity")
         .values("default_capacity")[:1]
     )
-    return (
-        Agent.objects.filter(presence=Agent.Presence.ONLINE, user__is_active=True)
-        .annotate(
-            load=Coalesce(Subquery(load, output_field=IntegerField()), Value(0))
-            + Coalesce(Subquery(joined, output_field=IntegerField()), Value(0)),
-            cap=Coalesce("capacity", Subquery(group_capacity), Value(1)),
-        )
-        .annotate(free=F("cap") - F("load"))
-        .filter(free__gt=0)
+    return agents.annotate(
+        load=Coalesce(Subquery(load, output_field=IntegerField()), Value(0))
+        + Coalesce(Subquery(joined, output_field=IntegerField()), Value(0)),
+        cap=Coalesce("capacity", Subquery(group_capacity), Value(1)),
     )
+
+
+def available_agents() -> QuerySet[Agent]:
+    """Online, active agents under capacity, annotated with `load` and `free`."""
+    online = Agent.objects.filter(presence=Agent.Presence.ONLINE, user__is_active=True)
+    return with_load_and_capacity(online).annotate(free=F("cap") - F("load")).filter(free__gt=0)
 
 
 def candidates_for(*, entry: QueueEntry, groups: QuerySet[AgentGroup]) -> QuerySet[Agent]:
@@ -641,6 +643,15 @@ def invalid_console_logins(logins: set[ConsoleLogin]) -> set[ConsoleLogin]:
         .values_list("pk", "user__password")
         .distinct()
     )
+    return revoked_logins(logins, passwords)
+
+
+def revoked_logins(
+    logins: set[tuple[int, str, str]], passwords: dict[int, str]
+) -> set[tuple[int, str, str]]:
+    """Of these (id, session key, password hash) logins, those whose id is not in `passwords`
+    (the ones still allowed, with their password hashes now), whose password changed, or whose
+    session is gone (logged out) or expired. One query for the sessions."""
     live = _live_sessions({login[1] for login in logins if login[1]})
     return {
         login

@@ -6,6 +6,7 @@ app_name = "reporting"
 
 urlpatterns = [
     path("", views.reports_home, name="home"),
+    path("live/", views.live_view, name="live"),
     path("escalated/", views.escalated_chats, name="escalated"),
     path("over-time/", views.over_time, name="over_time"),
     path("by-agent/", views.by_agent, name="by_agent"),

@@ -19,7 +19,7 @@ from escalation.selectors import (
     get_agent_for_user,
     took_part_in_consult,
 )
-from reporting import charts, friction, offers, search, selectors, tags, transcript
+from reporting import charts, friction, live, offers, search, selectors, tags, transcript
 from reporting import satisfaction as csat
 from reporting.exports import copy_csv_response, csv_response
 from reporting.forms import ChatSearchForm, ReportFilterForm
@@ -27,6 +27,11 @@ from reporting.routers import report_reads, reports_alias, stream_report_reads
 from reporting.selectors import ReportFilter
 
 View = Callable[..., HttpResponseBase]
+
+
+def require_manager(request: HttpRequest) -> None:
+    if not request.user.has_perm("escalation.view_reports"):
+        raise PermissionDenied("Reports are for managers.")
 
 
 def manager_report(
@@ -37,8 +42,7 @@ def manager_report(
     @login_required
     @wraps(view)
     def wrapper(request: HttpRequest) -> HttpResponseBase:
-        if not request.user.has_perm("escalation.view_reports"):
-            raise PermissionDenied("Reports are for managers.")
+        require_manager(request)
         form = ReportFilterForm(request.GET or None)
         if request.GET and not form.is_valid():
             return render(request, "reporting/invalid.html", {"form": form}, status=400)
@@ -289,6 +293,15 @@ def by_tag(request: HttpRequest, f: ReportFilter, context: dict[str, Any]) -> Ht
         )
     context["rows"] = tags.by_tag(f)
     return render(request, "reporting/tags.html", context)
+
+
+@login_required
+def live_view(request: HttpRequest) -> HttpResponse:
+    """What is happening now, drawn from a snapshot at once; the page's socket (/ws/live/)
+    keeps it current. Read from the primary, not the reports' replica: this page is about the
+    last seconds, which a replica may not have yet."""
+    require_manager(request)
+    return render(request, "reporting/live.html", {"live": live.live_snapshot()})
 
 
 @login_required

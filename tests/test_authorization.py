@@ -71,6 +71,8 @@ PAGES = [
     ("POST", "/console/replies/{reply}/delete/", [302, 302, 404, 404, 403, 403]),
     ("POST", "/console/replies/{reply}/used/", [302, 302, 204, 204, 403, 403]),
     ("GET", "/reports/", [302, 302, 403, 403, 200, 200]),
+    # What is happening now; its socket (/ws/live/): tests/reporting/test_live_socket.py.
+    ("GET", "/reports/live/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/escalated/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/over-time/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/by-agent/", [302, 302, 403, 403, 200, 200]),
@@ -95,6 +97,7 @@ PAGES = [
     ("GET", "/admin/chat/chatsession/", [302, 302, 302, 302, 302, 200]),
     ("GET", "/admin/chat/chatsession/{chat}/change/", [302, 302, 302, 302, 302, 200]),
     ("GET", "/admin/escalation/stage/", [302, 302, 302, 302, 302, 200]),
+    ("GET", "/admin/reporting/livesettings/", [302, 302, 302, 302, 302, 200]),
     # A pipeline's pre-chat fields are edited inline on its page.
     ("GET", "/admin/escalation/pipeline/", [302, 302, 302, 302, 302, 200]),
     ("GET", "/admin/escalation/pipeline/add/", [302, 302, 302, 302, 302, 200]),
