@@ -48,6 +48,7 @@ run: demo
 	@echo "  Agent console:  http://$(HOST):$(PORT)/console/"
 	@echo "  Left messages:  http://$(HOST):$(PORT)/console/messages/"
 	@echo "  Reports:        http://$(HOST):$(PORT)/reports/"
+	@echo "  Live view:      http://$(HOST):$(PORT)/reports/live/"
 	@echo "  Admin:          http://$(HOST):$(PORT)/admin/"
 	@echo "  Log in:         http://$(HOST):$(PORT)/accounts/login/"
 	@echo "  REST API:       http://$(HOST):$(PORT)/api/v1/"
@@ -55,7 +56,7 @@ run: demo
 	@echo "  API schema:     http://$(HOST):$(PORT)/api/schema/"
 	@echo "  Health check:   http://$(HOST):$(PORT)/healthz"
 	@echo "  Chat widget:    http://$(HOST):$(PORT)/widget.js (embedding it: docs/widget.md)"
-	@echo "  Websockets:     ws://$(HOST):$(PORT)/ws/chat/<id>/ and /ws/console/"
+	@echo "  Websockets:     ws://$(HOST):$(PORT)/ws/chat/<id>/, /ws/console/ and /ws/live/"
 	@if [ -n "$$REDIS_URL" ]; then \
 		echo "Services mode: daphne, Celery worker and beat (honcho, Procfile)"; \
 		BIND=$(HOST) PORT=$(PORT) $(VENV)/bin/honcho start -f Procfile; \
