@@ -43,7 +43,7 @@ export function wireComposer(pane, c) {
         headers: { "X-CSRFToken": csrfToken() },
         fields: { internal: internal.checked },
         statusEl: pane.querySelector(".composer-status"),
-        errorEl: pane.querySelector(".composer-error"),
+        errorEl: pane.querySelector(".reply-error"),
       }),
   });
   wireReplyPicker(pane, c, textarea); // before Enter-to-send: Enter picks while the list is open
@@ -51,5 +51,5 @@ export function wireComposer(pane, c) {
 }
 
 export function showComposerError(pane, text) {
-  pane.querySelector(".composer-error").textContent = text;
+  pane.querySelector(".reply-error").textContent = text;
 }

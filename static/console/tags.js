@@ -55,6 +55,6 @@ export function applyTags(c, frame, editable) {
   c.info.tags = frame.tags;
   showTags(c, editable);
   // "Add a tag … before you end it." is answered now: not left under the reply box.
-  const error = c.pane?.querySelector(".composer-error:not(.esc-error)");
+  const error = c.pane?.querySelector(".reply-error");
   if (error && frame.tags.length) error.textContent = "";
 }

@@ -32,7 +32,7 @@ def test_a_tag_is_required_at_the_end(demo, browser, daphne_process, celery_work
     expect(tags.locator(".tag-hint")).to_have_text("Add a tag before you end this chat.")
 
     pane.locator(".end-btn").click()  # confirmed by log_in's dialog handler
-    expect(pane.locator("p.composer-error:not(.esc-error)")).to_have_text(
+    expect(pane.locator("p.reply-error")).to_have_text(
         "Add a tag (what the chat was about) before you end it."
     )
     expect(pane).to_have_attribute("data-state", "held")
@@ -40,7 +40,7 @@ def test_a_tag_is_required_at_the_end(demo, browser, daphne_process, celery_work
     tags.locator(".tag-add").select_option(label="Refund")
     expect(tags.locator(".tag")).to_have_text(["Refund×"])
     expect(tags.locator(".tag-hint")).to_have_text("")
-    expect(pane.locator("p.composer-error:not(.esc-error)")).to_have_text("")
+    expect(pane.locator("p.reply-error")).to_have_text("")
     alex.screenshot(path=ARTIFACTS / "tags-01-tagged.png", full_page=True)
     pane.locator(".end-btn").click()
     expect(pane.locator(".pane-banner")).to_contain_text("ended")
