@@ -2,8 +2,10 @@
 wait, and when the demo agents work. Pure: a seeded `random.Random` in, plain values out; no
 database, no clock (escalation.demo_history plays it through the services).
 
-The numbers are a small web shop's support desk: about 8 chats on a weekday, peaking late in
-the morning and again after lunch, fewer at the weekend, a few at night when nobody is there.
+The numbers are a small web shop's support desk: a handful of chats on a weekday, peaking late
+in the morning and again after lunch, fewer at the weekend, a few at night when nobody is there,
+and now and then a burst when something breaks. Small, because every chat goes through the
+services (about 170 queries each) and the whole history loads in well under a minute.
 """
 
 import math
@@ -13,7 +15,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 # Chats on an average weekday; the other days are a share of it (Monday busiest, Sunday least).
-WEEKDAY_CHATS = 8
+WEEKDAY_CHATS = 3
 DAY_SHARE = (1.15, 1.0, 1.0, 0.95, 0.9, 0.45, 0.3)  # Monday .. Sunday
 # How a day's chats spread over its hours (site time), in relative weights.
 HOUR_WEIGHT = (
@@ -47,6 +49,12 @@ TOPICS = {
     "Where is my order?": 0.24,
     "Return an item": 0.16,
 }
+# Now and then something breaks (an update, a courier) and chats about it come in a burst:
+# queues form, visitors wait and get estimates, some give up.
+BURST_CHANCE = 0.1  # per weekday
+BURST_CHATS = 9
+BURST_MINUTES = 40
+BURST_TOPICS = ("Technical problem", "Where is my order?")
 WIDGET_SHARE = 0.35  # chats started from the demo shop's widget rather than the chat page
 
 
@@ -71,14 +79,15 @@ def _shift(start: str, end: str, lunch: str | None = None, minutes: int = 0) -> 
 
 
 # username -> shift on each weekday (0 = Monday); a day missing is a day off. Saturdays are
-# covered by one level 1 agent in turn (even weeks Alex, odd weeks Blair) and by Taylor.
+# covered by one level 1 agent in turn (even weeks Alex, odd weeks Blair) and by Taylor. The
+# level 1 agents, who take most chats, go away for lunch.
 SHIFTS: dict[str, dict[int, Shift]] = {
     "alex": {d: _shift("08:00", "16:30", "12:00", 40) for d in range(5)},
     "blair": {d: _shift("11:00", "19:30", "15:00", 30) for d in range(5)},
-    "sam": {d: _shift("09:00", "17:00", "12:30", 45) for d in range(5)},
-    "kim": {d: _shift("08:30", "16:30", "12:00", 30) for d in range(4)},
-    "taylor": {d: _shift("12:00", "20:00", "16:00", 30) for d in range(1, 6)},
-    "jordan": {d: _shift("10:00", "18:00", "13:00", 45) for d in range(5)},
+    "sam": {d: _shift("09:00", "17:00") for d in range(5)},
+    "kim": {d: _shift("08:30", "16:30") for d in range(4)},
+    "taylor": {d: _shift("12:00", "20:00") for d in range(1, 6)},
+    "jordan": {d: _shift("10:00", "18:00") for d in range(5)},
 }
 SATURDAY = _shift("10:00", "15:00")
 DAY_OFF_CHANCE = 0.04
@@ -92,14 +101,20 @@ def shift_on(username: str, day: date) -> Shift | None:
     return SHIFTS.get(username, {}).get(weekday)
 
 
-def arrival_times(day_start: datetime, rng: random.Random) -> list[datetime]:
-    """The times chats start on the day beginning at `day_start` (local midnight, aware)."""
+def arrivals(day_start: datetime, rng: random.Random) -> list[tuple[datetime, str | None]]:
+    """The chats that start on the day beginning at `day_start` (local midnight, aware): when,
+    and their topic when a burst decides it (None: the visitor's own)."""
     mean = WEEKDAY_CHATS * DAY_SHARE[day_start.weekday()] / sum(HOUR_WEIGHT)
-    times = []
+    found: list[tuple[datetime, str | None]] = []
     for hour, weight in enumerate(HOUR_WEIGHT):
         for _ in range(_poisson(mean * weight, rng)):
-            times.append(day_start + timedelta(hours=hour, seconds=rng.uniform(0, 3600)))
-    return sorted(times)
+            found.append((day_start + timedelta(hours=hour, seconds=rng.uniform(0, 3600)), None))
+    if day_start.weekday() < 5 and rng.random() < BURST_CHANCE:
+        topic = rng.choice(BURST_TOPICS)
+        begins = day_start + timedelta(hours=rng.uniform(9, 16))
+        for _ in range(BURST_CHATS + rng.randint(-2, 2)):
+            found.append((begins + timedelta(minutes=rng.uniform(0, BURST_MINUTES)), topic))
+    return sorted(found, key=lambda arrival: arrival[0])
 
 
 def _poisson(mean: float, rng: random.Random) -> int:
@@ -112,15 +127,80 @@ def _poisson(mean: float, rng: random.Random) -> int:
 
 
 # --- Visitors -------------------------------------------------------------------------------------
-FIRST_NAMES = (
-    "Ava Ben Chloe Daniel Emma Felix Grace Hugo Isla Jack Karin Leo Maya Noah Olivia Pablo Quinn "
-    "Rosa Sofia Theo Uma Victor Wen Xavier Yara Zoe Amir Bea Carlos Dina Elif Farid Greta Hana "
-    "Ivan Jonas Lena Marco Nina Omar Priya Rahul Sara Tomas Vera"
-).split()
-LAST_NAMES = (
-    "Andersen Baker Costa Dubois Evans Fischer Garcia Hansen Ito Jensen Kowalski Larsen Moreau "
-    "Novak Okafor Petrov Quist Rossi Schmidt Tanaka Umarov Virtanen Weber Young Zhang"
-).split()
+FIRST_NAMES = [
+    "Ava",
+    "Ben",
+    "Chloe",
+    "Daniel",
+    "Emma",
+    "Felix",
+    "Grace",
+    "Hugo",
+    "Isla",
+    "Jack",
+    "Karin",
+    "Leo",
+    "Maya",
+    "Noah",
+    "Olivia",
+    "Pablo",
+    "Quinn",
+    "Rosa",
+    "Sofia",
+    "Theo",
+    "Uma",
+    "Victor",
+    "Wen",
+    "Xavier",
+    "Yara",
+    "Zoe",
+    "Amir",
+    "Bea",
+    "Carlos",
+    "Dina",
+    "Elif",
+    "Farid",
+    "Greta",
+    "Hana",
+    "Ivan",
+    "Jonas",
+    "Lena",
+    "Marco",
+    "Nina",
+    "Omar",
+    "Priya",
+    "Rahul",
+    "Sara",
+    "Tomas",
+    "Vera",
+]
+LAST_NAMES = [
+    "Andersen",
+    "Baker",
+    "Costa",
+    "Dubois",
+    "Evans",
+    "Fischer",
+    "Garcia",
+    "Hansen",
+    "Ito",
+    "Jensen",
+    "Kowalski",
+    "Larsen",
+    "Moreau",
+    "Novak",
+    "Okafor",
+    "Petrov",
+    "Quist",
+    "Rossi",
+    "Schmidt",
+    "Tanaka",
+    "Umarov",
+    "Virtanen",
+    "Weber",
+    "Young",
+    "Zhang",
+]
 USER_AGENTS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36",
@@ -287,10 +367,11 @@ class Visitor:
     closes_tab: bool  # leaves by closing the page (else by the End button)
 
 
-def visitor(rng: random.Random, pipeline_of: dict[str, str]) -> Visitor:
-    """A visitor and their first message; `pipeline_of`: topic -> pipeline name."""
+def visitor(rng: random.Random, pipeline_of: dict[str, str], topic: str | None = None) -> Visitor:
+    """A visitor and their first message (about `topic`, or one of their own choice);
+    `pipeline_of`: topic -> pipeline name."""
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-    topic = rng.choices(list(TOPICS), weights=list(TOPICS.values()))[0]
+    topic = topic or rng.choices(list(TOPICS), weights=list(TOPICS.values()))[0]
     page, title = PAGES[topic]
     zone, offset = rng.choice(TIME_ZONES)
     context: dict[str, Any] = {
