@@ -52,8 +52,8 @@ TOPICS = {
 # Now and then something breaks (an update, a courier) and chats about it come in a burst:
 # queues form, visitors wait and get estimates, some give up.
 BURST_CHANCE = 0.1  # per weekday
-BURST_CHATS = 9
-BURST_MINUTES = 40
+BURST_CHATS = 14
+BURST_MINUTES = 30
 BURST_TOPICS = ("Technical problem", "Where is my order?")
 WIDGET_SHARE = 0.35  # chats started from the demo shop's widget rather than the chat page
 
@@ -399,7 +399,7 @@ def visitor(rng: random.Random, pipeline_of: dict[str, str], topic: str | None =
         answers=_answers(pipeline_of[topic], rng),
         by_widget=by_widget,
         # Most wait a few minutes; some give up within one, a few stay a long time.
-        patience_seconds=min(rng.expovariate(1 / 240), 1800),
+        patience_seconds=min(rng.expovariate(1 / 180), 1800),
         closes_tab=rng.random() < 0.5,
     )
 
