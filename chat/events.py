@@ -419,8 +419,9 @@ def delivered_in_process(listener: Listener) -> Iterator[None]:
 
     For writing history that nobody watches live (the demo's replay of past days, see
     escalation.demo_history): its simulated consoles and pages react to the events as real ones
-    would, while a channel-layer call for each event and message, to no listener, would cost
-    the replay about a third of its time. Everything else the services do stays the same."""
+    would. Through the channel layer, 90 days of history are some 10,000 publishes to nobody
+    (4.6 s on the embedded layer, an eighth of the replay) and, with Redis, events of weeks ago
+    on any console that is open. Everything else the services do stays the same."""
     token = _listener.set(listener)
     try:
         yield

@@ -133,9 +133,9 @@ def replay_history(
 @contextmanager
 def _sqlite_commits_unsynced() -> Iterator[None]:
     """On SQLite, commits that do not wait for the disk while the replay writes: it commits
-    some ten thousand small transactions, and waiting for each to reach the disk took a third
-    of its time. Only this connection, only meanwhile; a power cut in that minute could damage
-    the database file (a crash of the process cannot)."""
+    some ten thousand small transactions, and waiting for each to reach the disk took about a
+    quarter of its time. Only this connection, only meanwhile; a power cut in that minute could
+    damage the database file (a crash of the process cannot)."""
     if connection.vendor != "sqlite":
         yield
         return
