@@ -9,6 +9,7 @@ from django.db.models import Count
 from django.urls import reverse
 
 from chat.models import ChatSession
+from tests.factories import start_chat
 
 pytestmark = pytest.mark.django_db
 
@@ -234,13 +235,7 @@ def test_the_same_seed_plays_the_same_history_and_a_reset_deletes_demo_chats_onl
     from escalation import services
     from escalation.demo_history import delete_demo_history, demo_history_chats
 
-    real = services.start_chat(
-        visitor_name="Carol",
-        visitor_email="",
-        topic_name="Billing",
-        first_message="A real question",
-        visitor_context={},
-    )
+    real = start_chat(first_message="A real question")
     services.end_chat_by_visitor(chat_id=real.pk)
     first = replay(days=1)
     played = fingerprint()
@@ -255,16 +250,9 @@ def test_the_same_seed_plays_the_same_history_and_a_reset_deletes_demo_chats_onl
 
 
 def test_no_history_is_played_while_a_chat_is_open(demo):
-    from escalation import services
     from escalation.demo_history import demo_history_chats
 
-    services.start_chat(
-        visitor_name="Carol",
-        visitor_email="",
-        topic_name="Billing",
-        first_message="Still waiting",
-        visitor_context={},
-    )
+    start_chat(first_message="Still waiting")
     out = io.StringIO()
     call_command("load_demo", "--history-days", "1", stdout=out)
     assert "Demo history not played: 1 chat(s) are still waiting or active" in out.getvalue()

@@ -84,6 +84,8 @@ class Command(BaseCommand):
             history = demo_history.replay_history(days=days, seed=seed)
         except demo_history.HistoryRefused as exc:
             self.stdout.write(self.style.WARNING(f"Demo history not played: {exc}"))
+            if span is not None:  # the days of the deleted history are counted again
+                summaries.summarise(timezone.localdate(span[0]), timezone.localdate())
             return
         # The report summaries of those days are counted again, with the history (and without
         # a history deleted).
