@@ -7,9 +7,9 @@ and CSV export for the last 30 days and for a full year.
 The database is created, migrated and filled when it holds fewer chats than asked (use --fresh to
 refill). Rows are generated in SQL with a realistic shape: chats over the last 365 days, 30% of
 them escalated from tier 1 by an agent, 10% of those never taken (timed out and fell back),
-tier-1 and tier-2 assignments, queue entries, routes, 10 flow events and 4 messages per chat
-(words from a small vocabulary, so that a common word is in 1 message in 20, and an order
-number in about 20 chats), and the search page's queries timed on them.
+tier-1 and tier-2 assignments (each with its first reply), queue entries, routes, 10 flow events
+and 4 messages per chat (words from a small vocabulary, so that a common word is in 1 message in
+20, and an order number in about 20 chats), and the search page's queries timed on them.
 """
 
 import argparse
@@ -135,17 +135,19 @@ def fill(chats: int) -> None:
             "assignments l1",
             """
             INSERT INTO escalation_assignment (chat_id, agent_id, tier_id, stage_id, group_id,
-                started_at, ended_at, end_reason, last_read_seq)
+                started_at, ended_at, end_reason, last_read_seq, replied_at)
             SELECT chat, l1_agent, %(t1)s, %(l1)s, %(g1)s, taken1, done1,
-                   CASE WHEN escalated THEN 'escalated' ELSE 'resolved' END, 0 FROM bench_plan""",
+                   CASE WHEN escalated THEN 'escalated' ELSE 'resolved' END, 0,
+                   taken1 + (5 + chat %% 90) * interval '1 second' FROM bench_plan""",
         ),
         (
             "assignments l2",
             """
             INSERT INTO escalation_assignment (chat_id, agent_id, tier_id, stage_id, group_id,
-                started_at, ended_at, end_reason, last_read_seq)
+                started_at, ended_at, end_reason, last_read_seq, replied_at)
             SELECT p.chat, p.l2_agent, %(t2)s, p.to_stage, NULL, e.left_at,
-                   e.left_at + interval '8 minutes', 'resolved', 0
+                   e.left_at + interval '8 minutes', 'resolved', 0,
+                   e.left_at + (10 + p.chat %% 120) * interval '1 second'
             FROM bench_plan p JOIN escalation_queueentry e ON e.id = %(n)s + p.chat
             WHERE p.escalated AND NOT p.untaken""",
         ),
@@ -274,6 +276,7 @@ def time_reports(repeat: int) -> list[tuple[str, str, float, float, int]]:
         "waits",
         "fallbacks",
         "predicted_vs_actual",
+        "friction",
     ]
     results = []
     for label, start in ranges.items():

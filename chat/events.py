@@ -49,6 +49,12 @@ def stage_queue_group(stage_id: int) -> str:
     return f"queue.{stage_id}"
 
 
+# The managers' live view (reporting.consumers) hears that something it shows changed, not what:
+# it reads a fresh snapshot, at most about once a second however many changes arrive.
+LIVE_GROUP = "live"
+LIVE_CHANGED = "live.changed"
+
+
 # --- Frames --------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Frame:
@@ -56,6 +62,7 @@ class Frame:
 
     type: ClassVar[str] = ""
     socket: ClassVar[str] = "both"  # which socket sends it: "visitor", "console" or "both"
+    moves_live_view: ClassVar[bool] = False  # publishing it also tells the live view (LIVE_GROUP)
 
     def to_dict(self) -> dict[str, Any]:
         data = {"type": self.type, "v": PROTOCOL_VERSION}
@@ -112,6 +119,7 @@ class ChatRemoved(Event):
 
     type = "chat.removed"
     socket = "console"
+    moves_live_view = True
     chat: int
     seq: int
     reason: str
@@ -146,6 +154,7 @@ class ChatTags(Event):
 class ChatAssigned(Event):
     type = "chat.assigned"
     socket = "console"
+    moves_live_view = True
     chat: int
 
 
@@ -153,6 +162,7 @@ class ChatAssigned(Event):
 class PresenceChanged(Event):
     type = "presence"
     socket = "console"
+    moves_live_view = True
     presence: str
     reason: str = ""
 
@@ -161,6 +171,7 @@ class PresenceChanged(Event):
 class OfferMade(Event):
     type = "offer"
     socket = "console"
+    moves_live_view = True
     offer: int
     chat: int
     policy: str
@@ -183,10 +194,90 @@ class OfferMade(Event):
 class OfferClosed(Event):
     type = "offer.closed"
     socket = "console"
+    moves_live_view = True
     offer: int
     chat: int
     status: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsultChanged(Event):
+    """A consult on a chat opened, was answered or closed: to the agent who asked, and to the
+    colleague (or the group's members). Not part of the message stream: the thread's messages
+    are the chat's internal messages with event "consult"; a later one of these replaces an
+    earlier one."""
+
+    type = "consult"
+    socket = "console"
+    consult: int
+    chat: int
+    status: str  # "open" or "closed"
+    asked_by: str
+    asked_by_id: int
+    to: str  # the colleague's or the group's name
+    agent_id: int | None  # the colleague asked, or None for a group
+    group_id: int | None
+    answered_by: str | None
+    answered_by_id: int | None
+    question: str
+    visitor: str
+    topic: str
+    reason: str  # why it closed: "closed", "chat_ended", "handed_over"; "" while open
+    closed_by: str
+    at: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandoverOffered(Event):
+    """A chat whose agent stays in it until a receiver comes (a warm escalation, or a hand to a
+    colleague) is offered to you: accept to join it (warm) or to take it (cold), or decline."""
+
+    type = "handover.offer"
+    socket = "console"
+    handover: int
+    chat: int
+    warm: bool
+    visitor: str
+    topic: str
+    from_agent: str
+    to: str
+    tier_path: list[str]
+    reason: str
+    note: str
+    deadline: str
+    accept_seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandoverOfferClosed(Event):
+    type = "handover.offer.closed"
+    socket = "console"
+    handover: int
+    chat: int
+    status: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandoverChanged(Event):
+    """Where a hand-over stands, for its first agent and its receiver (each of their consoles):
+    a later status replaces an earlier one (pending, then joined, then one final status)."""
+
+    type = "handover"
+    socket = "console"
+    moves_live_view = True  # a receiver who joins counts against their capacity
+    handover: int
+    chat: int
+    status: str
+    warm: bool
+    from_agent: str
+    from_agent_id: int
+    receiver: str
+    receiver_id: int | None
+    to: str
+    deadline: str
+    text: str
 
 
 # Queues: deltas, computed once per change ---------------------------------------------------------
@@ -197,6 +288,7 @@ class QueueItemAdded(Event):
 
     type = "queue.item.added"
     socket = "console"
+    moves_live_view = True
     item: dict[str, Any]
 
 
@@ -206,6 +298,7 @@ class QueueItemRemoved(Event):
 
     type = "queue.item.removed"
     socket = "console"
+    moves_live_view = True
     chat: int
     stage_id: int
     entry: int
@@ -244,6 +337,7 @@ class ConsoleHello(Frame):
     queue: list[dict[str, Any]]
     chats: list[dict[str, Any]]
     offers: list[dict[str, Any]]
+    handovers: list[dict[str, Any]]  # `handover.offer` frames and `handover` states of yours
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -255,6 +349,7 @@ class QueueLists(Frame):
     items: list[dict[str, Any]]
     chats: list[dict[str, Any]]
     offers: list[dict[str, Any]]
+    handovers: list[dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -280,6 +375,10 @@ class ChatInfo(Frame):
     tags: list[dict[str, Any]]  # the chat's: {"id", "name"}
     tag_choices: list[dict[str, Any]]  # the tags agents may add
     requires_tag: bool  # its stage asks for a tag before it is ended
+    # The chat's open consult, if this agent asked it or is asked in it (as a `consult` frame's
+    # fields, and `role`: "asker" or "consultant"); None otherwise.
+    consult: dict[str, Any] | None = None
+    handover_state: dict[str, Any] | None  # the open hand-over (`handover` frame, with `role`)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -323,6 +422,20 @@ class EscalationOptions(Frame):
     chat: int
     options: list[dict[str, Any]]
     reasons: list[str]
+    colleagues: list[dict[str, Any]]  # hand to a colleague: who, or [] where it is off
+    colleague_modes: list[str]  # "cold", "warm" as the stage allows
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsultOptions(Frame):
+    """Whom the holder of `chat` may consult: online colleagues and every group (with how many
+    of its members are online besides the asker)."""
+
+    type = "consult.options"
+    socket = "console"
+    chat: int
+    colleagues: list[dict[str, Any]]  # {"id", "name", "handle"}
+    groups: list[dict[str, Any]]  # {"id", "name", "handle", "online"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -438,7 +551,10 @@ def send_event_on_commit(group: str, event: Event) -> None:
         transaction.on_commit(lambda: listener(group, event), robust=True)
         return
     payload = event.to_dict()  # serialise now: later changes must not leak
-    transaction.on_commit(lambda: _publish([(group, payload)]), robust=True)
+    events = [(group, payload)]
+    if event.moves_live_view:
+        events.append((LIVE_GROUP, {"type": LIVE_CHANGED}))  # in the same round trip
+    transaction.on_commit(lambda: _publish(events), robust=True)
 
 
 def message_events(message: Message) -> list[tuple[str, dict[str, Any]]]:

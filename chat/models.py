@@ -166,6 +166,13 @@ class FlowEvent(models.Model):
         SURVEY_ANSWERED = "survey_answered", "Survey answered"
         TAGGED = "tagged", "Tags changed"
         ATTACHMENT = "attachment", "File sent"
+        CONSULTED = "consulted", "Colleague consulted"
+        CONSULT_ANSWERED = "consult_answered", "Consult answered"
+        CONSULT_CLOSED = "consult_closed", "Consult closed"
+        HANDOVER_REQUESTED = "handover_requested", "Hand-over requested (the agent stays)"
+        HANDOVER_JOINED = "handover_joined", "Hand-over receiver joined"
+        HANDOVER_COMPLETED = "handover_completed", "Hand-over receiver took over"
+        HANDOVER_FAILED = "handover_failed", "Hand-over did not happen; the agent stays"
 
     chat = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="flow")
     kind = models.CharField(max_length=32, choices=Kind.choices)

@@ -5,6 +5,7 @@ from django.urls import path, re_path
 
 from chat.consumers.console import ConsoleConsumer
 from chat.consumers.visitor import VisitorConsumer
+from reporting.consumers import LiveConsumer
 
 CLOSE_NOT_FOUND = 4404
 
@@ -25,6 +26,8 @@ websocket_urlpatterns = [
     path("ws/chat/<int:chat_id>/", VisitorConsumer.as_asgi()),
     # The console's agent comes from the session cookie.
     path("ws/console/", AuthMiddlewareStack(ConsoleConsumer.as_asgi())),
+    # The managers' live view: the manager, too, comes from the session cookie.
+    path("ws/live/", AuthMiddlewareStack(LiveConsumer.as_asgi())),
     # Last: whatever the routes above did not match. (An ASGI app, as the consumers are.)
     re_path(r"", cast(Any, unknown_path)),
 ]

@@ -231,7 +231,7 @@ class MessageTemplateAdmin(admin.ModelAdmin[MessageTemplate]):
 @admin.register(Escalation)
 class EscalationAdmin(ReadOnlyAdmin):
     list_display = ["chat", "from_tier", "from_agent", "target_label", "requested_at", "outcome"]
-    list_filter = ["outcome", "requested_by", "from_tier"]
+    list_filter = ["outcome", "requested_by", "from_tier", "warm"]
 
 
 @admin.register(Assignment)

@@ -4,7 +4,9 @@ from dataclasses import dataclass
 
 COMMANDS_HELP = (
     "Commands: /escalate <keyword> <hand-over note> hands the chat to another team "
-    "(/escalate alone lists the targets); /help shows this list."
+    "(/escalate alone lists the targets); /consult @name <question> asks a colleague or a "
+    "group about the chat in an internal thread (/consult alone lists whom); /help shows this "
+    "list."
 )
 
 

@@ -98,3 +98,57 @@ class TagRequired(ChatError):
 class UnknownTag(ChatError):
     code = "unknown_tag"
     message = "Choose tags from the list."
+
+
+class ConsultNotFound(ChatError):
+    """No such consult, or one this agent is not part of (the two answers are the same)."""
+
+    code = "consult_not_found"
+    message = "There is no such consult for you."
+
+
+class ConsultClosed(ChatError):
+    code = "consult_closed"
+    message = "This consult is closed."
+
+
+class ConsultAlreadyOpen(ChatError):
+    code = "consult_open"
+    message = "A consult is already open on this chat: close it before asking someone else."
+
+
+class HandoverPending(ChatError):
+    code = "handover_pending"
+    message = "A hand-over of this chat is already under way: cancel it first."
+
+
+class HandoverNotFound(ChatError):
+    code = "handover_not_found"
+    message = "There is no such hand-over for you."
+
+
+class HandoverClosed(ChatError):
+    code = "handover_closed"
+    message = "This hand-over is no longer open."
+
+
+class NotReceiver(ChatError):
+    code = "not_receiver"
+    message = "Only the agent who joined to take this chat over can do that."
+
+
+class UnknownColleague(ChatError):
+    code = "unknown_colleague"
+    message = "There is no such colleague or group."
+
+
+class ColleagueUnavailable(ChatError):
+    """Yourself, a colleague who is not online, or a group with nobody else online."""
+
+    code = "colleague_unavailable"
+    message = "That colleague cannot be consulted now."
+
+
+class ColleagueNotAllowed(ChatError):
+    code = "colleague_not_allowed"
+    message = "This stage does not allow handing a chat to a colleague."

@@ -14,7 +14,11 @@ from django.utils import timezone
 from chat.events import (
     ChatInfo,
     ConsoleHello,
+    ConsultChanged,
+    ConsultOptions,
     EscalationOptions,
+    HandoverChanged,
+    HandoverOffered,
     OfferMade,
     QueuePosition,
     VisitorHello,
@@ -28,10 +32,15 @@ from escalation.models import (
     Agent,
     Assignment,
     ChatRoute,
+    ColleagueHandover,
+    Consult,
     Escalation,
     EscalationReason,
+    Handover,
+    HandoverOffer,
     Offer,
     QueueEntry,
+    Tier,
 )
 
 
@@ -238,6 +247,7 @@ def console_state(*, agent: Agent) -> ConsoleHello:
         queue=queue_for_agent(agent=agent, now=now),
         chats=open_chats_for_agent(agent=agent),
         offers=pending_offers_for(agent=agent, now=now),
+        handovers=handovers_for(agent=agent, now=now),
     )
 
 
@@ -326,6 +336,8 @@ def chat_info(*, chat_id: int, agent: Agent) -> ChatInfo:
         tags=[{"id": t.pk, "name": t.name} for t in selectors.chat_tags(chat_id=chat.pk)],
         tag_choices=[{"id": t.pk, "name": t.name} for t in selectors.tag_choices()],
         requires_tag=bool(route and route.stage.requires_tag_at_end),
+        consult=consult_seen_by(agent=agent, chat_id=chat.pk),
+        handover_state=handover_state_for(chat_id=chat.pk, agent=agent),
     )
 
 
@@ -404,24 +416,41 @@ FLOW_TEXT = {
     "lapsed": "Offer to {agent} lapsed",
     "ended": "Ended ({status})",
     "attachment": "File sent by {by} ({type}, {size})",
+    "consulted": "{agent} consulted {to}",
+    "consult_answered": "{agent} answered the consult",
+    "consult_closed": "Consult with {to} over: {why}",
+    "handover_requested": "{label} requested to {to}",
+    "handover_joined": "{agent} joined",
+    "handover_completed": "{agent} took over",
+    "handover_failed": "{why}; stayed with {agent}",
 }
 
 
 def flow_summary(*, chat_id: int, limit: int = 50) -> list[dict[str, Any]]:
     """The chat's timeline in short sentences, for the console's compact view."""
     events = FlowEvent.objects.filter(chat_id=chat_id).order_by("pk")[:limit]
-    rows = []
-    for event in events:
-        data = {k: v for k, v in event.data.items() if v is not None}
-        if event.kind == "fell_back":
-            data.setdefault("action", f"moved to {data.get('to', '?')}")
-        template = FLOW_TEXT.get(event.kind, event.kind)
-        try:
-            text = template.format_map(_Blank(data))
-        except (KeyError, ValueError):
-            text = event.get_kind_display()
-        rows.append({"kind": event.kind, "at": event.at.isoformat(), "text": text})
-    return rows
+    return [
+        {"kind": event.kind, "at": event.at.isoformat(), "text": flow_text(event)}
+        for event in events
+    ]
+
+
+# The hand-over kinds, whose sentence the reports' Flow tab shows as the event's name.
+HANDOVER_FLOW_KINDS = frozenset(
+    {"handover_requested", "handover_joined", "handover_completed", "handover_failed"}
+)
+
+
+def flow_text(event: FlowEvent) -> str:
+    """One flow event in a short sentence ("Sam took over")."""
+    data = {k: v for k, v in event.data.items() if v is not None}
+    if event.kind == "fell_back":
+        data.setdefault("action", f"moved to {data.get('to', '?')}")
+    template = FLOW_TEXT.get(event.kind, event.kind)
+    try:
+        return template.format_map(_Blank(data))
+    except (KeyError, ValueError):
+        return event.get_kind_display()
 
 
 class _Blank(dict[str, Any]):
@@ -436,4 +465,166 @@ def escalation_options_for(*, agent: Agent, chat_id: int) -> EscalationOptions:
         raise NotYourChat()
     reasons = list(EscalationReason.objects.filter(is_active=True).values_list("label", flat=True))
     options = selectors.escalation_choices(stage=route.stage)
-    return EscalationOptions(chat=chat_id, options=options, reasons=reasons)
+    colleagues: list[dict[str, Any]] = []
+    modes: list[str] = []
+    if route.stage.allows_hand_to_colleague:
+        modes = COLLEAGUE_MODES[ColleagueHandover(route.stage.colleague_handover)]
+        tiers = {t.level: t.name for t in Tier.objects.all()}
+        rows = selectors.colleagues_for(agent=agent, tier=route.tier)
+        colleagues = [
+            {
+                "id": row["pk"],
+                "name": row["display_name"],
+                "tier": tiers.get(row["level"], ""),
+                "load": row["chats"],
+                "capacity": row["seats"],
+            }
+            for row in rows
+        ]
+    return EscalationOptions(
+        chat=chat_id,
+        options=options,
+        reasons=reasons,
+        colleagues=colleagues,
+        colleague_modes=modes,
+    )
+
+
+# What a stage's colleague setting lets the agent choose, in the dialog's order.
+COLLEAGUE_MODES = {
+    ColleagueHandover.COLD: ["cold"],
+    ColleagueHandover.WARM: ["warm"],
+    ColleagueHandover.EITHER: ["warm", "cold"],
+}
+
+
+# --- Hand-overs the first agent stays in the chat for -------------------------------------------
+def handover_changed(handover: Handover, *, text: str = "") -> HandoverChanged:
+    """Where `handover` stands, as its first agent's and its receiver's consoles show it."""
+    escalation = handover.escalation
+    return HandoverChanged(
+        handover=handover.pk,
+        chat=handover.chat_id,
+        status=handover.status,
+        warm=handover.warm,
+        from_agent=handover.from_agent.display_name,
+        from_agent_id=handover.from_agent_id,
+        receiver=handover.receiver.display_name if handover.receiver else "",
+        receiver_id=handover.receiver_id,
+        to=escalation.target_label,
+        deadline=handover.deadline.isoformat(),
+        text=text,
+    )
+
+
+def handover_offer_payload(offer: HandoverOffer, *, now: datetime) -> HandoverOffered:
+    handover = offer.handover
+    chat = handover.chat
+    escalation = handover.escalation
+    return HandoverOffered(
+        handover=handover.pk,
+        chat=chat.pk,
+        warm=handover.warm,
+        visitor=chat.visitor_name,
+        topic=chat.topic,
+        from_agent=handover.from_agent.display_name,
+        to=escalation.target_label,
+        tier_path=selectors.tier_path(chat_id=chat.pk),
+        reason=escalation.reason,
+        note=escalation.note,
+        deadline=handover.deadline.isoformat(),
+        accept_seconds=max(0.0, round((handover.deadline - now).total_seconds(), 1)),
+    )
+
+
+def handovers_for(*, agent: Agent, now: datetime) -> list[dict[str, Any]]:
+    """What a console shows of hand-overs on (re)connecting: those offered to the agent and
+    still open, then the open ones it asked for or joined."""
+    offers = (
+        HandoverOffer.objects.filter(
+            agent=agent,
+            status=HandoverOffer.Status.PENDING,
+            handover__status=Handover.Status.PENDING,
+        )
+        .select_related("handover__chat", "handover__escalation", "handover__from_agent")
+        .order_by("offered_at", "pk")
+    )
+    mine = (
+        Handover.objects.filter(status__in=Handover.OPEN)
+        .filter(Q(from_agent=agent) | Q(receiver=agent))
+        .select_related("escalation", "from_agent", "receiver")
+        .order_by("pk")
+    )
+    return [handover_offer_payload(o, now=now).to_dict() for o in offers] + [
+        handover_changed(h).to_dict() for h in mine
+    ]
+
+
+def handover_state_for(*, chat_id: int, agent: Agent) -> dict[str, Any] | None:
+    """The chat's open hand-over as `agent` sees it, with its `role`: holder (asked for it),
+    receiver (joined it), offered (may accept it) or watcher."""
+    handover = selectors.open_handover(chat_id=chat_id)
+    if handover is None:
+        return None
+    if handover.from_agent_id == agent.pk:
+        role = "holder"
+    elif handover.receiver_id == agent.pk:
+        role = "receiver"
+    elif handover.offers.filter(agent=agent, status=HandoverOffer.Status.PENDING).exists():
+        role = "offered"
+    else:
+        role = "watcher"
+    return {**handover_changed(handover).to_dict(), "role": role}
+
+
+# --- Consults -------------------------------------------------------------------------------------
+def consult_event(consult: Consult) -> ConsultChanged:
+    """A consult as the consoles of its participants show it (its related rows read with it)."""
+    return ConsultChanged(
+        consult=consult.pk,
+        chat=consult.chat_id,
+        status=consult.status,
+        asked_by=consult.asked_by.display_name,
+        asked_by_id=consult.asked_by_id,
+        to=consult.target_label,
+        agent_id=consult.agent_id,
+        group_id=consult.group_id,
+        answered_by=consult.answered_by.display_name if consult.answered_by else None,
+        answered_by_id=consult.answered_by_id,
+        question=consult.question,
+        visitor=consult.chat.visitor_name,
+        topic=consult.chat.topic,
+        reason=consult.close_reason,
+        closed_by=consult.closed_by.display_name if consult.closed_by else "",
+        at=consult.created_at.isoformat(),
+    )
+
+
+def consult_seen_by(*, agent: Agent, chat_id: int) -> dict[str, Any] | None:
+    """The chat's open consult as `chat.info` carries it for `agent` (who asked it, or is asked
+    in it), with the agent's `role`; None if there is none for it."""
+    consult = selectors.open_consult_seen_by(agent=agent, chat_id=chat_id)
+    if consult is None:
+        return None
+    role = "asker" if consult.asked_by_id == agent.pk else "consultant"
+    return {**consult_event(consult).to_dict(), "role": role}
+
+
+def open_consults_for(*, agent: Agent) -> list[ConsultChanged]:
+    """The open consults `agent` asked or is asked in (a console gets them on connect)."""
+    return [consult_event(consult) for consult in selectors.open_consults_of(agent=agent)]
+
+
+def consult_options_for(*, agent: Agent, chat_id: int) -> ConsultOptions:
+    """What the Consult dialog lists for a chat the agent holds."""
+    if not ChatRoute.objects.filter(chat_id=chat_id, agent=agent).exists():
+        raise NotYourChat()
+    colleagues = [
+        {"id": a.pk, "name": a.display_name, "handle": a.user.username}
+        for a in selectors.consultable_colleagues(agent=agent)
+    ]
+    groups = [
+        {"id": g.pk, "name": g.name, "handle": selectors.handle_of(g.name), "online": online}
+        for g, online in selectors.consultable_groups(agent=agent)
+    ]
+    return ConsultOptions(chat=chat_id, colleagues=colleagues, groups=groups)

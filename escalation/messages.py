@@ -32,6 +32,8 @@ DEFAULT_TEXTS: Final[dict[str, str]] = {
     "visitor_left": "{visitor} left the chat.",
     "survey": "How did we do, {visitor}? Please rate this chat below.",
     "after_agent_message": "Anything else? Leave us a message below and we will reply by e-mail.",
+    "warm_requested": "{agent} is bringing in someone from {team} to help you. Stay with us.",
+    "warm_stayed": "{agent} will keep helping you.",
 }
 
 PLACEHOLDER_HELP: Final[dict[str, str]] = {
@@ -63,6 +65,8 @@ ALLOWED_PLACEHOLDERS: Final[dict[str, frozenset[str]]] = {
     "visitor_left": frozenset({"visitor", "agent"}),
     "survey": frozenset({"visitor", "agent"}),
     "after_agent_message": frozenset({"visitor", "agent"}),
+    "warm_requested": frozenset({"visitor", "agent", "team", "tier"}),
+    "warm_stayed": frozenset({"visitor", "agent", "team", "tier"}),
 }
 
 

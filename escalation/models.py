@@ -411,6 +411,12 @@ class FallbackAction(models.TextChoices):
     END = "end", "End the chat with a message (missed)"
 
 
+class ColleagueHandover(models.TextChoices):
+    COLD = "cold", "Cold only (the colleague takes the chat when accepting)"
+    WARM = "warm", "Warm only (both agents in the chat until the colleague takes over)"
+    EITHER = "either", "Cold or warm, as the agent chooses"
+
+
 class Stage(models.Model):
     class AfterAgent(models.TextChoices):
         NOTHING = "nothing", "Nothing"
@@ -491,6 +497,21 @@ class Stage(models.Model):
             "Where the chat goes if the visitor leaves before an agent connects, e.g. a "
             "follow-up queue. Blank: the chat ends as abandoned."
         ),
+    )
+
+    allows_hand_to_colleague = models.BooleanField(
+        default=False,
+        help_text=(
+            "The agent holding a chat here may hand it to any online agent of the same or a "
+            "higher tier, who accepts or declines (the Escalate dialog lists them)."
+        ),
+    )
+    colleague_handover = models.CharField(
+        max_length=10,
+        choices=ColleagueHandover.choices,
+        default=ColleagueHandover.EITHER,
+        help_text="How a chat may be handed to a colleague: at once (cold), or with both agents "
+        "in the chat until the colleague takes over (warm).",
     )
 
     class Meta:
@@ -576,6 +597,20 @@ class EscalationOption(models.Model):
     no_agent_rule = models.CharField(
         max_length=10, choices=NoAgentRule.choices, default=NoAgentRule.REFUSE
     )
+    is_warm = models.BooleanField(
+        default=False,
+        verbose_name="warm",
+        help_text=(
+            "Warm: the agent stays in the chat while the target's agents are offered it; the "
+            "one who accepts joins the chat with the agent and takes over when ready. Nobody "
+            "accepting in time: the chat stays with the agent."
+        ),
+    )
+    accept_timeout_seconds = models.PositiveIntegerField(
+        default=60,
+        validators=[MinValueValidator(5), MaxValueValidator(3600)],
+        help_text="Warm: how long the target's agents have to accept before the request lapses.",
+    )
     position = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
@@ -626,6 +661,8 @@ class MessageTemplate(models.Model):
         VISITOR_LEFT = "visitor_left", "Visitor left the chat (shown to the agent)"
         SURVEY = "survey", "After the agent: the satisfaction survey"
         AFTER_AGENT_MESSAGE = "after_agent_message", "After the agent: leave a message"
+        WARM_REQUESTED = "warm_requested", "Warm hand-over: someone is being brought in"
+        WARM_STAYED = "warm_stayed", "Warm hand-over: nobody came, the agent stays"
 
     event = models.CharField(max_length=30, choices=Event.choices)
     pipeline = models.ForeignKey(
@@ -716,6 +753,8 @@ class QueueEntry(models.Model):
                 fields=["deadline"], condition=Q(left_at__isnull=True), name="entry_open_deadline"
             ),
             models.Index(fields=["outcome", "left_at"], name="entry_outcome_left"),
+            # The friction report: chats started and dropped in a period.
+            models.Index(fields=["entered_at"], name="entry_entered"),
             models.Index(
                 fields=["next_notice_at"],
                 condition=Q(left_at__isnull=True, next_notice_at__isnull=False),
@@ -817,6 +856,8 @@ class Assignment(models.Model):
         indexes = [
             models.Index(fields=["agent", "ended_at"], name="assignment_agent_open"),
             models.Index(fields=["tier", "end_reason", "ended_at"], name="assignment_tier_outcome"),
+            # The friction report: chats answered (taken) in a period.
+            models.Index(fields=["started_at"], name="assignment_started"),
         ]
 
     def __str__(self) -> str:
@@ -837,6 +878,9 @@ class Escalation(models.Model):
         TIMED_OUT = "timed_out", "Timed out"
         ABANDONED = "abandoned", "Visitor left"
         ENDED = "ended", "Ended"
+        # A hand-over the first agent waited in the chat for (warm, or to a colleague):
+        DECLINED = "declined", "Declined; stayed with the agent"
+        CANCELLED = "cancelled", "Cancelled by the agent"
 
     chat = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="escalations")
     from_stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="+")
@@ -857,7 +901,10 @@ class Escalation(models.Model):
     to_group = models.ForeignKey(
         AgentGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    entry = models.ForeignKey(QueueEntry, on_delete=models.PROTECT, related_name="+")
+    # None for a hand-over to waiting agents (see Handover): the chat never waits in a queue.
+    entry = models.ForeignKey(
+        QueueEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     reason = models.CharField(max_length=80, blank=True)
     note = models.TextField(blank=True)
     requested_by = models.CharField(max_length=10, choices=RequestedBy.choices)
@@ -870,6 +917,8 @@ class Escalation(models.Model):
     # The chat had left this tier before (by any escalation): the reports' one-row-per-chat list
     # looks for an earlier row only when this is set, instead of grouping every row.
     repeat = models.BooleanField(default=False)
+    # Warm: the first agent stayed in the chat until the receiver took over (or nobody did).
+    warm = models.BooleanField(default=False)
 
     class Meta:
         indexes = [models.Index(fields=["from_tier", "requested_at"], name="escalation_tier_time")]
@@ -1057,3 +1106,154 @@ class SurveyAnswer(models.Model):
 
     def __str__(self) -> str:
         return f"Chat {self.chat_id} rated {self.rating}/5"
+
+
+class Consult(models.Model):
+    """An internal thread on a chat between the agent holding it and a colleague (`agent`) or a
+    group's members (`group`), never shown to the visitor. Its messages are the chat's internal
+    messages with event "consult", so they are numbered, replayed and reported with the rest of
+    the transcript. While open, the colleague (for a group: every member until one answers, then
+    that one) may read the chat and write to the thread; it closes when either side closes it or
+    when the holder's turn with the chat ends (the chat ended or was handed over)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Closed"
+
+    class CloseReason(models.TextChoices):
+        CLOSED = "closed", "Closed by a participant"
+        CHAT_ENDED = "chat_ended", "The chat ended"
+        HANDED_OVER = "handed_over", "The chat was handed over"
+
+    chat = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="consults")
+    asked_by = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="consults_asked")
+    agent = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.PROTECT, related_name="consults_received"
+    )
+    group = models.ForeignKey(
+        AgentGroup, null=True, blank=True, on_delete=models.PROTECT, related_name="consults"
+    )
+    # The colleague who answered first; for a group, from then on the only member who may read.
+    answered_by = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.PROTECT, related_name="consults_answered"
+    )
+    question = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    close_reason = models.CharField(max_length=16, choices=CloseReason.choices, blank=True)
+    closed_by = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(agent__isnull=False, group__isnull=True)
+                | Q(agent__isnull=True, group__isnull=False),
+                name="consult_agent_or_group",
+                violation_error_message="A consult asks one colleague or one group.",
+            ),
+            # One thread at a time per chat: the holder's pane shows it, both sides close it.
+            models.UniqueConstraint(
+                fields=["chat"], condition=Q(status="open"), name="one_open_consult_per_chat"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["agent", "status"], name="consult_agent_status"),
+            models.Index(fields=["group", "status"], name="consult_group_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Consult {self.pk} on chat {self.chat_id} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.OPEN
+
+    @property
+    def target_label(self) -> str:
+        if self.agent is not None:
+            return self.agent.display_name
+        return self.group.name if self.group is not None else ""
+
+
+class Handover(models.Model):
+    """A hand-over that waits for its receiver while the first agent keeps the chat: a warm
+    escalation, or a hand to a colleague (cold or warm). The receivers are offered it
+    (HandoverOffer); the first to accept joins the chat (warm) or takes it (cold). A warm
+    receiver takes over when ready; until then both agents are in the chat. Its deadline is on
+    the row; its timer acts only while the row is still pending."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for a receiver"
+        JOINED = "joined", "Receiver joined; both agents in the chat"
+        COMPLETED = "completed", "Taken over by the receiver"
+        TIMED_OUT = "timed_out", "Nobody accepted in time"
+        DECLINED = "declined", "Declined"
+        CANCELLED = "cancelled", "Cancelled"
+        ENDED = "ended", "The chat ended"
+
+    OPEN = (Status.PENDING, Status.JOINED)
+
+    chat = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="handovers")
+    escalation = models.OneToOneField(Escalation, on_delete=models.CASCADE, related_name="handover")
+    from_agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="+")
+    warm = models.BooleanField(default=True)
+    to_colleague = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    deadline = models.DateTimeField()
+    receiver = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    joined_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_reason = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chat"],
+                condition=Q(status__in=["pending", "joined"]),
+                name="handover_one_open_per_chat",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["deadline"], condition=Q(status="pending"), name="handover_pending_deadline"
+            ),
+            models.Index(
+                fields=["receiver"], condition=Q(status="joined"), name="handover_joined_receiver"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Hand-over of chat {self.chat_id} ({self.status})"
+
+
+class HandoverOffer(models.Model):
+    """A pending hand-over offered to one receiver, who accepts or declines it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for an answer"
+        ACCEPTED = "accepted", "Accepted"
+        DECLINED = "declined", "Declined"
+        WITHDRAWN = "withdrawn", "Withdrawn (taken by another, lapsed, cancelled, chat ended)"
+
+    handover = models.ForeignKey(Handover, on_delete=models.CASCADE, related_name="offers")
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="handover_offers")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    offered_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["handover", "agent"], name="handover_offer_once_per_agent"
+            )
+        ]
+        indexes = [models.Index(fields=["agent", "status"], name="handover_offer_agent_status")]
+
+    def __str__(self) -> str:
+        return f"Hand-over {self.handover_id} offered to {self.agent} ({self.status})"

@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import import_module
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
@@ -14,6 +15,7 @@ from django.db.models import (
     F,
     IntegerField,
     Max,
+    Min,
     OuterRef,
     Prefetch,
     Q,
@@ -37,8 +39,11 @@ from escalation.models import (
     Assignment,
     CannedReply,
     ChatRoute,
+    Consult,
     EscalationOption,
     FallbackAction,
+    Handover,
+    HandoverOffer,
     OfflineMessage,
     Pipeline,
     PreChatField,
@@ -95,6 +100,16 @@ def fallback_loop(
     return []
 
 
+def may_use_console_q() -> Q:
+    """Agents whose user may work in the console (the role, directly or by a group, or a
+    superuser); the user's `is_active` is checked apart."""
+    return (
+        Q(user__is_superuser=True)
+        | Q(user__groups__permissions__codename="use_console")
+        | Q(user__user_permissions__codename="use_console")
+    )
+
+
 def get_agent_for_user(user: User | AnonymousUser) -> Agent:
     """The agent profile of a console user; PermissionDenied for anyone who is not an agent."""
     if (
@@ -117,7 +132,9 @@ def effective_capacity(agent: Agent) -> int:
 
 
 def agent_load(agent: Agent) -> int:
-    return Assignment.objects.filter(agent=agent, ended_at__isnull=True).count()
+    """The chats the agent holds, and those it joined to take over (warm): both take a place."""
+    held = Assignment.objects.filter(agent=agent, ended_at__isnull=True).count()
+    return held + Handover.objects.filter(receiver=agent, status=Handover.Status.JOINED).count()
 
 
 def open_entry_q() -> Q:
@@ -144,12 +161,20 @@ def serving_group_for(*, agent: Agent, entry: QueueEntry) -> AgentGroup | None:
     return groups.filter(stages=entry.stage_id).order_by("name").first()
 
 
-def available_agents() -> QuerySet[Agent]:
-    """Online, active agents under capacity, annotated with `load` and `free`."""
+def with_load_and_capacity(agents: QuerySet[Agent]) -> QuerySet[Agent]:
+    """`agents` annotated with `load` (chats held now) and `cap` (the capacity that applies: the
+    agent's own, else the largest default of its groups, else 1), in the same query."""
     load = (
         Assignment.objects.filter(agent=OuterRef("pk"), ended_at__isnull=True)
         .order_by()
         .values("agent")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    joined = (
+        Handover.objects.filter(receiver=OuterRef("pk"), status=Handover.Status.JOINED)
+        .order_by()
+        .values("receiver")
         .annotate(n=Count("pk"))
         .values("n")
     )
@@ -158,15 +183,17 @@ def available_agents() -> QuerySet[Agent]:
         .order_by("-default_capacity")
         .values("default_capacity")[:1]
     )
-    return (
-        Agent.objects.filter(presence=Agent.Presence.ONLINE, user__is_active=True)
-        .annotate(
-            load=Coalesce(Subquery(load, output_field=IntegerField()), Value(0)),
-            cap=Coalesce("capacity", Subquery(group_capacity), Value(1)),
-        )
-        .annotate(free=F("cap") - F("load"))
-        .filter(free__gt=0)
+    return agents.annotate(
+        load=Coalesce(Subquery(load, output_field=IntegerField()), Value(0))
+        + Coalesce(Subquery(joined, output_field=IntegerField()), Value(0)),
+        cap=Coalesce("capacity", Subquery(group_capacity), Value(1)),
     )
+
+
+def available_agents() -> QuerySet[Agent]:
+    """Online, active agents under capacity, annotated with `load` and `free`."""
+    online = Agent.objects.filter(presence=Agent.Presence.ONLINE, user__is_active=True)
+    return with_load_and_capacity(online).annotate(free=F("cap") - F("load")).filter(free__gt=0)
 
 
 def candidates_for(*, entry: QueueEntry, groups: QuerySet[AgentGroup]) -> QuerySet[Agent]:
@@ -297,11 +324,19 @@ def agent_history(*, agent: Agent) -> QuerySet[Assignment]:
 
 
 def agent_may_view_chat(*, agent: Agent, chat_id: int) -> bool:
-    """Agents see chats they hold or held, and chats waiting in their queues."""
+    """Agents see chats they hold or held, chats waiting in their queues, chats handed over to
+    them (offered, or joined to take over), and chats they are consulted on while the consult is
+    open."""
     if Assignment.objects.filter(agent=agent, chat_id=chat_id).exists():
         return True
+    if HandoverOffer.objects.filter(
+        agent=agent, handover__chat_id=chat_id, handover__status__in=Handover.OPEN
+    ).exists():
+        return True
     entry = QueueEntry.objects.filter(chat_id=chat_id, left_at__isnull=True).first()
-    return entry is not None and can_serve(agent=agent, entry=entry)
+    if entry is not None and can_serve(agent=agent, entry=entry):
+        return True
+    return consulted_on_now(agent=agent, chat_id=chat_id)
 
 
 def open_assignment_chat_ids(*, agent: Agent) -> list[int]:
@@ -310,6 +345,44 @@ def open_assignment_chat_ids(*, agent: Agent) -> list[int]:
             "chat_id", flat=True
         )
     )
+
+
+def joined_chat_ids(*, agent: Agent) -> list[int]:
+    """The chats the agent joined to take over (warm), not yet its own."""
+    return list(
+        Handover.objects.filter(receiver=agent, status=Handover.Status.JOINED).values_list(
+            "chat_id", flat=True
+        )
+    )
+
+
+def followed_chat_ids(*, agent: Agent) -> list[int]:
+    """The chats a console follows for the agent: those it holds and those it joined."""
+    return open_assignment_chat_ids(agent=agent) + joined_chat_ids(agent=agent)
+
+
+def open_handover(*, chat_id: int) -> Handover | None:
+    return (
+        Handover.objects.select_related("escalation", "from_agent", "receiver")
+        .filter(chat_id=chat_id, status__in=Handover.OPEN)
+        .first()
+    )
+
+
+def colleagues_for(*, agent: Agent, tier: Tier) -> list[dict[str, Any]]:
+    """Who an agent at `tier` may hand a chat to: the other online agents with free capacity in
+    a group of the same or a higher tier, as rows of `pk`, `display_name`, `chats` (held and
+    joined), `seats` (capacity) and `level` (their lowest such tier's level)."""
+    rows = (
+        available_agents()
+        .exclude(pk=agent.pk)
+        .filter(groups__tier__level__gte=tier.level)
+        .values("pk", "display_name")
+        .annotate(chats=F("load"), seats=F("cap"))
+        .annotate(level=Min("groups__tier__level", filter=Q(groups__tier__level__gte=tier.level)))
+        .order_by("display_name", "pk")
+    )
+    return [dict(row) for row in rows]
 
 
 def served_stage_ids(*, agent: Agent) -> list[int]:
@@ -393,6 +466,18 @@ def resolve_option(option: EscalationOption) -> Target:
     )
 
 
+def handover_receivers(target: Target, *, exclude: Agent) -> list[Agent]:
+    """The target's agents who are online with free capacity, but the one handing over."""
+    agents = available_agents().exclude(pk=exclude.pk)
+    if target.agents:
+        agents = agents.filter(pk__in=[a.pk for a in target.agents])
+    elif target.group is not None:
+        agents = agents.filter(groups=target.group)
+    else:
+        agents = agents.filter(groups__stages=target.stage)
+    return list(agents.distinct().order_by("pk"))
+
+
 def available_count(target: Target) -> int:
     """How many agents of the target are online with free capacity."""
     agents = available_agents()
@@ -431,6 +516,7 @@ def escalation_choices(*, stage: Stage) -> list[dict[str, object]]:
                 "available": available_count(target),
                 "note_required": option.note_required,
                 "no_agent_rule": option.no_agent_rule,
+                "warm": option.is_warm,
             }
         )
     return rows
@@ -496,13 +582,8 @@ def disabled_agents_still_working(*, limit: int) -> list[int]:
     """Agents whose user is disabled or no longer has the console role, yet are not offline or
     still hold chats."""
     holding = Assignment.objects.filter(agent=OuterRef("pk"), ended_at__isnull=True)
-    may_use_console = Q(user__groups__permissions__codename="use_console") | Q(
-        user__user_permissions__codename="use_console"
-    )
     working = Agent.objects.filter(~Q(presence=Agent.Presence.OFFLINE) | Exists(holding))
-    allowed = working.filter(user__is_active=True).filter(
-        may_use_console | Q(user__is_superuser=True)
-    )
+    allowed = working.filter(user__is_active=True).filter(may_use_console_q())
     return list(working.exclude(pk__in=allowed.values("pk")).values_list("pk", flat=True)[:limit])
 
 
@@ -556,17 +637,21 @@ def invalid_console_logins(logins: set[ConsoleLogin]) -> set[ConsoleLogin]:
     checked together every few seconds, and a batch of posts before it is stored."""
     if not logins:
         return set()
-    may_use_console = (
-        Q(user__is_superuser=True)
-        | Q(user__groups__permissions__codename="use_console")
-        | Q(user__user_permissions__codename="use_console")
-    )
     passwords = dict(
         Agent.objects.filter(pk__in={login[0] for login in logins}, user__is_active=True)
-        .filter(may_use_console)
+        .filter(may_use_console_q())
         .values_list("pk", "user__password")
         .distinct()
     )
+    return revoked_logins(logins, passwords)
+
+
+def revoked_logins(
+    logins: set[tuple[int, str, str]], passwords: dict[int, str]
+) -> set[tuple[int, str, str]]:
+    """Of these (id, session key, password hash) logins, those whose id is not in `passwords`
+    (the ones still allowed, with their password hashes now), whose password changed, or whose
+    session is gone (logged out) or expired. One query for the sessions."""
     live = _live_sessions({login[1] for login in logins if login[1]})
     return {
         login
@@ -707,3 +792,127 @@ def chat_tags(*, chat_id: int) -> list[Tag]:
 def tag_choices() -> list[Tag]:
     """The tags agents may add (active ones), in list order."""
     return list(Tag.objects.filter(is_active=True).order_by("position", "name"))
+
+
+# --- Consults -------------------------------------------------------------------------------------
+def handle_of(name: str) -> str:
+    """How `/consult` names a colleague or a group: lower case, spaces as hyphens ("L2 Billing"
+    is @l2-billing)."""
+    return "-".join(name.lower().split())
+
+
+def consultable_colleagues(*, agent: Agent) -> list[Agent]:
+    """The colleagues `agent` may consult now: online agents who may use the console, but not
+    itself."""
+    return list(
+        Agent.objects.filter(presence=Agent.Presence.ONLINE, user__is_active=True)
+        .filter(may_use_console_q())
+        .exclude(pk=agent.pk)
+        .select_related("user")
+        .distinct()
+        .order_by("display_name", "pk")
+    )
+
+
+def consultable_groups(*, agent: Agent) -> list[tuple[AgentGroup, int]]:
+    """Every group, with how many of its members besides `agent` are online now."""
+    online = Q(agents__presence=Agent.Presence.ONLINE, agents__user__is_active=True) & ~Q(
+        agents__pk=agent.pk
+    )
+    groups = AgentGroup.objects.annotate(online=Count("agents", filter=online, distinct=True))
+    return [(group, group.online) for group in groups.order_by("tier__level", "name")]
+
+
+def console_agent(*, agent_id: int) -> Agent | None:
+    """The agent with this id if its user is active and may use the console."""
+    return (
+        Agent.objects.filter(pk=agent_id, user__is_active=True)
+        .filter(may_use_console_q())
+        .select_related("user")
+        .first()
+    )
+
+
+def online_members(*, group: AgentGroup, besides: Agent) -> list[int]:
+    """The ids of the group's members who are online now, `besides` left out."""
+    return list(
+        group.agents.filter(presence=Agent.Presence.ONLINE, user__is_active=True)
+        .exclude(pk=besides.pk)
+        .values_list("pk", flat=True)
+    )
+
+
+def find_colleague(*, handle: str) -> tuple[Agent | None, AgentGroup | None]:
+    """What `@handle` names: an agent by user name or display name, and a group by name (names
+    written as `handle_of` writes them); either may be None."""
+    wanted = handle.removeprefix("@").lower()
+    if not wanted:
+        return None, None
+    spaced = wanted.replace("-", " ")
+    agents = list(
+        Agent.objects.filter(user__is_active=True)
+        .filter(may_use_console_q())
+        .filter(
+            Q(user__username__iexact=wanted)
+            | Q(display_name__iexact=wanted)
+            | Q(display_name__iexact=spaced)
+        )
+        .select_related("user")
+        .distinct()[:2]
+    )
+    groups = list(AgentGroup.objects.filter(Q(name__iexact=wanted) | Q(name__iexact=spaced))[:1])
+    return (agents[0] if len(agents) == 1 else None), (groups[0] if groups else None)
+
+
+def consult_invitee_q(agent: Agent) -> Q:
+    """The consults `agent` is asked in: named, or a member of the consulted group while nobody
+    has answered yet, or the one who answered."""
+    return (
+        Q(agent=agent)
+        | Q(group__in=agent.groups.all(), answered_by__isnull=True)
+        | Q(answered_by=agent)
+    )
+
+
+def consulted_on_now(*, agent: Agent, chat_id: int) -> bool:
+    """Whether `agent` is asked in an open consult on the chat (it may read the chat)."""
+    return (
+        Consult.objects.filter(chat_id=chat_id, status=Consult.Status.OPEN)
+        .filter(consult_invitee_q(agent))
+        .exclude(asked_by=agent)
+        .exists()
+    )
+
+
+def took_part_in_consult(*, agent: Agent, chat_id: int) -> bool:
+    """Whether `agent` was the named colleague of a consult on the chat, or answered one: such
+    a colleague may read the chat's report page afterwards."""
+    return (
+        Consult.objects.filter(chat_id=chat_id)
+        .filter(Q(agent=agent) | Q(answered_by=agent))
+        .exists()
+    )
+
+
+CONSULT_RELATED = ("chat", "asked_by", "agent", "group", "answered_by", "closed_by")
+
+
+def open_consults_of(*, agent: Agent) -> list[Consult]:
+    """The open consults `agent` asked or is asked in, oldest first."""
+    return list(
+        Consult.objects.filter(status=Consult.Status.OPEN)
+        .filter(Q(asked_by=agent) | consult_invitee_q(agent))
+        .select_related(*CONSULT_RELATED)
+        .distinct()
+        .order_by("created_at", "pk")
+    )
+
+
+def open_consult_seen_by(*, agent: Agent, chat_id: int) -> Consult | None:
+    """The chat's open consult, if `agent` asked it or is asked in it."""
+    return (
+        Consult.objects.filter(chat_id=chat_id, status=Consult.Status.OPEN)
+        .filter(Q(asked_by=agent) | consult_invitee_q(agent))
+        .select_related(*CONSULT_RELATED)
+        .first()
+    )

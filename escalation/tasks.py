@@ -24,6 +24,11 @@ def offer_timeout(offer_id: int) -> str:
 
 
 @shared_task(ignore_result=True)  # type: ignore[untyped-decorator]
+def handover_timeout(handover_id: int) -> str:
+    return services.handle_handover_timeout(handover_id=handover_id)
+
+
+@shared_task(ignore_result=True)  # type: ignore[untyped-decorator]
 def still_searching(entry_id: int, due: str) -> str:
     return services.send_still_searching(entry_id=entry_id, due=datetime.fromisoformat(due))
 
@@ -36,10 +41,11 @@ def send_email(email_id: int) -> str:
 @shared_task(ignore_result=True)  # type: ignore[untyped-decorator]
 def sweep_overdue_timers() -> int:
     """Beat, every TIMER_SWEEP_SECONDS: the safety net for timer tasks that were lost
-    (wait-timeouts, offer accept timeouts, still-searching notices, e-mails)."""
+    (wait-timeouts, offer and hand-over accept timeouts, still-searching notices, e-mails)."""
     return (
         services.sweep_overdue_entries()
         + services.sweep_overdue_offers()
+        + services.sweep_overdue_handovers()
         + services.sweep_due_notices()
         + services.sweep_due_emails()
     )

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from helpdesk.api_errors import ERROR_RESPONSES
-from reporting import offers, selectors
+from reporting import friction, offers, selectors
 from reporting.forms import ReportFilterForm
 from reporting.routers import report_reads
 from reporting.selectors import ReportFilter
@@ -36,6 +36,19 @@ def _escalated(f: ReportFilter, request: Request) -> Any:
     ]
 
 
+def _friction(f: ReportFilter, request: Request) -> Any:
+    by = request.query_params.get("by", "all")
+    if by != "all" and by not in friction.BREAKDOWNS:
+        raise ValidationError({"by": ["Break the report down by tier, stage, group or agent."]})
+    report = friction.friction(f)
+    shown = friction.BREAKDOWNS if by == "all" else (by,)
+    return {
+        "totals": report["totals"],
+        **{name: report["tables"][name] for name in shown},
+        "days": [{**d, "day": d["day"].isoformat()} for d in report["days"]],
+    }
+
+
 REPORTS: dict[str, Callable[[ReportFilter, Request], Any]] = {
     "escalated-chats": _escalated,
     "over-time": lambda f, r: [
@@ -53,6 +66,7 @@ REPORTS: dict[str, Callable[[ReportFilter, Request], Any]] = {
         "time_to_escalate": selectors.time_to_escalate(f),
     },
     "fallbacks": lambda f, r: selectors.timeouts_and_fallbacks(f),
+    "friction": _friction,
 }
 
 FILTER_PARAMETERS = [
@@ -62,7 +76,12 @@ FILTER_PARAMETERS = [
     OpenApiParameter("group", int),
     OpenApiParameter("agent", int),
     OpenApiParameter("pipeline", int),
-    OpenApiParameter("by", str, enum=["day", "week"], description="over-time only"),
+    OpenApiParameter(
+        "by",
+        str,
+        enum=["day", "week", "all", "tier", "stage", "group", "agent"],
+        description="over-time: day or week; friction: all (default) or one breakdown",
+    ),
     OpenApiParameter(
         "sort",
         str,

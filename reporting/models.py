@@ -6,6 +6,7 @@ is over is counted once, by dimension, into DailyFact, and the reports read thos
 days and the raw tables only for the days not summarised yet (today, normally).
 """
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 
@@ -74,3 +75,34 @@ class DailyAccuracy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} stage {self.stage_id} error {self.error_halves}/2 ×{self.shown}"
+
+
+class LiveSettings(models.Model):
+    """The live view's settings, one row edited in admin. Every snapshot reads it, so a change
+    applies at once in every process, with no restart."""
+
+    ONLY_ID = 1
+    DEFAULT_TARGET_SECONDS = 60
+
+    # A fixed key rather than a sequence: the admin's "add" always makes row 1, and the
+    # constraint refuses a second row whatever writes it.
+    id = models.PositiveSmallIntegerField(primary_key=True, default=ONLY_ID, editable=False)
+    service_level_target_seconds = models.PositiveIntegerField(
+        "service level target (seconds)",
+        default=DEFAULT_TARGET_SECONDS,
+        validators=[MinValueValidator(1), MaxValueValidator(24 * 3600)],
+        help_text=(
+            "A chat counts as answered in time when an agent joins it within this many seconds "
+            "of its start. The live view's service level is the share of today's chats that were."
+        ),
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "live view settings"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(id=1), name="live_settings_one_row")
+        ]
+
+    def __str__(self) -> str:
+        return f"Service level target {self.service_level_target_seconds} s"

@@ -5,7 +5,9 @@
   time it was requested; a chat that came back and was escalated again counts each time (each
   tier-1 assignment has one outcome), while the escalated-chats list has one row per chat.
   Moves made by timeouts and fallbacks are not escalations: they are in the
-  timeouts-and-fallbacks report.
+  timeouts-and-fallbacks report. A hand-over the agent stayed in the chat for (warm, or to a
+  colleague) counts once its receiver took the chat: one nobody accepted, declined or that was
+  cancelled left the chat where it was.
 - *Handled*: an assignment at that tier ended with the chat ending there (the agent resolved it,
   or the visitor closed it while talking to the agent), counted when the assignment ended.
 - Days and weeks are those of the site's time zone (TIME_ZONE); a period is from the start of its
@@ -39,6 +41,7 @@ from django.db.models import (
 
 from chat.models import ChatSession, FlowEvent
 from chat.selectors import visitor_details
+from escalation.frames import HANDOVER_FLOW_KINDS, flow_text
 from escalation.models import (
     Agent,
     Assignment,
@@ -105,7 +108,7 @@ def escalations(f: ReportFilter) -> QuerySet[Escalation]:
         requested_by__in=AGENT_REQUESTS,
         requested_at__gte=f.since,
         requested_at__lt=f.until,
-    )
+    ).filter(Q(entry__isnull=False) | Q(outcome=Escalation.Outcome.TAKEN))
     if f.tag_id:
         rows = rows.filter(chat__tags__tag_id=f.tag_id)
     return _narrowed(rows, f, prefix="from_")
@@ -171,7 +174,7 @@ def row_of(e: Escalation) -> dict[str, Any]:
         "when": e.requested_at,
         "from_agent": e.from_agent.display_name if e.from_agent else "",
         "from_group": e.from_group.name if e.from_group else "",
-        "to": f"{e.target_label} ({e.to_tier.name})",
+        "to": f"{e.target_label} ({e.to_tier.name})" + (" · warm" if e.warm else ""),
         "reason": e.reason,
         "wait_seconds": int(wait.total_seconds()) if wait is not None else None,
         "taken_by": e.taken_by.display_name if e.taken_by else "",
@@ -564,7 +567,12 @@ def chat_detail(*, chat_id: int) -> dict[str, Any]:
         "segments": segments,
         "escalations": escalation_rows,
         "flow": [
-            {"at": ev.at, "kind": ev.get_kind_display(), "details": flow_details(ev.data)}
+            {
+                "at": ev.at,
+                # A hand-over's events read as what happened ("Sam took over").
+                "kind": flow_text(ev) if ev.kind in HANDOVER_FLOW_KINDS else ev.get_kind_display(),
+                "details": flow_details(ev.data),
+            }
             for ev in FlowEvent.objects.filter(chat=chat).order_by("pk")
         ],
         "timeline": _timeline(segments, chat.created_at, end),

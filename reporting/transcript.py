@@ -1,7 +1,7 @@
 """A chat's transcript as a manager reads it: every message with its author and time, internal
-notes and system notices marked as such, files sent (name, type, size and the API's download
-address), and each agent's hand-over (reason and note) in place among the messages. The page's
-Transcript tab and its CSV and JSON downloads show the same lines.
+notes, consult threads and system notices marked as such, files sent (name, type, size and the
+API's download address), and each agent's hand-over (reason and note) in place among the
+messages. The page's Transcript tab and its CSV and JSON downloads show the same lines.
 """
 
 from dataclasses import asdict, dataclass
@@ -13,6 +13,7 @@ from chat.selectors import attachment_info, message_attachment
 from escalation.models import Escalation
 
 HANDOVER = "handover"
+CONSULT = "consult"  # a consult thread's message (escalation.services.consults)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,10 +29,17 @@ class Line:
     attachment: dict[str, Any] | None = None
 
     @property
+    def is_notice(self) -> bool:
+        """A notice (drawn as one), not something a person wrote to the chat or its thread."""
+        return bool(self.event) and self.event != CONSULT
+
+    @property
     def label(self) -> str:
         """What kind of line it is, in words."""
         if self.kind == HANDOVER:
             return "Hand-over"
+        if self.kind == Message.Kind.INTERNAL and self.event == CONSULT:
+            return "Consult"
         if self.kind == Message.Kind.INTERNAL:
             return "Internal notice" if self.event else "Internal note"
         return str(Message.Kind(self.kind).label)

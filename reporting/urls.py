@@ -6,6 +6,7 @@ app_name = "reporting"
 
 urlpatterns = [
     path("", views.reports_home, name="home"),
+    path("live/", views.live_view, name="live"),
     path("escalated/", views.escalated_chats, name="escalated"),
     path("over-time/", views.over_time, name="over_time"),
     path("by-agent/", views.by_agent, name="by_agent"),
@@ -14,6 +15,7 @@ urlpatterns = [
     path("fallbacks/", views.fallbacks, name="fallbacks"),
     path("satisfaction/", views.satisfaction, name="satisfaction"),
     path("tags/", views.by_tag, name="tags"),
+    path("friction/", views.friction_report, name="friction"),
     path("search/", views.search_chats, name="search"),
     path("predicted-vs-actual/", views.predicted_vs_actual, name="predicted_vs_actual"),
     path("chats/<id:chat_id>/", views.chat_detail, name="chat"),

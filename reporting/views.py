@@ -13,8 +13,13 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, Js
 from django.shortcuts import render
 
 from chat.models import ChatSession
-from escalation.selectors import agent_may_view_chat, chats_visible_to, get_agent_for_user
-from reporting import charts, offers, search, selectors, tags, transcript
+from escalation.selectors import (
+    agent_may_view_chat,
+    chats_visible_to,
+    get_agent_for_user,
+    took_part_in_consult,
+)
+from reporting import charts, friction, live, offers, search, selectors, tags, transcript
 from reporting import satisfaction as csat
 from reporting.exports import copy_csv_response, csv_response
 from reporting.forms import ChatSearchForm, ReportFilterForm
@@ -22,6 +27,11 @@ from reporting.routers import report_reads, reports_alias, stream_report_reads
 from reporting.selectors import ReportFilter
 
 View = Callable[..., HttpResponseBase]
+
+
+def require_manager(request: HttpRequest) -> None:
+    if not request.user.has_perm("escalation.view_reports"):
+        raise PermissionDenied("Reports are for managers.")
 
 
 def manager_report(
@@ -32,8 +42,7 @@ def manager_report(
     @login_required
     @wraps(view)
     def wrapper(request: HttpRequest) -> HttpResponseBase:
-        if not request.user.has_perm("escalation.view_reports"):
-            raise PermissionDenied("Reports are for managers.")
+        require_manager(request)
         form = ReportFilterForm(request.GET or None)
         if request.GET and not form.is_valid():
             return render(request, "reporting/invalid.html", {"form": form}, status=400)
@@ -229,6 +238,32 @@ def fallbacks(request: HttpRequest, f: ReportFilter, context: dict[str, Any]) ->
 
 
 @manager_report
+def friction_report(
+    request: HttpRequest, f: ReportFilter, context: dict[str, Any]
+) -> HttpResponseBase:
+    context["title"] = "Friction: where chats stall"
+    by = request.GET.get("by", "all")
+    if by != "all" and by not in friction.BREAKDOWNS:
+        context["error"] = "Break the report down by tier, stage, group or agent (or all)."
+        return render(request, "reporting/invalid.html", context, status=400)
+    shown = friction.BREAKDOWNS if by == "all" else (by,)
+    report = friction.friction(f)
+    if wants_csv(request):
+        return csv_response(
+            f"friction-{by}-{f.start}-{f.end}.csv",
+            friction.CSV_HEADER,
+            friction.csv_rows(report, shown),
+        )
+    context.update(
+        report=report,
+        by=by,
+        tables=[(name, report["tables"][name]) for name in shown],
+        chart=charts.day_columns(report["days"], series=list(friction.DAY_SERIES)),
+    )
+    return render(request, "reporting/friction.html", context)
+
+
+@manager_report
 def satisfaction(
     request: HttpRequest, f: ReportFilter, context: dict[str, Any]
 ) -> HttpResponseBase:
@@ -261,6 +296,15 @@ def by_tag(request: HttpRequest, f: ReportFilter, context: dict[str, Any]) -> Ht
 
 
 @login_required
+def live_view(request: HttpRequest) -> HttpResponse:
+    """What is happening now, drawn from a snapshot at once; the page's socket (/ws/live/)
+    keeps it current. Read from the primary, not the reports' replica: this page is about the
+    last seconds, which a replica may not have yet."""
+    require_manager(request)
+    return render(request, "reporting/live.html", {"live": live.live_snapshot()})
+
+
+@login_required
 def search_chats(request: HttpRequest) -> HttpResponse:
     """Past chats by their words and details: managers over every chat, agents over the chats
     they may see (held, holding, waiting in their queues)."""
@@ -281,13 +325,18 @@ def search_chats(request: HttpRequest) -> HttpResponse:
 
 
 def _may_view_chat(request: HttpRequest, chat_id: int) -> None:
-    """Managers see every chat; agents those they hold or held and those waiting in their
-    queues. Anyone else gets a 404, as for a missing chat: a 403 would tell an agent which chat
+    """Managers see every chat; agents those they hold or held, those waiting in their queues,
+    and those they were consulted on (the colleague named, or the one who answered: for good,
+    since they read it and wrote in it; a group's other members only while the consult is
+    open). Anyone else gets a 404, as for a missing chat: a 403 would tell an agent which chat
     ids exist."""
     user = request.user
     if not user.has_perm("escalation.view_reports"):
         agent = get_agent_for_user(user)
-        if not agent_may_view_chat(agent=agent, chat_id=chat_id):
+        if not (
+            agent_may_view_chat(agent=agent, chat_id=chat_id)
+            or took_part_in_consult(agent=agent, chat_id=chat_id)
+        ):
             raise Http404("No such chat.")
 
 

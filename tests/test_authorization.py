@@ -71,6 +71,8 @@ PAGES = [
     ("POST", "/console/replies/{reply}/delete/", [302, 302, 404, 404, 403, 403]),
     ("POST", "/console/replies/{reply}/used/", [302, 302, 204, 204, 403, 403]),
     ("GET", "/reports/", [302, 302, 403, 403, 200, 200]),
+    # What is happening now; its socket (/ws/live/): tests/reporting/test_live_socket.py.
+    ("GET", "/reports/live/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/escalated/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/over-time/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/by-agent/", [302, 302, 403, 403, 200, 200]),
@@ -81,6 +83,8 @@ PAGES = [
     ("GET", "/reports/predicted-vs-actual/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/satisfaction/", [302, 302, 403, 403, 200, 200]),
     ("GET", "/reports/tags/", [302, 302, 403, 403, 200, 200]),
+    ("GET", "/reports/friction/", [302, 302, 403, 403, 200, 200]),
+    ("GET", "/reports/friction/?format=csv&by=agent", [302, 302, 403, 403, 200, 200]),
     # Agents search the chats they may see; managers every chat (tests/reporting/test_search.py).
     ("GET", "/reports/search/", [302, 302, 200, 200, 200, 200]),
     # Another group's agent: "not found", as for a missing chat (ids cannot be probed).
@@ -93,6 +97,7 @@ PAGES = [
     ("GET", "/admin/chat/chatsession/", [302, 302, 302, 302, 302, 200]),
     ("GET", "/admin/chat/chatsession/{chat}/change/", [302, 302, 302, 302, 302, 200]),
     ("GET", "/admin/escalation/stage/", [302, 302, 302, 302, 302, 200]),
+    ("GET", "/admin/reporting/livesettings/", [302, 302, 302, 302, 302, 200]),
     # A pipeline's pre-chat fields are edited inline on its page.
     ("GET", "/admin/escalation/pipeline/", [302, 302, 302, 302, 302, 200]),
     ("GET", "/admin/escalation/pipeline/add/", [302, 302, 302, 302, 302, 200]),
@@ -127,6 +132,7 @@ API = [
     ("POST", "/api/v1/offers/{offer}/accept/", [401, 401, 404, 404, 403, 403]),
     ("POST", "/api/v1/offers/{offer}/decline/", [401, 401, 404, 404, 403, 403]),
     ("GET", "/api/v1/reports/over-time/", [401, 401, 403, 403, 200, 200]),
+    ("GET", "/api/v1/reports/friction/", [401, 401, 403, 403, 200, 200]),
     ("GET", "/api/v1/nothing-here/", [404, 404, 404, 404, 404, 404]),
 ]
 NO_SUCH_OFFER = 987654321

@@ -47,7 +47,7 @@ from chat.events import (
 from chat.exceptions import ChatNotFound
 from escalation import frames, selectors, services
 from escalation.commands import COMMANDS_HELP, Command, parse_command
-from escalation.exceptions import ConsoleLoginRevoked, UnknownCommand
+from escalation.exceptions import ConsoleLoginRevoked, UnknownColleague, UnknownCommand
 from escalation.models import Agent, Escalation
 
 logger = logging.getLogger(__name__)
@@ -76,6 +76,16 @@ class ConsoleConsumer(ProtocolConsumer):
         "ping": "on_ping",
         "typing": "on_typing",
         "tags": "on_tags",
+        "consult.options": "on_consult_options",
+        "consult.open": "on_consult_open",
+        "consult.reply": "on_consult_reply",
+        "consult.close": "on_consult_close",
+        # Hand-overs the agent stays in the chat for (warm, or to a colleague).
+        "handover.request": "on_handover_request",
+        "handover.cancel": "on_handover_cancel",
+        "handover.accept": "on_handover_accept",
+        "handover.decline": "on_handover_decline",
+        "handover.take": "on_handover_take",
     }
     agent: Agent
 
@@ -102,7 +112,7 @@ class ConsoleConsumer(ProtocolConsumer):
         await self.join(agent_group(self.agent.pk))
         for stage_id in self.stage_ids:
             await self.join(stage_queue_group(stage_id))
-        held = await database_sync_to_async(selectors.open_assignment_chat_ids)(agent=self.agent)
+        held = await database_sync_to_async(selectors.followed_chat_ids)(agent=self.agent)
         for chat_id in held:
             self.held.add(chat_id)
             self.follow(chat_id, None)
@@ -113,6 +123,7 @@ class ConsoleConsumer(ProtocolConsumer):
         for row in hello.chats:  # read after joining: delivery goes on from there
             await self.deliver(row["chat"], self.follow(row["chat"], None).start(row["last_seq"]))
         await self.send_frame(hello)
+        await self.send_consults()
         watch_for(asyncio.get_running_loop()).add(self)
 
     async def load_membership(self) -> None:
@@ -189,6 +200,8 @@ class ConsoleConsumer(ProtocolConsumer):
         elif kind in ("typing", "chat.tags"):
             if payload["chat"] in self.streams:
                 await self.send_json(payload)
+        elif kind == "consult":
+            await self.consult_changed(payload)
         else:
             await super().chat_event(event)
 
@@ -350,7 +363,14 @@ class ConsoleConsumer(ProtocolConsumer):
 
     async def on_queue(self, content: dict[str, Any]) -> None:
         state = await off_loop(frames.console_state)(agent=self.agent)
-        await self.send_frame(QueueLists(items=state.queue, chats=state.chats, offers=state.offers))
+        await self.send_frame(
+            QueueLists(
+                items=state.queue,
+                chats=state.chats,
+                offers=state.offers,
+                handovers=state.handovers,
+            )
+        )
 
     async def on_ping(self, content: dict[str, Any]) -> None:
         await mark_seen(console_agent=self.agent.pk)
@@ -377,8 +397,20 @@ class ConsoleConsumer(ProtocolConsumer):
                 CommandResult(chat=chat_id, client_id=client_id, text=COMMANDS_HELP)
             )
             return
+        # Typed as a `message`, which skips the action re-check (a post's batch makes it):
+        # a command changes the chat's holder or who may read it, so it re-checks here.
+        if not await self.may_act(f"command.{command.name}"):
+            return
+        if command.name == "consult":
+            await self.consult_command(chat_id, command, client_id)
+            return
         if command.name != "escalate":
             raise UnknownCommand(f"Unknown command /{command.name}. {COMMANDS_HELP}")
+        if command.keyword.startswith("@"):
+            await self.hand_to_colleague(
+                chat_id, None, command.keyword, None, command.rest, "", client_id
+            )
+            return
         await self.escalate(
             chat_id, command.keyword, command.rest, "", Escalation.RequestedBy.COMMAND, client_id
         )
@@ -402,13 +434,15 @@ class ConsoleConsumer(ProtocolConsumer):
         )
         # The chat's stream stays open until its `chat.removed` arrives, numbered after the
         # transfer notice: the console shows the hand-over as the visitor saw it, then lets go.
+        # A warm escalation keeps the chat here until the receiver takes over.
+        text = (
+            f"Asked {escalation.target_label} to join; you stay in the chat until one of them "
+            "takes over."
+            if escalation.warm
+            else f"Handed over to {escalation.target_label}. The visitor has been told."
+        )
         await self.send_frame(
-            Escalated(
-                chat=chat_id,
-                client_id=client_id,
-                to=escalation.target_label,
-                text=f"Handed over to {escalation.target_label}. The visitor has been told.",
-            )
+            Escalated(chat=chat_id, client_id=client_id, to=escalation.target_label, text=text)
         )
 
     async def on_escalate(self, content: dict[str, Any]) -> None:
@@ -436,6 +470,202 @@ class ConsoleConsumer(ProtocolConsumer):
         )
         await self.send_frame(options)
 
+    # --- Consults: an internal thread with a colleague on a chat ------------------------------
+    async def send_consults(self) -> None:
+        """The open consults this agent asked or is asked in (on connect and after a resync)."""
+        for event in await database_sync_to_async(frames.open_consults_for)(agent=self.agent):
+            await self.send_frame(event)
+
+    async def consult_changed(self, payload: dict[str, Any]) -> None:
+        """A consult this agent takes part in changed. A colleague reading the chat for it who
+        may no longer (the consult closed, or another member of the group answered) stops
+        following it, and is told so with `chat.removed` `consult_closed`."""
+        await self.send_json(payload)
+        chat_id = payload["chat"]
+        if chat_id not in self.previewing or payload["asked_by_id"] == self.agent.pk:
+            return
+        closed_to_me = payload["status"] != "open" or payload["answered_by_id"] not in (
+            None,
+            self.agent.pk,
+        )
+        if not closed_to_me:
+            return
+        allowed = await database_sync_to_async(selectors.agent_may_view_chat)(
+            agent=self.agent, chat_id=chat_id
+        )
+        if not allowed:
+            stream = self.streams.get(chat_id)
+            last = stream.last if stream is not None and stream.last is not None else 0
+            await self.release(chat_id)
+            await self.send_frame(ChatRemoved(chat=chat_id, seq=last, reason="consult_closed"))
+
+    async def on_consult_options(self, content: dict[str, Any]) -> None:
+        values = validate_frame(content, {"chat": (int, True)})
+        options = await database_sync_to_async(frames.consult_options_for)(
+            agent=self.agent, chat_id=values["chat"]
+        )
+        await self.send_frame(options)
+
+    async def on_consult_open(self, content: dict[str, Any]) -> None:
+        """The holder asks a colleague (`agent`) or a group (`group`): `text` is the question."""
+        values = validate_frame(
+            content,
+            {
+                "chat": (int, True),
+                "agent": (int, False),
+                "group": (int, False),
+                "text": (str, True),
+            },
+        )
+        await self.open_consult(
+            values["chat"], values["text"], values.get("agent"), values.get("group")
+        )
+
+    async def open_consult(
+        self, chat_id: int, text: str, colleague_id: int | None, group_id: int | None
+    ) -> None:
+        _, message = await off_loop(services.open_consult)(
+            chat_id=chat_id,
+            agent=self.agent,
+            question=text,
+            colleague_id=colleague_id,
+            group_id=group_id,
+        )
+        await self.acknowledge(message)
+
+    async def consult_command(self, chat_id: int, command: Command, client_id: str | None) -> None:
+        """`/consult @name question`: `@name` an online colleague's user name, or a group's name
+        with hyphens for spaces. Alone, it lists whom the agent may consult."""
+        options = await database_sync_to_async(frames.consult_options_for)(
+            agent=self.agent, chat_id=chat_id
+        )
+        listed = "; ".join(
+            [f"@{c['handle']} ({c['name']})" for c in options.colleagues]
+            + [f"@{g['handle']} ({g['name']}, {g['online']} online)" for g in options.groups]
+        )
+        usage = (
+            f"Usage: /consult @name <question>. Online colleagues and groups: {listed or 'none'}."
+        )
+        if not command.keyword.startswith("@") or not command.rest:
+            raise UnknownColleague(usage)
+        colleague, group = await database_sync_to_async(selectors.find_colleague)(
+            handle=command.keyword
+        )
+        if colleague is not None and group is not None:
+            raise UnknownColleague(
+                f"{command.keyword} names both {colleague.display_name} and the group "
+                f"{group.name}: use the Consult button to choose."
+            )
+        if colleague is None and group is None:
+            raise UnknownColleague(f"Nobody is called {command.keyword}. {usage}")
+        await self.open_consult(
+            chat_id,
+            command.rest,
+            colleague.pk if colleague is not None else None,
+            group.pk if group is not None else None,
+        )
+        to = colleague.display_name if colleague is not None else group.name if group else ""
+        await self.send_frame(
+            CommandResult(chat=chat_id, client_id=client_id, text=f"You asked {to}.")
+        )
+
+    async def on_consult_reply(self, content: dict[str, Any]) -> None:
+        """The holder or the colleague writes to the consult's thread."""
+        values = validate_frame(
+            content, {"consult": (int, True), "text": (str, True), "client_id": (str, False)}
+        )
+        message = await off_loop(services.post_consult_message)(
+            consult_id=values["consult"],
+            agent=self.agent,
+            text=values["text"],
+            client_id=values.get("client_id"),
+        )
+        await self.acknowledge(message)
+
+    async def on_consult_close(self, content: dict[str, Any]) -> None:
+        values = validate_frame(content, {"consult": (int, True)})
+        await off_loop(services.close_consult)(consult_id=values["consult"], agent=self.agent)
+
+    # --- Hand-overs the agent stays in the chat for ---------------------------------------------
+    async def hand_to_colleague(
+        self,
+        chat_id: int,
+        colleague_id: int | None,
+        colleague_name: str,
+        warm: bool | None,
+        note: str,
+        reason: str,
+        client_id: str | None = None,
+    ) -> None:
+        escalation = await off_loop(services.hand_to_colleague)(
+            chat_id=chat_id,
+            agent=self.agent,
+            colleague_id=colleague_id,
+            colleague_name=colleague_name,
+            warm=warm,
+            note=note,
+            reason=reason,
+            requested_by=(
+                Escalation.RequestedBy.COMMAND
+                if colleague_id is None
+                else Escalation.RequestedBy.BUTTON
+            ),
+        )
+        await self.send_frame(
+            Escalated(
+                chat=chat_id,
+                client_id=client_id,
+                to=escalation.target_label,
+                text=f"Asked {escalation.target_label} to take the chat; it stays with you until "
+                "they accept.",
+            )
+        )
+
+    async def on_handover_request(self, content: dict[str, Any]) -> None:
+        """Hand the chat you hold to a colleague (the Escalate dialog's picker)."""
+        values = validate_frame(
+            content,
+            {
+                "chat": (int, True),
+                "colleague": (int, True),
+                "warm": (bool, False),
+                "note": (str, False),
+                "reason": (str, False),
+            },
+        )
+        await self.hand_to_colleague(
+            values["chat"],
+            values["colleague"],
+            "",
+            values.get("warm"),
+            values.get("note", ""),
+            values.get("reason", ""),
+        )
+
+    async def on_handover_cancel(self, content: dict[str, Any]) -> None:
+        values = validate_frame(content, {"chat": (int, True)})
+        await off_loop(services.cancel_handover)(chat_id=values["chat"], agent=self.agent)
+
+    async def on_handover_accept(self, content: dict[str, Any]) -> None:
+        """Accept a hand-over offered to you: warm, you join the chat (and follow it); cold, it
+        is yours (`chat.assigned` follows)."""
+        values = validate_frame(content, {"handover": (int, True)})
+        handover = await off_loop(services.accept_handover)(
+            handover_id=values["handover"], agent=self.agent
+        )
+        await self.hold(handover.chat_id)
+        if not handover.warm:
+            await self.send_frame(Taken(chat=handover.chat_id))
+
+    async def on_handover_decline(self, content: dict[str, Any]) -> None:
+        values = validate_frame(content, {"handover": (int, True)})
+        await off_loop(services.decline_handover)(handover_id=values["handover"], agent=self.agent)
+
+    async def on_handover_take(self, content: dict[str, Any]) -> None:
+        """You joined the chat to take it over: now you hold it, and the first agent leaves."""
+        values = validate_frame(content, {"chat": (int, True)})
+        await off_loop(services.take_over)(chat_id=values["chat"], agent=self.agent)
+
     async def resync(self) -> None:
         """After lost events: the groups again, each followed chat's messages after the last one
         delivered, the end of chats the agent lost meanwhile, and fresh lists."""
@@ -443,9 +673,7 @@ class ConsoleConsumer(ProtocolConsumer):
         await self.join(agent_group(self.agent.pk))
         for stage_id in self.stage_ids:
             await self.join(stage_queue_group(stage_id))
-        held = set(
-            await database_sync_to_async(selectors.open_assignment_chat_ids)(agent=self.agent)
-        )
+        held = set(await database_sync_to_async(selectors.followed_chat_ids)(agent=self.agent))
         for chat_id in held - self.held:
             await self.hold(chat_id)
         for chat_id in sorted(self.streams):
@@ -459,6 +687,7 @@ class ConsoleConsumer(ProtocolConsumer):
                 await self.release(chat_id)
                 await self.send_frame(ChatRemoved(chat=chat_id, seq=last, reason=reason))
         await self.on_queue({})
+        await self.send_consults()
 
 
 class ConsoleWatch:

@@ -13,12 +13,22 @@ from chat import services as chat_services
 from chat.models import ChatSession, FlowEvent, Message
 from escalation import selectors
 from escalation.exceptions import UnknownTopic
-from escalation.models import Agent, Assignment, ChatRoute, QueueEntry, Site, Stage
+from escalation.models import (
+    Agent,
+    Assignment,
+    ChatRoute,
+    Escalation,
+    Handover,
+    QueueEntry,
+    Site,
+    Stage,
+)
 from escalation.services.dispatch import dispatch
 from escalation.services.fallbacks import fall_back_if_nobody_serves, offer_message_form
 from escalation.services.queueing import enqueue, leave_queue, wait_text
 from escalation.services.route import (
     close_chat,
+    close_open_handover,
     end_assignment,
     lock_route,
     notify_agents,
@@ -248,6 +258,13 @@ def return_to_queue(*, chat_id: int, agent: Agent, why: str = "") -> QueueEntry:
     chat, route = lock_route(chat_id=chat_id)
     require_holder(chat=chat, holder_id=route.agent_id, agent=agent)
     last = QueueEntry.objects.filter(chat=chat).order_by("-entered_at", "-pk").first()
+    close_open_handover(
+        chat=chat,
+        status=Handover.Status.CANCELLED,
+        outcome=Escalation.Outcome.CANCELLED,
+        reason="returned",
+        text="The chat went back to the queue: the hand-over is cancelled.",
+    )
     assignment = end_assignment(route=route, reason=Assignment.EndReason.RETURNED)
     chat_services.add_flow_event(
         chat=chat,

@@ -38,7 +38,7 @@ from chat.services import NewMessage
 from escalation import selectors
 from escalation.exceptions import ConsoleLoginRevoked
 from escalation.models import Agent, Assignment
-from escalation.services.route import lock_route_holders, require_holder
+from escalation.services.route import Holder, lock_route_holders, require_writer
 
 Result = Message | Exception
 
@@ -123,8 +123,7 @@ def _post(posts: Sequence[Post]) -> list[Result]:
             results.append(_Same(pending[key]))
         else:
             try:
-                holder = holders.get(post.chat_id)
-                new = _checked(post, chat, holder.agent_id if holder else None)
+                new = _checked(post, chat, holders.get(post.chat_id))
             except ChatError as exc:
                 results.append(exc)
                 continue
@@ -135,21 +134,32 @@ def _post(posts: Sequence[Post]) -> list[Result]:
     messages = chat_services.append_messages([new for _, new in to_store])
     for (index, _), message in zip(to_store, messages, strict=True):
         results[index] = message
-    # A turn that has had its first reply needs no look: most batches skip the UPDATE.
+    # A turn that has had its first reply needs no look: most batches skip the UPDATE. A
+    # joined receiver's replies are not the holder's turn's first reply.
     _mark_first_replies(
-        [m for m in messages if not (m.chat_id in holders and holders[m.chat_id].replied)]
+        [
+            m
+            for m in messages
+            if not (m.chat_id in holders and holders[m.chat_id].replied)
+            and not _by_guest(m, holders)
+        ]
     )
     return results
 
 
-def _checked(post: Post, chat: ChatSession, holder_id: int | None) -> NewMessage:
+def _by_guest(message: Message, holders: dict[int, Holder]) -> bool:
+    holder = holders.get(message.chat_id)
+    return holder is not None and message.author_id == (holder.guest_user_id or -1)
+
+
+def _checked(post: Post, chat: ChatSession, holder: Holder | None) -> NewMessage:
     """The post as it will be stored, or the ChatError that refuses it. Chat row locked."""
     if post.agent is None:
         if not chat.is_open:
             raise ChatClosed()
         text = chat_services.clean_text(post.text)
         return NewMessage(chat, Message.Kind.VISITOR, text, None, chat.visitor_name, post.client_id)
-    require_holder(chat=chat, holder_id=holder_id, agent=post.agent)
+    require_writer(chat=chat, holder=holder, agent=post.agent)
     text = chat_services.clean_text(post.text)
     kind = Message.Kind.INTERNAL if post.internal else Message.Kind.AGENT
     agent = post.agent
@@ -191,7 +201,7 @@ def post_attachment(
             holders = lock_route_holders([chat_id]) if agent is not None else {}
             holder = holders.get(chat_id)
             post = Post(chat_id=chat_id, text=checked.name, agent=agent, internal=internal)
-            new = _checked(post, chat, holder.agent_id if holder else None)
+            new = _checked(post, chat, holder)
             new.event = ATTACHMENT_EVENT
             [message] = chat_services.append_messages([new], publish=False)
             attachment = chat_services.store_attachment(

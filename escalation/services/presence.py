@@ -15,6 +15,7 @@ from escalation.exceptions import NotYourChat
 from escalation.models import Agent
 from escalation.services import offering
 from escalation.services.dispatch import dispatch
+from escalation.services.handover import hand_to_joined_receiver
 from escalation.services.lifecycle import return_to_queue
 
 
@@ -82,7 +83,8 @@ def hand_back_chats_of_gone_agent(*, agent_id: int, seen_before: datetime) -> in
         if last_seen is None or last_seen >= seen_before:
             break  # back at the console (or never used one): the chats stay
         try:
-            return_to_queue(chat_id=chat_id, agent=agent, why="the agent's console closed")
+            if not hand_to_joined_receiver(chat_id=chat_id, agent=agent):
+                return_to_queue(chat_id=chat_id, agent=agent, why="the agent's console closed")
         except (ChatClosed, NotYourChat):
             continue
         returned += 1

@@ -1,8 +1,9 @@
 """Transcript retention and per-visitor erasure.
 
 Both delete what identifies a visitor or quotes them (messages, name, e-mail, browser context,
-hand-over notes, left messages, e-mails about the chat) and keep the anonymous rows the reports
-count, so that a report over an old period gives the same numbers after its transcripts are gone.
+hand-over notes, consult questions, left messages, e-mails about the chat) and keep the anonymous
+rows the reports count, so that a report over an old period gives the same numbers after its
+transcripts are gone.
 """
 
 from datetime import timedelta
@@ -14,7 +15,7 @@ from django.utils import timezone
 
 from chat import services as chat_services
 from chat.models import ChatSession, OutboundEmail
-from escalation.models import Escalation, OfflineMessage, SurveyAnswer
+from escalation.models import Consult, Escalation, OfflineMessage, SurveyAnswer
 from escalation.services.lifecycle import end_chat_by_visitor
 
 
@@ -25,6 +26,7 @@ def erase_chat(*, chat_id: int) -> int:
     if chat.is_open:
         return 0  # the caller ends it first (erase_visitor) or it is not due (retention)
     Escalation.objects.filter(chat=chat).exclude(note="").update(note="")
+    Consult.objects.filter(chat=chat).update(question="")  # may quote the visitor
     OfflineMessage.objects.filter(chat=chat).update(email="", text="")
     OutboundEmail.objects.filter(chat=chat).delete()  # addresses, and mail not yet sent
     SurveyAnswer.objects.filter(chat=chat).update(comment="")  # the rating stays for reports

@@ -7,16 +7,18 @@ publishes its realtime events after commit.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
 from chat import services as chat_services
 from chat.events import (
     ChatRemoved,
     ChatStatus,
+    HandoverOfferClosed,
     agent_group,
     chat_agents_group,
     chat_visitor_group,
@@ -24,9 +26,18 @@ from chat.events import (
 )
 from chat.exceptions import ChatClosed
 from chat.models import ChatSession, FlowEvent, Message
-from escalation import selectors
+from escalation import frames, selectors
 from escalation.exceptions import NotYourChat
-from escalation.models import Agent, Assignment, ChatRoute, Stage
+from escalation.models import (
+    Agent,
+    Assignment,
+    ChatRoute,
+    Escalation,
+    Handover,
+    HandoverOffer,
+    Stage,
+)
+from escalation.services.consulting import close_consults_of_turn
 
 
 def lock_route(*, chat_id: int) -> tuple[ChatSession, ChatRoute]:
@@ -47,6 +58,9 @@ class Holder:
 
     agent_id: int | None
     replied: bool
+    # The agent who joined to take the chat over (warm hand-over): it writes to the chat too.
+    guest_id: int | None = None
+    guest_user_id: int | None = None
 
 
 def lock_route_holders(chat_ids: Sequence[int]) -> dict[int, Holder]:
@@ -57,16 +71,31 @@ def lock_route_holders(chat_ids: Sequence[int]) -> dict[int, Holder]:
     replied = Assignment.objects.filter(
         chat_id=OuterRef("chat_id"), ended_at__isnull=True, replied_at__isnull=False
     )
+    joined = Handover.objects.filter(chat_id=OuterRef("chat_id"), status=Handover.Status.JOINED)
     routes = (
         ChatRoute.objects.select_for_update(of=("self",))
         .filter(chat_id__in=chat_ids)
         .order_by("chat_id")
-        .annotate(replied=Exists(replied))
+        .annotate(
+            replied=Exists(replied),
+            guest=Subquery(joined.values("receiver_id")[:1]),
+            guest_user=Subquery(joined.values("receiver__user_id")[:1]),
+        )
     )
     return {
-        chat_id: Holder(agent_id, replied)
-        for chat_id, agent_id, replied in routes.values_list("chat_id", "agent_id", "replied")
+        row[0]: Holder(*row[1:])
+        for row in routes.values_list("chat_id", "agent_id", "replied", "guest", "guest_user")
     }
+
+
+def require_writer(*, chat: ChatSession, holder: Holder | None, agent: Agent) -> None:
+    """The chat is open and `agent` may write to it: it holds the chat, or joined it to take it
+    over. Caller holds the chat row lock."""
+    if holder is not None and holder.guest_id is not None and holder.guest_id == agent.pk:
+        if not chat.is_open:
+            raise ChatClosed()
+        return
+    require_holder(chat=chat, holder_id=holder.agent_id if holder else None, agent=agent)
 
 
 def require_holder(*, chat: ChatSession, holder_id: int | None, agent: Agent) -> None:
@@ -107,6 +136,8 @@ def end_assignment(*, route: ChatRoute, reason: str) -> Assignment | None:
     assignment.ended_at = timezone.now()
     assignment.end_reason = reason
     assignment.save(update_fields=["ended_at", "end_reason"])
+    # A consult belongs to the holder's turn: the colleague stops reading when the turn ends.
+    close_consults_of_turn(chat_id=route.chat_id, end_reason=reason)
     return assignment
 
 
@@ -158,6 +189,13 @@ def close_chat(
     agent_name = route.agent.display_name if route.agent else ""
     route.agent, route.entry = None, None
     route.save(update_fields=["agent", "entry"])
+    close_open_handover(
+        chat=chat,
+        status=Handover.Status.ENDED,
+        outcome=Escalation.Outcome.ENDED,
+        reason="chat ended",
+        text="The chat ended.",
+    )
     chat_services.change_status(chat=chat, to=status)
     chat_services.add_flow_event(
         chat=chat, kind=FlowEvent.Kind.ENDED, actor=actor, data={**data, "status": status}
@@ -174,3 +212,65 @@ def close_chat(
         chat_visitor_group(chat.pk),
         ChatStatus(chat=chat.pk, seq=last.public_seq or 0, status=status, by=by),
     )
+
+
+# Where a hand-over's escalation ends up when the hand-over closes without a take-over.
+def close_open_handover(
+    *, chat: ChatSession, status: str, outcome: str, reason: str, text: str
+) -> Handover | None:
+    """Close the chat's open hand-over (pending or joined) with `status`: its open offers are
+    withdrawn, its escalation gets `outcome`, and the first agent and the receiver are told
+    (`text`, in words). A receiver who had joined loses the chat, after the notices so far,
+    unless the chat is ending (its `chat.status` says so). Caller holds the chat row lock."""
+    handover = (
+        Handover.objects.select_related("escalation", "from_agent", "receiver")
+        .filter(chat=chat, status__in=Handover.OPEN)
+        .first()
+    )
+    if handover is None:
+        return None
+    now = timezone.now()
+    was_joined = handover.status == Handover.Status.JOINED
+    handover.status = status
+    handover.closed_at = now
+    handover.closed_reason = reason
+    handover.save(update_fields=["status", "closed_at", "closed_reason"])
+    withdraw_handover_offers(handover=handover, reason=reason, now=now)
+    Escalation.objects.filter(pk=handover.escalation_id).update(outcome=outcome)
+    handover.escalation.outcome = outcome
+    tell_handover(handover, text=text)
+    if was_joined and handover.receiver_id and status != Handover.Status.ENDED:
+        send_event_on_commit(
+            agent_group(handover.receiver_id),
+            ChatRemoved(chat=chat.pk, seq=chat.last_seq, reason="handover_" + status),
+        )
+    return handover
+
+
+def withdraw_handover_offers(*, handover: Handover, reason: str, now: datetime) -> None:
+    """The hand-over's offers still open vanish from their consoles."""
+    for offer in list(handover.offers.filter(status=HandoverOffer.Status.PENDING)):
+        close_handover_offer(offer, status=HandoverOffer.Status.WITHDRAWN, reason=reason, now=now)
+
+
+def close_handover_offer(offer: HandoverOffer, *, status: str, reason: str, now: datetime) -> None:
+    offer.status = status
+    offer.closed_at = now
+    offer.save(update_fields=["status", "closed_at"])
+    send_event_on_commit(
+        agent_group(offer.agent_id),
+        HandoverOfferClosed(
+            handover=offer.handover_id,
+            chat=offer.handover.chat_id,
+            status=status,
+            reason=reason,
+        ),
+    )
+
+
+def tell_handover(handover: Handover, *, text: str = "") -> None:
+    """After commit, where the hand-over stands, to its first agent and its receiver."""
+    event = frames.handover_changed(handover, text=text)
+    send_event_on_commit(agent_group(handover.from_agent_id), event)
+    if handover.receiver_id is not None:
+        send_event_on_commit(agent_group(handover.receiver_id), event)

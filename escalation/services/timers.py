@@ -1,7 +1,8 @@
 """Deadlines on rows, acted on by Celery tasks, with a periodic sweep as the safety net.
 
-Wait-timeouts (QueueEntry.deadline), offer accept timeouts (Offer.deadline) and still-searching
-notices (QueueEntry.next_notice_at) all work the same way:
+Wait-timeouts (QueueEntry.deadline), offer accept timeouts (Offer.deadline), hand-over accept
+timeouts (Handover.deadline) and still-searching notices (QueueEntry.next_notice_at) all work the
+same way:
 
 - the deadline is stored on the row in the transaction that sets it;
 - after commit a task is scheduled for it (`arm`), with its countdown capped far below the
@@ -29,6 +30,7 @@ from django.utils import timezone
 
 WAIT_TIMEOUT = "escalation.tasks.wait_timeout"
 OFFER_TIMEOUT = "escalation.tasks.offer_timeout"
+HANDOVER_TIMEOUT = "escalation.tasks.handover_timeout"
 STILL_SEARCHING = "escalation.tasks.still_searching"
 PUBLISH_QUEUE = "escalation.tasks.publish_queue"
 SEND_EMAIL = "escalation.tasks.send_email"

@@ -1,23 +1,38 @@
 """Agent escalations: the chat an agent holds goes to the target of one of its stage's
 escalation options (a stage, a group, a named list of agents), with a reason and a hand-over note,
-in one transaction (see `fallbacks.move_chat`)."""
+in one transaction (see `fallbacks.move_chat`). A warm option, and a hand to a colleague, keep
+the agent in the chat until a receiver accepts (see `handover`)."""
 
 from django.db import transaction
 
 from chat import services as chat_services
 from chat.models import FlowEvent
 from escalation import selectors
-from escalation.exceptions import NobodyAvailable, NoteRequired, UnknownReason, UnknownTarget
+from escalation.exceptions import (
+    ColleagueNotAllowed,
+    HandoverPending,
+    NobodyAvailable,
+    NoteRequired,
+    UnknownColleague,
+    UnknownReason,
+    UnknownTarget,
+)
 from escalation.models import (
     Agent,
     Assignment,
+    ColleagueHandover,
     Escalation,
     EscalationOption,
     EscalationReason,
+    Handover,
     QueueEntry,
+    TargetKind,
+    Tier,
 )
+from escalation.selectors import Target
 from escalation.services.dispatch import dispatch
 from escalation.services.fallbacks import Origin, move_chat, run_fallback
+from escalation.services.handover import open_handover
 from escalation.services.route import (
     end_assignment,
     lock_route,
@@ -51,6 +66,8 @@ def escalate_chat(
         reason=reason,
         requested_by=requested_by,
     )
+    if escalation.warm:
+        return escalation  # the agent keeps the chat (and its place) until someone takes over
     with transaction.atomic():
         dispatch(stage_ids=[escalation.to_stage_id, *selectors.served_stage_ids(agent=agent)])
     return escalation
@@ -86,10 +103,25 @@ def _hand_over(
             f"A hand-over note is required: /escalate {option.keyword} <what the next agent "
             "should know>."
         )
-    reason = chat_services.sanitize_text(reason).strip()
-    if reason and not EscalationReason.objects.filter(label=reason, is_active=True).exists():
-        raise UnknownReason()
+    reason = _checked_reason(reason)
+    if Handover.objects.filter(chat=chat, status__in=Handover.OPEN).exists():
+        raise HandoverPending()
     target = selectors.resolve_option(option)
+    if option.is_warm:
+        return open_handover(
+            chat=chat,
+            route=route,
+            agent=agent,
+            target=target,
+            receivers=selectors.handover_receivers(target, exclude=agent),
+            warm=True,
+            to_colleague=False,
+            timeout_seconds=option.accept_timeout_seconds,
+            option=option,
+            reason=reason,
+            note=note,
+            requested_by=requested_by,
+        )
     # Counted only where the option's rule depends on it (a count over the agents and groups).
     nobody = (
         option.no_agent_rule != EscalationOption.NoAgentRule.QUEUE
@@ -132,3 +164,88 @@ def _hand_over(
     if nobody and option.no_agent_rule == EscalationOption.NoAgentRule.FALLBACK and route.entry:
         run_fallback(chat=chat, route=route, entry=route.entry, cause="no agent available")
     return escalation
+
+
+def _checked_reason(reason: str) -> str:
+    reason = chat_services.sanitize_text(reason).strip()
+    if reason and not EscalationReason.objects.filter(label=reason, is_active=True).exists():
+        raise UnknownReason()
+    return reason
+
+
+# How long a colleague has to accept a chat handed to them.
+COLLEAGUE_ACCEPT_SECONDS = 60
+
+
+@transaction.atomic
+def hand_to_colleague(
+    *,
+    chat_id: int,
+    agent: Agent,
+    colleague_id: int | None = None,
+    colleague_name: str = "",
+    warm: bool | None = None,
+    note: str = "",
+    reason: str = "",
+    requested_by: str = Escalation.RequestedBy.BUTTON,
+) -> Escalation:
+    """Offer the chat the agent holds to one online colleague of the same or a higher tier (by
+    id, or by display name as in `/escalate @Dana`), where the chat's stage allows it; cold or
+    warm as the stage allows (None: warm where allowed). The agent keeps the chat until the
+    colleague accepts; a decline or no answer in time leaves it with the agent."""
+    chat, route = lock_route(chat_id=chat_id)
+    require_holder(chat=chat, holder_id=route.agent_id, agent=agent)
+    stage = route.stage
+    if not stage.allows_hand_to_colleague:
+        raise ColleagueNotAllowed()
+    allowed = {
+        ColleagueHandover.COLD: (False,),
+        ColleagueHandover.WARM: (True,),
+        ColleagueHandover.EITHER: (True, False),
+    }[ColleagueHandover(stage.colleague_handover)]
+    if warm is None:
+        warm = allowed[0]
+    if warm not in allowed:
+        raise ColleagueNotAllowed(
+            "This stage allows only "
+            + ("warm" if allowed == (True,) else "cold")
+            + " hand-overs to a colleague."
+        )
+    colleagues = selectors.colleagues_for(agent=agent, tier=route.tier)
+    if colleague_id is not None:
+        found = [row for row in colleagues if row["pk"] == colleague_id]
+    else:
+        name = chat_services.sanitize_text(colleague_name).strip().lstrip("@")
+        found = [row for row in colleagues if row["display_name"].casefold() == name.casefold()]
+    if len(found) != 1:
+        listed = ", ".join(f"@{row['display_name']}" for row in colleagues[:20])
+        raise UnknownColleague(
+            "Choose an online colleague of the same or a higher tier with free capacity"
+            + (f": {listed}." if listed else "; nobody is available now.")
+        )
+    note = chat_services.sanitize_text(note).strip()
+    reason = _checked_reason(reason)
+    colleague = Agent.objects.get(pk=found[0]["pk"])
+    tier = Tier.objects.get(level=found[0]["level"])
+    target = Target(
+        stage=stage,
+        tier=tier,
+        label=colleague.display_name,
+        public_label=colleague.display_name,
+        kind=TargetKind.AGENTS,
+        agents=[colleague],
+    )
+    return open_handover(
+        chat=chat,
+        route=route,
+        agent=agent,
+        target=target,
+        receivers=[colleague],
+        warm=warm,
+        to_colleague=True,
+        timeout_seconds=COLLEAGUE_ACCEPT_SECONDS,
+        option=None,
+        reason=reason,
+        note=note,
+        requested_by=requested_by,
+    )

@@ -26,6 +26,11 @@ export const FROM_SERVER = Object.freeze({
   ESCALATED: "escalated",
   COMMAND_RESULT: "command.result",
   CHAT_TAGS: "chat.tags",
+  CONSULT: "consult",
+  CONSULT_OPTIONS: "consult.options",
+  HANDOVER_OFFER: "handover.offer",
+  HANDOVER_OFFER_CLOSED: "handover.offer.closed",
+  HANDOVER: "handover",
 });
 
 /** Frame types the pages send. */
@@ -45,6 +50,15 @@ export const TO_SERVER = Object.freeze({
   ESCALATE: "escalate",
   TYPING: "typing",
   TAGS: "tags",
+  CONSULT_OPTIONS: "consult.options",
+  CONSULT_OPEN: "consult.open",
+  CONSULT_REPLY: "consult.reply",
+  CONSULT_CLOSE: "consult.close",
+  HANDOVER_REQUEST: "handover.request",
+  HANDOVER_CANCEL: "handover.cancel",
+  HANDOVER_ACCEPT: "handover.accept",
+  HANDOVER_DECLINE: "handover.decline",
+  HANDOVER_TAKE: "handover.take",
 });
 
 /** Websocket close codes the server uses. */

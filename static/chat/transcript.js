@@ -17,7 +17,7 @@ export function localizeTimes(root) {
 
 function author(m) {
   const who = el("span", { className: "who" }, [bdi(m.author)]);
-  if (m.kind === "internal") who.append(" (internal note)");
+  if (m.kind === "internal") who.append(m.event === "consult" ? " (consult)" : " (internal note)");
   return who;
 }
 
@@ -27,6 +27,8 @@ const AGENT_NOTICES = new Set(["visitor_left"]);
 
 function lineClass(m) {
   if (m.kind === "internal" && AGENT_NOTICES.has(m.event)) return "msg msg-system msg-notice";
+  // A consult's thread (an internal thread with a colleague): internal, marked as the thread.
+  if (m.kind === "internal" && m.event === "consult") return "msg msg-internal msg-consult";
   return `msg msg-${m.kind}`;
 }
 

@@ -4,7 +4,8 @@
 
    States: waiting (in a queue, previewed), offered, held, handed_over (`to`), returned,
    ended_by_visitor, ended_by_agent, ended_by_timeout (`by`: timeout or fallback), visitor_gone,
-   no_longer_visible (a preview that left the agent's queues), ended (opened after its end). */
+   no_longer_visible (a preview that left the agent's queues), ended (opened after its end),
+   consulting (read-only: a colleague asked this agent's advice on it), consult_over. */
 
 export const STATES = Object.freeze([
   "waiting",
@@ -18,6 +19,10 @@ export const STATES = Object.freeze([
   "visitor_gone",
   "no_longer_visible",
   "ended",
+  "consulting",
+  "consult_over",
+  "handover_offered",
+  "joined",
 ]);
 
 /** States nothing brings back: the chat ended, or this agent may no longer see it. */
@@ -28,6 +33,7 @@ const FINAL = new Set([
   "visitor_gone",
   "no_longer_visible",
   "ended",
+  "consult_over",
 ]);
 /** The chat left this agent, who may still take it again (it waits in a queue). */
 const LET_GO = new Set(["handed_over", "returned"]);
@@ -57,8 +63,15 @@ const REMOVED_BECAUSE = {
 };
 
 function onInfo(s, f) {
+  // Asked for advice on a chat someone else holds: read it (a new consult revives a pane).
+  if (f.consult?.role === "consultant" && f.status === "active" && !f.held) {
+    return state("consulting", { by: f.consult.asked_by });
+  }
   if (isFinal(s) || LET_GO.has(s.name)) return s; // a re-read header changes nothing there
   if (f.held && OPEN_STATUSES.has(f.status)) return state("held");
+  const role = f.handover_state?.role;
+  if (f.status === "active" && role === "receiver") return state("joined");
+  if (f.status === "active" && role === "offered") return state("handover_offered");
   if (f.status === "queued") return s.name === "offered" ? s : state("waiting");
   if (f.status === "active") return state("no_longer_visible"); // someone else holds it now
   return state("ended");
@@ -80,6 +93,8 @@ function onOfferClosed(s, f) {
 
 function onStatus(s, f) {
   if (OPEN_STATUSES.has(f.status) || isFinal(s)) return s;
+  if (s.name === "consulting") return state("consult_over");
+  if (s.name === "joined" && f.by === "agent") return state("ended"); // the first agent ended it
   const name = ENDED_BY[f.by] || "ended";
   return name === "ended_by_timeout" ? state(name, { by: f.by }) : state(name);
 }
@@ -89,10 +104,24 @@ function onRemoved(s, f) {
   const because = REMOVED_BECAUSE[f.reason];
   if (because) return because(f);
   if (f.reason === "no_longer_visible") return state("no_longer_visible");
+  if (f.reason === "consult_closed") return state("consult_over");
   return state("ended");
 }
 
+/** A hand-over's news (`role` of this agent, `status`), fed by handover.js. */
+function onHandover(s, f) {
+  if (isFinal(s)) return s;
+  if (f.role === "receiver" && f.status === "joined") return state("joined");
+  if (f.role === "receiver" && f.status === "completed") return state("held");
+  if (f.role === "offered" && f.status === "pending" && s.name !== "held") {
+    return state("handover_offered");
+  }
+  if (s.name === "handover_offered" && f.status !== "pending") return state("no_longer_visible");
+  return s;
+}
+
 const TRANSITIONS = new Map([
+  ["handover", onHandover],
   ["chat.info", onInfo],
   ["chat.assigned", onHeld],
   ["taken", onHeld],
@@ -125,6 +154,11 @@ const BANNERS = {
   visitor_gone: () => "The visitor left: their page stopped answering.",
   no_longer_visible: () => "This chat left your queues: you can no longer follow it.",
   ended: () => "This chat has ended.",
+  consulting: (s) =>
+    `Read-only: ${s.by} asked your advice on this chat. Answer in the consult below.`,
+  consult_over: () => "The consult is over: you can no longer follow this chat.",
+  handover_offered: () => "Offered to you as a hand-over: accept it in Hand-overs to join.",
+  joined: () => "You joined this chat: write to the visitor; take over when ready.",
 };
 
 /** What the pane shows: the banner, whether the agent may write (composer, Internal note, End,
@@ -133,6 +167,7 @@ export function describe(s) {
   return {
     banner: BANNERS[s.name](s),
     canWrite: s.name === "held",
+    canReply: s.name === "held" || s.name === "joined",
     isOver: isFinal(s) || LET_GO.has(s.name),
   };
 }

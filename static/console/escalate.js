@@ -2,6 +2,7 @@
    reason and a hand-over note. */
 import { el } from "../chat/dom.js";
 import { TO_SERVER } from "../chat/protocol.js";
+import { colleagueChoices, colleagueRequest } from "./handover.js";
 import { send } from "./link.js";
 
 export function wireEscalation(pane, c) {
@@ -20,7 +21,9 @@ export function wireEscalation(pane, c) {
     showDialogError(dialog, "");
     const reason = dialog.querySelector(".esc-reason").value;
     const note = dialog.querySelector(".esc-note").value;
-    send({ type: TO_SERVER.ESCALATE, chat: c.id, target: picked.value, reason, note });
+    const toColleague = colleagueRequest(dialog, picked, c, reason, note);
+    if (toColleague) send(toColleague);
+    else send({ type: TO_SERVER.ESCALATE, chat: c.id, target: picked.value, reason, note });
   });
 }
 
@@ -33,7 +36,7 @@ export function showOptions(pane, f) {
     const none = "No escalation targets are configured for this stage.";
     box.append(el("p", { className: "muted", textContent: none }));
   }
-  box.append(...f.options.map(targetChoice));
+  box.append(...f.options.map(targetChoice), ...colleagueChoices(f));
   const reasons = f.reasons.map((r) => el("option", { value: r, textContent: r }));
   const reason = dialog.querySelector(".esc-reason");
   reason.replaceChildren(el("option", { value: "", textContent: "(none)" }), ...reasons);
@@ -46,7 +49,9 @@ function targetChoice(o) {
   input.dataset.noteRequired = o.note_required;
   return el("label", { className: "inline esc-target" }, [
     input,
-    el("span", { textContent: `${o.label} · ${o.tier} · ${o.available} online and free` }),
+    el("span", {
+      textContent: `${o.label} · ${o.tier} · ${o.available} online and free${o.warm ? " · warm" : ""}`,
+    }),
     el("code", { className: "muted small", textContent: ` /escalate ${o.keyword}` }),
   ]);
 }

@@ -5,7 +5,16 @@ import { FROM_SERVER, TO_SERVER } from "../chat/protocol.js";
 import { chatKey, clear, offerKey, raise } from "./alerts.js";
 import { drawChatList, renderChatList } from "./chats.js";
 import { showComposerError } from "./composer.js";
+import { applyConsult, consultRefused, showConsultOptions } from "./consult.js";
 import { closeDialog, dialogError, showOptions } from "./escalate.js";
+import {
+  applyHandoverInfo,
+  handoverRefused,
+  onHandover,
+  onHandoverOffer,
+  onHandoverOfferClosed,
+  setHandovers,
+} from "./handover.js";
 import { send } from "./link.js";
 import { addOffer, dropOffer, offerRefused, renderOffers, setOffers } from "./offers.js";
 import { addMessage, applyInfo, moveTo, showCommandResult } from "./pane.js";
@@ -31,6 +40,7 @@ function onHello(f) {
   setQueue(f.queue);
   heldChats(f.chats);
   setOffers(f.offers);
+  setHandovers(f.handovers);
 }
 
 // Asked for ("queue"), or after a resync: every list.
@@ -38,6 +48,7 @@ function onQueue(f) {
   setQueue(f.items);
   heldChats(f.chats);
   setOffers(f.offers);
+  setHandovers(f.handovers);
 }
 
 function onOffer(f) {
@@ -140,7 +151,7 @@ function subscribeRefused(f) {
 
 /** An error goes where the agent is looking: the dialog, the pane's composer, or a toast. */
 function onError(f) {
-  if (offerRefused(f) || subscribeRefused(f)) return;
+  if (offerRefused(f) || handoverRefused(f) || subscribeRefused(f) || consultRefused(f)) return;
   if (outbox.retryIfRateLimited(f, send)) return;
   const frame = f.ref && outbox.get(f.ref);
   if (frame) outbox.delete(f.ref);
@@ -163,7 +174,16 @@ export const handlers = new Map([
   [FROM_SERVER.OFFER, onOffer],
   [FROM_SERVER.OFFER_CLOSED, onOfferClosed],
   [FROM_SERVER.PRESENCE, (f) => showPresence(f.presence, f.reason)],
-  [FROM_SERVER.CHAT_INFO, applyInfo],
+  [
+    FROM_SERVER.CHAT_INFO,
+    (f) => {
+      applyInfo(f);
+      applyHandoverInfo(f);
+    },
+  ],
+  [FROM_SERVER.HANDOVER_OFFER, onHandoverOffer],
+  [FROM_SERVER.HANDOVER_OFFER_CLOSED, onHandoverOfferClosed],
+  [FROM_SERVER.HANDOVER, onHandover],
   [FROM_SERVER.MESSAGE, addMessage],
   [FROM_SERVER.TYPING, onTyping],
   [FROM_SERVER.REPLAY_DONE, onReplayDone],
@@ -174,6 +194,8 @@ export const handlers = new Map([
   [FROM_SERVER.ESCALATED, onEscalated],
   [FROM_SERVER.COMMAND_RESULT, onCommandResult],
   [FROM_SERVER.CHAT_TAGS, onTags],
+  [FROM_SERVER.CONSULT, applyConsult],
+  [FROM_SERVER.CONSULT_OPTIONS, showConsultOptions],
   [FROM_SERVER.CHAT_STATUS, onStatus],
   [FROM_SERVER.ACK, (f) => outbox.delete(f.client_id)],
   [FROM_SERVER.ERROR, onError],

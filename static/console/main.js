@@ -6,8 +6,10 @@ import { localizeTimes } from "../chat/transcript.js";
 import { onAlertClicked, onAlertsChange } from "./alerts.js";
 import { drawChatList, onSelect } from "./chats.js";
 import { describe } from "./chatstate.js";
+import { onConsultSelect } from "./consult.js";
 import { wireDesktop } from "./desktop.js";
 import { handlers } from "./frames.js";
+import { tickHandovers } from "./handover.js";
 import { connect, send } from "./link.js";
 import { tickOffers } from "./offers.js";
 import { markTabs, openChat, seen, subscribe } from "./panes.js";
@@ -51,9 +53,11 @@ document.addEventListener("visibilitychange", () => {
 });
 onPreview(openChat);
 onSelect(openChat);
+onConsultSelect(openChat);
 setInterval(renderQueue, WAITED_REDRAW_MS);
 // "Still here": an agent whose every console tab is closed or silent for AGENT_GONE_SECONDS is
 // set offline so that no chat is routed to them.
 setInterval(() => send({ type: TO_SERVER.PING }), PING_INTERVAL_MS);
 setInterval(tickOffers, 1000);
+setInterval(tickHandovers, 1000);
 localizeTimes(document);

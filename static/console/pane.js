@@ -10,6 +10,7 @@ import { chatKey, raise } from "./alerts.js";
 import { drawChatList } from "./chats.js";
 import { describe, next } from "./chatstate.js";
 import { wireComposer } from "./composer.js";
+import { consultMessage, drawConsult, wireConsult } from "./consult.js";
 import { closeDialog, wireEscalation } from "./escalate.js";
 import { tierPath } from "./format.js";
 import { send } from "./link.js";
@@ -19,8 +20,10 @@ import { showVisitor } from "./visitor.js";
 
 const paneTemplate = document.getElementById("pane-template");
 /** Controls for a chat the agent holds: hidden and disabled in every other state. */
-const HOLDER_CONTROLS = "form.composer, .end-btn, .esc-btn";
-const HOLDER_FIELDS = "form.composer :is(textarea, input, button), .end-btn, .esc-btn";
+const HOLDER_CONTROLS = ".end-btn, .esc-btn";
+/** The composer: for the holder, and for an agent who joined to take the chat over. */
+const REPLY_CONTROLS = "form.composer";
+const REPLY_FIELDS = "form.composer :is(textarea, input, button)";
 
 export function createPane(c, close) {
   const pane = paneTemplate.content.firstElementChild.cloneNode(true);
@@ -28,6 +31,7 @@ export function createPane(c, close) {
   followImages(pane.querySelector(".transcript"));
   wireComposer(pane, c);
   wireEscalation(pane, c);
+  wireConsult(pane, c);
   pane.querySelector(".end-btn").addEventListener("click", () => {
     if (confirm("End this chat as resolved?")) send({ type: TO_SERVER.END, chat: c.id });
   });
@@ -55,16 +59,21 @@ export function moveTo(c, frame) {
 /** The banner and the controls of the chat's state. */
 export function drawState(c) {
   if (!c.pane) return;
-  const { banner, canWrite, isOver } = describe(c.state);
+  const { banner, canWrite, canReply, isOver } = describe(c.state);
   c.pane.dataset.state = c.state.name;
-  for (const control of c.pane.querySelectorAll(HOLDER_CONTROLS)) control.hidden = !canWrite;
-  for (const field of c.pane.querySelectorAll(HOLDER_FIELDS)) field.disabled = !canWrite;
+  for (const control of c.pane.querySelectorAll(HOLDER_CONTROLS)) {
+    control.hidden = !canWrite;
+    control.disabled = !canWrite;
+  }
+  for (const control of c.pane.querySelectorAll(REPLY_CONTROLS)) control.hidden = !canReply;
+  for (const field of c.pane.querySelectorAll(REPLY_FIELDS)) field.disabled = !canReply;
   if (!canWrite) closeDialog(c.pane);
   c.pane.querySelector(".pane-close").hidden = !isOver;
   c.pane.querySelector(".pane-take").hidden = c.state.name !== "waiting";
   c.pane.querySelector(".pane-banner").textContent = banner;
   c.tab?.classList.toggle("over", isOver);
   showTags(c, canWrite);
+  drawConsult(c);
 }
 
 /** The chat's details (a `chat.info` frame), on its pane and its tab. */
@@ -133,6 +142,7 @@ export function addMessage(m) {
   const list = c.pane.querySelector(".transcript");
   appendMessage(list, m);
   list.scrollTop = list.scrollHeight;
+  if (m.event === "consult") consultMessage(c, m);
   if (m.kind !== "visitor") return;
   c.typing.hide();
   if (isOnScreen(c)) markRead(c);

@@ -73,7 +73,13 @@ def test_the_pages_work_under_the_policy(demo, browser, daphne_process, celery_w
     # A manager's reports, with their SVG charts.
     manager = new_page(browser)
     log_in(manager, base, "morgan", "/reports/")
-    for path in ("/reports/", "/reports/over-time/", "/reports/by-agent/", "/reports/escalated/"):
+    for path in (
+        "/reports/",
+        "/reports/over-time/",
+        "/reports/by-agent/",
+        "/reports/escalated/",
+        "/reports/friction/",
+    ):
         manager.goto(base + path)
         assert manager.locator("main").is_visible(), path
     found["reports"] = refused(manager)

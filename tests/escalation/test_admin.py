@@ -28,6 +28,7 @@ def stage_form(stage: Stage, **overrides: Any) -> dict[str, Any]:
         "still_searching_seconds": stage.still_searching_seconds,
         "drop_stage": stage.drop_stage_id or "",
         "after_agent": stage.after_agent,
+        "colleague_handover": stage.colleague_handover,
         "escalation_options-TOTAL_FORMS": 0,
         "escalation_options-INITIAL_FORMS": 0,
         "templates-TOTAL_FORMS": 0,
@@ -138,6 +139,7 @@ def test_keywords_are_unique_within_a_stage(admin_client_, l1_setup):
         "target_kind": "stage",
         "target_stage": l1_setup.l2.pk,
         "no_agent_rule": "queue",
+        "accept_timeout_seconds": 60,
         "position": 0,
         "note_required": "on",
     }
@@ -163,6 +165,7 @@ def test_the_same_keyword_in_another_stage_is_fine(admin_client_, l1_setup):
         "target_kind": "stage",
         "target_stage": l1_setup.l2.pk,
         "no_agent_rule": "queue",
+        "accept_timeout_seconds": 60,
         "position": 0,
     }
     response = admin_client_.post(
@@ -178,6 +181,7 @@ def test_option_needs_a_target_of_its_kind(admin_client_, l1_setup):
         "keyword": "grp",
         "target_kind": "group",
         "no_agent_rule": "queue",
+        "accept_timeout_seconds": 60,
         "position": 0,
     }
     response = admin_client_.post(

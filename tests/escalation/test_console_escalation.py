@@ -159,8 +159,10 @@ async def test_escalate_button_with_options_reason_and_note(demo, client):
         "available": 0,
         "note_required": True,
         "no_agent_rule": "queue",
+        "warm": False,
     }
     assert "Billing question" in options["reasons"]
+    assert (options["colleagues"], options["colleague_modes"]) == ([], [])  # not allowed here
     await ws.send_json_to(
         {
             "type": "escalate",
