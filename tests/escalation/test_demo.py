@@ -145,7 +145,7 @@ def test_a_short_history_fills_every_report_through_the_services(demo, bursty, c
         SurveyAnswer,
         WaitEstimate,
     )
-    from reporting import offers, satisfaction, search, selectors, tags
+    from reporting import friction, offers, satisfaction, search, selectors, tags
     from reporting.selectors import ReportFilter
 
     presence = dict(Agent.objects.values_list("pk", "presence"))
@@ -165,6 +165,10 @@ def test_a_short_history_fills_every_report_through_the_services(demo, bursty, c
     assert selectors.timeouts_and_fallbacks(f)
     assert any(row["compared"] for row in offers.predicted_vs_actual(f))
     assert satisfaction.satisfaction(f, "agent")
+    totals = friction.friction(f)["totals"]
+    assert totals["abandoned"] + totals["dropped"] > 0, totals
+    assert totals["answered"] and totals["replied"] and totals["handled"], totals
+    assert totals["handle_p90"] > totals["handle_median"] > 0, "handling times vary"
     assert tags.by_tag(f)
     found, _ = search.page_of(ChatSession.objects.all(), search.ChatSearch(words="order"), 1)
     assert found
@@ -214,7 +218,7 @@ def test_a_short_history_fills_every_report_through_the_services(demo, bursty, c
     query = {"start": f.start.isoformat(), "end": f.end.isoformat()}
     for name in ("home", "escalated", "over_time", "by_agent", "reasons", "waits", "fallbacks"):
         assert client.get(reverse(f"reporting:{name}"), query).status_code == 200, name
-    for name in ("satisfaction", "tags", "predicted_vs_actual"):
+    for name in ("satisfaction", "tags", "predicted_vs_actual", "friction"):
         assert client.get(reverse(f"reporting:{name}"), query).status_code == 200, name
     escalated = selectors.escalated_chats(f).first()
     assert escalated is not None
