@@ -2,7 +2,7 @@
 wait, and when the demo agents work. Pure: a seeded `random.Random` in, plain values out; no
 database, no clock (escalation.demo_history plays it through the services).
 
-The numbers are a small web shop's support desk: a handful of chats on a weekday, peaking late
+The numbers are a small web shop's support desk: two or three chats on a weekday, peaking late
 in the morning and again after lunch, fewer at the weekend, a few at night when nobody is there,
 and now and then a burst when something breaks. Small, because every chat goes through the
 services (about 170 queries each) and the whole history loads in well under a minute.
@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 # Chats on an average weekday; the other days are a share of it (Monday busiest, Sunday least).
-WEEKDAY_CHATS = 3
+WEEKDAY_CHATS = 2.5
 DAY_SHARE = (1.15, 1.0, 1.0, 0.95, 0.9, 0.45, 0.3)  # Monday .. Sunday
 # How a day's chats spread over its hours (site time), in relative weights.
 HOUR_WEIGHT = (
