@@ -31,7 +31,6 @@ DEV_TOOLS = {
     "djangorestframework-stubs",
     "factory-boy",
     "faker",
-    "time-machine",
     "websockets",
     "granian",
     "uvloop",

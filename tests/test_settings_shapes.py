@@ -44,11 +44,13 @@ def test_embedded_default_loads(tmp_path):
 
 def test_the_embedded_default_migrates_and_loads_the_demo(tmp_path):
     """`make run` with nothing installed: every migration runs on SQLite (an index built
-    CONCURRENTLY on PostgreSQL is built plainly there) and the demo loads."""
-    for command in ("migrate", "load_demo"):
-        result = manage(command, SQLITE_PATH=str(tmp_path / "db.sqlite3"))
+    CONCURRENTLY on PostgreSQL is built plainly there) and the demo loads, with a history (two
+    days here; `make run` plays 90)."""
+    for command in (["migrate"], ["load_demo", "--history-days", "2"]):
+        result = manage(*command, SQLITE_PATH=str(tmp_path / "db.sqlite3"))
         assert result.returncode == 0, result.stderr[-2000:]
     assert "Demo configuration loaded." in result.stdout
+    assert "Demo history: " in result.stdout  # played on SQLite, in-process, on its own clock
 
 
 def test_service_settings_load():

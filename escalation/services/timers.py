@@ -17,7 +17,9 @@ Tasks are named, not imported: `escalation.tasks` calls these services, so the s
 import it back.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -34,8 +36,29 @@ PUBLISH_QUEUE = "escalation.tasks.publish_queue"
 SEND_EMAIL = "escalation.tasks.send_email"
 
 
+Scheduler = Callable[[str, tuple[Any, ...], float], None]
+_scheduler: ContextVar[Scheduler | None] = ContextVar("timer_scheduler", default=None)
+
+
+@contextmanager
+def scheduled_in_process(scheduler: Scheduler) -> Iterator[None]:
+    """Inside this block tasks go to `scheduler(task_name, args, countdown)` instead of the
+    broker. The demo's replay of past days (escalation.demo_history) runs them at their times on
+    its simulated clock: a broker would run them late, on the real clock, after the history has
+    moved on."""
+    token = _scheduler.set(scheduler)
+    try:
+        yield
+    finally:
+        _scheduler.reset(token)
+
+
 def run_later(task_name: str, args: tuple[Any, ...], *, countdown: float) -> None:
     """Queue the task `task_name` now, to run `countdown` seconds from now."""
+    scheduler = _scheduler.get()
+    if scheduler is not None:
+        scheduler(task_name, args, countdown)
+        return
     signature(task_name, args=args, app=current_app).apply_async(countdown=countdown)
 
 
