@@ -114,6 +114,17 @@ def replay_history(
     same end give the same history."""
     if not 1 <= days <= MAX_DAYS:
         raise HistoryRefused(f"The history is 1 to {MAX_DAYS} days long, not {days}.")
+    # A server at work shares the database: its beat would fire the replay's past deadlines
+    # and sweep its simulated visitors and agents mid-replay, and a chat arriving during it
+    # could reach a simulated agent. An agent console seen within AGENT_GONE_SECONDS means one
+    # is running (a console marks itself seen while it is open); the replay waits for it to stop.
+    seen_since = timezone.now() - timedelta(seconds=settings.AGENT_GONE_SECONDS)
+    if Agent.objects.filter(console_seen_at__gte=seen_since).exists():
+        raise HistoryRefused(
+            "an agent console was open in the last "
+            f"{settings.AGENT_GONE_SECONDS} s, so the server looks to be running; stop it, "
+            "then load the demo again (make run plays the history before it starts the server)."
+        )
     open_chats = ChatSession.objects.filter(status__in=ChatSession.OPEN_STATUSES).count()
     if open_chats:
         # The simulated agents would take them, at a time before they began.

@@ -3,10 +3,12 @@ import io
 
 import pytest
 from django.apps import apps
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db.models import Count
 from django.urls import reverse
+from django.utils import timezone
 
 from chat.models import ChatSession
 from tests.factories import start_chat
@@ -261,6 +263,26 @@ def test_no_history_is_played_while_a_chat_is_open(demo):
     call_command("load_demo", "--history-days", "1", stdout=out)
     assert "Demo history not played: 1 chat(s) are still waiting or active" in out.getvalue()
     assert not demo_history_chats().exists()
+
+
+def test_no_history_is_played_while_a_console_is_open(demo):
+    """A console seen within AGENT_GONE_SECONDS means a server is running on this database: its
+    beat would act on the replay's past deadlines, so the replay refuses."""
+    from escalation.demo_history import demo_history_chats
+    from escalation.models import Agent
+
+    Agent.objects.filter(user__username="alex").update(console_seen_at=timezone.now())
+    out = io.StringIO()
+    call_command("load_demo", "--history-days", "1", stdout=out)
+    assert "Demo history not played: an agent console was open in the last" in out.getvalue()
+    assert not demo_history_chats().exists()
+    Agent.objects.update(
+        console_seen_at=timezone.now() - dt.timedelta(seconds=settings.AGENT_GONE_SECONDS + 1)
+    )
+    out = io.StringIO()
+    call_command("load_demo", "--history-days", "1", stdout=out)
+    assert "Demo history: " in out.getvalue()
+    assert demo_history_chats().exists()
 
 
 @pytest.mark.parametrize("days", ["0", "366", "ninety"])
