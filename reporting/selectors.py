@@ -55,7 +55,7 @@ from escalation.selectors import chat_tags
 from reporting import summaries
 from reporting.csvsafe import safe_text
 from reporting.flowwords import flow_details
-from reporting.summaries import AGENT_REQUESTS, Metric
+from reporting.summaries import AGENT_REQUESTS, MOVED_THE_CHAT, Metric
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def escalations(f: ReportFilter) -> QuerySet[Escalation]:
         requested_by__in=AGENT_REQUESTS,
         requested_at__gte=f.since,
         requested_at__lt=f.until,
-    ).filter(Q(entry__isnull=False) | Q(outcome=Escalation.Outcome.TAKEN))
+    ).filter(MOVED_THE_CHAT)
     if f.tag_id:
         rows = rows.filter(chat__tags__tag_id=f.tag_id)
     return _narrowed(rows, f, prefix="from_")

@@ -21,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
-from django.db.models import CharField, Count, F, Sum, Value
+from django.db.models import CharField, Count, F, Q, Sum, Value
 from django.db.models.functions import Concat, TruncDate
 from django.utils import timezone
 
@@ -37,6 +37,10 @@ AGENT_REQUESTS = (
     Escalation.RequestedBy.API,
 )
 HANDLED_ENDINGS = (Assignment.EndReason.RESOLVED, Assignment.EndReason.VISITOR_LEFT)
+# An agent's request that moved the chat: a cold one queues it at once (it has an entry); one
+# the first agent stayed in for (warm, or to a colleague) only once the receiver took it. A
+# hand-over nobody accepted, that was declined or cancelled, left the chat where it was.
+MOVED_THE_CHAT = Q(entry__isnull=False) | Q(outcome=Escalation.Outcome.TAKEN)
 CLOSE_MARGIN = timedelta(minutes=10)
 Metric = DailyFact.Metric
 
@@ -49,9 +53,11 @@ class Source:
     time: str
     where: dict[str, Any]
     dims: dict[str, Any] = field(default_factory=dict)
+    also: Q | None = None  # a condition `where` cannot say (an OR)
 
     def rows(self) -> models.QuerySet[Any]:
-        return self.model._default_manager.filter(**self.where)
+        rows = self.model._default_manager.filter(**self.where)
+        return rows if self.also is None else rows.filter(self.also)
 
 
 SOURCES: dict[str, Source] = {
@@ -71,7 +77,8 @@ SOURCES: dict[str, Source] = {
         Escalation,
         "requested_at",
         {"requested_by__in": AGENT_REQUESTS},
-        {
+        also=MOVED_THE_CHAT,
+        dims={
             "tier_id": F("from_tier_id"),
             "stage_id": F("from_stage_id"),
             "pipeline_id": F("from_stage__pipeline_id"),

@@ -10,7 +10,7 @@ from django.db.models import Avg, Count, Exists, OuterRef, Q
 
 from escalation.models import ChatTag, Escalation
 from reporting.selectors import ReportFilter
-from reporting.summaries import AGENT_REQUESTS
+from reporting.summaries import AGENT_REQUESTS, MOVED_THE_CHAT
 
 CSV_HEADER = ["tag", "chats", "escalated", "escalation_rate", "survey_answers", "average_rating"]
 
@@ -20,7 +20,9 @@ def by_tag(f: ReportFilter) -> list[dict[str, Any]]:
     if f.pipeline_id:
         tagged = tagged.filter(chat__route__pipeline_id=f.pipeline_id)
     moved = Exists(
-        Escalation.objects.filter(chat_id=OuterRef("chat_id"), requested_by__in=AGENT_REQUESTS)
+        Escalation.objects.filter(
+            MOVED_THE_CHAT, chat_id=OuterRef("chat_id"), requested_by__in=AGENT_REQUESTS
+        )
     )
     rows = (
         tagged.values("tag__name")

@@ -35,6 +35,7 @@ from escalation.models import (
     Handover,
     HandoverOffer,
     Stage,
+    Tag,
 )
 from reporting.selectors import (
     ReportFilter,
@@ -355,3 +356,34 @@ def test_reports_count_a_warm_hand_over_once_taken_over(warm_billing):
         "Sam joined",
         "Sam took over",
     ]
+
+
+@pytest.mark.parametrize("counted", ["raw", "summarised"])
+def test_a_hand_over_that_never_happened_is_no_escalation_in_any_report(warm_billing, counted):
+    """Cancelled, declined or timed out, the chat stayed at tier 1: the count reports (raw or
+    from the daily summaries) and the by-tag report say it was not escalated; taken over, it was."""
+    from reporting import summaries, tags
+    from reporting.selectors import handled_vs_escalated_over_time
+
+    chat = warm_billing
+    services.set_chat_tags(chat_id=chat.pk, agent=agent("alex"), tag_ids=[Tag.objects.first().pk])
+    request(chat)
+    services.cancel_handover(chat_id=chat.pk, agent=agent("alex"))
+    day = timezone.localdate()
+    f = ReportFilter(start=day, end=day)
+
+    def escalated() -> tuple[int, int]:
+        if counted == "summarised":
+            with time_machine.travel(timezone.now() + timedelta(days=1, hours=1), tick=False):
+                summaries.summarise(day, day)
+                assert day in summaries.summarised_days(day, day)
+        over_time = sum(r["escalated"] for r in handled_vs_escalated_over_time(f, by_week=False))
+        [by_tag] = tags.by_tag(f)
+        return over_time, by_tag["escalated"]
+
+    assert escalated() == (0, 0)
+    request(chat)
+    handover = Handover.objects.get(chat=chat, status="pending")
+    services.accept_handover(handover_id=handover.pk, agent=agent("sam"))
+    services.take_over(chat_id=chat.pk, agent=agent("sam"))
+    assert escalated() == (1, 1)
