@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from chat.models import ChatSession
-from escalation.models import Agent, Assignment, Offer, QueueEntry, Stage
+from escalation.models import Agent, Assignment, Handover, Offer, QueueEntry, Stage
 from escalation.selectors import revoked_logins, with_load_and_capacity
 from reporting.models import LiveSettings
 from reporting.periods import day_bounds, site_tz
@@ -169,11 +169,31 @@ def _stages(now: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any]], 
 
 
 def _agents(now: datetime) -> list[dict[str, Any]]:
-    """Active agents, online first, each with its load, capacity and the chats it holds."""
+    """Active agents, online first, each with its load, capacity and its chats: those it holds,
+    then those it joined in a warm hand-over (they count against its capacity too)."""
     holding = Assignment.objects.filter(ended_at__isnull=True).select_related("chat")
     agents = with_load_and_capacity(Agent.objects.filter(user__is_active=True)).prefetch_related(
         Prefetch("assignments", queryset=holding.order_by("started_at", "pk"), to_attr="holding")
     )
+    joined: dict[int, list[Handover]] = {}
+    for handover in (
+        Handover.objects.filter(status=Handover.Status.JOINED)
+        .select_related("chat")
+        .order_by("joined_at", "pk")
+    ):
+        if handover.receiver_id is not None:
+            joined.setdefault(handover.receiver_id, []).append(handover)
+
+    def chat_row(chat: ChatSession, since: datetime, *, is_joined: bool) -> dict[str, Any]:
+        return {
+            "chat": chat.pk,
+            "visitor": chat.visitor_name,
+            "since": since.isoformat(),
+            "seconds": _seconds(since, now),
+            "url": _chat_url(chat.pk),
+            "joined": is_joined,
+        }
+
     rows = [
         {
             "id": agent.pk,
@@ -183,14 +203,11 @@ def _agents(now: datetime) -> list[dict[str, Any]]:
             "load": agent.load,  # type: ignore[attr-defined]
             "capacity": agent.cap,  # type: ignore[attr-defined]
             "chats": [
-                {
-                    "chat": held.chat_id,
-                    "visitor": held.chat.visitor_name,
-                    "since": held.started_at.isoformat(),
-                    "seconds": _seconds(held.started_at, now),
-                    "url": _chat_url(held.chat_id),
-                }
-                for held in agent.holding
+                chat_row(held.chat, held.started_at, is_joined=False) for held in agent.holding
+            ]
+            + [
+                chat_row(h.chat, h.joined_at or h.deadline, is_joined=True)
+                for h in joined.get(agent.pk, [])
             ],
         }
         for agent in agents

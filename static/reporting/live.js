@@ -102,7 +102,11 @@ function agentRow(a) {
   load.setAttribute("aria-label", `Load of ${a.name}`);
   const chats = a.chats.length
     ? a.chats.map((c) =>
-        el("li", { dataset: { chat: c.chat } }, [chatLink(c), " ", age(c.since, c.seconds)]),
+        el("li", { dataset: { chat: c.chat } }, [
+          chatLink(c),
+          c.joined ? " (joined to take over) " : " ",
+          age(c.since, c.seconds),
+        ]),
       )
     : [el("li", { className: "empty", textContent: "No chats" })];
   return el("tr", { className: `presence-${a.presence}`, dataset: { agent: a.id } }, [

@@ -387,3 +387,21 @@ def test_a_hand_over_that_never_happened_is_no_escalation_in_any_report(warm_bil
     services.accept_handover(handover_id=handover.pk, agent=agent("sam"))
     services.take_over(chat_id=chat.pk, agent=agent("sam"))
     assert escalated() == (1, 1)
+
+
+def test_the_live_view_lists_a_joined_chat_under_its_receiver(warm_billing):
+    """A receiver who joined counts the chat against its capacity; the live view shows which."""
+    from reporting.live import live_snapshot
+
+    chat = warm_billing
+    request(chat)
+    handover = Handover.objects.get(chat=chat, status="pending")
+    services.accept_handover(handover_id=handover.pk, agent=agent("sam"))
+    agents = {a["name"]: a for a in live_snapshot()["agents"]}
+    assert [(c["chat"], c["joined"]) for c in agents["Alex"]["chats"]] == [(chat.pk, False)]
+    assert [(c["chat"], c["joined"]) for c in agents["Sam"]["chats"]] == [(chat.pk, True)]
+    assert agents["Sam"]["load"] == 1
+    services.take_over(chat_id=chat.pk, agent=agent("sam"))
+    agents = {a["name"]: a for a in live_snapshot()["agents"]}
+    assert agents["Alex"]["chats"] == []
+    assert [(c["chat"], c["joined"]) for c in agents["Sam"]["chats"]] == [(chat.pk, False)]
