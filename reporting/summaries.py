@@ -8,7 +8,9 @@ few thousand small rows instead of a scan of a million chats.
 
 A day is summarised once it is over in the site's time zone plus CLOSE_MARGIN (a transaction that
 began before midnight has committed by then), by the periodic task `summarise_days` or by
-`manage.py summarise_reports`.
+`manage.py summarise_reports`. The same run writes, for the same days, the wait estimates'
+groups of the predicted-vs-actual report (reporting/accuracy.py) and the duration histograms of
+the friction report (reporting/durations.py), which those reports read in the same way.
 """
 
 import contextlib
@@ -27,8 +29,8 @@ from django.utils import timezone
 
 from chat.models import ChatSession, FlowEvent
 from escalation.models import Assignment, Escalation, QueueEntry, Tier
-from reporting import accuracy
-from reporting.models import DailyAccuracy, DailyFact, SummarisedDay
+from reporting import accuracy, durations
+from reporting.models import DailyAccuracy, DailyDuration, DailyFact, SummarisedDay
 from reporting.periods import day_bounds, in_days, in_spans, runs, site_tz, summarised_days
 
 AGENT_REQUESTS = (
@@ -198,8 +200,9 @@ def summarise(first: date, last: date) -> int:
     if last < first:
         return 0
     since, until = day_bounds(first, last, tz)
-    # A day whose estimates still wait for their outcome is summarised on a later run.
-    blocked = accuracy.blocked_days(since, until)
+    # A day whose estimates still wait for their outcome, or whose turns have not all ended, is
+    # summarised on a later run.
+    blocked = accuracy.blocked_days(since, until) | durations.blocked_days(since, until)
     days = (first + timedelta(days=i) for i in range((last - first).days + 1))
     done = 0
     for a, b in runs(d for d in days if d not in blocked):
@@ -230,6 +233,8 @@ def _summarise(
         DailyFact.objects.bulk_create(facts, batch_size=2000)
         DailyAccuracy.objects.filter(day__gte=first, day__lte=last).delete()
         DailyAccuracy.objects.bulk_create(accuracy.summary_rows(since, until), batch_size=2000)
+        DailyDuration.objects.filter(day__gte=first, day__lte=last).delete()
+        DailyDuration.objects.bulk_create(durations.summary_rows(since, until), batch_size=2000)
         days = (last - first).days + 1
         SummarisedDay.objects.bulk_create(
             SummarisedDay(day=first + timedelta(days=i), time_zone=settings.TIME_ZONE)
@@ -264,3 +269,4 @@ def forget_all() -> None:
         SummarisedDay.objects.all().delete()
         DailyFact.objects.all().delete()
         DailyAccuracy.objects.all().delete()
+        DailyDuration.objects.all().delete()
