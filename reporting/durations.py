@@ -22,7 +22,6 @@ summaries leave a day whose wait estimates still wait for their outcome.
 """
 
 import math
-import zoneinfo
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -128,10 +127,10 @@ def raw_sql(spans: Sequence[tuple[datetime, datetime]]) -> tuple[str, list[Any]]
         FROM events r LEFT JOIN {s} st ON st.id = r.stage_id
         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
     """  # noqa: S608 - table names from the models; every value is bound
-    R, O = QueueEntry.Reason, QueueEntry.Outcome
-    params: list[Any] = [O.TAKEN, spans[0][0], *started_params]
-    params += [R.START, Metric.STARTED, Metric.DROPPED, R.START, R.DROPPED, *entered_params]
-    params += [Metric.ABANDONED, O.ABANDONED, R.DROPPED, *left_params]
+    reason, outcome = QueueEntry.Reason, QueueEntry.Outcome
+    params: list[Any] = [outcome.TAKEN, spans[0][0], *started_params]
+    params += [reason.START, Metric.STARTED, Metric.DROPPED, reason.START, reason.DROPPED]
+    params += [*entered_params, Metric.ABANDONED, outcome.ABANDONED, reason.DROPPED, *left_params]
     params += [Metric.ANSWER, Metric.REPLY, Metric.HANDLE, Metric.ANSWER, settings.TIME_ZONE]
     return sql, params
 
@@ -169,13 +168,15 @@ def _python_buckets(spans: Sequence[tuple[datetime, datetime]]) -> Iterator[Buck
     ).values_list("entered_at", "reason", "tier_id", "stage_id", "stage__pipeline_id"):
         metric = Metric.STARTED if reason == QueueEntry.Reason.START else Metric.DROPPED
         add(at, metric, (*dims, None, None), None)
-    for entered, left, *dims in (
+    row: Any
+    for row in (
         QueueEntry.objects.filter(
             periods.in_spans(spans, "left_at"), outcome=QueueEntry.Outcome.ABANDONED
         )
         .exclude(reason=QueueEntry.Reason.DROPPED)
         .values_list("entered_at", "left_at", "tier_id", "stage_id", "stage__pipeline_id")
     ):
+        entered, left, *dims = row
         add(left, Metric.ABANDONED, (*dims, None, None), (left - entered).total_seconds())
     taken = QueueEntry.objects.filter(
         chat_id=OuterRef("chat_id"),
@@ -201,12 +202,17 @@ def _python_buckets(spans: Sequence[tuple[datetime, datetime]]) -> Iterator[Buck
         "group_id",
         "agent_id",
     ):
-        add(started, Metric.ANSWER, tuple(dims), None if answer is None else answer.total_seconds())
+        answered = None if answer is None else answer.total_seconds()  # (0 s is a duration)
+        add(started, Metric.ANSWER, tuple(dims), answered)
         for metric, length in ((Metric.REPLY, reply), (Metric.HANDLE, handle)):
             if length is not None:
                 add(started, metric, tuple(dims), length.total_seconds())
     for key, n in counts.items():
-        yield Bucket(*key, n=n, seconds_total=totals.get(key))
+        day, metric, tier_id, stage_id, pipeline_id, group_id, agent_id, seconds = key
+        yield Bucket(
+            day, metric, tier_id, stage_id, pipeline_id, group_id, agent_id, seconds, n,
+            totals.get(key),
+        )  # fmt: skip
 
 
 def blocked_days(since: datetime, until: datetime) -> set[date]:

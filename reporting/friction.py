@@ -113,7 +113,7 @@ def _figures(metric: str, n: int, total: float | None, cuts: list[float | None])
     return figures
 
 
-METRIC_FIGURES = {  # metric: (its count, the stem of its median and p90)
+METRIC_FIGURES: dict[str, tuple[str, str | None]] = {  # metric: (its count, its cuts' stem)
     durations.Metric.STARTED: ("started", None),
     durations.Metric.DROPPED: ("dropped", None),
     durations.Metric.ABANDONED: ("abandoned", "abandoned"),
@@ -152,11 +152,11 @@ def _grouped_in_python(
             if not _in_scope(dimension, b.metric, in_tier):
                 continue
             id_ = None if dimension == "total" else getattr(b, _field(dimension))
-            key = ((dimension, id_), b.metric)
-            counts[key] += b.n
+            slot = ((dimension, id_), b.metric)
+            counts[slot] += b.n
             if b.seconds is not None:
-                histograms[key][b.seconds] += b.n
-                totals[key] += b.seconds_total or 0.0
+                histograms[slot][b.seconds] += b.n
+                totals[slot] += b.seconds_total or 0.0
     result: dict[Key, dict[str, Any]] = defaultdict(dict)
     for (key, metric), n in counts.items():
         histogram = histograms.get((key, metric), Counter())
@@ -177,20 +177,22 @@ def _grouped_in_postgresql(
 ) -> dict[Key, dict[str, Any]]:
     """One query: the summarised histograms and the raw rows' together, every breakdown at
     once (GROUPING SETS), and each group's percentiles read from its cumulative counts."""
-    columns = "day, metric, tier_id, stage_id, pipeline_id, group_id, agent_id, seconds, n, total"
-    parts, params = [], []
+    dims = "day, metric, tier_id, stage_id, pipeline_id, group_id, agent_id, seconds"
+    parts: list[str] = []
+    params: list[Any] = []
     if done:
-        days = " OR ".join("(day >= %s AND day <= %s)" for _ in done)
-        parts.append(
-            f"SELECT day, metric, tier_id, stage_id, pipeline_id, group_id, agent_id, seconds, "  # noqa: S608 - table name from the model; values bound
-            f"n, seconds_total FROM {DailyDuration._meta.db_table} WHERE {days}"
+        table, days = (
+            DailyDuration._meta.db_table,
+            " OR ".join("(day BETWEEN %s AND %s)" for _ in done),
         )
+        parts.append(f"SELECT {dims}, n, seconds_total FROM {table} WHERE {days}")  # noqa: S608
         params += [day for run in done for day in run]
     if spans:
         raw, raw_params = durations.raw_sql(spans)
-        parts.append(f"SELECT * FROM ({raw}) AS raw")
+        parts.append(f"SELECT * FROM ({raw}) AS raw")  # noqa: S608 - our SQL; values bound
         params += raw_params
-    narrow, narrow_params = ["TRUE"], []
+    narrow: list[str] = ["TRUE"]
+    narrow_params: list[Any] = []
     if f.pipeline_id:
         narrow.append("pipeline_id = %s")
         narrow_params.append(f.pipeline_id)
@@ -207,7 +209,7 @@ def _grouped_in_postgresql(
         picks.append(f"min(seconds) FILTER (WHERE upto > {rank})")
         picks.append(f"min(seconds) FILTER (WHERE upto > {rank.replace('floor', 'ceil')})")
     sql = f"""
-        WITH merged ({columns}) AS ({" UNION ALL ".join(parts)}),
+        WITH merged ({dims}, n, total) AS ({" UNION ALL ".join(parts)}),
         narrowed AS (
           SELECT *, tier_id = ANY(%s) AS in_tier FROM merged WHERE {" AND ".join(narrow)}
         ),
