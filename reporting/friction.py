@@ -82,15 +82,15 @@ CSV_HEADER = [
 Key = tuple[str, Any]  # ("total", None), ("tier", 3), ("day", date(...)), ...
 PERCENTILES = (0.5, 0.9)
 # GROUPING(tier_id, stage_id, group_id, agent_id, day) of each grouping set: a bit is set for
-# each column the set leaves out.
+# each column the set leaves out (the day is never in them).
 GROUPING_SETS = {
     "(metric, in_tier, seconds)": (31, "total"),
     "(metric, tier_id, seconds)": (15, "tier"),
     "(metric, in_tier, stage_id, seconds)": (23, "stage"),
     "(metric, in_tier, group_id, seconds)": (27, "group"),
     "(metric, in_tier, agent_id, seconds)": (29, "agent"),
-    "(metric, in_tier, day)": (30, "day"),
 }
+PER_DAY = 30  # the same bits for the chart's counts per day
 
 
 def _in_scope(dimension: str, metric: str, in_tier: bool) -> bool:
@@ -175,8 +175,10 @@ def _grouped_in_postgresql(
     done: list[tuple[date, date]],
     spans: list[tuple[datetime, datetime]],
 ) -> dict[Key, dict[str, Any]]:
-    """One query: the summarised histograms and the raw rows' together, every breakdown at
-    once (GROUPING SETS), and each group's percentiles read from its cumulative counts."""
+    """One query: the summarised histograms and the raw rows' together, added up over the days
+    first (a year is a row per day, agent and bucket; once the days are gone a few thousand are
+    left) in the same pass as the chart's counts per day, then every breakdown at once
+    (GROUPING SETS), and each group's percentiles read from its cumulative counts."""
     dims = "day, metric, tier_id, stage_id, pipeline_id, group_id, agent_id, seconds"
     parts: list[str] = []
     params: list[Any] = []
@@ -213,11 +215,23 @@ def _grouped_in_postgresql(
         narrowed AS (
           SELECT *, tier_id = ANY(%s) AS in_tier FROM merged WHERE {" AND ".join(narrow)}
         ),
+        collapsed AS (
+          SELECT GROUPING(day) AS all_days, metric, in_tier, tier_id, stage_id, group_id,
+                 agent_id, day, seconds, sum(n) AS n, sum(total) AS total
+          FROM narrowed GROUP BY GROUPING SETS (
+            (metric, in_tier, tier_id, stage_id, group_id, agent_id, seconds),
+            (metric, in_tier, day)
+          )
+        ),
         grouped AS (
-          SELECT GROUPING(tier_id, stage_id, group_id, agent_id, day) AS grouping, in_tier,
-                 metric, tier_id, stage_id, group_id, agent_id, day, seconds,
+          SELECT GROUPING(tier_id, stage_id, group_id, agent_id) * 2 + 1 AS grouping, in_tier,
+                 metric, tier_id, stage_id, group_id, agent_id, NULL::date AS day, seconds,
                  sum(n) AS n, sum(total) AS total
-          FROM narrowed GROUP BY GROUPING SETS ({", ".join(GROUPING_SETS)})
+          FROM collapsed WHERE all_days = 1 GROUP BY GROUPING SETS ({", ".join(GROUPING_SETS)})
+          UNION ALL
+          SELECT {PER_DAY}, in_tier, metric, NULL, NULL, NULL, NULL, day, NULL, n, NULL
+          FROM collapsed
+          WHERE all_days = 0 AND in_tier AND metric IN ({", ".join(["%s"] * len(DAY_METRICS))})
         ),
         ranked AS (
           SELECT grouped.*,
@@ -235,9 +249,9 @@ def _grouped_in_postgresql(
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         # A period never summarised (or a rebuild in progress) groups a year of raw rows.
         cursor.execute("SET LOCAL work_mem = '64MB'")
-        cursor.execute(sql, [*params, f.tier_ids, *narrow_params, *pick_params])
+        cursor.execute(sql, [*params, f.tier_ids, *narrow_params, *DAY_METRICS, *pick_params])
         fetched = cursor.fetchall()
-    dimensions = dict(GROUPING_SETS.values())
+    dimensions = {**dict(GROUPING_SETS.values()), PER_DAY: "day"}
     result: dict[Key, dict[str, Any]] = defaultdict(dict)
     for row in fetched:
         grouping, in_tier, metric, *ids, day = row[:8]
