@@ -277,7 +277,7 @@ def _grouped_in_postgresql(
 def _grouped(f: ReportFilter) -> dict[Key, dict[str, Any]]:
     """The figures of every breakdown: the summarised days from their histograms, the others
     from the raw rows, bucketed alike."""
-    done = periods.summarised_days(f.start, f.end)
+    done = periods.summarised_days(f.start, f.end, with_durations=True)
     raw_days = set(f.days()) - done
     spans = [periods.day_bounds(a, b, f.site_tz) for a, b in periods.runs(raw_days)]
     if connections[router.db_for_read(DailyDuration)].vendor == "postgresql":

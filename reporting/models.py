@@ -42,10 +42,12 @@ class DailyFact(models.Model):
 
 class SummarisedDay(models.Model):
     """A day whose facts are in DailyFact, counted in `time_zone` (a change of TIME_ZONE makes
-    every day unsummarised until it is counted again)."""
+    every day unsummarised until it is counted again). `has_durations`: its DailyDuration
+    histograms are there too, which waits until every turn taken that day has ended."""
 
     day = models.DateField()
     time_zone = models.CharField(max_length=64)
+    has_durations = models.BooleanField(default=False)
     built_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -200,19 +200,25 @@ def summarise(first: date, last: date) -> int:
     if last < first:
         return 0
     since, until = day_bounds(first, last, tz)
-    # A day whose estimates still wait for their outcome, or whose turns have not all ended, is
-    # summarised on a later run.
-    blocked = accuracy.blocked_days(since, until) | durations.blocked_days(since, until)
+    # A day whose estimates still wait for their outcome is summarised on a later run; one with
+    # a turn still open is, but without its duration histograms (a later run adds them).
+    blocked = accuracy.blocked_days(since, until)
+    open_turns = durations.blocked_days(since, until)
     days = (first + timedelta(days=i) for i in range((last - first).days + 1))
     done = 0
     for a, b in runs(d for d in days if d not in blocked):
         with contextlib.suppress(IntegrityError):  # another run counted them at the same time
-            done += _summarise(a, b, *day_bounds(a, b, tz), tz)
+            done += _summarise(a, b, *day_bounds(a, b, tz), tz, open_turns)
     return done
 
 
 def _summarise(
-    first: date, last: date, since: datetime, until: datetime, tz: zoneinfo.ZoneInfo
+    first: date,
+    last: date,
+    since: datetime,
+    until: datetime,
+    tz: zoneinfo.ZoneInfo,
+    open_turns: set[date],
 ) -> int:
     with transaction.atomic():
         SummarisedDay.objects.filter(day__gte=first, day__lte=last).delete()
@@ -234,11 +240,14 @@ def _summarise(
         DailyAccuracy.objects.filter(day__gte=first, day__lte=last).delete()
         DailyAccuracy.objects.bulk_create(accuracy.summary_rows(since, until), batch_size=2000)
         DailyDuration.objects.filter(day__gte=first, day__lte=last).delete()
-        DailyDuration.objects.bulk_create(durations.summary_rows(since, until), batch_size=2000)
+        durations.write_summary(since, until)
+        DailyDuration.objects.filter(day__in=open_turns).delete()  # not final: read raw
         days = (last - first).days + 1
         SummarisedDay.objects.bulk_create(
-            SummarisedDay(day=first + timedelta(days=i), time_zone=settings.TIME_ZONE)
-            for i in range(days)
+            SummarisedDay(
+                day=day, time_zone=settings.TIME_ZONE, has_durations=day not in open_turns
+            )
+            for day in (first + timedelta(days=i) for i in range(days))
         )
     return days
 
@@ -255,10 +264,14 @@ def summarise_pending(max_days: int = 400) -> int:
     if last < first:
         return 0
     done = summarised_days(first, last)
+    # Days summarised while a turn of theirs was open, whose turns have all ended since.
+    unfinished = done - summarised_days(first, last, with_durations=True)
+    if unfinished:
+        unfinished -= durations.blocked_days(*day_bounds(min(unfinished), max(unfinished), tz))
     pending = sorted(
         d
         for d in (first + timedelta(days=i) for i in range((last - first).days + 1))
-        if d not in done
+        if d not in done or d in unfinished
     )[:max_days]
     return sum(summarise(a, b) for a, b in runs(pending))
 

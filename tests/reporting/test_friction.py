@@ -94,14 +94,12 @@ def leave(chat, when: dt.datetime) -> None:
 def history(request, demo, settings):
     """The chats above; every test runs twice: from the raw rows (today's path), and with the
     finished days summarised first. Then day 1 and the days before come from the histograms and
-    day 2 from the raw rows: E's turn has not ended, so day 2 is not final (as today is not)."""
+    day 2 from the raw rows: E's turn has not ended, so day 2's histograms are not final."""
     chats = make_history(settings)
     if request.param == "summarised":
         assert summaries.summarise_pending() > 0
-        assert summaries.summarised_days(DAY1 - dt.timedelta(days=1), DAY2) == {
-            DAY1 - dt.timedelta(days=1),
-            DAY1,
-        }
+        day0 = DAY1 - dt.timedelta(days=1)
+        assert summaries.summarised_days(day0, DAY2, with_durations=True) == {day0, DAY1}
         assert DailyDuration.objects.filter(day=DAY1).exists()
     return chats
 
@@ -449,7 +447,9 @@ def test_each_bar_is_as_tall_as_its_count():
 
 def test_with_every_day_summarised_the_figures_are_the_same(demo, settings):
     chats = make_history(settings)
-    assert summaries.summarise(DAY2, DAY2) == 0  # E's turn is open and F waits: not final
+    summaries.summarise_pending()
+    assert DAY2 not in summaries.summarised_days(DAY1, DAY2, with_durations=True)  # E's turn
+    assert summaries.summarise_pending() == 0  # nor on the next run, while it is open
     resolve(chats["E"], "alex", dt.datetime(2026, 3, 12, 10, 11, tzinfo=PARIS))
     leave(chats["F"], dt.datetime(2026, 3, 12, 0, 10, tzinfo=PARIS))  # after the period
     filters = [
@@ -461,8 +461,9 @@ def test_with_every_day_summarised_the_figures_are_the_same(demo, settings):
         ReportFilter(start=DAY2, end=DAY2),
     ]
     raw = [friction.friction(f) for f in filters]
-    assert summaries.summarise_pending() > 0
-    assert summaries.summarised_days(DAY1, DAY2) == {DAY1, DAY2}
+    assert summaries.summarise_pending() > 0  # day 2 again, now with its histograms
+    assert summaries.summarised_days(DAY1, DAY2, with_durations=True) == {DAY1, DAY2}
+    assert summaries.summarise_pending() == 0  # nothing left to do
     assert [friction.friction(f) for f in filters] == raw
     t = raw[0]["totals"]
     assert figures(t, QUEUE + ANSWERS + REPLIES) == (6, 3, 240, 768, 1, 4, 90, 1128, 3, 60, 204)
