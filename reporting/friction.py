@@ -19,11 +19,12 @@ counted in the period where its moment falls, in days of the site's time zone:
 - *Handle time*: from the take to the end of the turn (resolved, escalated, returned, ...), for
   the chats answered in the period whose turn has ended; the total is their sum.
 
-Medians and 90th percentiles are exact (percentile_cont), each over the rows that have the
-measure. The tier table shows every tier, to compare them; the tier filter chooses the tier of
-everything else. The group and agent filters narrow the answers; abandoned and dropped waits
-belong to no agent, and a stage's queue is shared by its groups, so they are by tier and stage
-only, as are chats started.
+Medians and 90th percentiles are percentile_cont's, each over the rows that have the measure,
+read from per-day duration histograms (reporting/durations.py: the bucketing and its error bound,
+at most 0.5 s under an hour and 30 s above). The tier table shows every tier, to compare them;
+the tier filter chooses the tier of everything else. The group and agent filters narrow the
+answers; abandoned and dropped waits belong to no agent, and a stage's queue is shared by its
+groups, so they are by tier and stage only, as are chats started.
 """
 
 import itertools
