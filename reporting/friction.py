@@ -19,39 +19,30 @@ counted in the period where its moment falls, in days of the site's time zone:
 - *Handle time*: from the take to the end of the turn (resolved, escalated, returned, ...), for
   the chats answered in the period whose turn has ended; the total is their sum.
 
-Medians and 90th percentiles are exact (percentile_cont), each over the rows that have the
-measure. The tier table shows every tier, to compare them; the tier filter chooses the tier of
-everything else. The group and agent filters narrow the answers; abandoned and dropped waits
-belong to no agent, and a stage's queue is shared by its groups, so they are by tier and stage
-only, as are chats started.
+Medians and 90th percentiles are percentile_cont's, each over the rows that have the measure,
+read from per-day duration histograms (reporting/durations.py: the bucketing and its error bound,
+at most 0.5 s under an hour and 30 s above). The tier table shows every tier, to compare them;
+the tier filter chooses the tier of everything else. The group and agent filters narrow the
+answers; abandoned and dropped waits belong to no agent, and a stage's queue is shared by its
+groups, so they are by tier and stage only, as are chats started.
 """
 
-from collections import defaultdict
+import itertools
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, Literal
+from datetime import date, datetime
+from typing import Any
 
-from django.db import connections, transaction
-from django.db.models import (
-    BooleanField,
-    DurationField,
-    ExpressionWrapper,
-    F,
-    OuterRef,
-    Q,
-    QuerySet,
-    Subquery,
-)
-from django.db.models.functions import TruncDate
+from django.db import connections, router, transaction
 
-from escalation.models import Agent, AgentGroup, Assignment, QueueEntry, Stage, Tier
-from reporting.selectors import ReportFilter, _percentiles
+from escalation.models import Agent, AgentGroup, Stage, Tier
+from reporting import durations, periods
+from reporting.models import DailyDuration
+from reporting.selectors import ReportFilter
 
 BREAKDOWNS = ("tier", "stage", "group", "agent")
 DAY_SERIES = ("started", "answered", "abandoned")  # the chart per day
 ANSWER_ONLY = ("group", "agent")  # the breakdowns without queue figures (see above)
-ANSWER_FIELDS = ("tier_id", "stage_id", "group_id", "agent_id")  # an answer's breakdowns
 QUEUE_FIGURES = ("started", "abandoned", "abandoned_median", "abandoned_p90", "dropped")
 ANSWER_FIGURES = (
     "answered",
@@ -87,259 +78,216 @@ CSV_HEADER = [
 ]
 
 
-@dataclass(frozen=True)
-class Measure:
-    """One figure of a source's rows: a count (of the rows, of those where `column` is set, or
-    of those whose `where` column has a value), the [median, 90th percentile] of a duration
-    `column` in seconds, or its sum."""
-
-    name: str
-    op: Literal["count", "cuts", "sum"]
-    column: str | None = None
-    where: tuple[str, str] | None = None
-
-
-@dataclass(frozen=True)
-class Source:
-    rows: QuerySet[Any]
-    dimensions: tuple[str, ...]
-    measures: tuple[Measure, ...]
-    # PostgreSQL: a query around the rows' SQL ("{rows}"), with its own values after the rows'
-    # (the answers join their waits there).
-    sql: str = "{rows}"
-    sql_params: tuple[Any, ...] = ()
-
-
-def _scoped(rows: QuerySet[Any], f: ReportFilter, moment: str) -> QuerySet[Any]:
-    """The period, the pipeline filter, the day of `moment` and whether the row is at the
-    report's tier (the tier table alone shows the others)."""
-    rows = rows.filter(**{f"{moment}__gte": f.since, f"{moment}__lt": f.until})
-    if f.pipeline_id:
-        rows = rows.filter(stage__pipeline_id=f.pipeline_id)
-    scoped: QuerySet[Any] = rows.annotate(
-        day=TruncDate(moment, tzinfo=f.site_tz),
-        in_tier=ExpressionWrapper(Q(tier_id__in=f.tier_ids), output_field=BooleanField()),
-    )
-    return scoped
-
-
-def _waits(f: ReportFilter) -> Source:
-    rows = _scoped(
-        QueueEntry.objects.filter(reason__in=(QueueEntry.Reason.START, QueueEntry.Reason.DROPPED)),
-        f,
-        "entered_at",
-    )
-    return Source(
-        rows.values("tier_id", "stage_id", "day", "in_tier", "reason"),
-        ("tier", "stage", "day"),
-        (
-            Measure("started", "count", where=("reason", QueueEntry.Reason.START)),
-            Measure("dropped", "count", where=("reason", QueueEntry.Reason.DROPPED)),
-        ),
-    )
-
-
-def _abandons(f: ReportFilter) -> Source:
-    rows = _scoped(
-        QueueEntry.objects.filter(outcome=QueueEntry.Outcome.ABANDONED).exclude(
-            reason=QueueEntry.Reason.DROPPED
-        ),
-        f,
-        "left_at",
-    ).annotate(waited=ExpressionWrapper(F("left_at") - F("entered_at"), DurationField()))
-    return Source(
-        rows.values("tier_id", "stage_id", "day", "in_tier", "waited"),
-        ("tier", "stage", "day"),
-        (
-            Measure("abandoned", "count"),
-            Measure("abandoned_cuts", "cuts", "waited"),
-        ),
-    )
-
-
-# The wait an assignment answered: its chat's queue entry that was taken at the assignment's
-# start (both are written in one transaction, the entry's left_at a moment after started_at).
-# PostgreSQL joins them in one pass; elsewhere a subquery per assignment finds it.
-ANSWERS_SQL = """
-    SELECT DISTINCT ON (a.id) a.tier_id, a.stage_id, a.group_id, a.agent_id, a.in_tier,
-           a.started_at - e.entered_at AS answer,
-           a.replied_at - a.started_at AS reply,
-           a.ended_at - a.started_at AS handle
-    FROM ({rows}) AS a
-    LEFT JOIN %(entries)s AS e
-      ON e.chat_id = a.chat_id AND e.outcome = 'taken' AND e.entered_at <= a.started_at
-     AND e.left_at >= a.started_at AND e.left_at >= %%s
-    ORDER BY a.id, e.entered_at DESC, e.id DESC
-"""
-
-
-def _turns(f: ReportFilter) -> QuerySet[Any]:
-    """The assignments that began in the period: one per take (the group and agent filters
-    narrow them)."""
-    rows = _scoped(Assignment.objects.all(), f, "started_at")
-    if f.group_id:
-        rows = rows.filter(group_id=f.group_id)
-    if f.agent_id:
-        rows = rows.filter(agent_id=f.agent_id)
-    return rows
-
-
-def _answers(f: ReportFilter, *, postgresql: bool) -> Source:
-    rows = _turns(f)
-    measures = (
-        Measure("answered", "count"),
-        Measure("answer_cuts", "cuts", "answer"),
-        Measure("replied", "count", "reply"),
-        Measure("reply_cuts", "cuts", "reply"),
-        Measure("handled", "count", "handle"),
-        Measure("handle_cuts", "cuts", "handle"),
-        Measure("handle_total", "sum", "handle"),
-    )
-    dimensions = ("tier", "stage", "group", "agent")  # the days only count: _answers_per_day
-    if postgresql:
-        columns = ("id", "chat_id", "started_at", "replied_at", "ended_at")
-        sql = ANSWERS_SQL % {"entries": QueueEntry._meta.db_table}
-        return Source(
-            rows.values(*ANSWER_FIELDS, "in_tier", *columns),
-            dimensions,
-            measures,
-            sql,
-            (f.since,),
-        )
-    taken = QueueEntry.objects.filter(
-        chat_id=OuterRef("chat_id"),
-        outcome=QueueEntry.Outcome.TAKEN,
-        entered_at__lte=OuterRef("started_at"),
-        left_at__gte=OuterRef("started_at"),
-    ).order_by("-entered_at", "-pk")
-    rows = rows.annotate(
-        answer=ExpressionWrapper(
-            F("started_at") - Subquery(taken.values("entered_at")[:1]), DurationField()
-        ),
-        reply=ExpressionWrapper(F("replied_at") - F("started_at"), DurationField()),
-        handle=ExpressionWrapper(F("ended_at") - F("started_at"), DurationField()),
-    )
-    return Source(
-        rows.values(*ANSWER_FIELDS, "in_tier", "answer", "reply", "handle"), dimensions, measures
-    )
-
-
-def _answers_per_day(f: ReportFilter) -> Source:
-    """The chart's answers: a count per day, without the percentiles of the answers' pass (each
-    grouping there sorts every duration again)."""
-    return Source(_turns(f).values("day", "in_tier"), ("day",), (Measure("answered", "count"),))
-
-
-# --- Grouping: every breakdown of a source at once -------------------------------------------
+# --- Grouping: every breakdown of the merged histograms at once ------------------------------
 
 Key = tuple[str, Any]  # ("total", None), ("tier", 3), ("day", date(...)), ...
+PERCENTILES = (0.5, 0.9)
+# GROUPING(tier_id, stage_id, group_id, agent_id, day) of each grouping set: a bit is set for
+# each column the set leaves out (the day is never in them).
+GROUPING_SETS = {
+    "(metric, in_tier, seconds)": (31, "total"),
+    "(metric, tier_id, seconds)": (15, "tier"),
+    "(metric, in_tier, stage_id, seconds)": (23, "stage"),
+    "(metric, in_tier, group_id, seconds)": (27, "group"),
+    "(metric, in_tier, agent_id, seconds)": (29, "agent"),
+}
+PER_DAY = 30  # the same bits for the chart's counts per day
 
 
-def _in_scope(dimension: str, in_tier: bool) -> bool:
-    """The tier table has every tier; the total and the other breakdowns the report's tier."""
+def _in_scope(dimension: str, metric: str, in_tier: bool) -> bool:
+    """The tier table has every tier; the total and the other breakdowns the report's tier.
+    A queue's waits belong to no group or agent; the chart counts three series."""
+    if dimension in ANSWER_ONLY and metric in durations.QUEUE_METRICS:
+        return False
+    if dimension == "day" and metric not in DAY_METRICS:
+        return False
     return in_tier or dimension == "tier"
 
 
-def _seconds(value: timedelta | float) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-def _figures(measures: Sequence[Measure], rows: list[dict[str, Any]]) -> dict[str, Any]:
-    figures: dict[str, Any] = {}
-    for m in measures:
-        if m.op == "count":
-            figures[m.name] = sum(
-                1
-                for r in rows
-                if (m.where is None or r[m.where[0]] == m.where[1])
-                and (m.column is None or r[m.column] is not None)
-            )
-            continue
-        column = m.column or ""
-        seconds = sorted(_seconds(r[column]) for r in rows if r[column] is not None)
-        if m.op == "cuts":
-            figures[m.name] = list(_percentiles(seconds))
-        else:
-            figures[m.name] = sum(seconds) if seconds else None
+def _figures(metric: str, n: int, total: float | None, cuts: list[float | None]) -> dict[str, Any]:
+    count, stem = METRIC_FIGURES[metric]
+    figures: dict[str, Any] = {count: n}
+    if stem:
+        figures[f"{stem}_cuts"] = cuts
+    if metric == durations.Metric.HANDLE:
+        figures["handle_total"] = total
     return figures
 
 
-def _grouped_in_python(source: Source) -> dict[Key, dict[str, Any]]:
-    """The embedded default's SQLite: the rows in Python, the same figures as PostgreSQL's."""
-    groups: dict[Key, list[dict[str, Any]]] = defaultdict(list)
-    for row in source.rows:
-        for dimension in ("total", *source.dimensions):
-            if _in_scope(dimension, row["in_tier"]):
-                key = (dimension, None if dimension == "total" else row[_field(dimension)])
-                groups[key].append(row)
-    return {key: _figures(source.measures, rows) for key, rows in groups.items()}
+METRIC_FIGURES: dict[str, tuple[str, str | None]] = {  # metric: (its count, its cuts' stem)
+    durations.Metric.STARTED: ("started", None),
+    durations.Metric.DROPPED: ("dropped", None),
+    durations.Metric.ABANDONED: ("abandoned", "abandoned"),
+    durations.Metric.ANSWER: ("answered", "answer"),
+    durations.Metric.REPLY: ("replied", "reply"),
+    durations.Metric.HANDLE: ("handled", "handle"),
+}
+DAY_METRICS = (durations.Metric.STARTED, durations.Metric.ANSWER, durations.Metric.ABANDONED)
+
+
+def _wanted(b: durations.Bucket, f: ReportFilter) -> bool:
+    """The pipeline filter narrows everything; the group and agent filters the answers."""
+    if f.pipeline_id and b.pipeline_id != f.pipeline_id:
+        return False
+    if b.metric in durations.QUEUE_METRICS:
+        return True
+    return (not f.group_id or b.group_id == f.group_id) and (
+        not f.agent_id or b.agent_id == f.agent_id
+    )
+
+
+def _grouped_in_python(
+    f: ReportFilter, buckets: Iterable[durations.Bucket]
+) -> dict[Key, dict[str, Any]]:
+    """The embedded default's SQLite: the histograms merged in Python, the same figures as
+    PostgreSQL's."""
+    tier_ids = set(f.tier_ids)
+    histograms: dict[tuple[Key, str], Counter[int]] = defaultdict(Counter)
+    counts: Counter[tuple[Key, str]] = Counter()
+    totals: dict[tuple[Key, str], float] = defaultdict(float)
+    for b in buckets:
+        if not _wanted(b, f):
+            continue
+        in_tier = b.tier_id in tier_ids
+        for dimension in ("total", *BREAKDOWNS, "day"):
+            if not _in_scope(dimension, b.metric, in_tier):
+                continue
+            id_ = None if dimension == "total" else getattr(b, _field(dimension))
+            slot = ((dimension, id_), b.metric)
+            counts[slot] += b.n
+            if b.seconds is not None:
+                histograms[slot][b.seconds] += b.n
+                totals[slot] += b.seconds_total or 0.0
+    result: dict[Key, dict[str, Any]] = defaultdict(dict)
+    for (key, metric), n in counts.items():
+        histogram = histograms.get((key, metric), Counter())
+        cuts = [durations.percentile(histogram, p) for p in PERCENTILES] if histogram else []
+        total = totals[(key, metric)] if histogram else None
+        result[key].update(_figures(metric, n, total, cuts))
+    return result
 
 
 def _field(dimension: str) -> str:
     return "day" if dimension == "day" else f"{dimension}_id"
 
 
-def _grouped_in_postgresql(source: Source) -> dict[Key, dict[str, Any]]:
-    """One pass over the rows: GROUPING SETS give the total and every breakdown together."""
-    rows_sql, params = source.rows.query.sql_with_params()
-    inner = source.sql.replace("{rows}", rows_sql)
-    inner_params = [*params, *source.sql_params]
-    columns = [_field(d) for d in source.dimensions]
-    bits = {d: 1 << (len(source.dimensions) - 1 - i) for i, d in enumerate(source.dimensions)}
-    every = sum(bits.values())
-    selects, select_params = [], []
-    for m in source.measures:
-        # date_part gives a double at once; EXTRACT a numeric, several times slower to sort.
-        epoch = f"date_part('epoch', {m.column})" if m.column else ""
-        if m.op == "count":
-            expression = f"count({m.column or '*'})"
-            if m.where is not None:
-                expression += f" FILTER (WHERE {m.where[0]} = %s)"
-                select_params.append(m.where[1])
-        elif m.op == "cuts":
-            expression = f"percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY {epoch})"
-        else:
-            expression = f"date_part('epoch', sum({m.column}))"
-        selects.append(expression)
-    groupings = ", ".join(
-        [
-            "(in_tier)",
-            *(f"(in_tier, {c})" for c in columns if c != "tier_id"),
-            *(["(tier_id)"] if "tier_id" in columns else []),
-        ]
-    )
-    sql = (
-        f"SELECT GROUPING({', '.join(columns)}), in_tier, {', '.join(columns)}, "  # noqa: S608 - column names are ours; values are bound
-        f"{', '.join(selects)} FROM ({inner}) AS source GROUP BY GROUPING SETS ({groupings})"
-    )
-    connection = connections[source.rows.db]  # the reports replica where there is one
-    with transaction.atomic(using=source.rows.db), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL work_mem = '64MB'")  # a year of durations sorts in memory
-        cursor.execute(sql, [*select_params, *inner_params])
+def _grouped_in_postgresql(
+    f: ReportFilter,
+    done: list[tuple[date, date]],
+    spans: list[tuple[datetime, datetime]],
+) -> dict[Key, dict[str, Any]]:
+    """One query: the summarised histograms and the raw rows' together, added up over the days
+    first (a year is a row per day, agent and bucket; once the days are gone a few thousand are
+    left) in the same pass as the chart's counts per day, then every breakdown at once
+    (GROUPING SETS), and each group's percentiles read from its cumulative counts."""
+    dims = "day, metric, tier_id, stage_id, pipeline_id, group_id, agent_id, seconds"
+    parts: list[str] = []
+    params: list[Any] = []
+    if done:
+        table, days = (
+            DailyDuration._meta.db_table,
+            " OR ".join("(day BETWEEN %s AND %s)" for _ in done),
+        )
+        parts.append(f"SELECT {dims}, n, seconds_total FROM {table} WHERE {days}")  # noqa: S608
+        params += [day for run in done for day in run]
+    if spans:
+        raw, raw_params = durations.raw_sql(spans)
+        parts.append(f"SELECT * FROM ({raw}) AS raw")  # noqa: S608 - our SQL; values bound
+        params += raw_params
+    narrow: list[str] = ["TRUE"]
+    narrow_params: list[Any] = []
+    if f.pipeline_id:
+        narrow.append("pipeline_id = %s")
+        narrow_params.append(f.pipeline_id)
+    queue = ", ".join(["%s"] * len(durations.QUEUE_METRICS))
+    answers = [f"metric IN ({queue})"]  # the queue's figures: not narrowed by group or agent
+    narrow_params += durations.QUEUE_METRICS
+    answers += ["group_id = %s"] * bool(f.group_id) + ["agent_id = %s"] * bool(f.agent_id)
+    narrow_params += [value for value in (f.group_id, f.agent_id) if value]
+    narrow.append(f"({answers[0]} OR ({' AND '.join(['TRUE', *answers[1:]])}))")
+    keys = "grouping, in_tier, metric, tier_id, stage_id, group_id, agent_id, day"
+    rank = "floor(%s::float8 * (valued - 1)::float8)"
+    picks = []
+    for _ in PERCENTILES:
+        picks.append(f"min(seconds) FILTER (WHERE upto > {rank})")
+        picks.append(f"min(seconds) FILTER (WHERE upto > {rank.replace('floor', 'ceil')})")
+    sql = f"""
+        WITH merged ({dims}, n, total) AS ({" UNION ALL ".join(parts)}),
+        narrowed AS (
+          SELECT *, tier_id = ANY(%s) AS in_tier FROM merged WHERE {" AND ".join(narrow)}
+        ),
+        collapsed AS (
+          SELECT GROUPING(day) AS all_days, metric, in_tier, tier_id, stage_id, group_id,
+                 agent_id, day, seconds, sum(n) AS n, sum(total) AS total
+          FROM narrowed GROUP BY GROUPING SETS (
+            (metric, in_tier, tier_id, stage_id, group_id, agent_id, seconds),
+            (metric, in_tier, day)
+          )
+        ),
+        grouped AS (
+          SELECT GROUPING(tier_id, stage_id, group_id, agent_id) * 2 + 1 AS grouping, in_tier,
+                 metric, tier_id, stage_id, group_id, agent_id, NULL::date AS day, seconds,
+                 sum(n) AS n, sum(total) AS total
+          FROM collapsed WHERE all_days = 1 GROUP BY GROUPING SETS ({", ".join(GROUPING_SETS)})
+          UNION ALL
+          SELECT {PER_DAY}, in_tier, metric, NULL, NULL, NULL, NULL, day, NULL, n, NULL
+          FROM collapsed
+          WHERE all_days = 0 AND in_tier AND metric IN ({", ".join(["%s"] * len(DAY_METRICS))})
+        ),
+        ranked AS (
+          SELECT grouped.*,
+                 sum(n) FILTER (WHERE seconds IS NOT NULL) OVER (PARTITION BY {keys}) AS valued,
+                 sum(n) FILTER (WHERE seconds IS NOT NULL)
+                   OVER (PARTITION BY {keys} ORDER BY seconds) AS upto
+          FROM grouped
+        )
+        SELECT {keys}, sum(n), sum(total) FILTER (WHERE seconds IS NOT NULL), max(valued),
+               {", ".join(picks)}
+        FROM ranked GROUP BY {keys}
+    """  # noqa: S608 - table and column names are ours; every value is bound
+    pick_params = [p for p in PERCENTILES for _ in range(2)]
+    connection = connections[router.db_for_read(DailyDuration)]  # the reports replica if any
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        # A period never summarised (or a rebuild in progress) groups a year of raw rows.
+        cursor.execute("SET LOCAL work_mem = '64MB'")
+        cursor.execute(sql, [*params, f.tier_ids, *narrow_params, *DAY_METRICS, *pick_params])
         fetched = cursor.fetchall()
-    result: dict[Key, dict[str, Any]] = {}
-    for grouping, in_tier, *rest in fetched:
-        keys, figures = rest[: len(columns)], rest[len(columns) :]
-        if grouping == every:
-            if not in_tier:
-                continue  # the other tiers' rows together: only the tier table has them
+    dimensions = {**dict(GROUPING_SETS.values()), PER_DAY: "day"}
+    result: dict[Key, dict[str, Any]] = defaultdict(dict)
+    for row in fetched:
+        grouping, in_tier, metric, *ids, day = row[:8]
+        n, total, valued, *picks_found = row[8:]
+        dimension = dimensions[grouping]
+        if not _in_scope(dimension, metric, bool(in_tier)):
+            continue
+        if dimension == "total":
             key: Key = ("total", None)
+        elif dimension == "day":
+            key = ("day", day)
         else:
-            dimension = next(d for d in source.dimensions if grouping == every - bits[d])
-            if not _in_scope(dimension, bool(in_tier)):
-                continue
-            key = (dimension, keys[source.dimensions.index(dimension)])
-        result[key] = {
-            m.name: (list(value) if m.op == "cuts" and value else value)
-            for m, value in zip(source.measures, figures, strict=True)
-        }
+            key = (dimension, ids[BREAKDOWNS.index(dimension)])
+        cuts: list[float | None] = []
+        if valued:
+            lows_and_highs = iter(picks_found)
+            for p, low, high in zip(PERCENTILES, lows_and_highs, lows_and_highs, strict=True):
+                cuts.append(durations.between(low, high, p, int(valued)))
+        result[key].update(_figures(metric, int(n), total, cuts))
     return result
 
 
-def _grouped(source: Source) -> dict[Key, dict[str, Any]]:
-    if connections[source.rows.db].vendor == "postgresql":
-        return _grouped_in_postgresql(source)
-    return _grouped_in_python(source)
+def _grouped(f: ReportFilter) -> dict[Key, dict[str, Any]]:
+    """The figures of every breakdown: the summarised days from their histograms, the others
+    from the raw rows, bucketed alike."""
+    done = periods.summarised_days(f.start, f.end, with_durations=True)
+    raw_days = set(f.days()) - done
+    spans = [periods.day_bounds(a, b, f.site_tz) for a, b in periods.runs(raw_days)]
+    if connections[router.db_for_read(DailyDuration)].vendor == "postgresql":
+        return _grouped_in_postgresql(f, list(periods.runs(done)), spans)
+    buckets = itertools.chain(
+        durations.summary_buckets(list(periods.runs(done))) if done else (),
+        durations.raw_buckets(spans),
+    )
+    return _grouped_in_python(f, buckets)
 
 
 # --- The report ----------------------------------------------------------------------------
@@ -377,12 +325,7 @@ def _labels(breakdown: str, ids: Iterable[Any]) -> dict[Any, tuple[Any, str]]:
 
 def friction(f: ReportFilter) -> dict[str, Any]:
     """The totals at the report's tier, a table per breakdown and the days of the period."""
-    postgresql = connections[Assignment.objects.all().db].vendor == "postgresql"
-    grouped: dict[Key, dict[str, Any]] = defaultdict(dict)
-    sources = (_waits(f), _abandons(f), _answers(f, postgresql=postgresql), _answers_per_day(f))
-    for source in sources:
-        for key, figures in _grouped(source).items():
-            grouped[key].update(figures)
+    grouped = _grouped(f)
     totals = _empty_row("All")
     _fill(totals, grouped.get(("total", None), {}))
     tables: dict[str, list[dict[str, Any]]] = {}

@@ -42,10 +42,12 @@ class DailyFact(models.Model):
 
 class SummarisedDay(models.Model):
     """A day whose facts are in DailyFact, counted in `time_zone` (a change of TIME_ZONE makes
-    every day unsummarised until it is counted again)."""
+    every day unsummarised until it is counted again). `has_durations`: its DailyDuration
+    histograms are there too, which waits until every turn taken that day has ended."""
 
     day = models.DateField()
     time_zone = models.CharField(max_length=64)
+    has_durations = models.BooleanField(default=False)
     built_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -75,6 +77,42 @@ class DailyAccuracy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} stage {self.stage_id} error {self.error_halves}/2 ×{self.shown}"
+
+
+class DailyDuration(models.Model):
+    """How many of one day's friction events (site time zone) fell in one duration bucket, for
+    one tier, stage, group and agent: a histogram that adds up across days, from which the
+    friction report reads its medians and 90th percentiles (reporting/durations.py).
+
+    `seconds` is the bucket: the duration rounded to the whole second under an hour, to the
+    whole minute from an hour on; None for the events without a duration (chats started and
+    dropped, and answers whose wait was not found). `seconds_total` is the sum of the exact
+    durations in the bucket, so totals do not carry the rounding."""
+
+    class Metric(models.TextChoices):
+        STARTED = "started", "Chat started (a first wait)"
+        DROPPED = "dropped", "Wait at a drop stage"
+        ABANDONED = "abandoned", "Visitor left while waiting: the wait"
+        ANSWER = "answer", "Taken from the queue: the wait"
+        REPLY = "reply", "First response of a turn"
+        HANDLE = "handle", "Ended turn: its length"
+
+    day = models.DateField()
+    metric = models.CharField(max_length=16, choices=Metric.choices)
+    tier_id = models.IntegerField()
+    stage_id = models.IntegerField()
+    pipeline_id = models.IntegerField(null=True)
+    group_id = models.IntegerField(null=True)
+    agent_id = models.IntegerField(null=True)
+    seconds = models.IntegerField(null=True)
+    n = models.PositiveIntegerField()
+    seconds_total = models.FloatField(null=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="duration_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.metric} {self.seconds} s ×{self.n}"
 
 
 class LiveSettings(models.Model):

@@ -36,12 +36,13 @@ def runs(days: Iterable[date]) -> Iterator[tuple[date, date]]:
         yield first, last
 
 
-def summarised_days(first: date, last: date) -> set[date]:
-    return set(
-        SummarisedDay.objects.filter(
-            time_zone=settings.TIME_ZONE, day__gte=first, day__lte=last
-        ).values_list("day", flat=True)
-    )
+def summarised_days(first: date, last: date, *, with_durations: bool = False) -> set[date]:
+    """The days summarised in the site's time zone (`with_durations`: those whose duration
+    histograms are final too)."""
+    days = SummarisedDay.objects.filter(time_zone=settings.TIME_ZONE, day__gte=first, day__lte=last)
+    if with_durations:
+        days = days.filter(has_durations=True)
+    return set(days.values_list("day", flat=True))
 
 
 def in_days(day_runs: Iterable[tuple[date, date]], field: str = "day") -> Q:

@@ -8,7 +8,9 @@ few thousand small rows instead of a scan of a million chats.
 
 A day is summarised once it is over in the site's time zone plus CLOSE_MARGIN (a transaction that
 began before midnight has committed by then), by the periodic task `summarise_days` or by
-`manage.py summarise_reports`.
+`manage.py summarise_reports`. The same run writes, for the same days, the wait estimates'
+groups of the predicted-vs-actual report (reporting/accuracy.py) and the duration histograms of
+the friction report (reporting/durations.py), which those reports read in the same way.
 """
 
 import contextlib
@@ -27,8 +29,8 @@ from django.utils import timezone
 
 from chat.models import ChatSession, FlowEvent
 from escalation.models import Assignment, Escalation, QueueEntry, Tier
-from reporting import accuracy
-from reporting.models import DailyAccuracy, DailyFact, SummarisedDay
+from reporting import accuracy, durations
+from reporting.models import DailyAccuracy, DailyDuration, DailyFact, SummarisedDay
 from reporting.periods import day_bounds, in_days, in_spans, runs, site_tz, summarised_days
 
 AGENT_REQUESTS = (
@@ -205,18 +207,25 @@ def summarise(first: date, last: date) -> int:
     if last < first:
         return 0
     since, until = day_bounds(first, last, tz)
-    # A day whose estimates still wait for their outcome is summarised on a later run.
+    # A day whose estimates still wait for their outcome is summarised on a later run; one with
+    # a turn still open is, but without its duration histograms (a later run adds them).
     blocked = accuracy.blocked_days(since, until)
+    open_turns = durations.blocked_days(since, until)
     days = (first + timedelta(days=i) for i in range((last - first).days + 1))
     done = 0
     for a, b in runs(d for d in days if d not in blocked):
         with contextlib.suppress(IntegrityError):  # another run counted them at the same time
-            done += _summarise(a, b, *day_bounds(a, b, tz), tz)
+            done += _summarise(a, b, *day_bounds(a, b, tz), tz, open_turns)
     return done
 
 
 def _summarise(
-    first: date, last: date, since: datetime, until: datetime, tz: zoneinfo.ZoneInfo
+    first: date,
+    last: date,
+    since: datetime,
+    until: datetime,
+    tz: zoneinfo.ZoneInfo,
+    open_turns: set[date],
 ) -> int:
     with transaction.atomic():
         SummarisedDay.objects.filter(day__gte=first, day__lte=last).delete()
@@ -237,10 +246,15 @@ def _summarise(
         DailyFact.objects.bulk_create(facts, batch_size=2000)
         DailyAccuracy.objects.filter(day__gte=first, day__lte=last).delete()
         DailyAccuracy.objects.bulk_create(accuracy.summary_rows(since, until), batch_size=2000)
+        DailyDuration.objects.filter(day__gte=first, day__lte=last).delete()
+        durations.write_summary(since, until)
+        DailyDuration.objects.filter(day__in=open_turns).delete()  # not final: read raw
         days = (last - first).days + 1
         SummarisedDay.objects.bulk_create(
-            SummarisedDay(day=first + timedelta(days=i), time_zone=settings.TIME_ZONE)
-            for i in range(days)
+            SummarisedDay(
+                day=day, time_zone=settings.TIME_ZONE, has_durations=day not in open_turns
+            )
+            for day in (first + timedelta(days=i) for i in range(days))
         )
     return days
 
@@ -257,10 +271,14 @@ def summarise_pending(max_days: int = 400) -> int:
     if last < first:
         return 0
     done = summarised_days(first, last)
+    # Days summarised while a turn of theirs was open, whose turns have all ended since.
+    unfinished = done - summarised_days(first, last, with_durations=True)
+    if unfinished:
+        unfinished -= durations.blocked_days(*day_bounds(min(unfinished), max(unfinished), tz))
     pending = sorted(
         d
         for d in (first + timedelta(days=i) for i in range((last - first).days + 1))
-        if d not in done
+        if d not in done or d in unfinished
     )[:max_days]
     return sum(summarise(a, b) for a, b in runs(pending))
 
@@ -271,3 +289,4 @@ def forget_all() -> None:
         SummarisedDay.objects.all().delete()
         DailyFact.objects.all().delete()
         DailyAccuracy.objects.all().delete()
+        DailyDuration.objects.all().delete()

@@ -26,15 +26,18 @@ Percentiles are PostgreSQL's percentile_cont (linear between the closest ranks).
 import csv
 import datetime as dt
 import io
+import math
 import zoneinfo
 
 import pytest
 import time_machine
 from django.urls import reverse
 
+from chat.models import ChatSession
 from escalation import services
-from escalation.models import Agent, AgentGroup
-from reporting import charts, friction
+from escalation.models import Agent, AgentGroup, Assignment, Pipeline, QueueEntry, Stage
+from reporting import charts, durations, friction, summaries
+from reporting.models import DailyDuration
 from reporting.selectors import ReportFilter
 from tests.factories import UserFactory
 
@@ -87,8 +90,21 @@ def leave(chat, when: dt.datetime) -> None:
         services.end_chat_by_visitor(chat_id=chat.pk)
 
 
-@pytest.fixture
-def history(demo, settings):
+@pytest.fixture(params=["raw", "summarised"])
+def history(request, demo, settings):
+    """The chats above; every test runs twice: from the raw rows (today's path), and with the
+    finished days summarised first. Then day 1 and the days before come from the histograms and
+    day 2 from the raw rows: E's turn has not ended, so day 2's histograms are not final."""
+    chats = make_history(settings)
+    if request.param == "summarised":
+        assert summaries.summarise_pending() > 0
+        day0 = DAY1 - dt.timedelta(days=1)
+        assert summaries.summarised_days(day0, DAY2, with_durations=True) == {day0, DAY1}
+        assert DailyDuration.objects.filter(day=DAY1).exists()
+    return chats
+
+
+def make_history(settings):
     settings.TIME_ZONE = "Europe/Paris"
     # Agents pick chats themselves: nothing is assigned or offered behind the story's back.
     AgentGroup.objects.update(routing_policy="manual")
@@ -228,8 +244,6 @@ def test_filters_narrow_the_answers(history):
     assert figures(blair["totals"], ANSWERS) == (2, 810, 1410)
     assert figures(blair["totals"], QUEUE) == (6, 3, 240, 768, 1)  # the tier's queues still
     assert [r["label"] for r in blair["tables"]["agent"]] == ["Blair"]
-    from escalation.models import Pipeline
-
     orders = friction.friction(two_days(pipeline_id=Pipeline.objects.get(name="Orders").pk))
     assert figures(orders["totals"], QUEUE + ANSWERS) == (1, 1, 240, 240, 1, 1, 1560, 1560)
     group = AgentGroup.objects.get(name="L1 Follow-up")
@@ -426,3 +440,113 @@ def test_each_bar_is_as_tall_as_its_count():
     assert charts.day_columns([{**rows[0], "started": 0, "answered": 0}], series=["started"])[
         "empty"
     ]
+
+
+# --- The days summarised into duration histograms ---------------------------------------------
+
+
+def test_with_every_day_summarised_the_figures_are_the_same(demo, settings):
+    chats = make_history(settings)
+    summaries.summarise_pending()
+    assert DAY2 not in summaries.summarised_days(DAY1, DAY2, with_durations=True)  # E's turn
+    assert summaries.summarise_pending() == 0  # nor on the next run, while it is open
+    resolve(chats["E"], "alex", dt.datetime(2026, 3, 12, 10, 11, tzinfo=PARIS))
+    leave(chats["F"], dt.datetime(2026, 3, 12, 0, 10, tzinfo=PARIS))  # after the period
+    filters = [
+        two_days(),
+        two_days(tier_level=2),
+        two_days(agent_id=agent("blair").pk),
+        two_days(group_id=AgentGroup.objects.get(name="L1 Follow-up").pk),
+        two_days(pipeline_id=Pipeline.objects.get(name="Orders").pk),
+        ReportFilter(start=DAY2, end=DAY2),
+    ]
+    raw = [friction.friction(f) for f in filters]
+    assert summaries.summarise_pending() > 0  # day 2 again, now with its histograms
+    assert summaries.summarised_days(DAY1, DAY2, with_durations=True) == {DAY1, DAY2}
+    assert summaries.summarise_pending() == 0  # nothing left to do
+    assert [friction.friction(f) for f in filters] == raw
+    t = raw[0]["totals"]
+    assert figures(t, QUEUE + ANSWERS + REPLIES) == (6, 3, 240, 768, 1, 4, 90, 1128, 3, 60, 204)
+    # E's turn ended 24 h 10 min after the take: 87,000 s, in a bucket of whole minutes.
+    assert figures(t, HANDLING) == (4, 570, 61080, 88620)  # A 480, B 540, D 600, E 87,000
+
+
+def exact_percentile(values: list[float], fraction: float) -> tuple[float, float, float]:
+    """percentile_cont, and the two ranked values it is read from."""
+    ordered = sorted(values)
+    position = fraction * (len(ordered) - 1)
+    low, high = ordered[math.floor(position)], ordered[math.ceil(position)]
+    return low + (position - math.floor(position)) * (high - low), low, high
+
+
+def test_histogram_percentiles_are_within_the_stated_bound_of_the_exact_ones(demo, settings):
+    """Durations with fractions of a second, from under a second to four hours: each median and
+    90th percentile is within 0.5 s of the exact one when both durations it is read from are
+    under an hour, within 30 s otherwise; the same from the raw rows and the summaries."""
+    settings.TIME_ZONE = "Europe/Paris"
+    alex = agent("alex")
+    stage = Stage.objects.get(name="L1 General")
+    waits, replies, handles = [], [], []
+    for i in range(150):
+        wait, reply, handle = (0.3 + i * 97.31) % 5000, 0.45 + i * 2.617, 1.2 + i * 96.457
+        entered = at(DAY1, 1, 0) + dt.timedelta(seconds=60 * i + 0.123 * i)
+        taken = entered + dt.timedelta(seconds=wait)
+        chat = ChatSession.objects.create(visitor_name="V", topic="Billing", status="ended")
+        QueueEntry.objects.create(
+            chat=chat,
+            stage=stage,
+            tier=stage.tier,
+            reason=QueueEntry.Reason.START,
+            waiting_since=entered,
+            entered_at=entered,
+            left_at=taken,
+            outcome=QueueEntry.Outcome.TAKEN,
+        )
+        Assignment.objects.create(
+            chat=chat,
+            agent=alex,
+            tier=stage.tier,
+            stage=stage,
+            group=AgentGroup.objects.get(name="L1 General"),
+            started_at=taken,
+            replied_at=taken + dt.timedelta(seconds=reply),
+            ended_at=taken + dt.timedelta(seconds=handle),
+            end_reason=Assignment.EndReason.RESOLVED,
+        )
+        waits.append(wait)
+        replies.append(reply)
+        handles.append(handle)
+    # The durations as the database stores them (microseconds).
+    waits = [round(w, 6) for w in waits]
+    raw = friction.friction(ReportFilter(start=DAY1, end=DAY1))["totals"]
+    assert summaries.summarise(DAY1, DAY1) == 1
+    summarised = friction.friction(ReportFilter(start=DAY1, end=DAY1))["totals"]
+    assert summarised == raw
+    coarse = 0
+    for stem, values in (("answer", waits), ("reply", replies), ("handle", handles)):
+        for name, fraction in (("median", 0.5), ("p90", 0.9)):
+            exact, low, high = exact_percentile(values, fraction)
+            bound = 0.5 if max(low, high) < durations.EXACT_BELOW_SECONDS else 30
+            coarse += bound == 30
+            assert abs(raw[f"{stem}_{name}"] - exact) <= bound + 1e-6, (stem, name, exact)
+    assert coarse >= 2  # both kinds of bucket were read
+    assert raw["handle_total"] == pytest.approx(sum(handles), abs=1e-3)  # exact, not bucketed
+
+
+@pytest.mark.parametrize(
+    "seconds",
+    [0.0, 0.4999, 0.5, 1.5, 2.5, 59.5, 3599.4, 3599.5, 3599.99, 3600.0, 3629.99, 3630.0, 86_430.0],
+)
+def test_a_duration_falls_in_the_same_bucket_in_sql_and_python(seconds):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the SQL buckets are PostgreSQL's")
+    with connection.cursor() as cursor:
+        bucket = durations.BUCKET_SQL.format(s="d.s")
+        query = f"SELECT ({bucket})::integer FROM (SELECT %s::float8 AS s) AS d"  # noqa: S608
+        cursor.execute(query, [seconds])
+        in_sql = cursor.fetchone()[0]
+    assert in_sql == durations.bucket(seconds)
+    exact_under_an_hour = seconds < durations.EXACT_BELOW_SECONDS
+    assert abs(in_sql - seconds) <= (0.5 if exact_under_an_hour else 30)
