@@ -122,7 +122,7 @@ def raw_sql(spans: Sequence[tuple[datetime, datetime]]) -> tuple[str, list[Any]]
           FROM turns t CROSS JOIN LATERAL (
             VALUES (%s, t.answer), (%s, t.reply), (%s, t.handle)
           ) AS m (metric, seconds)
-          WHERE m.metric = %s OR m.seconds IS NOT NULL
+          WHERE m.seconds IS NOT NULL
         )
         SELECT (r.at AT TIME ZONE %s)::date, r.metric, r.tier_id, r.stage_id, st.pipeline_id,
                r.group_id, r.agent_id, ({seconds})::integer, count(*), sum(r.seconds)
@@ -133,7 +133,7 @@ def raw_sql(spans: Sequence[tuple[datetime, datetime]]) -> tuple[str, list[Any]]
     params: list[Any] = [outcome.TAKEN, spans[0][0], *started_params]
     params += [reason.START, Metric.STARTED, Metric.DROPPED, reason.START, reason.DROPPED]
     params += [*entered_params, Metric.ABANDONED, outcome.ABANDONED, reason.DROPPED, *left_params]
-    params += [Metric.ANSWER, Metric.REPLY, Metric.HANDLE, Metric.ANSWER, settings.TIME_ZONE]
+    params += [Metric.ANSWER, Metric.REPLY, Metric.HANDLE, settings.TIME_ZONE]
     return sql, params
 
 
@@ -204,9 +204,13 @@ def _python_buckets(spans: Sequence[tuple[datetime, datetime]]) -> Iterator[Buck
         "group_id",
         "agent_id",
     ):
-        answered = None if answer is None else answer.total_seconds()  # (0 s is a duration)
-        add(started, Metric.ANSWER, tuple(dims), answered)
-        for metric, length in ((Metric.REPLY, reply), (Metric.HANDLE, handle)):
+        # A turn that answered no wait (taken over in a warm hand-over, or handed to a colleague
+        # who accepted) is no answer: the chat never waited for it.
+        for metric, length in (
+            (Metric.ANSWER, answer),
+            (Metric.REPLY, reply),
+            (Metric.HANDLE, handle),
+        ):
             if length is not None:
                 add(started, metric, tuple(dims), length.total_seconds())
     for key, n in counts.items():

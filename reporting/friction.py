@@ -8,7 +8,9 @@ counted in the period where its moment falls, in days of the site's time zone:
 
 - *Chats started*: waits that began a chat, at their start.
 - *Answered*: an agent took a waiting chat (one assignment), at the take. *Speed to answer*: from
-  that wait's start (entering this queue, not the chat's start) to the take.
+  that wait's start (entering this queue, not the chat's start) to the take. A turn that began
+  without a wait (a receiver taking over in a warm hand-over, a colleague accepting a chat handed
+  to them) answered nothing; its first response and handle time count like any turn's.
 - *Abandoned*: the visitor left while waiting, at the leaving, with how long it had waited. A
   wait at a drop stage is not counted again: its visitor had left already.
 - *Dropped*: waits at a drop stage (the visitor left a queue whose stage sends such chats on), at

@@ -405,3 +405,22 @@ def test_the_live_view_lists_a_joined_chat_under_its_receiver(warm_billing):
     agents = {a["name"]: a for a in live_snapshot()["agents"]}
     assert agents["Alex"]["chats"] == []
     assert [(c["chat"], c["joined"]) for c in agents["Sam"]["chats"]] == [(chat.pk, False)]
+
+
+def test_a_warm_take_over_answers_no_wait_in_the_friction_report(warm_billing):
+    """The receiver's turn began without a wait: no answer at tier 2, and no speed to answer;
+    its handle time counts like any turn's."""
+    from reporting import friction
+
+    chat = warm_billing
+    request(chat)
+    handover = Handover.objects.get(chat=chat, status="pending")
+    services.accept_handover(handover_id=handover.pk, agent=agent("sam"))
+    services.take_over(chat_id=chat.pk, agent=agent("sam"))
+    services.end_chat_by_agent(chat_id=chat.pk, agent=agent("sam"))
+    day = timezone.localdate()
+    tier1 = friction.friction(ReportFilter(start=day, end=day))["totals"]
+    tier2 = friction.friction(ReportFilter(start=day, end=day, tier_level=2))["totals"]
+    assert (tier1["started"], tier1["answered"]) == (1, 1)  # Alex took it from the queue
+    assert tier2["answered"] == 0 and tier2["answer_median"] is None
+    assert tier2["handled"] == 1  # Sam's turn, from the take-over to the end
