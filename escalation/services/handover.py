@@ -8,8 +8,10 @@ are withdrawn in the same transaction). A warm receiver joins the chat: both age
 and the visitor is told who joined; the first agent leaves when the receiver takes over
 (`take_over`), and only then is its place freed. A cold receiver takes the chat when accepting.
 Nobody accepting before the deadline (`handle_handover_timeout`, a Celery timer like the offers'
-accept timeouts), everyone declining, or the first agent cancelling, leaves the chat with the
-first agent, who is told; a warm request's visitor is told too.
+accept timeouts), everyone declining, or the first agent cancelling (also after a receiver
+joined), leaves the chat with the first agent, who is told; a warm request's visitor is told too.
+A receiver who joined and is gone (its console closed) or disabled leaves the chat the same way
+(`leave_joined_handovers`, from the presence sweeps), and its freed place is dispatched.
 
 Ending the chat closes an open hand-over (`route.close_chat`); the first agent's chats handed
 back when its console is gone go to a receiver who joined rather than to the queue.
