@@ -153,6 +153,12 @@ def queue_for_agent(*, agent: Agent, now: datetime) -> list[dict[str, Any]]:
 
 
 def open_chats_for_agent(*, agent: Agent) -> list[dict[str, Any]]:
+    """The chats the agent holds (`role` holder), then those it joined to take over (`role`
+    receiver): a console follows both, and lists both in My chats."""
+    return _held_chats(agent=agent) + _joined_chats(agent=agent)
+
+
+def _held_chats(*, agent: Agent) -> list[dict[str, Any]]:
     unread = (
         Message.objects.filter(
             chat_id=OuterRef("chat_id"), kind="visitor", seq__gt=OuterRef("last_read_seq")
@@ -182,8 +188,37 @@ def open_chats_for_agent(*, agent: Agent) -> list[dict[str, Any]]:
             "last_seq": a.chat.last_seq,
             "context": a.chat.visitor_context,
             "tier_path": paths[a.chat_id],
+            "role": "holder",
         }
         for a in assignments
+    ]
+
+
+def _joined_chats(*, agent: Agent) -> list[dict[str, Any]]:
+    """The receiver reads the chat without a turn of its own, so nothing counts its unread
+    messages: the first agent's turn does."""
+    joined = list(
+        Handover.objects.filter(receiver=agent, status=Handover.Status.JOINED)
+        .select_related("chat__route__stage", "chat__route__tier")
+        .order_by("joined_at")
+    )
+    paths = selectors.tier_paths(chat_ids=[h.chat_id for h in joined])
+    return [
+        {
+            "chat": h.chat_id,
+            "visitor": h.chat.visitor_name,
+            "email": h.chat.visitor_email,
+            "topic": h.chat.topic,
+            "stage": h.chat.route.stage.name,
+            "tier": h.chat.route.tier.name,
+            "since": h.joined_at.isoformat() if h.joined_at else None,
+            "unread": 0,
+            "last_seq": h.chat.last_seq,
+            "context": h.chat.visitor_context,
+            "tier_path": paths[h.chat_id],
+            "role": "receiver",
+        }
+        for h in joined
     ]
 
 

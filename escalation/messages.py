@@ -34,6 +34,7 @@ DEFAULT_TEXTS: Final[dict[str, str]] = {
     "after_agent_message": "Anything else? Leave us a message below and we will reply by e-mail.",
     "warm_requested": "{agent} is bringing in someone from {team} to help you. Stay with us.",
     "warm_stayed": "{agent} will keep helping you.",
+    "warm_requested_colleague": "{agent} is bringing in {colleague} to help you. Stay with us.",
 }
 
 PLACEHOLDER_HELP: Final[dict[str, str]] = {
@@ -43,6 +44,7 @@ PLACEHOLDER_HELP: Final[dict[str, str]] = {
     "position": "the place in line (1 = next)",
     "wait": "the wait estimate, e.g. “about 3 minutes” (or “wait not known yet”)",
     "agent": "the agent's display name",
+    "colleague": "the colleague an agent brings in, by display name",
 }
 
 ALLOWED_PLACEHOLDERS: Final[dict[str, frozenset[str]]] = {
@@ -67,6 +69,7 @@ ALLOWED_PLACEHOLDERS: Final[dict[str, frozenset[str]]] = {
     "after_agent_message": frozenset({"visitor", "agent"}),
     "warm_requested": frozenset({"visitor", "agent", "team", "tier"}),
     "warm_stayed": frozenset({"visitor", "agent", "team", "tier"}),
+    "warm_requested_colleague": frozenset({"visitor", "agent", "colleague", "tier"}),
 }
 
 

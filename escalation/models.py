@@ -663,6 +663,10 @@ class MessageTemplate(models.Model):
         AFTER_AGENT_MESSAGE = "after_agent_message", "After the agent: leave a message"
         WARM_REQUESTED = "warm_requested", "Warm hand-over: someone is being brought in"
         WARM_STAYED = "warm_stayed", "Warm hand-over: nobody came, the agent stays"
+        WARM_REQUESTED_COLLEAGUE = (
+            "warm_requested_colleague",
+            "Warm hand-over to a named colleague: they are being brought in",
+        )
 
     event = models.CharField(max_length=30, choices=Event.choices)
     pipeline = models.ForeignKey(

@@ -325,12 +325,19 @@ def agent_history(*, agent: Agent) -> QuerySet[Assignment]:
 
 def agent_may_view_chat(*, agent: Agent, chat_id: int) -> bool:
     """Agents see chats they hold or held, chats waiting in their queues, chats handed over to
-    them (offered, or joined to take over), and chats they are consulted on while the consult is
-    open."""
+    them (offered, while their offer is open; or joined to take over), and chats they are
+    consulted on while the consult is open."""
     if Assignment.objects.filter(agent=agent, chat_id=chat_id).exists():
         return True
+    if Handover.objects.filter(
+        chat_id=chat_id, receiver=agent, status=Handover.Status.JOINED
+    ).exists():
+        return True
     if HandoverOffer.objects.filter(
-        agent=agent, handover__chat_id=chat_id, handover__status__in=Handover.OPEN
+        agent=agent,
+        handover__chat_id=chat_id,
+        handover__status=Handover.Status.PENDING,
+        status=HandoverOffer.Status.PENDING,
     ).exists():
         return True
     entry = QueueEntry.objects.filter(chat_id=chat_id, left_at__isnull=True).first()
@@ -579,23 +586,31 @@ def active_chats_seen_before(*, seen_before: datetime, limit: int) -> list[int]:
 
 
 def disabled_agents_still_working(*, limit: int) -> list[int]:
-    """Agents whose user is disabled or no longer has the console role, yet are not offline or
-    still hold chats."""
-    holding = Assignment.objects.filter(agent=OuterRef("pk"), ended_at__isnull=True)
-    working = Agent.objects.filter(~Q(presence=Agent.Presence.OFFLINE) | Exists(holding))
+    """Agents whose user is disabled or no longer has the console role, yet are not offline,
+    still hold chats or are still in chats they joined to take over."""
+    working = Agent.objects.filter(
+        ~Q(presence=Agent.Presence.OFFLINE) | Exists(_holding()) | Exists(_joined())
+    )
     allowed = working.filter(user__is_active=True).filter(may_use_console_q())
     return list(working.exclude(pk__in=allowed.values("pk")).values_list("pk", flat=True)[:limit])
 
 
 def agents_gone_since(*, seen_before: datetime, limit: int) -> list[int]:
-    """Agents whose console was last seen before `seen_before` and who are not offline or still
-    hold chats."""
-    holding = Assignment.objects.filter(agent=OuterRef("pk"), ended_at__isnull=True)
+    """Agents whose console was last seen before `seen_before` and who are not offline, still
+    hold chats or are still in chats they joined to take over."""
     return list(
         Agent.objects.filter(console_seen_at__lt=seen_before)
-        .filter(~Q(presence=Agent.Presence.OFFLINE) | Exists(holding))
+        .filter(~Q(presence=Agent.Presence.OFFLINE) | Exists(_holding()) | Exists(_joined()))
         .values_list("pk", flat=True)[:limit]
     )
+
+
+def _holding() -> QuerySet[Assignment]:
+    return Assignment.objects.filter(agent=OuterRef("pk"), ended_at__isnull=True)
+
+
+def _joined() -> QuerySet[Handover]:
+    return Handover.objects.filter(receiver=OuterRef("pk"), status=Handover.Status.JOINED)
 
 
 def chats_visible_to(*, agent: Agent, include_past_queues: bool = False) -> QuerySet[ChatSession]:

@@ -202,6 +202,10 @@ class ConsoleConsumer(ProtocolConsumer):
                 await self.send_json(payload)
         elif kind == "consult":
             await self.consult_changed(payload)
+        elif kind == "handover.offer.closed":
+            await self.send_json(payload)
+            if payload["status"] != "accepted" and payload["chat"] in self.previewing:
+                await self.stop_viewing(payload["chat"])
         else:
             await super().chat_event(event)
 
@@ -490,6 +494,11 @@ class ConsoleConsumer(ProtocolConsumer):
         )
         if not closed_to_me:
             return
+        await self.stop_viewing(chat_id, reason="consult_closed")
+
+    async def stop_viewing(self, chat_id: int, reason: str = "no_longer_visible") -> None:
+        """What let the agent read a chat it previews closed (a consult, a hand-over offer):
+        unless something else still lets it, it stops following the chat and is told why."""
         allowed = await database_sync_to_async(selectors.agent_may_view_chat)(
             agent=self.agent, chat_id=chat_id
         )
@@ -497,7 +506,7 @@ class ConsoleConsumer(ProtocolConsumer):
             stream = self.streams.get(chat_id)
             last = stream.last if stream is not None and stream.last is not None else 0
             await self.release(chat_id)
-            await self.send_frame(ChatRemoved(chat=chat_id, seq=last, reason="consult_closed"))
+            await self.send_frame(ChatRemoved(chat=chat_id, seq=last, reason=reason))
 
     async def on_consult_options(self, content: dict[str, Any]) -> None:
         values = validate_frame(content, {"chat": (int, True)})

@@ -41,6 +41,7 @@ from escalation.services.handover import (
     cancel_handover,
     decline_handover,
     handle_handover_timeout,
+    leave_joined_handovers,
     sweep_overdue_handovers,
     take_over,
 )
@@ -108,6 +109,7 @@ __all__ = [
     "handle_handover_timeout",
     "handle_offer_timeout",
     "handle_wait_timeout",
+    "leave_joined_handovers",
     "leave_offline_message",
     "mark_console_seen",
     "mark_consoles_seen",

@@ -8,8 +8,10 @@ are withdrawn in the same transaction). A warm receiver joins the chat: both age
 and the visitor is told who joined; the first agent leaves when the receiver takes over
 (`take_over`), and only then is its place freed. A cold receiver takes the chat when accepting.
 Nobody accepting before the deadline (`handle_handover_timeout`, a Celery timer like the offers'
-accept timeouts), everyone declining, or the first agent cancelling, leaves the chat with the
-first agent, who is told; a warm request's visitor is told too.
+accept timeouts), everyone declining, or the first agent cancelling (also after a receiver
+joined), leaves the chat with the first agent, who is told; a warm request's visitor is told too.
+A receiver who joined and is gone (its console closed) or disabled leaves the chat the same way
+(`leave_joined_handovers`, from the presence sweeps), and its freed place is dispatched.
 
 Ending the chat closes an open hand-over (`route.close_chat`); the first agent's chats handed
 back when its console is gone go to a receiver who joined rather than to the queue.
@@ -133,7 +135,16 @@ def open_handover(
             "deadline": handover.deadline.isoformat(),
         },
     )
-    if warm:
+    if warm and to_colleague:
+        notify_visitor(
+            chat=chat,
+            event="warm_requested_colleague",
+            stage=route.stage,
+            agent=agent.display_name,
+            colleague=receivers[0].display_name,  # a hand to a colleague offers that one agent
+            tier=target.tier.public,
+        )
+    elif warm:
         notify_visitor(
             chat=chat,
             event="warm_requested",
@@ -168,10 +179,19 @@ def _locked_handover(*, handover_id: int, agent: Agent) -> tuple[ChatSession, Ch
     return chat, route, handover
 
 
-@transaction.atomic
 def accept_handover(*, handover_id: int, agent: Agent) -> Handover:
     """The receiver accepts: warm, it joins the chat with the first agent; cold, it takes the
-    chat. Of two receivers accepting at once exactly one gets it; the other is told it is gone."""
+    chat, and then the first agent's freed place is dispatched (as after a take-over). Of two
+    receivers accepting at once exactly one gets it; the other is told it is gone."""
+    handover = _accept_handover(handover_id=handover_id, agent=agent)
+    if not handover.warm:
+        with transaction.atomic():
+            dispatch(stage_ids=selectors.stages_to_dispatch_for(agent=handover.from_agent))
+    return handover
+
+
+@transaction.atomic
+def _accept_handover(*, handover_id: int, agent: Agent) -> Handover:
     chat, route, handover = _locked_handover(handover_id=handover_id, agent=agent)
     offer = HandoverOffer.objects.select_related("handover").get(handover=handover, agent=agent)
     if not chat.is_open:
@@ -338,23 +358,61 @@ def _public_team(escalation: Escalation) -> str:
 
 @transaction.atomic
 def cancel_handover(*, chat_id: int, agent: Agent) -> Handover:
-    """The first agent withdraws its pending request: the chat stays with it."""
+    """The first agent withdraws its request, pending or joined (a receiver who joined and does
+    not take over, or went away, would otherwise keep it in the joint phase for good): the chat
+    stays with it, and a receiver who joined leaves the chat."""
     chat, route = lock_route(chat_id=chat_id)
     if not chat.is_open:
         raise ChatClosed()
-    handover = Handover.objects.filter(chat=chat, status__in=Handover.OPEN).first()
+    handover = (
+        Handover.objects.select_related("receiver")
+        .filter(chat=chat, status__in=Handover.OPEN)
+        .first()
+    )
     if handover is None or handover.from_agent_id != agent.pk:
         raise HandoverNotFound("This chat has no hand-over of yours to cancel.")
-    if handover.status != Handover.Status.PENDING:
-        raise HandoverClosed("The receiver has joined already: they take over from here.")
+    text = "You cancelled the hand-over: the chat stays with you."
+    receiver_text = None
+    if handover.status == Handover.Status.JOINED and handover.receiver is not None:
+        text = (
+            f"You cancelled the hand-over: {handover.receiver.display_name} left the chat, "
+            "which stays with you."
+        )
+        receiver_text = f"{agent.display_name} cancelled the hand-over: you left the chat."
     return _stay(
         chat=chat,
         route=route,
         status=Handover.Status.CANCELLED,
         outcome=Escalation.Outcome.CANCELLED,
         why=f"Cancelled by {agent.display_name}",
-        text="You cancelled the hand-over: the chat stays with you.",
+        text=text,
+        receiver_text=receiver_text,
     )
+
+
+def leave_joined_handovers(*, agent: Agent, why: str) -> int:
+    """The receiver is gone (its console closed) or may no longer work (`why`): each hand-over
+    it joined is cancelled, the chat stays with its first agent, who is told, and the visitor
+    hears that the receiver left. Each chat in its own transaction; how many."""
+    left = 0
+    for chat_id in selectors.joined_chat_ids(agent=agent):
+        with transaction.atomic():
+            chat, route = lock_route(chat_id=chat_id)
+            joined = Handover.objects.filter(
+                chat=chat, status=Handover.Status.JOINED, receiver=agent
+            ).exists()
+            if not joined or not chat.is_open:
+                continue  # taken over, cancelled or ended meanwhile
+            _stay(
+                chat=chat,
+                route=route,
+                status=Handover.Status.CANCELLED,
+                outcome=Escalation.Outcome.CANCELLED,
+                why=f"{agent.display_name} left: {why}",
+                text=f"{agent.display_name} left the chat ({why}): the chat stays with you.",
+            )
+            left += 1
+    return left
 
 
 @transaction.atomic
@@ -433,12 +491,31 @@ def _stay(
     outcome: str,
     why: str,
     text: str,
+    receiver_text: str | None = None,
     late_ms: int | None = None,
 ) -> Handover:
-    """The pending hand-over did not happen: the chat stays with its first agent, who is told,
-    and so is the visitor of a warm one. Caller holds the chat row lock."""
+    """The hand-over did not happen: the chat stays with its first agent, who is told, and so
+    is the visitor of a warm one. A receiver who had joined leaves the chat (the visitor is told
+    that first, so that its console shows the notice before letting go), and its freed place is
+    dispatched. Caller holds the chat row lock."""
+    open_now = Handover.objects.select_related("receiver").get(chat=chat, status__in=Handover.OPEN)
+    receiver = open_now.receiver if open_now.status == Handover.Status.JOINED else None
+    if receiver is not None:
+        notify_visitor(
+            chat=chat,
+            event="agent_left",
+            stage=route.stage,
+            agent=receiver.display_name,
+            team=route.stage.public,
+            tier=route.tier.public,
+        )
     handover = close_open_handover(
-        chat=chat, status=status, outcome=outcome, reason=status, text=text
+        chat=chat,
+        status=status,
+        outcome=outcome,
+        reason=status,
+        text=text,
+        receiver_text=receiver_text,
     )
     assert handover is not None  # noqa: S101 - the callers found it open under the same lock
     first = handover.from_agent
@@ -453,7 +530,9 @@ def _stay(
             **({"late_ms": late_ms} if late_ms is not None else {}),
         },
     )
-    if handover.warm and chat.status == ChatSession.Status.ACTIVE:
+    if receiver is not None:
+        dispatch(stage_ids=selectors.stages_to_dispatch_for(agent=receiver))
+    elif handover.warm and chat.status == ChatSession.Status.ACTIVE:
         notify_visitor(
             chat=chat,
             event="warm_stayed",

@@ -30,6 +30,7 @@ from escalation.services.route import (
     close_chat,
     close_open_handover,
     end_assignment,
+    joined_receiver,
     lock_route,
     notify_agents,
     notify_visitor,
@@ -111,7 +112,7 @@ def end_chat_by_agent(*, chat_id: int, agent: Agent) -> None:
     require_holder(chat=chat, holder_id=route.agent_id, agent=agent)
     require_tag_to_end(chat=chat, stage_requires=route.stage.requires_tag_at_end)
     assignment = end_assignment(route=route, reason=Assignment.EndReason.RESOLVED)
-    close_chat(
+    closed = close_chat(
         chat=chat,
         route=route,
         status=ChatSession.Status.ENDED,
@@ -121,7 +122,17 @@ def end_chat_by_agent(*, chat_id: int, agent: Agent) -> None:
         after_agent=True,
     )
     tell_removed(chat=chat, assignment=assignment)
-    dispatch(stage_ids=selectors.stages_to_dispatch_for(agent=agent))
+    dispatch(stage_ids=_freed_stage_ids(agent, joined_receiver(closed)))
+
+
+def _freed_stage_ids(*agents: Agent | None) -> list[int]:
+    """The stages to dispatch when these agents (the holder, a receiver who had joined) each
+    have a place free again."""
+    stage_ids: set[int] = set()
+    for agent in agents:
+        if agent is not None:
+            stage_ids.update(selectors.stages_to_dispatch_for(agent=agent))
+    return sorted(stage_ids)
 
 
 @transaction.atomic
@@ -157,7 +168,7 @@ def _visitor_leaves(*, chat: ChatSession, route: ChatRoute, why: str, by: str = 
         notify_agents(
             chat=chat, event="visitor_left", stage=route.stage, agent=assignment.agent.display_name
         )
-    close_chat(
+    closed = close_chat(
         chat=chat,
         route=route,
         status=ChatSession.Status.ENDED,
@@ -168,8 +179,9 @@ def _visitor_leaves(*, chat: ChatSession, route: ChatRoute, why: str, by: str = 
         after_agent=assignment is not None and by == "visitor",
     )
     tell_removed(chat=chat, assignment=assignment)
-    if assignment is not None:
-        dispatch(stage_ids=selectors.stages_to_dispatch_for(agent=assignment.agent))
+    freed = _freed_stage_ids(assignment.agent if assignment else None, joined_receiver(closed))
+    if freed:
+        dispatch(stage_ids=freed)
 
 
 def _drop(*, chat: ChatSession, route: ChatRoute, entry: QueueEntry, why: str) -> bool:
@@ -258,7 +270,7 @@ def return_to_queue(*, chat_id: int, agent: Agent, why: str = "") -> QueueEntry:
     chat, route = lock_route(chat_id=chat_id)
     require_holder(chat=chat, holder_id=route.agent_id, agent=agent)
     last = QueueEntry.objects.filter(chat=chat).order_by("-entered_at", "-pk").first()
-    close_open_handover(
+    handover = close_open_handover(
         chat=chat,
         status=Handover.Status.CANCELLED,
         outcome=Escalation.Outcome.CANCELLED,
@@ -295,5 +307,5 @@ def return_to_queue(*, chat_id: int, agent: Agent, why: str = "") -> QueueEntry:
         waiting_since=chat.created_at,
     )
     tell_removed(chat=chat, assignment=assignment)
-    dispatch(stage_ids=[route.stage.pk])
+    dispatch(stage_ids=sorted({route.stage.pk, *_freed_stage_ids(joined_receiver(handover))}))
     return entry

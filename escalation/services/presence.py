@@ -15,7 +15,7 @@ from escalation.exceptions import NotYourChat
 from escalation.models import Agent
 from escalation.services import offering
 from escalation.services.dispatch import dispatch
-from escalation.services.handover import hand_to_joined_receiver
+from escalation.services.handover import hand_to_joined_receiver, leave_joined_handovers
 from escalation.services.lifecycle import return_to_queue
 
 
@@ -73,21 +73,28 @@ def sign_out_if_console_gone(*, agent_id: int, seen_before: datetime) -> bool:
 def hand_back_chats_of_gone_agent(*, agent_id: int, seen_before: datetime) -> int:
     """Return to their queues (keeping their places) the chats an agent whose console has not
     been seen since `seen_before` still holds, so that their visitors are served by someone who is
-    there. Each in its own transaction, after the agent is offline; it stops if the agent's
-    console comes back meanwhile, and skips a chat that ended or moved."""
+    there, and leave the chats it joined to take over with their first agents. Each in its own
+    transaction, after the agent is offline; it stops if the agent's console comes back
+    meanwhile, and skips a chat that ended or moved."""
     agent = Agent.objects.get(pk=agent_id)
     returned = 0
     seen = Agent.objects.filter(pk=agent_id).values_list("console_seen_at", flat=True)
-    for chat_id in selectors.open_assignment_chat_ids(agent=agent):
+
+    def still_gone() -> bool:
         last_seen = seen.first()
-        if last_seen is None or last_seen >= seen_before:
-            break  # back at the console (or never used one): the chats stay
+        return last_seen is not None and last_seen < seen_before
+
+    for chat_id in selectors.open_assignment_chat_ids(agent=agent):
+        if not still_gone():
+            return returned  # back at the console (or never used one): the chats stay
         try:
             if not hand_to_joined_receiver(chat_id=chat_id, agent=agent):
                 return_to_queue(chat_id=chat_id, agent=agent, why="the agent's console closed")
         except (ChatClosed, NotYourChat):
             continue
         returned += 1
+    if still_gone():
+        returned += leave_joined_handovers(agent=agent, why="their console closed")
     return returned
 
 
@@ -120,4 +127,5 @@ def retire_disabled_agents(*, limit: int = 500) -> int:
                 )
             except (ChatClosed, NotYourChat):
                 continue
+        leave_joined_handovers(agent=agent, why="they may no longer take chats")
     return len(agent_ids)

@@ -180,16 +180,16 @@ def close_chat(
     notice: str = "ended",
     notice_values: dict[str, str] | None = None,
     after_agent: bool = False,
-) -> None:
+) -> Handover | None:
     """End the chat with `status` and tell both sides (`by`: agent, visitor, visitor_gone,
     timeout or fallback), each after the notice that ends their stream. With `after_agent` (a
     chat an agent took), what the chat's stage offers the visitor next comes before the status
     too: the page stops listening once it is told the chat is over. Caller holds the chat row
-    lock."""
+    lock. Returns the hand-over it closed, if one was open."""
     agent_name = route.agent.display_name if route.agent else ""
     route.agent, route.entry = None, None
     route.save(update_fields=["agent", "entry"])
-    close_open_handover(
+    handover = close_open_handover(
         chat=chat,
         status=Handover.Status.ENDED,
         outcome=Escalation.Outcome.ENDED,
@@ -212,16 +212,31 @@ def close_chat(
         chat_visitor_group(chat.pk),
         ChatStatus(chat=chat.pk, seq=last.public_seq or 0, status=status, by=by),
     )
+    return handover
+
+
+def joined_receiver(handover: Handover | None) -> Agent | None:
+    """The receiver of a closed hand-over who had joined the chat (and so took a place)."""
+    if handover is None or handover.joined_at is None:
+        return None
+    return handover.receiver
 
 
 # Where a hand-over's escalation ends up when the hand-over closes without a take-over.
 def close_open_handover(
-    *, chat: ChatSession, status: str, outcome: str, reason: str, text: str
+    *,
+    chat: ChatSession,
+    status: str,
+    outcome: str,
+    reason: str,
+    text: str,
+    receiver_text: str | None = None,
 ) -> Handover | None:
     """Close the chat's open hand-over (pending or joined) with `status`: its open offers are
     withdrawn, its escalation gets `outcome`, and the first agent and the receiver are told
-    (`text`, in words). A receiver who had joined loses the chat, after the notices so far,
-    unless the chat is ending (its `chat.status` says so). Caller holds the chat row lock."""
+    (`text`, in words; `receiver_text` for the receiver, when it is to read something else). A
+    receiver who had joined loses the chat, after the notices so far, unless the chat is ending
+    (its `chat.status` says so). Caller holds the chat row lock."""
     handover = (
         Handover.objects.select_related("escalation", "from_agent", "receiver")
         .filter(chat=chat, status__in=Handover.OPEN)
@@ -238,7 +253,7 @@ def close_open_handover(
     withdraw_handover_offers(handover=handover, reason=reason, now=now)
     Escalation.objects.filter(pk=handover.escalation_id).update(outcome=outcome)
     handover.escalation.outcome = outcome
-    tell_handover(handover, text=text)
+    tell_handover(handover, text=text, receiver_text=receiver_text)
     if was_joined and handover.receiver_id and status != Handover.Status.ENDED:
         send_event_on_commit(
             agent_group(handover.receiver_id),
@@ -268,9 +283,12 @@ def close_handover_offer(offer: HandoverOffer, *, status: str, reason: str, now:
     )
 
 
-def tell_handover(handover: Handover, *, text: str = "") -> None:
-    """After commit, where the hand-over stands, to its first agent and its receiver."""
+def tell_handover(handover: Handover, *, text: str = "", receiver_text: str | None = None) -> None:
+    """After commit, where the hand-over stands, to its first agent and its receiver (in
+    `receiver_text`'s words when given)."""
     event = frames.handover_changed(handover, text=text)
     send_event_on_commit(agent_group(handover.from_agent_id), event)
     if handover.receiver_id is not None:
+        if receiver_text is not None:
+            event = frames.handover_changed(handover, text=receiver_text)
         send_event_on_commit(agent_group(handover.receiver_id), event)

@@ -1,18 +1,21 @@
-/* The "My chats" card: the chats this agent holds, with unread counts. */
+/* The "My chats" card: the chats this agent holds, with unread counts, and those it joined to
+   take over (marked "joined"). */
 import { bdi, clickOnKeys, el, redrawKeepingFocus } from "../chat/dom.js";
 import { chatKey, clear, needsAttention } from "./alerts.js";
-import { chats, ensureChat, isHeld, isOnScreen, view } from "./state.js";
+import { chats, ensureChat, isHeld, isJoined, isOnScreen, view } from "./state.js";
 
 const chatList = document.getElementById("chat-list");
 const chatsCount = document.getElementById("chats-count");
 
-/** The server's list of held chats (their states already moved to held): the rows say which,
-    and how many messages are unread. */
+const isMine = (c) => isHeld(c) || isJoined(c);
+
+/** The server's list of held and joined chats (their states already moved there): the rows
+    say which, and how many messages are unread. */
 export function renderChatList(rows) {
   const listed = new Set(rows.map((row) => row.chat));
   for (const c of chats.values()) {
     // Lost while this tab was away (a reconnect): an open pane learns how on its subscribe.
-    if (!isHeld(c) || listed.has(c.id) || c.pane) continue;
+    if (!isMine(c) || listed.has(c.id) || c.pane) continue;
     chats.delete(c.id);
     clear(chatKey(c.id));
   }
@@ -26,7 +29,7 @@ export function renderChatList(rows) {
 }
 
 export function drawChatList() {
-  const held = [...chats.values()].filter(isHeld);
+  const held = [...chats.values()].filter(isMine);
   chatsCount.textContent = held.length;
   if (!held.length) {
     chatList.replaceChildren(el("li", { className: "empty", textContent: "You hold no chats." }));
@@ -52,13 +55,16 @@ function chatItem(c) {
     el("span", {}, [
       el("strong", {}, [bdi(name)]),
       el("span", { className: "muted small" }, [" · ", bdi(topic)]),
+      ...(isJoined(c)
+        ? [el("span", { className: "chat-role small", textContent: " joined" })]
+        : []),
     ]),
     badge,
   );
   return item;
 }
 
-/** Call `open(chatId)` when a held chat is clicked (or chosen with Enter or Space). */
+/** Call `open(chatId)` when a listed chat is clicked (or chosen with Enter or Space). */
 export function onSelect(open) {
   chatList.addEventListener("click", (event) => {
     const item = event.target.closest(".chat-item");

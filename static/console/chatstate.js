@@ -5,7 +5,9 @@
    States: waiting (in a queue, previewed), offered, held, handed_over (`to`), returned,
    ended_by_visitor, ended_by_agent, ended_by_timeout (`by`: timeout or fallback), visitor_gone,
    no_longer_visible (a preview that left the agent's queues), ended (opened after its end),
-   consulting (read-only: a colleague asked this agent's advice on it), consult_over. */
+   consulting (read-only: a colleague asked this agent's advice on it), consult_over,
+   handover_offered, joined (in the chat to take it over), handover_left (the hand-over this
+   agent joined closed without a take-over: it left the chat). */
 
 export const STATES = Object.freeze([
   "waiting",
@@ -23,6 +25,7 @@ export const STATES = Object.freeze([
   "consult_over",
   "handover_offered",
   "joined",
+  "handover_left",
 ]);
 
 /** States nothing brings back: the chat ended, or this agent may no longer see it. */
@@ -35,8 +38,9 @@ const FINAL = new Set([
   "ended",
   "consult_over",
 ]);
-/** The chat left this agent, who may still take it again (it waits in a queue). */
-const LET_GO = new Set(["handed_over", "returned"]);
+/** The chat left this agent, who may still take it again (it waits in a queue, or is handed
+    over again). */
+const LET_GO = new Set(["handed_over", "returned", "handover_left"]);
 const OPEN_STATUSES = new Set(["queued", "active"]);
 
 export const initial = Object.freeze({ name: "waiting" });
@@ -105,6 +109,9 @@ function onRemoved(s, f) {
   if (because) return because(f);
   if (f.reason === "no_longer_visible") return state("no_longer_visible");
   if (f.reason === "consult_closed") return state("consult_over");
+  // The hand-over this agent joined closed (cancelled, the chat returned to the queue): the
+  // chat goes on without it.
+  if (f.reason?.startsWith("handover_")) return state("handover_left");
   return state("ended");
 }
 
@@ -159,6 +166,7 @@ const BANNERS = {
   consult_over: () => "The consult is over: you can no longer follow this chat.",
   handover_offered: () => "Offered to you as a hand-over: accept it in Hand-overs to join.",
   joined: () => "You joined this chat: write to the visitor; take over when ready.",
+  handover_left: () => "The hand-over is over: you left this chat.",
 };
 
 /** What the pane shows: the banner, whether the agent may write (composer, Internal note, End,

@@ -28,10 +28,17 @@ import { showToast } from "./toast.js";
 const refreshQueue = () => send({ type: TO_SERVER.QUEUE });
 const SUBSCRIBE_REF = "subscribe-"; // the `ref` of a subscribe frame: "subscribe-<chat id>"
 
-/** The chats the agent holds, as listed by the server. The list was read after every change
-    this socket sent before it, so a listed chat is held now. */
+/** The chats the agent holds, then those it joined to take over (`role` receiver), as listed
+    by the server. The list was read after every change this socket sent before it, so a listed
+    chat is held (or joined) now. */
 function heldChats(rows) {
-  for (const row of rows) moveTo(ensureChat(row.chat), { type: FROM_SERVER.CHAT_ASSIGNED });
+  for (const row of rows) {
+    const frame =
+      row.role === "receiver"
+        ? { type: FROM_SERVER.HANDOVER, role: "receiver", status: "joined" }
+        : { type: FROM_SERVER.CHAT_ASSIGNED };
+    moveTo(ensureChat(row.chat), frame);
+  }
   renderChatList(rows);
 }
 

@@ -6,11 +6,12 @@
 import { bdi, el } from "../chat/dom.js";
 import { FROM_SERVER, TO_SERVER } from "../chat/protocol.js";
 import { clear, raise } from "./alerts.js";
+import { drawChatList } from "./chats.js";
 import { tierPath } from "./format.js";
 import { send } from "./link.js";
 import { moveTo } from "./pane.js";
 import { openChat } from "./panes.js";
-import { agentId, chats, claimed, ensureChat } from "./state.js";
+import { agentId, chats, claimed, ensureChat, view } from "./state.js";
 import { showToast } from "./toast.js";
 
 const list = document.getElementById("handover-list");
@@ -160,6 +161,7 @@ export function onHandover(f) {
     c.handoverNote = SETTLED[f.status]?.(f, role) || f.text;
   }
   moveTo(c, { type: "handover", role, status: f.status });
+  if (role === "receiver" && f.status === "joined") showJoined(c);
   drawBar(c);
   const said = c.pane?.querySelector(".command-result");
   if (said && !OPEN.has(f.status)) said.textContent = ""; // "Asked … to join" is over
@@ -171,6 +173,14 @@ export function onHandover(f) {
     });
     showToast(c.handoverNote);
   }
+}
+
+/** The receiver joined (here, or before a reload): the chat is listed in My chats, and comes
+    on screen if this tab asked to join or shows no chat yet. */
+function showJoined(c) {
+  const asked = claimed.delete(c.id);
+  if (asked || (!c.pane && view.activeChat === null)) openChat(c.id);
+  else drawChatList();
 }
 
 function untilOf(f) {
@@ -220,6 +230,10 @@ export function drawBar(c) {
     );
   } else if (f.status === "joined" && f.role === "holder") {
     parts.push(bdi(f.receiver), " joined the chat: both of you are in it until they take over.");
+    // A receiver who does not take over (or went away) would keep the chat in two hands.
+    actions.push(
+      button("Cancel hand-over", "handover-cancel secondary", TO_SERVER.HANDOVER_CANCEL, c),
+    );
   } else if (f.status === "joined" && f.role === "receiver") {
     parts.push("You joined ", bdi(f.from_agent), "'s chat. Take over when you are ready.");
     actions.push(button("Take over", "handover-take", TO_SERVER.HANDOVER_TAKE, c));

@@ -32,6 +32,11 @@ export function isHeld(c) {
   return c.state.name === "held";
 }
 
+/** The agent joined this chat to take it over (warm hand-over): listed with the held ones. */
+export function isJoined(c) {
+  return c.state.name === "joined";
+}
+
 /** The agent is looking at this chat now. */
 export function isOnScreen(c) {
   return view.activeChat === c.id && !document.hidden;

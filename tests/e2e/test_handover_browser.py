@@ -162,3 +162,54 @@ def test_a_colleague_declines_and_the_holder_is_told(demo, browser, server):
         "Sam declined the hand-over: the chat stays with you."
     )
     expect(box).to_have_attribute("data-state", "held")
+
+
+def test_joining_from_the_card_reloading_and_the_holder_cancelling(demo, browser, server):
+    warm_billing(120)
+    alex, sam, visitor = held_by_alex(browser, server.base_url)
+    ask_billing_in(alex)
+
+    # Sam joins straight from the card, without viewing the chat first.
+    sam.locator("#handover-list .handover-item .handover-accept").click()
+    visitor.locator("text=Sam from the billing team joined the chat.").wait_for()
+    expect(pane(sam)).to_have_attribute("data-state", "joined")
+    expect(pane(sam).locator(".handover-take")).to_be_visible()
+    pane(sam).locator("text=Hello, this is Carol").wait_for()
+    listed = sam.locator("#chat-list .chat-item")
+    expect(listed).to_have_count(1)
+    expect(listed).to_contain_text("joined")
+    say(alex, "Sam is with us now.")
+    pane(sam).locator("text=Sam is with us now.").wait_for()
+    shot(sam, "12-sam-joined-from-the-card")
+
+    # A reload: the chat is still listed, its pane shows the Take over bar, messages arrive.
+    sam.reload()
+    sam.wait_for_selector("#conn[data-state=open]")
+    expect(sam.locator("#chat-list .chat-item")).to_contain_text("joined")
+    expect(pane(sam)).to_have_attribute("data-state", "joined")
+    expect(pane(sam).locator(".handover-bar")).to_contain_text("You joined Alex's chat.")
+    expect(pane(sam).locator(".handover-take")).to_be_visible()
+    pane(sam).locator("text=Sam is with us now.").wait_for()
+    visitor.fill("#composer-text", "Is anyone there?")
+    visitor.keyboard.press("Enter")
+    pane(sam).locator("text=Is anyone there?").wait_for()
+    shot(sam, "13-sam-joined-after-reload")
+
+    # Sam does not take over: Alex cancels; Sam leaves the chat, which stays with Alex.
+    pane(alex).locator(".handover-cancel").click()
+    expect(pane(alex).locator(".handover-bar")).to_have_text(
+        "You cancelled the hand-over: Sam left the chat, which stays with you."
+    )
+    expect(pane(alex)).to_have_attribute("data-state", "held")
+    visitor.locator("text=Sam left the chat.").wait_for()
+    expect(pane(sam)).to_have_attribute("data-state", "handover_left")
+    expect(pane(sam).locator(".pane-banner")).to_have_text(
+        "The hand-over is over: you left this chat."
+    )
+    expect(pane(sam).locator(".handover-bar")).to_have_text(
+        "Alex cancelled the hand-over: you left the chat."
+    )
+    expect(pane(sam).locator("form.composer")).to_be_hidden()
+    expect(sam.locator("#chat-list .chat-item")).to_have_count(0)
+    shot(alex, "14-alex-cancelled-joined")
+    shot(sam, "15-sam-left")

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from chat.exceptions import ChatClosed
@@ -28,15 +29,18 @@ from escalation.exceptions import (
 )
 from escalation.models import (
     Agent,
+    AgentGroup,
     Assignment,
     ChatRoute,
     Escalation,
     EscalationOption,
     Handover,
     HandoverOffer,
+    RoutingPolicy,
     Stage,
     Tag,
 )
+from escalation.services.presence import retire_disabled_agents
 from reporting.selectors import (
     ReportFilter,
     chat_detail,
@@ -185,12 +189,24 @@ def test_the_agent_cancels_a_pending_request_only(warm_billing):
     assert Handover.objects.get(chat=chat).status == Handover.Status.CANCELLED
     assert Escalation.objects.get(chat=chat).outcome == Escalation.Outcome.CANCELLED
     assert visitor_texts(chat)[-1] == "Alex will keep helping you."
+
+
+def test_the_agent_cancels_a_joined_handover_and_the_receiver_leaves(warm_billing):
+    chat = warm_billing
     request(chat)
-    services.accept_handover(
-        handover_id=Handover.objects.get(chat=chat, status="pending").pk, agent=agent("kim")
-    )
-    with pytest.raises(HandoverClosed):  # joined: the receiver takes over from here
-        services.cancel_handover(chat_id=chat.pk, agent=agent("alex"))
+    handover = Handover.objects.get(chat=chat)
+    services.accept_handover(handover_id=handover.pk, agent=agent("kim"))
+    with pytest.raises(HandoverNotFound):  # only the first agent cancels
+        services.cancel_handover(chat_id=chat.pk, agent=agent("kim"))
+    services.cancel_handover(chat_id=chat.pk, agent=agent("alex"))
+    handover.refresh_from_db()
+    assert handover.status == Handover.Status.CANCELLED
+    assert ChatRoute.objects.get(chat=chat).agent == agent("alex")
+    assert selectors.agent_load(agent("kim")) == 0
+    assert visitor_texts(chat)[-1] == "Kim left the chat."
+    with pytest.raises(NotYourChat):  # Kim no longer writes to it
+        services.post_agent_message(chat_id=chat.pk, agent=agent("kim"), text="Still here?")
+    request(chat)  # the chat may be handed over again
 
 
 def test_everyone_declining_leaves_the_chat_with_the_agent(warm_billing):
@@ -424,3 +440,126 @@ def test_a_warm_take_over_answers_no_wait_in_the_friction_report(warm_billing):
     assert (tier1["started"], tier1["answered"]) == (1, 1)  # Alex took it from the queue
     assert tier2["answered"] == 0 and tier2["answer_median"] is None
     assert tier2["handled"] == 1  # Sam's turn, from the take-over to the end
+
+
+def gone(username: str) -> None:
+    Agent.objects.filter(user__username=username).update(
+        console_seen_at=timezone.now() - timedelta(hours=1)
+    )
+
+
+def test_a_receiver_gone_from_its_console_leaves_the_joined_chat_to_the_first_agent(warm_billing):
+    chat = warm_billing
+    request(chat)
+    handover = Handover.objects.get(chat=chat)
+    services.accept_handover(handover_id=handover.pk, agent=agent("sam"))
+    services.mark_console_seen(agent_id=agent("alex").pk)
+    gone("sam")
+    services.sweep_gone_agents()
+    handover.refresh_from_db()
+    assert handover.status == Handover.Status.CANCELLED
+    assert agent("sam").presence == Agent.Presence.OFFLINE
+    assert ChatRoute.objects.get(chat=chat).agent == agent("alex")
+    assert selectors.agent_load(agent("sam")) == 0
+    assert visitor_texts(chat)[-1] == "Sam left the chat."
+    request(chat)  # Alex may ask again (or escalate)
+
+
+def test_an_offline_receiver_still_joined_is_swept_too(warm_billing):
+    chat = warm_billing
+    request(chat)
+    handover = Handover.objects.get(chat=chat)
+    services.accept_handover(handover_id=handover.pk, agent=agent("sam"))
+    services.set_presence(agent=agent("sam"), presence=Agent.Presence.OFFLINE)
+    gone("sam")
+    services.sweep_gone_agents()
+    assert Handover.objects.get(pk=handover.pk).status == Handover.Status.CANCELLED
+
+
+def test_a_disabled_receiver_leaves_the_joined_chat_to_the_first_agent(warm_billing):
+    chat = warm_billing
+    request(chat)
+    handover = Handover.objects.get(chat=chat)
+    services.accept_handover(handover_id=handover.pk, agent=agent("sam"))
+    User.objects.filter(username="sam").update(is_active=False)
+    retire_disabled_agents()
+    assert Handover.objects.get(pk=handover.pk).status == Handover.Status.CANCELLED
+    assert ChatRoute.objects.get(chat=chat).agent == agent("alex")
+
+
+def test_a_declined_or_withdrawn_offer_no_longer_shows_the_chat(warm_billing):
+    chat = warm_billing
+    request(chat)
+    handover = Handover.objects.get(chat=chat)
+    assert selectors.agent_may_view_chat(agent=agent("kim"), chat_id=chat.pk)
+    services.decline_handover(handover_id=handover.pk, agent=agent("kim"))
+    assert not selectors.agent_may_view_chat(agent=agent("kim"), chat_id=chat.pk)
+    assert selectors.agent_may_view_chat(agent=agent("sam"), chat_id=chat.pk)
+    services.accept_handover(handover_id=handover.pk, agent=agent("sam"))
+    assert selectors.agent_may_view_chat(agent=agent("sam"), chat_id=chat.pk)  # joined
+
+
+def test_hello_lists_a_joined_chat_with_the_receiver_role(warm_billing):
+    chat = warm_billing
+    request(chat)
+    services.accept_handover(handover_id=Handover.objects.get(chat=chat).pk, agent=agent("sam"))
+    rows = frames.console_state(agent=agent("sam")).chats
+    assert [(r["chat"], r["role"], r["visitor"]) for r in rows] == [(chat.pk, "receiver", "Carol")]
+    assert rows[0]["last_seq"] == ChatSession.objects.get(pk=chat.pk).last_seq
+    alex_rows = frames.console_state(agent=agent("alex")).chats
+    assert [(r["chat"], r["role"]) for r in alex_rows] == [(chat.pk, "holder")]
+
+
+@pytest.fixture
+def sam_full(warm_billing):
+    """Sam (one place) joined Carol's chat; a second chat waits for L2 Billing (routing it round
+    robin), Kim away."""
+    AgentGroup.objects.filter(name="L2 Billing").update(routing_policy=RoutingPolicy.ROUND_ROBIN)
+    Agent.objects.filter(user__username="sam").update(capacity=1)
+    services.set_presence(agent=agent("kim"), presence=Agent.Presence.AWAY)
+    chat = warm_billing
+    request(chat)
+    services.accept_handover(handover_id=Handover.objects.get(chat=chat).pk, agent=agent("sam"))
+    EscalationOption.objects.filter(keyword="billing").update(is_warm=False)
+    Agent.objects.filter(user__username="alex").update(capacity=5)
+    waiting = start()
+    assert ChatRoute.objects.get(chat=waiting).agent == agent("alex")
+    request(waiting)
+    assert ChatRoute.objects.get(chat=waiting).agent is None  # Sam is full
+    return chat, waiting
+
+
+@pytest.mark.parametrize(
+    "close",
+    [
+        lambda chat: services.end_chat_by_agent(chat_id=chat.pk, agent=agent("alex")),
+        lambda chat: services.end_chat_by_visitor(chat_id=chat.pk),
+        lambda chat: services.return_to_queue(chat_id=chat.pk, agent=agent("alex")),
+        lambda chat: services.cancel_handover(chat_id=chat.pk, agent=agent("alex")),
+    ],
+    ids=["agent_ends", "visitor_ends", "returned", "cancelled"],
+)
+def test_closing_a_joined_handover_dispatches_the_receivers_freed_place(sam_full, close):
+    chat, waiting = sam_full
+    close(chat)
+    assert ChatRoute.objects.get(chat=waiting).agent == agent("sam")
+
+
+def test_a_cold_accept_dispatches_the_first_agents_freed_place(colleague_stage):
+    chat = colleague_stage
+    Agent.objects.filter(user__username="alex").update(capacity=1)
+    waiting = start()
+    assert ChatRoute.objects.get(chat=waiting).agent is None  # Alex is full
+    services.hand_to_colleague(
+        chat_id=chat.pk, agent=agent("alex"), colleague_name="@sam", warm=False, note="VIP"
+    )
+    services.accept_handover(handover_id=Handover.objects.get(chat=chat).pk, agent=agent("sam"))
+    assert ChatRoute.objects.get(chat=waiting).agent == agent("alex")
+
+
+def test_a_warm_hand_to_a_colleague_names_the_colleague_to_the_visitor(colleague_stage):
+    chat = colleague_stage
+    services.hand_to_colleague(
+        chat_id=chat.pk, agent=agent("alex"), colleague_name="@sam", warm=True, note="VIP"
+    )
+    assert visitor_texts(chat)[-1] == "Alex is bringing in Sam to help you. Stay with us."

@@ -49,9 +49,11 @@ async def test_the_authorisation_matrix_of_a_warm_hand_over(demo):
     alex, sam, kim = await console("alex"), await console("sam"), await console("kim")
 
     # Only the holder asks, and gets the hand-over's state; the receivers get the offer.
-    assert (await error_of(sam, {"type": "escalate", "chat": chat.pk, "target": "billing"}))[
-        "code"
-    ] == "not_your_chat"
+    assert (
+        await error_of(
+            sam, {"type": "escalate", "chat": chat.pk, "target": "billing", "note": "Invoice"}
+        )
+    )["code"] == "not_your_chat"
     await alex.send_json_to(
         {"type": "escalate", "chat": chat.pk, "target": "billing", "note": "Invoice"}
     )
@@ -110,9 +112,6 @@ async def test_the_authorisation_matrix_of_a_warm_hand_over(demo):
     assert (await error_of(alex, {"type": "handover.take", "chat": chat.pk}))["code"] == (
         "not_receiver"
     )
-    assert (await error_of(alex, {"type": "handover.cancel", "chat": chat.pk}))["code"] == (
-        "handover_closed"
-    )
 
     await sam.send_json_to({"type": "handover.take", "chat": chat.pk})
     removed = (await frames_until(alex, "chat.removed"))[-1]
@@ -156,4 +155,89 @@ async def test_a_receiver_declines_and_a_colleague_request_is_checked(demo):
         "code"
     ] == "not_your_chat"
     for ws in (alex, sam, hello_again):
+        await ws.disconnect()
+
+
+async def joined_by_sam(chat, alex, sam, kim=None):
+    """Alex asks Billing in (warm); Sam joins. The `handover.offer` Sam got."""
+    await alex.send_json_to(
+        {"type": "escalate", "chat": chat.pk, "target": "billing", "note": "Invoice"}
+    )
+    offer = (await frames_until(sam, "handover.offer"))[-1]
+    if kim is not None:
+        await frames_until(kim, "handover.offer")
+    await sam.send_json_to({"type": "handover.accept", "handover": offer["handover"]})
+    assert (await frames_until(sam, "handover"))[-1]["status"] == "joined"
+    while (await frames_until(alex, "handover"))[-1]["status"] != "joined":
+        pass  # the request's own "pending" came first
+    return offer
+
+
+async def test_a_receiver_who_joined_follows_the_chat_again_after_reconnecting(demo):
+    chat = await warm_chat()
+    alex, sam = await console("alex"), await console("sam")
+    await joined_by_sam(chat, alex, sam)
+    await sam.disconnect()
+
+    user = await sync_to_async(lambda: agent("sam").user)()
+    again = await console_socket(Client(), user)
+    await again.connect()
+    hello = (await frames_until(again, "hello"))[-1]
+    assert [(c["chat"], c["role"]) for c in hello["chats"]] == [(chat.pk, "receiver")]
+    assert [(h["type"], h["status"]) for h in hello["handovers"]] == [("handover", "joined")]
+    await alex.send_json_to(
+        {"type": "message", "chat": chat.pk, "text": "Carol, Sam is here", "client_id": "a1"}
+    )
+    got = await frames_until(again, "message")
+    assert got[-1]["text"] == "Carol, Sam is here"
+    for ws in (alex, again):
+        await ws.disconnect()
+
+
+async def test_a_closed_hand_over_offer_stops_the_preview_it_opened(demo):
+    chat = await warm_chat()
+    alex, sam, kim = await console("alex"), await console("sam"), await console("kim")
+    await alex.send_json_to(
+        {"type": "escalate", "chat": chat.pk, "target": "billing", "note": "Invoice"}
+    )
+    offer = (await frames_until(kim, "handover.offer"))[-1]
+    await frames_until(sam, "handover.offer")
+    await kim.send_json_to({"type": "subscribe", "chat": chat.pk})
+    await frames_until(kim, "replay.done")
+
+    await sam.send_json_to({"type": "handover.accept", "handover": offer["handover"]})
+    got = await frames_until(kim, "chat.removed")
+    closed = next(f for f in got if f["type"] == "handover.offer.closed")
+    assert closed["status"] == "withdrawn"
+    assert got[-1]["reason"] == "no_longer_visible"
+    # Kim may not subscribe again, and hears nothing of the chat any more.
+    assert (await error_of(kim, {"type": "subscribe", "chat": chat.pk}))["code"] == "not_found"
+    await frames_until(sam, "handover")
+    await sam.send_json_to({"type": "handover.take", "chat": chat.pk})
+    await frames_until(sam, "chat.assigned")
+    await sam.send_json_to(
+        {"type": "message", "chat": chat.pk, "text": "note", "internal": True, "client_id": "n"}
+    )
+    await frames_until(sam, "ack")
+    assert await kim.receive_nothing(timeout=0.5)
+    for ws in (alex, sam, kim):
+        await ws.disconnect()
+
+
+async def test_the_first_agent_cancels_a_joined_hand_over_and_the_receiver_is_told(demo):
+    chat = await warm_chat()
+    alex, sam = await console("alex"), await console("sam")
+    await joined_by_sam(chat, alex, sam)
+    await alex.send_json_to({"type": "handover.cancel", "chat": chat.pk})
+    told = (await frames_until(alex, "handover"))[-1]
+    assert (told["status"], told["text"]) == (
+        "cancelled",
+        "You cancelled the hand-over: Sam left the chat, which stays with you.",
+    )
+    got = await frames_until(sam, "chat.removed")
+    said = next(f for f in got if f["type"] == "handover")
+    assert said["text"] == "Alex cancelled the hand-over: you left the chat."
+    assert "Sam left the chat." in [f.get("text") for f in got if f["type"] == "message"]
+    assert got[-1]["reason"] == "handover_cancelled"
+    for ws in (alex, sam):
         await ws.disconnect()
