@@ -40,6 +40,7 @@ from escalation.models import (
     HandoverOffer,
     Offer,
     QueueEntry,
+    Stage,
     Tier,
 )
 
@@ -176,22 +177,36 @@ def _held_chats(*, agent: Agent) -> list[dict[str, Any]]:
     )
     paths = selectors.tier_paths(chat_ids=[a.chat_id for a in assignments])
     return [
-        {
-            "chat": a.chat_id,
-            "visitor": a.chat.visitor_name,
-            "email": a.chat.visitor_email,
-            "topic": a.chat.topic,
-            "stage": a.stage.name,
-            "tier": a.tier.name,
-            "since": a.started_at.isoformat(),
-            "unread": a.unread,
-            "last_seq": a.chat.last_seq,
-            "context": a.chat.visitor_context,
-            "tier_path": paths[a.chat_id],
-            "role": "holder",
-        }
+        _chat_row(a.chat, a.stage, a.tier, a.started_at, a.unread, paths[a.chat_id], role="holder")
         for a in assignments
     ]
+
+
+def _chat_row(
+    chat: ChatSession,
+    stage: Stage,
+    tier: Tier,
+    since: datetime | None,
+    unread: int,
+    tier_path: list[str],
+    *,
+    role: str,
+) -> dict[str, Any]:
+    """A chat as My chats lists it."""
+    return {
+        "chat": chat.pk,
+        "visitor": chat.visitor_name,
+        "email": chat.visitor_email,
+        "topic": chat.topic,
+        "stage": stage.name,
+        "tier": tier.name,
+        "since": since.isoformat() if since else None,
+        "unread": unread,
+        "last_seq": chat.last_seq,
+        "context": chat.visitor_context,
+        "tier_path": tier_path,
+        "role": role,
+    }
 
 
 def _joined_chats(*, agent: Agent) -> list[dict[str, Any]]:
@@ -204,20 +219,15 @@ def _joined_chats(*, agent: Agent) -> list[dict[str, Any]]:
     )
     paths = selectors.tier_paths(chat_ids=[h.chat_id for h in joined])
     return [
-        {
-            "chat": h.chat_id,
-            "visitor": h.chat.visitor_name,
-            "email": h.chat.visitor_email,
-            "topic": h.chat.topic,
-            "stage": h.chat.route.stage.name,
-            "tier": h.chat.route.tier.name,
-            "since": h.joined_at.isoformat() if h.joined_at else None,
-            "unread": 0,
-            "last_seq": h.chat.last_seq,
-            "context": h.chat.visitor_context,
-            "tier_path": paths[h.chat_id],
-            "role": "receiver",
-        }
+        _chat_row(
+            h.chat,
+            h.chat.route.stage,
+            h.chat.route.tier,
+            h.joined_at,
+            0,
+            paths[h.chat_id],
+            role="receiver",
+        )
         for h in joined
     ]
 

@@ -55,6 +55,7 @@ from escalation.services.route import (
     end_assignment,
     lock_route,
     notify_visitor,
+    tell_agent_left,
     tell_handover,
     tell_removed,
 )
@@ -279,14 +280,7 @@ def _complete(*, chat: ChatSession, route: ChatRoute, handover: Handover, now: d
     escalation = handover.escalation
     first = handover.from_agent
     assignment = end_assignment(route=route, reason=Assignment.EndReason.ESCALATED)
-    notify_visitor(
-        chat=chat,
-        event="agent_left",
-        stage=route.stage,
-        agent=first.display_name,
-        team=route.stage.public,
-        tier=route.tier.public,
-    )
+    tell_agent_left(chat=chat, route=route, name=first.display_name)
     chat_services.add_flow_event(
         chat=chat,
         kind=FlowEvent.Kind.AGENT_LEFT,
@@ -501,14 +495,7 @@ def _stay(
     open_now = Handover.objects.select_related("receiver").get(chat=chat, status__in=Handover.OPEN)
     receiver = open_now.receiver if open_now.status == Handover.Status.JOINED else None
     if receiver is not None:
-        notify_visitor(
-            chat=chat,
-            event="agent_left",
-            stage=route.stage,
-            agent=receiver.display_name,
-            team=route.stage.public,
-            tier=route.tier.public,
-        )
+        tell_agent_left(chat=chat, route=route, name=receiver.display_name)
     handover = close_open_handover(
         chat=chat,
         status=status,

@@ -35,6 +35,7 @@ from escalation.services.route import (
     notify_agents,
     notify_visitor,
     require_holder,
+    tell_agent_left,
     tell_removed,
 )
 from escalation.services.tagging import require_tag_to_end
@@ -288,14 +289,7 @@ def return_to_queue(*, chat_id: int, agent: Agent, why: str = "") -> QueueEntry:
             **({"why": why} if why else {}),
         },
     )
-    notify_visitor(
-        chat=chat,
-        event="agent_left",
-        stage=route.stage,
-        agent=agent.display_name,
-        team=route.stage.public,
-        tier=route.tier.public,
-    )
+    tell_agent_left(chat=chat, route=route, name=agent.display_name)
     entry = enqueue(
         chat=chat,
         route=route,

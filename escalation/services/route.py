@@ -116,6 +116,19 @@ def notify_visitor(*, chat: ChatSession, event: str, stage: Stage | None, **valu
     return chat_services.append_notice(chat=chat, event=event, text=text)
 
 
+def tell_agent_left(*, chat: ChatSession, route: ChatRoute, name: str) -> Message:
+    """The visitor's "{agent} left the chat" notice, in the words of the route's stage (read
+    before a move changes the route). Caller holds the chat row lock."""
+    return notify_visitor(
+        chat=chat,
+        event="agent_left",
+        stage=route.stage,
+        agent=name,
+        team=route.stage.public,
+        tier=route.tier.public,
+    )
+
+
 def notify_agents(*, chat: ChatSession, event: str, stage: Stage | None, **values: str) -> Message:
     """Store a notice from `event`'s template that only agents see (an internal message) and
     publish it after commit. Caller holds the chat row lock."""

@@ -36,8 +36,8 @@ from escalation.services.handover import open_handover
 from escalation.services.route import (
     end_assignment,
     lock_route,
-    notify_visitor,
     require_holder,
+    tell_agent_left,
     tell_removed,
 )
 
@@ -133,14 +133,7 @@ def _hand_over(
         )
     assignment = end_assignment(route=route, reason=Assignment.EndReason.ESCALATED)
     from_stage, from_tier = route.stage, route.tier  # before the move changes the route
-    notify_visitor(
-        chat=chat,
-        event="agent_left",
-        stage=from_stage,
-        agent=agent.display_name,
-        team=from_stage.public,
-        tier=from_tier.public,
-    )
+    tell_agent_left(chat=chat, route=route, name=agent.display_name)
     chat_services.add_flow_event(
         chat=chat,
         kind=FlowEvent.Kind.AGENT_LEFT,
