@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files import File
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from chat.attachments import CheckedUpload
@@ -17,6 +18,7 @@ from chat.attributes import Attributes, merge_attributes
 from chat.events import send_messages_on_commit
 from chat.exceptions import ChatNotFound, InvalidMessage, InvalidTransition
 from chat.models import Attachment, ChatSession, FlowEvent, Message, attachment_storage
+from chat.realtime.reads import Read, Row, columns, table
 
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
@@ -88,28 +90,74 @@ class NewMessage:
     event: str = ""
 
 
-def lock_chats(chat_ids: Sequence[int]) -> dict[int, ChatSession]:
+# What posting reads and numbering writes, in the model's field order (as `from_db` wants them).
+_CHAT_FIELDS = tuple(
+    f.attname
+    for f in ChatSession._meta.concrete_fields
+    if f.attname in {"id", "status", "last_seq", "last_public_seq", "visitor_name"}
+)
+
+
+_LOCK_CHATS = (
+    f"SELECT {columns(ChatSession, _CHAT_FIELDS)} FROM {table(ChatSession)} "  # noqa: S608 - names from the model; values bound
+    'WHERE "id" = ANY(%s::bigint[]) ORDER BY "id" FOR UPDATE'
+)
+
+
+def lock_chats_read(chat_ids: Sequence[int]) -> Read[dict[int, ChatSession]]:
     """SELECT ... FOR UPDATE of many chats, in id order (the order every batch locks in), with
-    the fields that posting reads and numbering writes."""
-    chats = (
-        ChatSession.objects.select_for_update()
-        .filter(pk__in=sorted(set(chat_ids)))
-        .order_by("pk")
-        .only("id", "status", "last_seq", "last_public_seq", "visitor_name")
-    )
-    return {chat.pk: chat for chat in chats}
+    the fields that posting reads and numbering writes. Inside a transaction."""
+    ids = sorted(set(chat_ids))
+
+    def query() -> QuerySet[ChatSession, tuple[Any, ...]]:
+        return (
+            ChatSession.objects.select_for_update()
+            .filter(pk__in=ids)
+            .order_by("pk")
+            .values_list(*_CHAT_FIELDS)
+        )
+
+    def build(rows: list[Row]) -> dict[int, ChatSession]:
+        return {row[0]: ChatSession.from_db("default", _CHAT_FIELDS, row) for row in rows}
+
+    return Read(query if ids else None, build, _LOCK_CHATS, [ids])
+
+
+def lock_chats(chat_ids: Sequence[int]) -> dict[int, ChatSession]:
+    return lock_chats_read(chat_ids).run()
+
+
+_MESSAGE_FIELDS = tuple(field.attname for field in Message._meta.concrete_fields)
+_STORED = (
+    f"SELECT {columns(Message, _MESSAGE_FIELDS)} FROM {table(Message)} "  # noqa: S608 - names from the model; values bound
+    'WHERE "chat_id" = ANY(%s::bigint[]) AND "client_id" = ANY(%s::text[])'
+)
+
+
+def stored_by_client_id_read(
+    pairs: Sequence[tuple[int, str | None]],
+) -> Read[dict[tuple[int, str], Message]]:
+    """Messages already stored under these (chat, client_id) pairs."""
+    wanted = {(chat_id, client_id) for chat_id, client_id in pairs if client_id}
+    chat_ids = sorted({chat_id for chat_id, _ in wanted})
+    client_ids = sorted({client_id for _, client_id in wanted if client_id})
+
+    def query() -> QuerySet[Message, tuple[Any, ...]]:
+        return Message.objects.filter(chat_id__in=chat_ids, client_id__in=client_ids).values_list(
+            *_MESSAGE_FIELDS
+        )
+
+    def build(rows: list[Row]) -> dict[tuple[int, str], Message]:
+        found = [Message.from_db("default", _MESSAGE_FIELDS, row) for row in rows]
+        return {
+            (m.chat_id, m.client_id or ""): m for m in found if (m.chat_id, m.client_id) in wanted
+        }
+
+    return Read(query if wanted else None, build, _STORED, [chat_ids, client_ids])
 
 
 def stored_by_client_id(pairs: Sequence[tuple[int, str | None]]) -> dict[tuple[int, str], Message]:
-    """Messages already stored under these (chat, client_id) pairs."""
-    wanted = {(chat_id, client_id) for chat_id, client_id in pairs if client_id}
-    if not wanted:
-        return {}
-    found = Message.objects.filter(
-        chat_id__in={chat_id for chat_id, _ in wanted},
-        client_id__in={client_id for _, client_id in wanted},
-    )
-    return {(m.chat_id, m.client_id or ""): m for m in found if (m.chat_id, m.client_id) in wanted}
+    return stored_by_client_id_read(pairs).run()
 
 
 def append_messages(new: Sequence[NewMessage], *, publish: bool = True) -> list[Message]:
@@ -162,34 +210,36 @@ _MESSAGES = Message._meta.db_table
 
 
 def _store_pg(messages: list[Message], chats: list[ChatSession], now: datetime) -> None:
-    """PostgreSQL: one INSERT and one UPDATE from arrays, one round trip each whatever the batch
-    size and no ORM compilation per batch (the realtime hot path)."""
+    """PostgreSQL: one INSERT and one UPDATE from arrays, sent together in one round trip
+    (psycopg's pipeline mode) whatever the batch size, with no ORM compilation per batch (the
+    realtime hot path)."""
     fields = ("chat_id", "seq", "public_seq", "kind", "event", "author_id", "author_name")
     columns = [[getattr(m, f) for m in messages] for f in (*fields, "text", "client_id")]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {_MESSAGES} "  # noqa: S608 - table names from the models; values bound
-            "(chat_id, seq, public_seq, kind, event, author_id, author_name, text, client_id, "
-            "created_at) "
-            "SELECT c, s, p, k, e, a, n, t, i, %s FROM unnest(%s::bigint[], %s::integer[], "
-            "%s::integer[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], "
-            "%s::text[]) AS v(c, s, p, k, e, a, n, t, i) RETURNING id",
-            [now, *columns],
-        )
-        for message, (message_id,) in zip(messages, cursor.fetchall(), strict=True):
+    with connection.cursor() as insert, connection.cursor() as update:
+        with connection.wrap_database_errors, connection.connection.pipeline():
+            insert.execute(
+                f"INSERT INTO {_MESSAGES} "  # noqa: S608 - table names from the models; values bound
+                "(chat_id, seq, public_seq, kind, event, author_id, author_name, text, "
+                "client_id, created_at) "
+                "SELECT c, s, p, k, e, a, n, t, i, %s FROM unnest(%s::bigint[], %s::integer[], "
+                "%s::integer[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], "
+                "%s::text[]) AS v(c, s, p, k, e, a, n, t, i) RETURNING id",
+                [now, *columns],
+            )
+            update.execute(
+                f"UPDATE {_CHATS} AS c SET last_seq = v.s, last_public_seq = v.p, "  # noqa: S608 - table names from the models; values bound
+                "updated_at = %s "
+                "FROM unnest(%s::bigint[], %s::integer[], %s::integer[]) AS v(id, s, p) "
+                "WHERE c.id = v.id",
+                [
+                    now,
+                    [c.pk for c in chats],
+                    [c.last_seq for c in chats],
+                    [c.last_public_seq for c in chats],
+                ],
+            )
+        for message, (message_id,) in zip(messages, insert.fetchall(), strict=True):
             message.id = message_id
-        cursor.execute(
-            f"UPDATE {_CHATS} AS c SET last_seq = v.s, last_public_seq = v.p, "  # noqa: S608 - table names from the models; values bound
-            "updated_at = %s "
-            "FROM unnest(%s::bigint[], %s::integer[], %s::integer[]) AS v(id, s, p) "
-            "WHERE c.id = v.id",
-            [
-                now,
-                [c.pk for c in chats],
-                [c.last_seq for c in chats],
-                [c.last_public_seq for c in chats],
-            ],
-        )
 
 
 def append_message(

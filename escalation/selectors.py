@@ -6,7 +6,7 @@ from importlib import import_module
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.auth.models import AnonymousUser, Group, Permission, User
 from django.contrib.sessions.models import Session
 from django.core.exceptions import PermissionDenied
 from django.db.models import (
@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from chat.attachments import AttachmentLimits, site_limits
 from chat.models import ChatSession, FlowEvent
+from chat.realtime.reads import Read, run_together, table
 from escalation import templates
 from escalation.estimates import WaitRange, estimate_wait
 from escalation.messages import render_text
@@ -100,13 +101,16 @@ def fallback_loop(
     return []
 
 
+CONSOLE_PERMISSION = "use_console"  # escalation.Agent's permission to work in the console
+
+
 def may_use_console_q() -> Q:
     """Agents whose user may work in the console (the role, directly or by a group, or a
     superuser); the user's `is_active` is checked apart."""
     return (
         Q(user__is_superuser=True)
-        | Q(user__groups__permissions__codename="use_console")
-        | Q(user__user_permissions__codename="use_console")
+        | Q(user__groups__permissions__codename=CONSOLE_PERMISSION)
+        | Q(user__user_permissions__codename=CONSOLE_PERMISSION)
     )
 
 
@@ -650,24 +654,66 @@ def invalid_console_logins(logins: set[ConsoleLogin]) -> set[ConsoleLogin]:
     the console role or changed password, or the session is gone (logged out) or expired. Two
     queries for any number of logins, and no session decoded: the consoles of a process are
     checked together every few seconds, and a batch of posts before it is stored."""
-    if not logins:
-        return set()
-    passwords = dict(
-        Agent.objects.filter(pk__in={login[0] for login in logins}, user__is_active=True)
-        .filter(may_use_console_q())
-        .values_list("pk", "user__password")
-        .distinct()
+    passwords, live = run_together(invalid_console_logins_reads(logins))
+    return revoked_logins(logins, passwords, live)
+
+
+_USER = User._meta
+_USER_GROUPS = User.groups.through._meta.db_table
+_GROUP_PERMISSIONS = Group.permissions.through._meta.db_table
+_USER_PERMISSIONS = User.user_permissions.through._meta.db_table
+_PERMISSIONS = Permission._meta.db_table
+# `may_use_console_q` and an active user, as EXISTS instead of the ORM's joins and DISTINCT.
+_PASSWORDS = (
+    f"SELECT a.id, u.password FROM {table(Agent)} a JOIN {_USER.db_table} u ON u.id = a.user_id "  # noqa: S608 - names from the models; values bound
+    "WHERE a.id = ANY(%s::bigint[]) AND u.is_active AND (u.is_superuser "
+    f"OR EXISTS (SELECT 1 FROM {_USER_GROUPS} ug JOIN {_GROUP_PERMISSIONS} gp "
+    f"ON gp.group_id = ug.group_id JOIN {_PERMISSIONS} p ON p.id = gp.permission_id "
+    "WHERE ug.user_id = u.id AND p.codename = %s) "
+    f"OR EXISTS (SELECT 1 FROM {_USER_PERMISSIONS} up JOIN {_PERMISSIONS} p "
+    "ON p.id = up.permission_id WHERE up.user_id = u.id AND p.codename = %s))"
+)
+_SESSIONS = (
+    f"SELECT session_key FROM {Session._meta.db_table} "  # noqa: S608 - names from the model; values bound
+    "WHERE session_key = ANY(%s::text[]) AND expire_date > %s"
+)
+
+
+def invalid_console_logins_reads(
+    logins: set[ConsoleLogin],
+) -> tuple[Read[dict[int, str]], Read[set[str]]]:
+    """`invalid_console_logins`' two reads, to be run (together, with others) and given to
+    `revoked_logins`: the allowed agents' password hashes, and the live sessions."""
+    ids = sorted({login[0] for login in logins})
+
+    def query() -> QuerySet[Agent, tuple[int, str]]:
+        return (
+            Agent.objects.filter(pk__in=ids, user__is_active=True)
+            .filter(may_use_console_q())
+            .values_list("pk", "user__password")
+            .distinct()
+        )
+
+    return (
+        Read(
+            query if ids else None,
+            lambda rows: {row[0]: row[1] for row in rows},
+            _PASSWORDS,
+            [ids, CONSOLE_PERMISSION, CONSOLE_PERMISSION],
+        ),
+        _live_sessions_read({login[1] for login in logins if login[1]}),
     )
-    return revoked_logins(logins, passwords)
 
 
 def revoked_logins(
-    logins: set[tuple[int, str, str]], passwords: dict[int, str]
+    logins: set[tuple[int, str, str]], passwords: dict[int, str], live: set[str] | None = None
 ) -> set[tuple[int, str, str]]:
     """Of these (id, session key, password hash) logins, those whose id is not in `passwords`
     (the ones still allowed, with their password hashes now), whose password changed, or whose
-    session is gone (logged out) or expired. One query for the sessions."""
-    live = _live_sessions({login[1] for login in logins if login[1]})
+    session is not in `live` (gone: logged out, or expired). One query for the sessions when
+    `live` is not given."""
+    if live is None:
+        live = _live_sessions_read({login[1] for login in logins if login[1]}).run()
     return {
         login
         for login in logins
@@ -675,16 +721,22 @@ def revoked_logins(
     }
 
 
-def _live_sessions(keys: set[str]) -> set[str]:
+def _live_sessions_read(keys: set[str]) -> Read[set[str]]:
     """Those of these session keys whose session still exists and has not expired."""
+    if not keys:
+        return Read(None, lambda rows: set())
     if settings.SESSION_ENGINE == "django.contrib.sessions.backends.db":
-        return set(
-            Session.objects.filter(
-                session_key__in=keys, expire_date__gt=timezone.now()
-            ).values_list("session_key", flat=True)
-        )
+        now = timezone.now()
+        wanted = sorted(keys)
+
+        def query() -> QuerySet[Session, tuple[str]]:
+            return Session.objects.filter(session_key__in=wanted, expire_date__gt=now).values_list(
+                "session_key"
+            )
+
+        return Read(query, lambda rows: {row[0] for row in rows}, _SESSIONS, [wanted, now])
     engine = import_module(settings.SESSION_ENGINE)
-    return {key for key in keys if engine.SessionStore().exists(key)}
+    return Read(None, lambda rows: {key for key in keys if engine.SessionStore().exists(key)})
 
 
 def console_session_valid(*, agent_id: int, session_key: str, password: str) -> bool:

@@ -34,11 +34,17 @@ from chat.attachments import SNIFF_BYTES, AttachmentLimits, check_upload, format
 from chat.events import send_messages_on_commit
 from chat.exceptions import ChatClosed, ChatError, ChatNotFound
 from chat.models import ChatSession, FlowEvent, Message
+from chat.realtime.reads import run_together
 from chat.services import NewMessage
 from escalation import selectors
 from escalation.exceptions import ConsoleLoginRevoked
 from escalation.models import Agent, Assignment
-from escalation.services.route import Holder, lock_route_holders, require_writer
+from escalation.services.route import (
+    Holder,
+    lock_route_holders,
+    lock_route_holders_read,
+    require_writer,
+)
 
 Result = Message | Exception
 
@@ -100,13 +106,20 @@ def post_agent_message(
 
 
 def _post(posts: Sequence[Post]) -> list[Result]:
-    chats = chat_services.lock_chats([p.chat_id for p in posts])
-    holders = lock_route_holders(
-        sorted({p.chat_id for p in posts if p.agent is not None} & chats.keys())
-    )
-    stored = chat_services.stored_by_client_id([(p.chat_id, p.client_id) for p in posts])
+    # Everything a batch reads before it writes, in one round trip (chat.realtime.reads): the
+    # chats' rows locked in id order, then the agents' chats' routes, as `lock_route` takes them.
     logins = {p.login for p in posts if p.login is not None}
-    revoked = selectors.invalid_console_logins(logins) if logins else set()
+    passwords, live = selectors.invalid_console_logins_reads(logins)
+    chats, holders, stored, passwords_now, live_now = run_together(
+        [
+            chat_services.lock_chats_read([p.chat_id for p in posts]),
+            lock_route_holders_read(sorted({p.chat_id for p in posts if p.agent is not None})),
+            chat_services.stored_by_client_id_read([(p.chat_id, p.client_id) for p in posts]),
+            passwords,
+            live,
+        ]
+    )
+    revoked = selectors.revoked_logins(logins, passwords_now, live_now) if logins else set()
     results: list[Result] = []
     to_store: list[tuple[int, NewMessage]] = []
     pending: dict[tuple[int, str], int] = {}  # a client_id sent twice within this batch

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import Exists, OuterRef, Subquery
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from chat import services as chat_services
@@ -26,6 +26,7 @@ from chat.events import (
 )
 from chat.exceptions import ChatClosed
 from chat.models import ChatSession, FlowEvent, Message
+from chat.realtime.reads import Read, table
 from escalation import frames, selectors
 from escalation.exceptions import NotYourChat
 from escalation.models import (
@@ -63,29 +64,52 @@ class Holder:
     guest_user_id: int | None = None
 
 
-def lock_route_holders(chat_ids: Sequence[int]) -> dict[int, Holder]:
+_HOLDERS = (
+    "SELECT r.chat_id, r.agent_id, "  # noqa: S608 - names from the models; values bound
+    f"EXISTS (SELECT 1 FROM {table(Assignment)} a WHERE a.chat_id = r.chat_id "
+    "AND a.ended_at IS NULL AND a.replied_at IS NOT NULL), "
+    f"(SELECT h.receiver_id FROM {table(Handover)} h WHERE h.chat_id = r.chat_id "
+    "AND h.status = %s LIMIT 1), "
+    f"(SELECT g.user_id FROM {table(Handover)} h LEFT JOIN {table(Agent)} g "
+    "ON h.receiver_id = g.id WHERE h.chat_id = r.chat_id AND h.status = %s LIMIT 1) "
+    f"FROM {table(ChatRoute)} r WHERE r.chat_id = ANY(%s::bigint[]) ORDER BY r.chat_id "
+    "FOR UPDATE OF r"
+)
+
+
+def lock_route_holders_read(chat_ids: Sequence[int]) -> Read[dict[int, Holder]]:
     """Lock the routes of these chats (the chats locked already), in chat order, as `lock_route`
     does: chat id -> who holds it."""
-    if not chat_ids:
-        return {}
-    replied = Assignment.objects.filter(
-        chat_id=OuterRef("chat_id"), ended_at__isnull=True, replied_at__isnull=False
-    )
-    joined = Handover.objects.filter(chat_id=OuterRef("chat_id"), status=Handover.Status.JOINED)
-    routes = (
-        ChatRoute.objects.select_for_update(of=("self",))
-        .filter(chat_id__in=chat_ids)
-        .order_by("chat_id")
-        .annotate(
-            replied=Exists(replied),
-            guest=Subquery(joined.values("receiver_id")[:1]),
-            guest_user=Subquery(joined.values("receiver__user_id")[:1]),
+    ids = sorted(set(chat_ids))
+
+    def query() -> QuerySet[Any, tuple[Any, ...]]:
+        replied = Assignment.objects.filter(
+            chat_id=OuterRef("chat_id"), ended_at__isnull=True, replied_at__isnull=False
         )
+        joined = Handover.objects.filter(chat_id=OuterRef("chat_id"), status=Handover.Status.JOINED)
+        return (
+            ChatRoute.objects.select_for_update(of=("self",))
+            .filter(chat_id__in=ids)
+            .order_by("chat_id")
+            .annotate(
+                replied=Exists(replied),
+                guest=Subquery(joined.values("receiver_id")[:1]),
+                guest_user=Subquery(joined.values("receiver__user_id")[:1]),
+            )
+            .values_list("chat_id", "agent_id", "replied", "guest", "guest_user")
+        )
+
+    joined = str(Handover.Status.JOINED)
+    return Read(
+        query if ids else None,
+        lambda rows: {row[0]: Holder(*row[1:]) for row in rows},
+        _HOLDERS,
+        [joined, joined, ids],
     )
-    return {
-        row[0]: Holder(*row[1:])
-        for row in routes.values_list("chat_id", "agent_id", "replied", "guest", "guest_user")
-    }
+
+
+def lock_route_holders(chat_ids: Sequence[int]) -> dict[int, Holder]:
+    return lock_route_holders_read(chat_ids).run()
 
 
 def require_writer(*, chat: ChatSession, holder: Holder | None, agent: Agent) -> None:
