@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files import File
@@ -215,8 +216,16 @@ def _store_pg(messages: list[Message], chats: list[ChatSession], now: datetime) 
     realtime hot path)."""
     fields = ("chat_id", "seq", "public_seq", "kind", "event", "author_id", "author_name")
     columns = [[getattr(m, f) for m in messages] for f in (*fields, "text", "client_id")]
-    with connection.cursor() as insert, connection.cursor() as update:
-        with connection.wrap_database_errors, connection.connection.pipeline():
+    connection.ensure_connection()
+    raw = connection.connection
+    # Server-side binding: the text never changes, so PostgreSQL prepares it after a few runs,
+    # and the arrays are not spelled out as literals into the query (as Django's cursor does).
+    with (
+        connection.wrap_database_errors,
+        psycopg.Cursor(raw) as insert,
+        psycopg.Cursor(raw) as update,
+    ):
+        with raw.pipeline():
             insert.execute(
                 f"INSERT INTO {_MESSAGES} "  # noqa: S608 - table names from the models; values bound
                 "(chat_id, seq, public_seq, kind, event, author_id, author_name, text, "

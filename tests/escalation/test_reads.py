@@ -134,7 +134,7 @@ def test_a_read_that_fails_raises_and_the_transaction_rolls_back(scene):
     assert Message.objects.filter(client_id="a1").count() == 1  # the connection works again
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # as the other such tests
 def test_the_writers_connection_is_replaced_when_it_broke_between_checks(
     warm_billing,  # noqa: F811 - the fixture imported above
     monkeypatch,
