@@ -434,16 +434,26 @@ async def mark_seen(*, visitor_chat: int | None = None, console_agent: int | Non
         if key is None:
             continue
         if _coalescing():
-            await writer_for(name, write).submit(key)
+            await writer_for(name, write, may_retry=_always).submit(key)
         else:
             await database_sync_to_async(write)([key])
+
+
+def _always(mark: int) -> bool:
+    return True  # a still-here mark is the same UPDATE twice
+
+
+def _has_client_id(post: services.Post) -> bool:
+    return bool(post.client_id)  # found again after a lost COMMIT, not stored twice
 
 
 async def store_post(post: services.Post) -> Message:
     """Store a visitor's or agent's post: through the process's coalescing writer (concurrent
     posts share one transaction) on PostgreSQL, else as a batch of one."""
     if _coalescing():
-        message: Message = await writer_for("posts", services.post_messages).submit(post)
+        message: Message = await writer_for(
+            "posts", services.post_messages, may_retry=_has_client_id
+        ).submit(post)
         return message
     stored: Message = await database_sync_to_async(services.post_message)(post)
     return stored

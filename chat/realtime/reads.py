@@ -11,7 +11,7 @@ Why: the writer (chat.realtime.writer) runs on its own thread and reads four or 
 before each batch it writes. Measured on 30 Nov 2026 at 200 msg/s (docs/performance.md), building
 and compiling those querysets cost 7.9 ms of the writer's CPU per batch, out of 11.7, and each
 round trip ends with the writer waiting for the GIL while the event loop holds it. A read's SQL is
-checked against its queryset, row for row, in tests/chat/test_reads.py.
+checked against its queryset, row for row, in tests/escalation/test_reads.py.
 """
 
 from collections.abc import Callable, Sequence

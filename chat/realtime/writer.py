@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
 WriteFn = Callable[[Sequence[Any]], Sequence[Any]]
 
@@ -29,31 +29,54 @@ CHECK_SECONDS = 1.0  # how often the writer's connection is checked, at most
 _checked_at = float("-inf")  # when it last was (the writer has one thread)
 
 
-def _write(write: WriteFn, posts: list[Any]) -> Sequence[Any]:
+def _write(write: WriteFn, posts: list[Any], may_retry: Callable[[Any], bool]) -> Sequence[Any]:
     """One batch on the writer's thread. Its connection is checked (CONN_MAX_AGE, and
-    CONN_HEALTH_CHECKS' `SELECT 1`) at most once a second, as `database_sync_to_async` would on
-    every call: at a hundred batches a second that round trip would be one in every five. A
-    connection that broke meanwhile fails the batch's posts with a database error; they are
-    checked, reconnected and written once more (none of them was stored: its transaction
-    failed)."""
+    CONN_HEALTH_CHECKS' `SELECT 1`) at most once a second, not before every batch as
+    `database_sync_to_async` would: at a hundred batches a second that round trip would be one in
+    every five. A connection that broke in between fails the batch with a database error; the
+    connection is then replaced, and the posts that `may_retry` allows are written once more.
+    Only those: the error may have come at COMMIT, after the database had stored the batch, so a
+    post is retried only if writing it twice is harmless (a message with a client_id is found
+    again, not stored twice; a still-here mark is the same UPDATE)."""
     global _checked_at
     now = time.monotonic()
     if now - _checked_at >= CHECK_SECONDS:
         close_old_connections()
         _checked_at = now
-    results = list(write(posts))
+    try:
+        results = list(write(posts))
+    except _CONNECTION_ERRORS:
+        _reconnect()
+        if not all(may_retry(post) for post in posts):
+            raise
+        return list(write(posts))
     failed = [i for i, result in enumerate(results) if isinstance(result, _CONNECTION_ERRORS)]
     if failed:
-        close_old_connections()  # errors occurred: a broken connection is closed, and reopened
-        _checked_at = time.monotonic()
-        for i, result in zip(failed, write([posts[i] for i in failed]), strict=True):
+        _reconnect()
+        again = [i for i in failed if may_retry(posts[i])]
+        for i, result in zip(again, write([posts[i] for i in again]), strict=True):
             results[i] = result
+    if connection.errors_occurred:  # any other error: the connection is checked now, not later
+        _reconnect()
     return results
 
 
+def _reconnect() -> None:
+    """After a database error: a connection that no longer works is closed (and reopened by the
+    next query), as close_old_connections does when errors occurred."""
+    global _checked_at
+    close_old_connections()
+    _checked_at = time.monotonic()
+
+
+def never(post: Any) -> bool:
+    return False
+
+
 class Writer[Post]:
-    def __init__(self, write: WriteFn) -> None:
+    def __init__(self, write: WriteFn, may_retry: Callable[[Post], bool] = never) -> None:
         self.write = write
+        self.may_retry = may_retry
         self._pending: list[tuple[Post, asyncio.Future[Any]]] = []
         self._draining = False
         self._task: asyncio.Task[None] | None = None
@@ -79,7 +102,7 @@ class Writer[Post]:
                 taken, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
                 try:
                     results = await loop.run_in_executor(
-                        _executor, _write, self.write, [post for post, _ in taken]
+                        _executor, _write, self.write, [post for post, _ in taken], self.may_retry
                     )
                 except Exception as exc:
                     results = [exc] * len(taken)
@@ -104,11 +127,12 @@ _writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Writer[
 )
 
 
-def writer_for(name: str, write: WriteFn) -> Writer[Any]:
-    """The event loop's writer for one kind of post (one per loop: futures belong to a loop)."""
+def writer_for(name: str, write: WriteFn, may_retry: Callable[[Any], bool] = never) -> Writer[Any]:
+    """The event loop's writer for one kind of post (one per loop: futures belong to a loop).
+    `may_retry`: whether a post may be written again after a lost connection (see `_write`)."""
     loop = asyncio.get_running_loop()
     writers = _writers.setdefault(loop, {})
     found = writers.get(name)
     if found is None:
-        found = writers[name] = Writer(write)
+        found = writers[name] = Writer(write, may_retry)
     return found

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.contrib.sessions.backends.db import SessionStore
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 
 from chat import services as chat_services
 from chat.models import ChatSession, Message
@@ -22,6 +22,8 @@ from escalation.services.route import lock_route_holders_read
 from tests.escalation.test_handover import request, warm_billing  # noqa: F401 - a fixture
 from tests.escalation.test_transfer import agent, online, start
 from tests.factories import AgentFactory, UserFactory
+
+pytestmark = pytest.mark.postgres
 
 
 def plain(value: Any) -> Any:
@@ -134,32 +136,81 @@ def test_a_read_that_fails_raises_and_the_transaction_rolls_back(scene):
     assert Message.objects.filter(client_id="a1").count() == 1  # the connection works again
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # as the other such tests
-def test_the_writers_connection_is_replaced_when_it_broke_between_checks(
-    warm_billing,  # noqa: F811 - the fixture imported above
-    monkeypatch,
-):
-    chat = warm_billing
-    monkeypatch.setattr(writer, "_checked_at", float("-inf"))
+def on_writer_thread(fn: Any, *args: Any) -> Any:
+    return writer._executor.submit(fn, *args).result(timeout=30)
 
-    def on_writer_thread(fn: Any, *args: Any) -> Any:
-        return writer._executor.submit(fn, *args).result(timeout=30)
 
-    def backend_pid() -> int:
+def writer_backend_pid() -> int:
+    def pid() -> int:
         connection.ensure_connection()
         return int(connection.connection.info.backend_pid)
 
-    [first] = on_writer_thread(writer._write, post_messages, [Post(chat.pk, "one")])
-    assert isinstance(first, Message)
-    pid = on_writer_thread(backend_pid)
-    monkeypatch.setattr(writer, "CHECK_SECONDS", 3600.0)  # no check before the next batch
+    return int(on_writer_thread(pid))
+
+
+def kill_writer_connection() -> int:
+    """pg_terminate_backend on the writer thread's connection, waiting until it is gone."""
+    pid = writer_backend_pid()
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-    # Within the second after a check: this batch meets the dead connection, and is written
-    # again on a new one.
-    [second] = on_writer_thread(writer._write, post_messages, [Post(chat.pk, "two")])
+        cursor.execute("SELECT pg_terminate_backend(%s, 5000)", [pid])
+    return pid
+
+
+@pytest.fixture
+def writer_thread(monkeypatch):
+    """The writer's thread, with its connection checked before the first batch and then not for
+    an hour; the connection it opens is closed afterwards, whatever the test did."""
+    monkeypatch.setattr(writer, "_checked_at", float("-inf"))
+    monkeypatch.setattr(writer, "CHECK_SECONDS", 3600.0)
+    yield
+    on_writer_thread(lambda: connection.close())
+
+
+def has_client_id(post: Post) -> bool:
+    return bool(post.client_id)
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # as the other such tests
+def test_a_post_that_met_a_broken_connection_is_written_again_on_a_new_one(
+    warm_billing,  # noqa: F811 - the fixture imported above
+    writer_thread,
+):
+    chat = warm_billing
+    [first] = on_writer_thread(
+        writer._write, post_messages, [Post(chat.pk, "one", "c-1")], has_client_id
+    )
+    assert isinstance(first, Message)
+    pid = kill_writer_connection()
+    # No check before this batch (within the hour): it meets the dead connection, and is
+    # written again on a new one.
+    [second] = on_writer_thread(
+        writer._write, post_messages, [Post(chat.pk, "two", "c-2")], has_client_id
+    )
     assert isinstance(second, Message), second
-    assert on_writer_thread(backend_pid) != pid
+    assert writer_backend_pid() != pid
     texts = list(Message.objects.filter(chat=chat).order_by("seq").values_list("text", flat=True))
     assert texts[-2:] == ["one", "two"]
-    on_writer_thread(lambda: connection.close())
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_post_that_may_not_be_retried_gets_the_error_and_the_next_batch_reconnects(
+    warm_billing,  # noqa: F811 - the fixture imported above
+    writer_thread,
+):
+    """Without a client_id a post cannot be told apart from a copy of itself: had the lost
+    connection come at COMMIT, after the database stored it, writing it again would store it
+    twice. It gets the error (the page resends with its client_id); the connection is replaced
+    at once, so the next batch works."""
+    chat = warm_billing
+    on_writer_thread(writer._write, post_messages, [Post(chat.pk, "one")], has_client_id)
+    kill_writer_connection()
+    [refused] = on_writer_thread(
+        writer._write, post_messages, [Post(chat.pk, "two")], has_client_id
+    )
+    assert isinstance(refused, OperationalError)
+    [after] = on_writer_thread(
+        writer._write, post_messages, [Post(chat.pk, "three")], has_client_id
+    )
+    assert isinstance(after, Message), after
+    texts = list(Message.objects.filter(chat=chat).order_by("seq").values_list("text", flat=True))
+    assert texts[-2:] == ["one", "three"]
