@@ -323,9 +323,11 @@ else:
         "default": {"BACKEND": "chat.realtime.inmemory.ThreadSafeInMemoryChannelLayer"}
     }
 
+# Django's Redis cache, with one client (one connection pool) per process instead of one per
+# request or socket call (helpdesk/cache.py).
 CACHES = {
     "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        {"BACKEND": "helpdesk.cache.RedisCache", "LOCATION": REDIS_URL}
         if REDIS_URL
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     )

@@ -131,3 +131,43 @@ def test_group_send_past_capacity_drops_silently_and_resync_recovers(alice_agent
     dropped = sorted({m.public_seq for m in stored} - set(received))
     resynced = messages_after(chat_id=chat.pk, after=max(received), for_visitor=True)
     assert [m.public_seq for m in resynced] == dropped  # resume from the last seq seen: all back
+
+
+def _connections_named(name: str) -> int:
+    import redis
+
+    listed = redis.Redis.from_url(settings.TEST_REDIS_URL).client_list()
+    return sum(1 for client in listed if client.get("name") == name)
+
+
+@pytest.mark.redis
+def test_the_cache_shares_one_redis_connection_across_contexts():
+    """Django keeps a cache object per context (each ASGI request, each call from a socket) and
+    its Redis backend opens a connection pool per cache object: a TCP connection per context.
+    Tierline's backend shares one client per process; Django's own is checked too, so that this
+    test fails if the trap is gone upstream (then the subclass can go)."""
+    import threading
+    import uuid
+
+    from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
+
+    from helpdesk.cache import RedisCache
+
+    def use_from_threads(backend_class: type, name: str) -> int:
+        kept = []  # the cache objects stay alive, as a busy server's do until collected
+
+        def one_context(index: int) -> None:
+            cache = backend_class(settings.TEST_REDIS_URL, {"OPTIONS": {"client_name": name}})
+            cache.set(f"{name}:{index}", index, 30)
+            assert cache.get(f"{name}:{index}") == index
+            kept.append(cache)
+
+        for index in range(10):
+            thread = threading.Thread(target=one_context, args=(index,))
+            thread.start()
+            thread.join()
+        return _connections_named(name)
+
+    assert use_from_threads(RedisCache, f"tl-shared-{uuid.uuid4().hex[:8]}") == 1
+    assert use_from_threads(DjangoRedisCache, f"tl-stock-{uuid.uuid4().hex[:8]}") == 10
+    assert settings.CACHES["default"]["BACKEND"] == "helpdesk.cache.RedisCache"
