@@ -14,6 +14,7 @@ from chat.consumers.visitor import site_origin_allowed  # noqa: E402
 from chat.realtime.limits import ConnectionCapMiddleware, close_frames_on_protocol_errors  # noqa: E402
 from chat.realtime.origins import SameOriginValidator  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
+from helpdesk import gcpolicy  # noqa: E402
 
 # Outermost: the client's address (scope["client"], hence REMOTE_ADDR) is the connection's peer,
 # or, when that peer is one of TRUSTED_PROXIES, the right-most address in X-Forwarded-For that is
@@ -37,3 +38,6 @@ application = ProxyHeadersMiddleware(
 # The ASGI module is imported by the server before it listens: under daphne, answer oversized
 # frames and invalid UTF-8 with a close frame (1009, 1007) instead of dropping the connection.
 close_frames_on_protocol_errors()
+
+# Every server process: shorter pauses of the garbage collector with thousands of sockets open.
+gcpolicy.install(settings.GC_FREEZE_SECONDS)

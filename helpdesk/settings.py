@@ -418,6 +418,11 @@ GAP_REPAIR_SECONDS: float = env.float("GAP_REPAIR_SECONDS", default=0.25)
 # Websocket messages from many sockets are stored in one transaction per batch (the coalescing
 # writer, chat/realtime/writer.py).
 REALTIME_BATCH_WRITES: bool = env.bool("REALTIME_BATCH_WRITES", default=True)
+# Server processes freeze what survives each full garbage collection, so that later ones walk only
+# newer objects (with thousands of sockets a full collection stopped the process for up to a
+# second), and unfreeze and collect everything once this often; 0: CPython's collector as it is
+# (helpdesk/gcpolicy.py).
+GC_FREEZE_SECONDS: float = env.float("GC_FREEZE_SECONDS", default=600.0)
 WAIT_ESTIMATE_WINDOW_SECONDS: int = env_positive_int("WAIT_ESTIMATE_WINDOW_SECONDS", 3600)
 # A queued chat whose visitor's page has not been seen (socket connect or ping) for this long is
 # abandoned: the visitor left before an agent connected.

@@ -74,6 +74,8 @@ def service_env(redis_url: str | None = None, **extra: str) -> dict[str, str]:
         "ATTACHMENT_RATE_PER_VISITOR",
     ):
         env[name] = "100000/1m"
+    # The servers collect garbage as production's do (the test process itself does not freeze).
+    env["GC_FREEZE_SECONDS"] = "600"
     # Files the journeys send go to a directory of the run's own, never to the checkout's var/.
     env["MEDIA_ROOT"] = str(E2E_MEDIA_ROOT)
     env.update(extra)
