@@ -5,9 +5,9 @@ Django keeps its cache objects in a context-local store (asgiref's `Local`), and
 ASGI every request, and every `database_sync_to_async` call from a socket, runs in a fresh
 context: each built a new client (reading redis-py's version from its package metadata on disk)
 and opened a new TCP connection to Redis for a single command, left to the garbage collector.
-Django's ticket #35651 tracks it upstream. Here the client is built once per process for each
-set of servers and options, and every context shares it; redis-py's pool is thread-safe and
-starts afresh in a forked child (Celery's prefork workers)."""
+Django's ticket 35651 (code.djangoproject.com) tracks it upstream. Here the client is built
+once per process for each set of servers and options, and every context shares it; redis-py's
+pool is thread-safe and starts afresh in a forked child (Celery's prefork workers)."""
 
 import re
 import threading
