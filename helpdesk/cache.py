@@ -9,6 +9,7 @@ Django's ticket 35651 (code.djangoproject.com) tracks it upstream. Here the clie
 once per process for each set of servers and options, and every context shares it; redis-py's
 pool is thread-safe and starts afresh in a forked child (Celery's prefork workers)."""
 
+import os
 import re
 import threading
 from typing import Any, ClassVar
@@ -17,24 +18,46 @@ from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
 from django.utils.functional import cached_property
 
+# Guards building the shared clients and their pools (Django builds a pool on a client's first
+# command without a lock: two threads' first commands would each open one). A fresh one in a
+# forked child, in case another thread held it at the fork.
+_lock = threading.Lock()
+
+
+def _new_lock_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
+class SharedRedisCacheClient(RedisCacheClient):
+    def _get_connection_pool(self, write: bool) -> Any:
+        with _lock:
+            return super()._get_connection_pool(write)  # type: ignore[misc]  # not in the stubs
+
 
 class RedisCache(DjangoRedisCache):
+    """OPTIONS `max_connections`, if set, caps the process's connections, not a context's."""
+
     _clients: ClassVar[dict[tuple[Any, ...], RedisCacheClient]] = {}
-    _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, server: str | list[str], params: dict[str, Any]) -> None:
         super().__init__(server, params)
         # As Django reads them (RedisCache.__init__): servers split on ; or , and the OPTIONS.
         self._shared_servers = re.split("[;,]", server) if isinstance(server, str) else server
         self._shared_options = params.get("OPTIONS", {})
+        # Options without a telling repr (a Retry object, say) key by identity: never shared
+        # by mistake, at worst built twice.
         self._shared_key = (tuple(self._shared_servers), repr(sorted(self._shared_options.items())))
 
     @cached_property
     def _cache(self) -> RedisCacheClient:
-        with self._lock:
+        with _lock:
             client = self._clients.get(self._shared_key)
             if client is None:
-                client = self._clients[self._shared_key] = RedisCacheClient(
+                client = self._clients[self._shared_key] = SharedRedisCacheClient(
                     self._shared_servers, **self._shared_options
                 )
             return client

@@ -35,7 +35,7 @@ else:
 
 # The test process imports the ASGI module: its collector stays CPython's (the e2e servers, started
 # with tests.e2e.live.service_env, run with the policy as production does).
-GC_FREEZE_SECONDS = env.float("GC_FREEZE_SECONDS", default=0.0)
+GC_FREEZE_SECONDS = 0.0
 
 # Tests roll the database back between them; a copy of the templates kept across that would show
 # one test's texts to the next (tests/escalation/test_templates_cache.py turns it on).

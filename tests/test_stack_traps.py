@@ -171,3 +171,15 @@ def test_the_cache_shares_one_redis_connection_across_contexts():
     assert use_from_threads(RedisCache, f"tl-shared-{uuid.uuid4().hex[:8]}") == 1
     assert use_from_threads(DjangoRedisCache, f"tl-stock-{uuid.uuid4().hex[:8]}") == 10
     assert settings.CACHES["default"]["BACKEND"] == "helpdesk.cache.RedisCache"
+
+
+def test_the_shared_cache_client_is_per_servers_and_options():
+    from helpdesk.cache import RedisCache
+
+    def client(options: dict) -> object:
+        return RedisCache("redis://127.0.0.1:6379/9", {"OPTIONS": options})._cache
+
+    assert client({"client_name": "a"}) is client({"client_name": "a"})
+    assert client({"client_name": "a"}) is not client({"client_name": "b"})
+    other = RedisCache("redis://127.0.0.1:6379/10", {"OPTIONS": {"client_name": "a"}})._cache
+    assert other is not client({"client_name": "a"})
