@@ -71,6 +71,24 @@ def _flush_survives_a_deadlock() -> Any:
         yield
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: Any, django_db_blocker: Any) -> Any:
+    """pytest-django's, and at the end, before it drops the test database: the connections that
+    worker threads of this process opened (asgiref's executors run the sockets' database calls,
+    each thread with its own connection) are ended, or PostgreSQL refuses to drop a database
+    that others are using and the run ends with a warning and the database left behind."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture(autouse=True)
 def _own_rate_limit_counts(settings: Any) -> None:
     """Each test counts chat starts, left messages and failed logins from zero: the counts live
