@@ -10,7 +10,6 @@ once per process for each set of servers and options, and every context shares i
 pool is thread-safe and starts afresh in a forked child (Celery's prefork workers)."""
 
 import os
-import re
 import threading
 from typing import Any, ClassVar
 
@@ -43,21 +42,16 @@ class RedisCache(DjangoRedisCache):
 
     _clients: ClassVar[dict[tuple[Any, ...], RedisCacheClient]] = {}
 
-    def __init__(self, server: str | list[str], params: dict[str, Any]) -> None:
-        super().__init__(server, params)
-        # As Django reads them (RedisCache.__init__): servers split on ; or , and the OPTIONS.
-        self._shared_servers = re.split("[;,]", server) if isinstance(server, str) else server
-        self._shared_options = params.get("OPTIONS", {})
-        # Options without a telling repr (a Retry object, say) key by identity: never shared
-        # by mistake, at worst built twice.
-        self._shared_key = (tuple(self._shared_servers), repr(sorted(self._shared_options.items())))
-
     @cached_property
     def _cache(self) -> RedisCacheClient:
+        # The servers and OPTIONS as Django's __init__ parsed them (not in the type stubs).
+        # Options without a telling repr (a Retry object, say) key by identity: never shared by
+        # mistake, at worst built twice.
+        servers: list[str] = self._servers  # type: ignore[attr-defined]
+        options: dict[str, Any] = self._options  # type: ignore[attr-defined]
+        key = (tuple(servers), repr(sorted(options.items())))
         with _lock:
-            client = self._clients.get(self._shared_key)
+            client = self._clients.get(key)
             if client is None:
-                client = self._clients[self._shared_key] = SharedRedisCacheClient(
-                    self._shared_servers, **self._shared_options
-                )
+                client = self._clients[key] = SharedRedisCacheClient(servers, **options)
             return client
